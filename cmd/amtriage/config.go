@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/amtriage/amtriage/rules"
+)
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: amtriage check-config FILE") }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	path := fs.Arg(0)
+	cfg, err := rules.Load(path)
+	if err != nil {
+		printConfigErrors(stderr, path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d service profiles)\n", path, len(cfg.Services))
+	for _, w := range receiverWarnings(cfg) {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
+	}
+	return 0
+}
+
+// printConfigErrors lists every problem on its own line, prefixed with the file.
+func printConfigErrors(w io.Writer, path string, err error) {
+	var list rules.Errors
+	if errors.As(err, &list) {
+		fmt.Fprintf(w, "%s: %d error(s):\n", path, len(list))
+		for _, e := range list {
+			fmt.Fprintf(w, "  %v\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+// loadConfig reads --config, or the embedded default when it is empty.
+func loadConfig(path string) (*rules.Config, error) {
+	if path == "" {
+		return rules.Default(), nil
+	}
+	return rules.Load(path)
+}
+
+// receiverWarnings names configured receivers this version does not deliver
+// to yet, so nobody believes they are paging when they are not.
+func receiverWarnings(cfg *rules.Config) []string {
+	var out []string
+	if cfg.PagerDuty.RoutingKeyFile != "" || cfg.PagerDuty.RoutingKey != "" {
+		out = append(out, "pagerduty is configured but this version does not deliver to it yet; incidents go to the log notifier")
+	}
+	if cfg.Slack.TokenFile != "" || cfg.Slack.Token != "" {
+		out = append(out, "slack is configured but this version does not deliver to it yet; incidents go to the log notifier")
+	}
+	if cfg.Grafana.URL != "" {
+		out = append(out, "grafana is configured but this version does not annotate yet; incidents go to the log notifier")
+	}
+	if cfg.Prometheus.URL != "" {
+		out = append(out, "prometheus is configured but this version does not query it yet; signals come from alerts and profiles")
+	}
+	if cfg.Kubernetes.Enabled {
+		out = append(out, "kubernetes is enabled but this version has no Kubernetes diagnosis yet")
+	}
+	return out
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/triage"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (default: the embedded default config)")
+	listen := fs.String("listen", "", "override the config's listen address")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "amtriage: --log.level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		printConfigErrors(stderr, *configPath, err)
+		return 1
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	for _, w := range receiverWarnings(cfg) {
+		log.Warn(w)
+	}
+	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
+	logNotifier := &notify.LogNotifier{
+		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
+		Routes: notify.RouteConfig{Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel},
+	}
+	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}})
+	if err != nil {
+		log.Error("starting amtriage", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		d.Close()
+		log.Error("listening", "addr", cfg.Listen, "err", err)
+		return 1
+	}
+	if err := d.Serve(ctx, ln); err != nil {
+		log.Error("serving", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,508 @@
+// Package amtest starts a real Prometheus Alertmanager for integration tests.
+//
+// The Alertmanager listens on 127.0.0.1 only, keeps its state in the test's
+// temporary directory and is stopped by t.Cleanup, so it never outlives the
+// test. On test failure its log is written with t.Log.
+//
+// The binary comes from the Debian package prometheus-alertmanager
+// (/usr/bin/prometheus-alertmanager); an upstream build named alertmanager
+// on PATH works too. Without it the tests are skipped, unless CI=true, in
+// which case they fail.
+package amtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binaryNames are looked up on PATH in this order. Debian installs the
+// binary as prometheus-alertmanager, upstream releases as alertmanager.
+var binaryNames = []string{"prometheus-alertmanager", "alertmanager"}
+
+const (
+	// ReceiverName is the name of the single receiver in the generated config.
+	ReceiverName = "amtriage"
+
+	readyTimeout = 15 * time.Second
+	stopTimeout  = 5 * time.Second
+	logTailBytes = 4 << 10
+	maxLogDump   = 256 << 10
+	startTries   = 3
+)
+
+// Binary returns the path of the Alertmanager binary. If it is not
+// installed the test is skipped, or fails when the environment variable CI
+// is true.
+func Binary(t testing.TB) string {
+	t.Helper()
+	for _, name := range binaryNames {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if inCI() {
+		t.Fatalf("CI=true but neither %s is on PATH (%s): .ci/run must install the Debian package prometheus-alertmanager",
+			strings.Join(binaryNames, " nor "), os.Getenv("PATH"))
+	}
+	t.Skipf("prometheus-alertmanager not installed: apt-get install prometheus-alertmanager (CI installs it via .ci/run)")
+	return ""
+}
+
+func inCI() bool {
+	v, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && v
+}
+
+// Config describes the Alertmanager to start. The zero value of every field
+// except WebhookURL is usable.
+type Config struct {
+	// WebhookURL is where the single receiver ("amtriage") sends its
+	// webhooks. Required.
+	WebhookURL string
+
+	// BearerToken, if set, is written to a credentials_file (with a trailing
+	// newline, which Alertmanager strips) and sent as
+	// "Authorization: Bearer <token>".
+	BearerToken string
+	// BasicAuthUser and BasicAuthPassword, if set, configure basic_auth.
+	// Mutually exclusive with BearerToken.
+	BasicAuthUser     string
+	BasicAuthPassword string
+
+	// Route timings. Defaults: 1s, 1s, 1h.
+	GroupWait      time.Duration
+	GroupInterval  time.Duration
+	RepeatInterval time.Duration
+	// GroupBy defaults to ["alertname", "service"].
+	GroupBy []string
+
+	// MaxAlerts is the webhook's max_alerts (0: no limit).
+	MaxAlerts int
+	// SendResolved is the webhook's send_resolved; nil means true.
+	SendResolved *bool
+}
+
+// Bool returns a pointer to b, for Config.SendResolved.
+func Bool(b bool) *bool { return &b }
+
+// Alertmanager is a running Alertmanager process owned by one test.
+type Alertmanager struct {
+	url      string
+	dir      string
+	logPath  string
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited
+	waitErr  error         // valid after done is closed
+	logShown bool          // the log tail is already in a failure message
+	client   *http.Client
+}
+
+// Start writes an alertmanager.yml for cfg into a fresh temporary directory,
+// starts the Alertmanager on a free 127.0.0.1 port and waits until it is
+// ready. The process is stopped when the test ends.
+func Start(t testing.TB, cfg Config) *Alertmanager {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+
+	yml, err := renderConfig(dir, cfg)
+	if err != nil {
+		t.Fatalf("amtest: %v", err)
+	}
+	cfgPath := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatalf("amtest: write config: %v", err)
+	}
+
+	// The port is picked by binding :0 and releasing it, so another process
+	// may grab it before Alertmanager does; retry on "address already in use".
+	var lastErr error
+	for try := 1; try <= startTries; try++ {
+		am, err := start(t, bin, dir, cfgPath, try)
+		if err == nil {
+			return am
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("amtest: %v", lastErr)
+	return nil
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func start(t testing.TB, bin, dir, cfgPath string, try int) (*Alertmanager, error) {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	am := &Alertmanager{
+		url:     "http://" + addr,
+		dir:     dir,
+		logPath: filepath.Join(dir, fmt.Sprintf("alertmanager-%d.log", try)),
+		done:    make(chan struct{}),
+		client: &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{Proxy: nil, DisableCompression: true},
+		},
+	}
+	storage := filepath.Join(dir, fmt.Sprintf("data-%d", try))
+	if err := os.Mkdir(storage, 0o700); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(am.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+
+	am.cmd = exec.Command(bin,
+		"--config.file="+cfgPath,
+		"--storage.path="+storage,
+		"--web.listen-address="+addr,
+		"--web.external-url="+am.url,
+		"--cluster.listen-address=",
+		"--log.level=debug",
+	)
+	am.cmd.Dir = dir
+	am.cmd.Stdout = logFile
+	am.cmd.Stderr = logFile
+	am.cmd.SysProcAttr = sysProcAttr()
+	if err := am.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		am.waitErr = am.cmd.Wait()
+		close(am.done)
+	}()
+	t.Cleanup(func() {
+		am.stop(t)
+		if t.Failed() && !am.logShown {
+			am.dumpLog(t)
+		}
+	})
+
+	if err := am.waitReady(); err != nil {
+		am.stop(t)
+		tail := am.logTail(logTailBytes)
+		if strings.Contains(tail, "address already in use") {
+			return nil, fmt.Errorf("%w: %v", errAddrInUse, err)
+		}
+		am.logShown = true
+		return nil, fmt.Errorf("alertmanager not ready: %v\n--- log tail (%s) ---\n%s", err, am.logPath, tail)
+	}
+	return am, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (am *Alertmanager) waitReady() error {
+	deadline := time.Now().Add(readyTimeout)
+	lastErr := errors.New("no attempt")
+	for time.Now().Before(deadline) {
+		select {
+		case <-am.done:
+			return fmt.Errorf("process exited early: %v", am.waitErr)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/-/ready", nil)
+		resp, err := am.client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				cancel()
+				return nil
+			}
+			err = fmt.Errorf("GET /-/ready: %s", resp.Status)
+		}
+		cancel()
+		lastErr = err
+		select {
+		case <-am.done:
+			return fmt.Errorf("process exited early: %v", am.waitErr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("timeout after %s: %v", readyTimeout, lastErr)
+}
+
+// stop sends SIGTERM, then SIGKILL after stopTimeout, and waits for the
+// process. It is safe to call more than once.
+func (am *Alertmanager) stop(t testing.TB) {
+	select {
+	case <-am.done:
+		return
+	default:
+	}
+	_ = am.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-am.done:
+		return
+	case <-time.After(stopTimeout):
+	}
+	t.Logf("amtest: alertmanager (pid %d) ignored SIGTERM for %s; killing it", am.cmd.Process.Pid, stopTimeout)
+	_ = am.cmd.Process.Kill()
+	<-am.done
+}
+
+func (am *Alertmanager) dumpLog(t testing.TB) {
+	b, err := os.ReadFile(am.logPath)
+	if err != nil {
+		t.Logf("amtest: read alertmanager log: %v", err)
+		return
+	}
+	if len(b) > maxLogDump {
+		b = append([]byte("[...]\n"), b[len(b)-maxLogDump:]...)
+	}
+	t.Logf("amtest: alertmanager log (%s):\n%s", am.logPath, b)
+}
+
+func (am *Alertmanager) logTail(n int64) string {
+	f, err := os.Open(am.logPath)
+	if err != nil {
+		return fmt.Sprintf("(read log: %v)", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(-n, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+// URL returns the Alertmanager's base URL, http://127.0.0.1:PORT.
+func (am *Alertmanager) URL() string { return am.url }
+
+// LogPath returns the file that receives the Alertmanager's stdout and stderr.
+func (am *Alertmanager) LogPath() string { return am.logPath }
+
+// Alert is an alert as posted to POST /api/v2/alerts.
+type Alert struct {
+	Labels       map[string]string
+	Annotations  map[string]string
+	StartsAt     time.Time // zero: Alertmanager uses the time of receipt
+	EndsAt       time.Time // zero: firing until resolve_timeout; past: resolved
+	GeneratorURL string
+}
+
+// MarshalJSON encodes the alert in the API v2 format, leaving out zero
+// times and writing the others as RFC 3339 with nanoseconds.
+func (a Alert) MarshalJSON() ([]byte, error) {
+	type wire struct {
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations,omitempty"`
+		StartsAt     string            `json:"startsAt,omitempty"`
+		EndsAt       string            `json:"endsAt,omitempty"`
+		GeneratorURL string            `json:"generatorURL,omitempty"`
+	}
+	w := wire{Labels: a.Labels, Annotations: a.Annotations, GeneratorURL: a.GeneratorURL}
+	if w.Labels == nil {
+		w.Labels = map[string]string{}
+	}
+	if !a.StartsAt.IsZero() {
+		w.StartsAt = a.StartsAt.Format(time.RFC3339Nano)
+	}
+	if !a.EndsAt.IsZero() {
+		w.EndsAt = a.EndsAt.Format(time.RFC3339Nano)
+	}
+	return json.Marshal(w)
+}
+
+// Resolve returns copies of alerts with EndsAt set to one second ago, so
+// that posting them makes Alertmanager mark them resolved. The input is not
+// modified.
+func Resolve(alerts []Alert) []Alert {
+	end := time.Now().Add(-time.Second)
+	out := make([]Alert, len(alerts))
+	for i, a := range alerts {
+		a.EndsAt = end
+		if !a.StartsAt.IsZero() && a.StartsAt.After(end) {
+			a.StartsAt = end // Alertmanager rejects startsAt after endsAt
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// PostAlerts sends alerts to POST /api/v2/alerts.
+func (am *Alertmanager) PostAlerts(ctx context.Context, alerts []Alert) error {
+	if alerts == nil {
+		alerts = []Alert{}
+	}
+	body, err := json.Marshal(alerts)
+	if err != nil {
+		return fmt.Errorf("encode alerts: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, am.url+"/api/v2/alerts", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := am.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("post alerts: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("post alerts: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// Alerts returns the alerts Alertmanager currently holds (GET
+// /api/v2/alerts), decoded loosely.
+func (am *Alertmanager) Alerts(ctx context.Context) ([]map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/api/v2/alerts", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := am.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get alerts: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("get alerts: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get alerts: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	var out []map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	return out, nil
+}
+
+// renderConfig returns the alertmanager.yml for cfg. Secrets files are
+// written into dir.
+func renderConfig(dir string, cfg Config) (string, error) {
+	if cfg.WebhookURL == "" {
+		return "", errors.New("config: WebhookURL is required")
+	}
+	if u, err := url.Parse(cfg.WebhookURL); err != nil || u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("config: WebhookURL %q is not an absolute URL", cfg.WebhookURL)
+	}
+	basic := cfg.BasicAuthUser != "" || cfg.BasicAuthPassword != ""
+	if basic && cfg.BearerToken != "" {
+		return "", errors.New("config: BearerToken and BasicAuth* are mutually exclusive")
+	}
+	if cfg.MaxAlerts < 0 {
+		return "", fmt.Errorf("config: MaxAlerts %d is negative", cfg.MaxAlerts)
+	}
+	groupWait, err := amDuration("GroupWait", cfg.GroupWait, time.Second)
+	if err != nil {
+		return "", err
+	}
+	groupInterval, err := amDuration("GroupInterval", cfg.GroupInterval, time.Second)
+	if err != nil {
+		return "", err
+	}
+	repeatInterval, err := amDuration("RepeatInterval", cfg.RepeatInterval, time.Hour)
+	if err != nil {
+		return "", err
+	}
+	groupBy := cfg.GroupBy
+	if len(groupBy) == 0 {
+		groupBy = []string{"alertname", "service"}
+	}
+	sendResolved := cfg.SendResolved == nil || *cfg.SendResolved
+
+	var b strings.Builder
+	b.WriteString("# Written by internal/amtest.\n")
+	b.WriteString("route:\n")
+	fmt.Fprintf(&b, "  receiver: %s\n", q(ReceiverName))
+	b.WriteString("  group_by: [")
+	for i, l := range groupBy {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(q(l))
+	}
+	b.WriteString("]\n")
+	fmt.Fprintf(&b, "  group_wait: %s\n", groupWait)
+	fmt.Fprintf(&b, "  group_interval: %s\n", groupInterval)
+	fmt.Fprintf(&b, "  repeat_interval: %s\n", repeatInterval)
+	b.WriteString("receivers:\n")
+	fmt.Fprintf(&b, "  - name: %s\n", q(ReceiverName))
+	b.WriteString("    webhook_configs:\n")
+	fmt.Fprintf(&b, "      - url: %s\n", q(cfg.WebhookURL))
+	fmt.Fprintf(&b, "        send_resolved: %t\n", sendResolved)
+	fmt.Fprintf(&b, "        max_alerts: %d\n", cfg.MaxAlerts)
+	switch {
+	case cfg.BearerToken != "":
+		tokenFile := filepath.Join(dir, "bearer_token")
+		if err := os.WriteFile(tokenFile, []byte(cfg.BearerToken+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write bearer token: %w", err)
+		}
+		b.WriteString("        http_config:\n")
+		b.WriteString("          authorization:\n")
+		b.WriteString("            type: Bearer\n")
+		fmt.Fprintf(&b, "            credentials_file: %s\n", q(tokenFile))
+	case basic:
+		b.WriteString("        http_config:\n")
+		b.WriteString("          basic_auth:\n")
+		fmt.Fprintf(&b, "            username: %s\n", q(cfg.BasicAuthUser))
+		fmt.Fprintf(&b, "            password: %s\n", q(cfg.BasicAuthPassword))
+	}
+	return b.String(), nil
+}
+
+// q quotes s as a YAML double-quoted scalar (JSON strings are valid ones).
+func q(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// amDuration formats d in Prometheus' duration syntax (e.g. "1h30m",
+// "1500ms"), using def when d is zero.
+func amDuration(field string, d, def time.Duration) (string, error) {
+	if d == 0 {
+		d = def
+	}
+	if d < 0 || d%time.Millisecond != 0 {
+		return "", fmt.Errorf("config: %s %s: must be positive and a whole number of milliseconds", field, d)
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if n := d / u.d; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.d
+		}
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,52 @@
+package notify
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+// LogNotifier is the default receiver: one structured line per incident
+// event, with the routing decision the other receivers would act on.
+type LogNotifier struct {
+	Log    *slog.Logger
+	Routes RouteConfig
+}
+
+// Name implements Notifier.
+func (n *LogNotifier) Name() string { return "log" }
+
+var eventMessages = map[incident.EventKind]string{
+	incident.Opened:          "incident opened",
+	incident.SeverityChanged: "incident severity changed",
+	incident.ResolvedEvent:   "incident resolved",
+}
+
+// Notify implements Notifier. Writing a log line cannot usefully be retried.
+func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
+	inc := &ev.Incident
+	attrs := []slog.Attr{
+		slog.String("event", string(ev.Kind)),
+		slog.String("incident", inc.ID),
+		slog.String("service", inc.Service),
+		slog.String("title", inc.Title),
+		slog.Int("severity", int(inc.Severity)),
+		slog.Int("rule", inc.Rule),
+		slog.Any("reasons", inc.Reasons),
+		slog.Int("alerts_firing", inc.Firing),
+		slog.Int("alerts_total", ev.AlertsTotal),
+		slog.Time("started", inc.StartedAt),
+		slog.Any("route", RouteFor(ev, n.Routes)),
+	}
+	if ev.Kind == incident.SeverityChanged {
+		attrs = append(attrs, slog.Int("previous_severity", int(ev.PreviousSeverity)))
+	}
+	if ev.Kind == incident.ResolvedEvent {
+		attrs = append(attrs, slog.Time("resolved", inc.ResolvedAt),
+			slog.String("duration", inc.Duration(inc.ResolvedAt).Round(time.Second).String()))
+	}
+	n.Log.LogAttrs(ctx, slog.LevelInfo, eventMessages[ev.Kind], attrs...)
+	return false, nil
+}

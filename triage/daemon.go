@@ -1,0 +1,145 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/rules"
+)
+
+// Daemon wires the store, intake, pipeline, receivers and HTTP API together.
+type Daemon struct {
+	cfg             *rules.Config
+	log             *slog.Logger
+	store           *Store
+	committer       *Committer
+	pipeline        *Pipeline
+	api             *API
+	registry        *prometheus.Registry
+	notifiers       []notify.Notifier
+	wakes           []chan struct{}
+	nmetrics        *notify.Metrics
+	ShutdownTimeout time.Duration
+}
+
+// Options are the parts of a Daemon that are not configuration.
+type Options struct {
+	Log       *slog.Logger
+	Notifiers []notify.Notifier // receivers; each gets its own outbox queue
+	Sources   []SignalSource
+	Now       func() time.Time
+}
+
+// NewDaemon opens the store and restores the incident state.
+func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
+	if len(o.Notifiers) == 0 {
+		return nil, errors.New("no receivers configured")
+	}
+	store, err := OpenStore(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := &Daemon{cfg: cfg, log: o.Log, store: store, registry: reg, notifiers: o.Notifiers, ShutdownTimeout: 25 * time.Second}
+	metrics := NewMetrics(reg)
+	d.nmetrics = notify.NewMetrics(reg)
+	names := make([]string, len(o.Notifiers))
+	for i, n := range o.Notifiers {
+		names[i] = n.Name()
+		d.wakes = append(d.wakes, make(chan struct{}, 1))
+	}
+	d.pipeline, err = NewPipeline(PipelineOptions{
+		Store: store, Triager: &Triager{Config: cfg, Sources: o.Sources}, Log: o.Log, Metrics: metrics,
+		Receivers: names, OnEvents: d.wakeReceivers,
+		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Wake)
+	d.api = &API{
+		Committer: d.committer, Pipeline: d.pipeline, Metrics: metrics, Registry: reg, Log: o.Log,
+		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes,
+	}
+	return d, nil
+}
+
+func (d *Daemon) wakeReceivers() {
+	for _, w := range d.wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Handler is the HTTP API, for tests and embedding.
+func (d *Daemon) Handler() http.Handler { return d.api.Handler() }
+
+// Pipeline exposes the incident state, for tests and the CLI.
+func (d *Daemon) Pipeline() *Pipeline { return d.pipeline }
+
+// Serve runs until ctx ends, then shuts down gracefully: new webhooks get 503,
+// in-flight ones finish their durable commit, and the store is closed.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           d.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { d.pipeline.Run(workCtx) })
+	for i, n := range d.notifiers {
+		dl := &notify.Deliverer{Queue: d.store, Notifier: n, Wake: d.wakes[i], Log: d.log, Metrics: d.nmetrics}
+		wg.Go(func() { dl.Run(workCtx) })
+	}
+	d.wakeReceivers() // deliver what a previous run left queued
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	d.log.Info("amtriage listening", "addr", ln.Addr().String(), "store", d.cfg.Store.Path)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	}
+	d.log.Info("shutting down: draining in-flight requests")
+	d.api.SetDraining()
+	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		d.log.Warn("http shutdown", "err", serr)
+	}
+	cancel()
+	d.committer.Close()
+	stopWork()
+	wg.Wait()
+	if cerr := d.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	d.log.Info("stopped")
+	return err
+}
+
+// Close releases the store without serving (for callers that never Serve).
+func (d *Daemon) Close() error {
+	d.committer.Close()
+	return d.store.Close()
+}

@@ -1,0 +1,469 @@
+package incident
+
+import (
+	"sort"
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+)
+
+// Observation is one alert of a notification, triaged.
+type Observation struct {
+	Alert    Alert // Key, Status, labels… as received; Decision set by triage
+	Service  string
+	Decision severity.Decision
+}
+
+// Batch is one webhook notification after triage.
+type Batch struct {
+	At          time.Time // when it was received: replay after a crash uses the same time
+	GroupKey    string
+	ExternalURL string
+	// Complete is true when nothing was cut by max_alerts: the notification then
+	// lists every alert of its group, so a member missing from it has resolved.
+	Complete     bool
+	Observations []Observation
+}
+
+// EventKind is what happened to an incident.
+type EventKind string
+
+// The incident events notifiers receive.
+const (
+	Opened          EventKind = "opened"
+	SeverityChanged EventKind = "severity_changed"
+	ResolvedEvent   EventKind = "resolved"
+)
+
+// Event is a change to an incident that receivers are told about. It carries
+// a snapshot so delivery later does not depend on the live state.
+type Event struct {
+	Kind             EventKind      `json:"kind"`
+	At               time.Time      `json:"at"`
+	Incident         Incident       `json:"incident"`
+	PreviousSeverity severity.Level `json:"previousSeverity,omitempty"`
+	// Alerts: the incident's members, firing first, at most MaxEventAlerts.
+	Alerts      []Alert `json:"alerts"`
+	AlertsTotal int     `json:"alertsTotal"`
+}
+
+// MaxEventAlerts caps the alerts an event carries; a storm's count is in AlertsTotal.
+const MaxEventAlerts = 50
+
+// AlertRef names an alert record: alerts are stored per incident.
+type AlertRef struct {
+	IncidentID string
+	Alert      *Alert
+}
+
+// Changes is what a step changed; the caller persists it atomically.
+type Changes struct {
+	Incidents     []*Incident // to put (by ID)
+	Alerts        []AlertRef  // to put
+	DeletedAlerts []AlertRef  // to delete (their incident resolved)
+	Tombstones    map[string]Tombstone
+	Events        []Event
+	Decisions     int // alerts (re)decided, for metrics
+}
+
+// Empty reports whether nothing changed.
+func (c *Changes) Empty() bool {
+	return len(c.Incidents) == 0 && len(c.Alerts) == 0 && len(c.DeletedAlerts) == 0 &&
+		len(c.Tombstones) == 0 && len(c.Events) == 0
+}
+
+// Book is the in-memory incident state. It is not safe for concurrent use;
+// the pipeline owns it and publishes snapshots.
+type Book struct {
+	open  map[string]*Incident // service → open incident
+	byID  map[string]*Incident // open and recently resolved
+	live  map[string]*Incident // occurrence key → open incident holding it
+	tombs map[string]Tombstone // resolved occurrences
+	// groups indexes firing alerts by the group that last delivered them, so
+	// a complete notification checks only its own group's members.
+	groups map[string]map[string]*Incident
+}
+
+// NewBook returns an empty book.
+func NewBook() *Book {
+	return &Book{
+		open:   map[string]*Incident{},
+		byID:   map[string]*Incident{},
+		live:   map[string]*Incident{},
+		tombs:  map[string]Tombstone{},
+		groups: map[string]map[string]*Incident{},
+	}
+}
+
+func (b *Book) index(inc *Incident, a *Alert) {
+	m := b.groups[a.GroupKey]
+	if m == nil {
+		m = map[string]*Incident{}
+		b.groups[a.GroupKey] = m
+	}
+	m[a.Key] = inc
+}
+
+func (b *Book) unindex(a *Alert) {
+	if m := b.groups[a.GroupKey]; m != nil {
+		delete(m, a.Key)
+		if len(m) == 0 {
+			delete(b.groups, a.GroupKey)
+		}
+	}
+}
+
+// Restore loads persisted state: incidents, the alerts of open ones, tombstones.
+func (b *Book) Restore(incidents []*Incident, alerts []AlertRef, tombs map[string]Tombstone) {
+	for _, inc := range incidents {
+		b.byID[inc.ID] = inc
+		if inc.Status == Firing {
+			inc.Alerts = map[string]*Alert{}
+			b.open[inc.Service] = inc
+		}
+	}
+	for _, ref := range alerts {
+		inc := b.byID[ref.IncidentID]
+		if inc == nil || inc.Status != Firing {
+			continue
+		}
+		inc.Alerts[ref.Alert.Key] = ref.Alert
+		b.live[ref.Alert.Key] = inc
+		if ref.Alert.Status == Firing {
+			b.index(inc, ref.Alert)
+		}
+	}
+	for k, t := range tombs {
+		b.tombs[k] = t
+	}
+}
+
+type before struct {
+	severity severity.Level
+	isNew    bool
+}
+
+// step accumulates one Apply's effects.
+type step struct {
+	b       *Book
+	ch      *Changes
+	touched map[*Incident]before
+	order   []*Incident
+	dirty   map[*Alert]*Incident
+}
+
+func (b *Book) newStep() *step {
+	return &step{b: b, ch: &Changes{Tombstones: map[string]Tombstone{}}, touched: map[*Incident]before{}, dirty: map[*Alert]*Incident{}}
+}
+
+func (s *step) touch(inc *Incident, isNew bool) {
+	if _, ok := s.touched[inc]; ok {
+		return
+	}
+	s.touched[inc] = before{severity: inc.Severity, isNew: isNew}
+	s.order = append(s.order, inc)
+}
+
+func (s *step) markAlert(inc *Incident, a *Alert) { s.dirty[a] = inc }
+
+// Apply folds one notification into the book. Redelivering the same
+// notification changes nothing: an occurrence is fingerprint + startsAt, and a
+// status already seen for it is a duplicate.
+func (b *Book) Apply(batch Batch) *Changes {
+	s := b.newStep()
+	present := make(map[string]struct{}, len(batch.Observations))
+	for i := range batch.Observations {
+		o := &batch.Observations[i]
+		present[o.Alert.Key] = struct{}{}
+		s.observe(batch, o)
+	}
+	if batch.Complete && batch.GroupKey != "" {
+		s.resolveAbsent(batch, present)
+	}
+	return s.finish(batch.At)
+}
+
+func (s *step) observe(batch Batch, o *Observation) {
+	b := s.b
+	key := o.Alert.Key
+	if inc, ok := b.live[key]; ok {
+		a := inc.Alerts[key]
+		switch {
+		case o.Alert.Status == Firing && a.Status == Firing:
+			b.unindex(a)
+			a.LastSeen = batch.At
+			a.GroupKey = batch.GroupKey
+			b.index(inc, a)
+			a.Annotations = o.Alert.Annotations
+			a.Decision = o.Decision
+			s.ch.Decisions++
+		case o.Alert.Status == Resolved && a.Status == Firing:
+			b.unindex(a)
+			a.Status, a.ResolvedBy, a.EndsAt, a.LastSeen = Resolved, ByAlertmanager, o.Alert.EndsAt, batch.At
+			inc.Firing--
+		case o.Alert.Status == Firing && a.ResolvedBy != ByAlertmanager:
+			// An inferred resolution was wrong: the occurrence still fires.
+			a.Status, a.ResolvedBy, a.EndsAt, a.LastSeen = Firing, "", time.Time{}, batch.At
+			a.Decision, a.GroupKey = o.Decision, batch.GroupKey
+			b.index(inc, a)
+			inc.Firing++
+			s.ch.Decisions++
+		default:
+			return // a status already seen: duplicate
+		}
+		s.touch(inc, false)
+		s.markAlert(inc, a)
+		return
+	}
+	if t, ok := b.tombs[key]; ok {
+		if o.Alert.Status == Resolved || t.ResolvedBy == ByAlertmanager {
+			return // duplicate, or a stale firing redelivered after the resolve
+		}
+		delete(b.tombs, key) // inferred resolution undone below
+	}
+	if o.Alert.Status == Resolved {
+		// Never seen firing (cut by max_alerts, or before we started): remember
+		// it so a late redelivery of its firing does not open an incident.
+		t := Tombstone{ResolvedBy: ByAlertmanager, At: batch.At}
+		b.tombs[key] = t
+		s.ch.Tombstones[key] = t
+		return
+	}
+	inc, isNew := b.open[o.Service], false
+	if inc == nil {
+		isNew = true
+		inc = &Incident{
+			ID:          newID(o.Service, key),
+			Service:     o.Service,
+			Status:      Firing,
+			StartedAt:   o.Alert.StartsAt.UTC(),
+			ExternalURL: batch.ExternalURL,
+			Alerts:      map[string]*Alert{},
+		}
+		for b.byID[inc.ID] != nil { // the same occurrence can reopen after an inferred resolve
+			inc.ID = newID(inc.ID, key)
+		}
+		b.open[o.Service] = inc
+		b.byID[inc.ID] = inc
+	}
+	a := o.Alert
+	a.Decision, a.LastSeen, a.GroupKey = o.Decision, batch.At, batch.GroupKey
+	inc.Alerts[key] = &a
+	inc.Firing++
+	if a.StartsAt.Before(inc.StartedAt) {
+		inc.StartedAt = a.StartsAt.UTC()
+	}
+	b.live[key] = inc
+	b.index(inc, &a)
+	s.ch.Decisions++
+	s.touch(inc, isNew)
+	s.markAlert(inc, &a)
+}
+
+func (s *step) resolveAbsent(batch Batch, present map[string]struct{}) {
+	members := s.b.groups[batch.GroupKey]
+	keys := make([]string, 0, len(members))
+	for key := range members {
+		if _, ok := present[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		inc := members[key]
+		a := inc.Alerts[key]
+		s.b.unindex(a)
+		a.Status, a.ResolvedBy, a.EndsAt = Resolved, ByAbsence, batch.At
+		inc.Firing--
+		s.touch(inc, false)
+		s.markAlert(inc, a)
+	}
+}
+
+// SweepStale resolves firing alerts not seen for staleAfter: resolutions cut
+// from truncated notifications would otherwise keep incidents open forever.
+func (b *Book) SweepStale(now time.Time, staleAfter time.Duration) *Changes {
+	s := b.newStep()
+	if staleAfter <= 0 {
+		return s.ch
+	}
+	for _, inc := range b.sortedOpen() {
+		for _, a := range inc.sortedAlerts() {
+			if a.Status == Firing && now.Sub(a.LastSeen) >= staleAfter {
+				b.unindex(a)
+				a.Status, a.ResolvedBy, a.EndsAt = Resolved, ByStaleness, now
+				inc.Firing--
+				s.touch(inc, false)
+				s.markAlert(inc, a)
+			}
+		}
+	}
+	return s.finish(now)
+}
+
+// Prune forgets resolved incidents and tombstones older than retention. It
+// returns the incident ids and tombstone keys to delete from the store.
+func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombstones []string) {
+	for id, inc := range b.byID {
+		if inc.Status == Resolved && now.Sub(inc.ResolvedAt) > retention {
+			delete(b.byID, id)
+			incidents = append(incidents, id)
+		}
+	}
+	for k, t := range b.tombs {
+		if now.Sub(t.At) > retention {
+			delete(b.tombs, k)
+			tombstones = append(tombstones, k)
+		}
+	}
+	sort.Strings(incidents)
+	sort.Strings(tombstones)
+	return incidents, tombstones
+}
+
+func (s *step) finish(at time.Time) *Changes {
+	for _, inc := range s.order {
+		prev := s.touched[inc]
+		s.recompute(inc)
+		if inc.Firing == 0 {
+			s.resolve(inc, at)
+		}
+		switch {
+		case prev.isNew:
+			s.ch.Events = append(s.ch.Events, s.b.event(Opened, at, inc, 0))
+			if inc.Status == Resolved {
+				s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
+			}
+		case inc.Status == Resolved:
+			s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
+		case inc.Severity != prev.severity:
+			s.ch.Events = append(s.ch.Events, s.b.event(SeverityChanged, at, inc, prev.severity))
+		}
+		s.ch.Incidents = append(s.ch.Incidents, inc)
+	}
+	for _, inc := range s.order {
+		if inc.Status == Resolved {
+			inc.Alerts = nil // tombstones remember its occurrences
+		}
+	}
+	for a, inc := range s.dirty {
+		if inc.Status == Firing {
+			s.ch.Alerts = append(s.ch.Alerts, AlertRef{IncidentID: inc.ID, Alert: a})
+		}
+	}
+	sort.Slice(s.ch.Alerts, func(i, j int) bool { return s.ch.Alerts[i].Alert.Key < s.ch.Alerts[j].Alert.Key })
+	return s.ch
+}
+
+// recompute sets the incident's severity to its most severe firing alert's,
+// keeping the current decisive alert on ties so the reasons do not flap.
+func (s *step) recompute(inc *Incident) {
+	var best *Alert
+	if cur := inc.Alerts[inc.Decisive]; cur != nil && cur.Status == Firing {
+		best = cur
+	}
+	for _, a := range inc.sortedAlerts() {
+		if a.Status != Firing {
+			continue
+		}
+		if best == nil || a.Decision.Severity < best.Decision.Severity {
+			best = a
+		}
+	}
+	if best == nil {
+		return // all resolved: keep the last decision for the record
+	}
+	changed := inc.Decisive != best.Key || inc.Severity != best.Decision.Severity
+	inc.Decisive = best.Key
+	inc.Severity = best.Decision.Severity
+	inc.Rule = best.Decision.Rule
+	inc.Reasons = best.Decision.Reasons
+	if inc.PeakSeverity == 0 || inc.Severity < inc.PeakSeverity {
+		inc.PeakSeverity = inc.Severity
+	}
+	if changed || inc.Title == "" {
+		inc.Title = title(inc.Service, best, inc.StartedAt)
+	}
+}
+
+func (s *step) resolve(inc *Incident, at time.Time) {
+	inc.Status = Resolved
+	end := time.Time{}
+	for _, a := range inc.Alerts {
+		if a.EndsAt.After(end) {
+			end = a.EndsAt
+		}
+	}
+	if end.IsZero() || end.Before(inc.StartedAt) {
+		end = at
+	}
+	inc.ResolvedAt = end.UTC()
+	delete(s.b.open, inc.Service)
+	for key, a := range inc.Alerts {
+		t := Tombstone{IncidentID: inc.ID, ResolvedBy: a.ResolvedBy, At: at}
+		s.b.tombs[key] = t
+		s.ch.Tombstones[key] = t
+		delete(s.b.live, key)
+		s.ch.DeletedAlerts = append(s.ch.DeletedAlerts, AlertRef{IncidentID: inc.ID, Alert: a})
+	}
+	sort.Slice(s.ch.DeletedAlerts, func(i, j int) bool {
+		return s.ch.DeletedAlerts[i].Alert.Key < s.ch.DeletedAlerts[j].Alert.Key
+	})
+}
+
+func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.Level) Event {
+	ev := Event{Kind: kind, At: at, Incident: *inc, PreviousSeverity: prev, AlertsTotal: len(inc.Alerts)}
+	ev.Incident.Alerts = nil
+	for _, a := range inc.sortedAlerts() {
+		if len(ev.Alerts) == MaxEventAlerts {
+			break
+		}
+		ev.Alerts = append(ev.Alerts, *a)
+	}
+	return ev
+}
+
+// Open returns the open incidents, most severe first, then oldest.
+func (b *Book) Open() []*Incident { return b.sortedOpen() }
+
+// Get returns an incident by id, open or recently resolved.
+func (b *Book) Get(id string) *Incident { return b.byID[id] }
+
+func (b *Book) sortedOpen() []*Incident {
+	out := make([]*Incident, 0, len(b.open))
+	for _, inc := range b.open {
+		out = append(out, inc)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Severity != out[j].Severity {
+			return out[i].Severity < out[j].Severity
+		}
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.Before(out[j].StartedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// sortedAlerts orders members firing first, most severe first, then by key, so
+// every walk over them is deterministic.
+func (inc *Incident) sortedAlerts() []*Alert {
+	out := make([]*Alert, 0, len(inc.Alerts))
+	for _, a := range inc.Alerts {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Status == Firing) != (out[j].Status == Firing) {
+			return out[i].Status == Firing
+		}
+		if out[i].Decision.Severity != out[j].Decision.Severity {
+			return out[i].Decision.Severity < out[j].Decision.Severity
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+// SortedAlerts is the incident's members in display order.
+func (inc *Incident) SortedAlerts() []*Alert { return inc.sortedAlerts() }

@@ -1,0 +1,124 @@
+// Package incident is the incident lifecycle as a pure state machine: triaged
+// alerts in, incident changes and events out. It does no I/O; the caller
+// persists the Changes it returns in the same transaction as its input.
+package incident
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+)
+
+// Status of an alert or an incident, as Alertmanager spells it.
+const (
+	Firing   = "firing"
+	Resolved = "resolved"
+)
+
+// How an alert came to be resolved. Only a resolution Alertmanager itself sent
+// is final: an inferred one is undone if the occurrence is seen firing again.
+const (
+	ByAlertmanager = "alertmanager" // a resolved alert in a notification
+	ByAbsence      = "absent"       // missing from a complete (untruncated) group notification
+	ByStaleness    = "stale"        // not seen in any notification for stale_after
+)
+
+// Alert is one alert occurrence (fingerprint + startsAt) inside an incident.
+type Alert struct {
+	Key          string            `json:"key"`
+	Fingerprint  string            `json:"fingerprint"`
+	Name         string            `json:"alertname"`
+	Status       string            `json:"status"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt,omitzero"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+	GroupKey     string            `json:"groupKey,omitempty"`
+	Decision     severity.Decision `json:"decision"`
+	LastSeen     time.Time         `json:"lastSeen"`
+	ResolvedBy   string            `json:"resolvedBy,omitempty"`
+}
+
+// Incident is the alerts of one service firing together.
+type Incident struct {
+	ID           string         `json:"id"`
+	Service      string         `json:"service"`
+	Title        string         `json:"title"`
+	Status       string         `json:"status"`
+	Severity     severity.Level `json:"severity"`
+	PeakSeverity severity.Level `json:"peakSeverity"`
+	Rule         int            `json:"rule"`
+	Reasons      []string       `json:"reasons"`
+	Decisive     string         `json:"decisiveAlert"` // key of the alert whose decision is the incident's
+	StartedAt    time.Time      `json:"started"`       // detection: earliest startsAt, UTC
+	ResolvedAt   time.Time      `json:"resolved,omitzero"`
+	ExternalURL  string         `json:"externalURL,omitempty"`
+	Firing       int            `json:"alertsFiring"`
+	// Alerts are the members of an open incident, keyed by occurrence. A
+	// resolved incident keeps none in memory: tombstones remember them.
+	Alerts map[string]*Alert `json:"-"`
+}
+
+// Duration is how long the incident lasted (so far, if open).
+func (inc *Incident) Duration(now time.Time) time.Duration {
+	if inc.Status == Resolved {
+		return inc.ResolvedAt.Sub(inc.StartedAt)
+	}
+	return now.Sub(inc.StartedAt)
+}
+
+// Tombstone remembers a resolved occurrence so that redeliveries of its firing
+// notification are recognised as duplicates.
+type Tombstone struct {
+	IncidentID string    `json:"incident,omitempty"`
+	ResolvedBy string    `json:"by"`
+	At         time.Time `json:"at"`
+}
+
+// newID derives a stable incident id from its service and first occurrence; it
+// doubles as the PagerDuty dedup key (≤ 255 characters).
+func newID(service, firstKey string) string {
+	sum := sha256.Sum256([]byte(service + "\x00" + firstKey))
+	return slug(service) + "-" + hex.EncodeToString(sum[:6])
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() >= 48 {
+			break
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if out == "" {
+		return "incident"
+	}
+	return out
+}
+
+// title follows the runbook's ticket: "INCIDENT: [Service] - [Brief description]",
+// with the detection time in UTC.
+func title(service string, a *Alert, started time.Time) string {
+	brief := strings.TrimSpace(a.Annotations["summary"])
+	if brief == "" {
+		brief = a.Name
+	}
+	if brief == "" {
+		brief = "alert firing"
+	}
+	if r := []rune(brief); len(r) > 200 {
+		brief = string(r[:199]) + "…"
+	}
+	return fmt.Sprintf("INCIDENT: %s - %s since %s UTC", service, brief, started.UTC().Format("15:04"))
+}

@@ -1,0 +1,108 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Errors the intake answers with 503 so Alertmanager retries.
+var (
+	ErrOverloaded = errors.New("overloaded: too many notifications waiting to be stored")
+	ErrClosed     = errors.New("shutting down")
+)
+
+type appendReq struct {
+	entry InboxEntry
+	done  chan error
+}
+
+// Committer appends webhook bodies to the inbox with group commit: while one
+// transaction is being fsynced, new requests queue, and the next transaction
+// takes all of them. No timer adds latency when the daemon is idle.
+type Committer struct {
+	store    *Store
+	metrics  *Metrics
+	reqs     chan *appendReq
+	maxBatch int
+	onCommit func()
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewCommitter starts a committer; maxPending bounds queued requests.
+func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func()) *Committer {
+	c := &Committer{store: store, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// Append stores one body durably and returns once it is on disk.
+func (c *Committer) Append(ctx context.Context, body []byte, at time.Time) error {
+	req := &appendReq{entry: InboxEntry{ReceivedAt: at, Body: body}, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case c.reqs <- req:
+	default:
+		c.mu.RUnlock()
+		return ErrOverloaded
+	}
+	c.mu.RUnlock()
+	// Once queued the body will be committed even if the client goes away;
+	// waiting for it keeps the answer truthful.
+	return <-req.done
+}
+
+// Close stops accepting and waits for queued requests to be committed.
+func (c *Committer) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *Committer) run() {
+	defer c.wg.Done()
+	batch := make([]*appendReq, 0, c.maxBatch)
+	entries := make([]*InboxEntry, 0, c.maxBatch)
+	for first := range c.reqs {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		entries = entries[:0]
+		for _, r := range batch {
+			entries = append(entries, &r.entry)
+		}
+		start := time.Now()
+		err := c.store.AppendInbox(entries)
+		c.metrics.CommitDuration.WithLabelValues("inbox").Observe(time.Since(start).Seconds())
+		c.metrics.CommitBatch.Observe(float64(len(batch)))
+		for _, r := range batch {
+			r.done <- err
+		}
+		if err == nil && c.onCommit != nil {
+			c.onCommit()
+		}
+	}
+}

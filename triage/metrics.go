@@ -1,0 +1,69 @@
+package triage
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the pipeline's Prometheus metrics.
+type Metrics struct {
+	WebhookRequests *prometheus.CounterVec
+	WebhookDuration prometheus.Histogram
+	AlertsReceived  *prometheus.CounterVec
+	Decisions       *prometheus.CounterVec
+	IncidentsOpen   *prometheus.GaugeVec
+	IncidentEvents  *prometheus.CounterVec
+	CommitDuration  *prometheus.HistogramVec
+	CommitBatch     prometheus.Histogram
+	InboxPending    prometheus.Gauge
+}
+
+// NewMetrics creates and registers the pipeline metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_webhook_requests_total",
+			Help: "Webhook requests by HTTP status code.",
+		}, []string{"code"}),
+		WebhookDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "amtriage_webhook_request_duration_seconds",
+			Help:    "Time from request start to the durable acknowledgement (or error).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		AlertsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_alerts_received_total",
+			Help: "Alerts in acknowledged webhook notifications, by status.",
+		}, []string{"status"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_decisions_total",
+			Help: "Severity decisions made for alerts, by severity and deciding rule.",
+		}, []string{"severity", "rule"}),
+		IncidentsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amtriage_incidents_open",
+			Help: "Open incidents by severity.",
+		}, []string{"severity"}),
+		IncidentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_incident_events_total",
+			Help: "Incident events (opened, severity_changed, resolved).",
+		}, []string{"kind"}),
+		CommitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "amtriage_store_commit_duration_seconds",
+			Help:    "Durable store commit latency, by file (inbox: webhook group commit; state: incident changes).",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}, []string{"file"}),
+		CommitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "amtriage_inbox_commit_batch_size",
+			Help:    "Webhook requests sharing one inbox commit (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		InboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amtriage_inbox_pending",
+			Help: "Acknowledged notifications not yet processed.",
+		}),
+	}
+	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.AlertsReceived, m.Decisions,
+		m.IncidentsOpen, m.IncidentEvents, m.CommitDuration, m.CommitBatch, m.InboxPending)
+	for _, s := range []string{"1", "2", "3", "4"} {
+		m.IncidentsOpen.WithLabelValues(s)
+	}
+	return m
+}

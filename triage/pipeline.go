@@ -1,0 +1,287 @@
+package triage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+// Pipeline folds acknowledged notifications into incidents, one at a time in
+// inbox order, and queues the resulting events for the receivers. It is the
+// only writer of the incident book.
+type Pipeline struct {
+	store     *Store
+	triager   *Triager
+	log       *slog.Logger
+	metrics   *Metrics
+	receivers []string
+	onEvents  func() // wakes the receivers' workers
+
+	staleAfter time.Duration
+	retention  time.Duration
+	now        func() time.Time
+
+	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
+	book    *incident.Book
+	lastSeq uint64
+
+	wake chan struct{}
+}
+
+// PipelineOptions configures a Pipeline.
+type PipelineOptions struct {
+	Store      *Store
+	Triager    *Triager
+	Log        *slog.Logger
+	Metrics    *Metrics
+	Receivers  []string // outbox queues to fan events out to
+	OnEvents   func()
+	StaleAfter time.Duration
+	Retention  time.Duration
+	Now        func() time.Time
+}
+
+// NewPipeline loads the persisted incident state.
+func NewPipeline(o PipelineOptions) (*Pipeline, error) {
+	p := &Pipeline{
+		store: o.Store, triager: o.Triager, log: o.Log, metrics: o.Metrics,
+		receivers: o.Receivers, onEvents: o.OnEvents,
+		staleAfter: o.StaleAfter, retention: o.Retention, now: o.Now,
+		wake: make(chan struct{}, 1),
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.onEvents == nil {
+		p.onEvents = func() {}
+	}
+	if err := p.reload(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Pipeline) reload() error {
+	ls, err := p.store.LoadState()
+	if err != nil {
+		return err
+	}
+	book := incident.NewBook()
+	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
+	p.mu.Lock()
+	p.book, p.lastSeq = book, ls.LastSeq
+	p.mu.Unlock()
+	p.updateGauges()
+	return nil
+}
+
+// Wake tells the pipeline new inbox entries are committed.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes the inbox until ctx ends, then finishes the batch in hand.
+func (p *Pipeline) Run(ctx context.Context) {
+	sweep := time.NewTicker(sweepInterval(p.staleAfter))
+	defer sweep.Stop()
+	p.Wake() // entries acknowledged before a crash resume at once
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+			if err := p.Drain(context.WithoutCancel(ctx)); err != nil {
+				p.log.Error("processing inbox; will retry", "err", err)
+				if !sleepCtx(ctx, time.Second) {
+					return
+				}
+				p.Wake()
+			}
+		case <-sweep.C:
+			if err := p.Sweep(); err != nil {
+				p.log.Error("sweeping stale alerts", "err", err)
+			}
+		}
+	}
+}
+
+func sweepInterval(staleAfter time.Duration) time.Duration {
+	if staleAfter <= 0 || staleAfter/10 > time.Minute {
+		return time.Minute
+	}
+	if staleAfter/10 < time.Second {
+		return time.Second
+	}
+	return staleAfter / 10
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+const (
+	drainBatch      = 256
+	drainBatchBytes = 64 << 20
+)
+
+// Drain processes every committed inbox entry not yet folded in.
+func (p *Pipeline) Drain(ctx context.Context) error {
+	for {
+		p.mu.RLock()
+		after := p.lastSeq
+		p.mu.RUnlock()
+		entries, err := p.store.ReadInbox(after, drainBatch, drainBatchBytes)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		batches := make([]incident.Batch, 0, len(entries))
+		for _, e := range entries {
+			msg, err := DecodeMessage(e.Body)
+			if err != nil {
+				// Validated at intake, so only a format change between versions
+				// gets here: skip it loudly rather than block everything behind it.
+				p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
+				continue
+			}
+			batches = append(batches, p.Triage(ctx, msg, e.ReceivedAt))
+		}
+		if err := p.apply(entries[len(entries)-1].Seq, batches); err != nil {
+			return err
+		}
+		if err := p.store.TrimInbox(entries[len(entries)-1].Seq); err != nil {
+			p.log.Warn("trimming inbox", "err", err) // harmless: entries ≤ lastSeq are skipped
+		}
+	}
+}
+
+// Triage classifies every alert of a notification.
+func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incident.Batch {
+	b := incident.Batch{
+		At:           at,
+		GroupKey:     msg.GroupKey,
+		ExternalURL:  msg.ExternalURL,
+		Complete:     msg.TruncatedAlerts == 0,
+		Observations: make([]incident.Observation, len(msg.Alerts)),
+	}
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
+		r := p.triager.Classify(ctx, a)
+		p.metrics.Decisions.WithLabelValues(strconv.Itoa(int(r.Decision.Severity)), strconv.Itoa(r.Decision.Rule)).Inc()
+		b.Observations[i] = incident.Observation{
+			Service:  r.Service,
+			Decision: r.Decision,
+			Alert: incident.Alert{
+				Key:          OccurrenceKey(a),
+				Fingerprint:  a.Fingerprint,
+				Name:         a.Labels["alertname"],
+				Status:       a.Status,
+				StartsAt:     a.StartsAt.UTC(),
+				EndsAt:       a.EndsAt.UTC(),
+				Labels:       a.Labels,
+				Annotations:  a.Annotations,
+				GeneratorURL: a.GeneratorURL,
+			},
+		}
+		if a.Status == incident.Firing {
+			b.Observations[i].Alert.EndsAt = time.Time{}
+		}
+	}
+	return b
+}
+
+// apply folds batches into the book and commits them with lastSeq in one
+// transaction. Readers never see state that is not yet durable.
+func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	commit := &Commit{LastSeq: lastSeq, Receivers: p.receivers}
+	for _, b := range batches {
+		commit.Changes = append(commit.Changes, p.book.Apply(b))
+	}
+	return p.commit(commit)
+}
+
+// Sweep resolves stale alerts and prunes old history.
+func (p *Pipeline) Sweep() error {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	commit := &Commit{Receivers: p.receivers, Changes: []*incident.Changes{p.book.SweepStale(now, p.staleAfter)}}
+	if p.retention > 0 {
+		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
+	}
+	if commit.Changes[0].Empty() && len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 {
+		return nil
+	}
+	return p.commit(commit)
+}
+
+// commit persists with p.mu held. On failure the in-memory book, already
+// changed, is rebuilt from the store so memory never runs ahead of disk.
+func (p *Pipeline) commit(c *Commit) error {
+	start := time.Now()
+	err := p.store.Apply(c)
+	p.metrics.CommitDuration.WithLabelValues("state").Observe(time.Since(start).Seconds())
+	if err != nil {
+		ls, lerr := p.store.LoadState()
+		if lerr != nil {
+			return fmt.Errorf("%w (and reloading state failed: %v)", err, lerr)
+		}
+		p.book = incident.NewBook()
+		p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
+		p.lastSeq = ls.LastSeq
+		return err
+	}
+	if c.LastSeq > 0 {
+		p.lastSeq = c.LastSeq
+	}
+	events := 0
+	for _, ch := range c.Changes {
+		events += len(ch.Events)
+		for _, ev := range ch.Events {
+			p.metrics.IncidentEvents.WithLabelValues(string(ev.Kind)).Inc()
+		}
+	}
+	p.updateGaugesLocked()
+	if events > 0 {
+		p.onEvents()
+	}
+	return nil
+}
+
+func (p *Pipeline) updateGauges() {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	p.updateGaugesLocked()
+}
+
+func (p *Pipeline) updateGaugesLocked() {
+	var counts [5]int
+	for _, inc := range p.book.Open() {
+		if inc.Severity >= 1 && inc.Severity <= 4 {
+			counts[inc.Severity]++
+		}
+	}
+	for s := 1; s <= 4; s++ {
+		p.metrics.IncidentsOpen.WithLabelValues(strconv.Itoa(s)).Set(float64(counts[s]))
+	}
+	p.metrics.InboxPending.Set(float64(p.store.InboxSeq() - p.lastSeq))
+}

@@ -1,0 +1,329 @@
+package triage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+// The store is two bbolt files. inbox.db holds acknowledged webhook bodies
+// until they are processed; state.db holds incidents, tombstones and the
+// outbox. Two files let intake commits and processing commits fsync in
+// parallel; state.db records the last inbox sequence it has folded in, in the
+// same transaction as the state change, so processing is exactly-once.
+const (
+	inboxFile = "inbox.db"
+	stateFile = "state.db"
+)
+
+var (
+	bucketInbox      = []byte("inbox")
+	bucketIncidents  = []byte("incidents")
+	bucketAlerts     = []byte("alerts")
+	bucketTombstones = []byte("tombstones")
+	bucketOutbox     = []byte("outbox")
+	bucketDead       = []byte("deadletter")
+	bucketMeta       = []byte("meta")
+	keyLastSeq       = []byte("last_inbox_seq")
+	keySchema        = []byte("schema")
+)
+
+const schemaVersion = "1"
+
+// Store is the durable state of the daemon.
+type Store struct {
+	inbox    *bolt.DB
+	state    *bolt.DB
+	inboxSeq atomic.Uint64 // last committed inbox sequence
+}
+
+// InboxEntry is one acknowledged webhook body.
+type InboxEntry struct {
+	Seq        uint64
+	ReceivedAt time.Time
+	Body       []byte
+}
+
+// OpenStore opens (creating if needed) the store under dir.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	// NoFreelistSync: the freelist is rebuilt on open instead of written on
+	// every commit, which halves commit I/O without weakening durability.
+	opts := &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+	inbox, err := bolt.Open(filepath.Join(dir, inboxFile), 0o600, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s (is another amtriage using %s?): %w", inboxFile, dir, err)
+	}
+	state, err := bolt.Open(filepath.Join(dir, stateFile), 0o600, opts)
+	if err != nil {
+		inbox.Close()
+		return nil, fmt.Errorf("open %s (is another amtriage using %s?): %w", stateFile, dir, err)
+	}
+	s := &Store{inbox: inbox, state: state}
+	if err := s.init(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	if err := s.inbox.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketInbox)
+		if err == nil {
+			s.inboxSeq.Store(b.Sequence())
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("init inbox: %w", err)
+	}
+	return s.state.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("init state bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			return meta.Put(keySchema, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("state.db has schema %q, this amtriage reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes both files.
+func (s *Store) Close() error {
+	return errors.Join(s.inbox.Close(), s.state.Close())
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// AppendInbox stores bodies in one transaction, so concurrent requests share
+// one fsync (group commit), and sets each entry's Seq.
+func (s *Store) AppendInbox(entries []*InboxEntry) error {
+	var last uint64
+	err := s.inbox.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInbox)
+		for _, e := range entries {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return fmt.Errorf("inbox sequence: %w", err)
+			}
+			e.Seq = seq
+			v := make([]byte, 8+len(e.Body))
+			binary.BigEndian.PutUint64(v, uint64(e.ReceivedAt.UnixNano()))
+			copy(v[8:], e.Body)
+			if err := b.Put(u64(seq), v); err != nil {
+				return fmt.Errorf("inbox put: %w", err)
+			}
+			last = seq
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append inbox: %w", err)
+	}
+	s.inboxSeq.Store(last)
+	return nil
+}
+
+// InboxSeq is the sequence of the last committed inbox entry.
+func (s *Store) InboxSeq() uint64 { return s.inboxSeq.Load() }
+
+// ReadInbox returns up to max entries after seq, oldest first, stopping early
+// once maxBytes of bodies have been read.
+func (s *Store) ReadInbox(after uint64, max, maxBytes int) ([]InboxEntry, error) {
+	var out []InboxEntry
+	err := s.inbox.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketInbox).Cursor()
+		size := 0
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max && size < maxBytes; k, v = c.Next() {
+			if len(v) < 8 {
+				return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", binary.BigEndian.Uint64(k), len(v))
+			}
+			e := InboxEntry{
+				Seq:        binary.BigEndian.Uint64(k),
+				ReceivedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
+				Body:       append([]byte(nil), v[8:]...),
+			}
+			size += len(e.Body)
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read inbox: %w", err)
+	}
+	return out, nil
+}
+
+// TrimInbox deletes processed entries up to and including seq.
+func (s *Store) TrimInbox(upTo uint64) error {
+	err := s.inbox.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketInbox).Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trim inbox: %w", err)
+	}
+	return nil
+}
+
+// LoadedState is everything needed to rebuild the incident book.
+type LoadedState struct {
+	LastSeq    uint64
+	Incidents  []*incident.Incident
+	Alerts     []incident.AlertRef
+	Tombstones map[string]incident.Tombstone
+}
+
+// LoadState reads the persisted incident state.
+func (s *Store) LoadState() (*LoadedState, error) {
+	ls := &LoadedState{Tombstones: map[string]incident.Tombstone{}}
+	err := s.state.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
+			ls.LastSeq = binary.BigEndian.Uint64(v)
+		}
+		if err := tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
+			inc := new(incident.Incident)
+			if err := json.Unmarshal(v, inc); err != nil {
+				return fmt.Errorf("incident %s: %w", k, err)
+			}
+			ls.Incidents = append(ls.Incidents, inc)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
+			a := new(incident.Alert)
+			if err := json.Unmarshal(v, a); err != nil {
+				return fmt.Errorf("alert %q: %w", k, err)
+			}
+			id, _, _ := cutNul(k)
+			ls.Alerts = append(ls.Alerts, incident.AlertRef{IncidentID: id, Alert: a})
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
+			var t incident.Tombstone
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("tombstone %q: %w", k, err)
+			}
+			ls.Tombstones[string(k)] = t
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return ls, nil
+}
+
+func alertKey(incidentID, key string) []byte {
+	return []byte(incidentID + "\x00" + key)
+}
+
+func cutNul(k []byte) (string, string, bool) {
+	for i, c := range k {
+		if c == 0 {
+			return string(k[:i]), string(k[i+1:]), true
+		}
+	}
+	return string(k), "", false
+}
+
+// Commit is one processing step made durable: the state changes, the events
+// queued for each receiver, pruned records, and the last inbox sequence
+// folded in, all in one transaction.
+type Commit struct {
+	LastSeq          uint64
+	Changes          []*incident.Changes
+	Receivers        []string
+	PrunedIncidents  []string
+	PrunedTombstones []string
+}
+
+// Apply writes a commit.
+func (s *Store) Apply(c *Commit) error {
+	err := s.state.Update(func(tx *bolt.Tx) error {
+		incs, alerts, tombs := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts), tx.Bucket(bucketTombstones)
+		outbox := tx.Bucket(bucketOutbox)
+		for _, ch := range c.Changes {
+			for _, inc := range ch.Incidents {
+				if err := putJSON(incs, []byte(inc.ID), inc); err != nil {
+					return fmt.Errorf("incident %s: %w", inc.ID, err)
+				}
+			}
+			for _, ref := range ch.Alerts {
+				if err := putJSON(alerts, alertKey(ref.IncidentID, ref.Alert.Key), ref.Alert); err != nil {
+					return fmt.Errorf("alert %s: %w", ref.Alert.Key, err)
+				}
+			}
+			for _, ref := range ch.DeletedAlerts {
+				if err := alerts.Delete(alertKey(ref.IncidentID, ref.Alert.Key)); err != nil {
+					return err
+				}
+			}
+			for k, t := range ch.Tombstones {
+				if err := putJSON(tombs, []byte(k), t); err != nil {
+					return fmt.Errorf("tombstone %s: %w", k, err)
+				}
+			}
+			for i := range ch.Events {
+				if err := enqueue(outbox, c.Receivers, &ch.Events[i]); err != nil {
+					return err
+				}
+			}
+		}
+		for _, id := range c.PrunedIncidents {
+			if err := incs.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		for _, k := range c.PrunedTombstones {
+			if err := tombs.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		if c.LastSeq > 0 {
+			return tx.Bucket(bucketMeta).Put(keyLastSeq, u64(c.LastSeq))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit state: %w", err)
+	}
+	return nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, buf)
+}

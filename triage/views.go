@@ -1,0 +1,85 @@
+package triage
+
+import (
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+// IncidentView is an open incident as GET /api/incidents shows it.
+type IncidentView struct {
+	ID           string         `json:"id"`
+	Service      string         `json:"service"`
+	Title        string         `json:"title"`
+	Status       string         `json:"status"`
+	Severity     severity.Level `json:"severity"`
+	PeakSeverity severity.Level `json:"peak_severity"`
+	Rule         int            `json:"rule"`
+	Reasons      []string       `json:"reasons"`
+	Started      time.Time      `json:"started"`
+	AlertsFiring int            `json:"alerts_firing"`
+	Alerts       []AlertView    `json:"alerts"`
+}
+
+// AlertView is one member alert with its own decision.
+type AlertView struct {
+	Fingerprint  string            `json:"fingerprint"`
+	Alertname    string            `json:"alertname"`
+	Status       string            `json:"status"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt,omitzero"`
+	Severity     severity.Level    `json:"severity"`
+	Rule         int               `json:"rule"`
+	Reasons      []string          `json:"reasons"`
+	Labels       map[string]string `json:"labels"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+	ResolvedBy   string            `json:"resolvedBy,omitempty"`
+}
+
+// OpenIncidents snapshots the open incidents, most severe first.
+func (p *Pipeline) OpenIncidents() []IncidentView {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	open := p.book.Open()
+	out := make([]IncidentView, 0, len(open))
+	for _, inc := range open {
+		out = append(out, viewOf(inc))
+	}
+	return out
+}
+
+// Incident returns one incident (open or recently resolved) by id.
+func (p *Pipeline) Incident(id string) (IncidentView, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	inc := p.book.Get(id)
+	if inc == nil {
+		return IncidentView{}, false
+	}
+	return viewOf(inc), true
+}
+
+// Pending is the number of acknowledged notifications not yet processed.
+func (p *Pipeline) Pending() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.store.InboxSeq() - p.lastSeq
+}
+
+func viewOf(inc *incident.Incident) IncidentView {
+	v := IncidentView{
+		ID: inc.ID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
+		Severity: inc.Severity, PeakSeverity: inc.PeakSeverity, Rule: inc.Rule, Reasons: inc.Reasons,
+		Started: inc.StartedAt, AlertsFiring: inc.Firing, Alerts: []AlertView{},
+	}
+	for _, a := range inc.SortedAlerts() {
+		v.Alerts = append(v.Alerts, AlertView{
+			Fingerprint: a.Fingerprint, Alertname: a.Name, Status: a.Status,
+			StartsAt: a.StartsAt, EndsAt: a.EndsAt,
+			Severity: a.Decision.Severity, Rule: a.Decision.Rule, Reasons: a.Decision.Reasons,
+			Labels: a.Labels, GeneratorURL: a.GeneratorURL, ResolvedBy: a.ResolvedBy,
+		})
+	}
+	return v
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/amtriage/amtriage/rules"
 )
@@ -49,7 +50,12 @@ func printConfigErrors(w io.Writer, path string, err error) {
 // loadConfig reads --config, or the embedded default when it is empty.
 func loadConfig(path string) (*rules.Config, error) {
 	if path == "" {
-		return rules.Default(), nil
+		// The default has no *_file keys; $AMTRIAGE_* secrets still apply.
+		cfg := rules.Default()
+		if err := rules.ResolveSecrets(cfg, ".", os.Getenv); err != nil {
+			return nil, err
+		}
+		return cfg, nil
 	}
 	return rules.Load(path)
 }

@@ -1,0 +1,148 @@
+// Package rules is amtriage's configuration: service profiles, matchers,
+// thresholds and receivers; loading, defaults and validation.
+package rules
+
+import (
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+)
+
+// Config is the whole configuration file. Every key of the SPEC's minimal
+// shape exists here with the SPEC's meaning.
+type Config struct {
+	Listen     string           `yaml:"listen"`
+	Auth       AuthConfig       `yaml:"auth"`
+	Store      StoreConfig      `yaml:"store"`
+	Intake     IntakeConfig     `yaml:"intake"`
+	Incidents  IncidentsConfig  `yaml:"incidents"`
+	Severity   ThresholdsConfig `yaml:"severity"` // global defaults; profiles override
+	Prometheus PrometheusConfig `yaml:"prometheus"`
+	Kubernetes KubernetesConfig `yaml:"kubernetes"`
+	PagerDuty  PagerDutyConfig  `yaml:"pagerduty"`
+	Slack      SlackConfig      `yaml:"slack"`
+	Grafana    GrafanaConfig    `yaml:"grafana"`
+	Services   []Service        `yaml:"services"`
+}
+
+// Secret is a credential read from a *_file key or the environment. It never
+// prints itself.
+type Secret string
+
+// String hides the value so a secret cannot leak through logs or %v.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// AuthConfig is how Alertmanager authenticates to POST /webhook.
+type AuthConfig struct {
+	BearerTokenFile string          `yaml:"bearer_token_file"` // env AMTRIAGE_BEARER_TOKEN
+	BasicAuth       BasicAuthConfig `yaml:"basic_auth"`
+	BearerToken     Secret          `yaml:"-"`
+}
+
+// BasicAuthConfig is optional HTTP basic auth for the webhook.
+type BasicAuthConfig struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"` // env AMTRIAGE_BASIC_AUTH_PASSWORD
+	Password     Secret `yaml:"-"`
+}
+
+// StoreConfig locates the embedded bbolt store.
+type StoreConfig struct {
+	Path string `yaml:"path"` // directory; default ./data
+}
+
+// IntakeConfig bounds the webhook intake.
+type IntakeConfig struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"` // default 32 MiB
+	MaxPending   int   `yaml:"max_pending"`    // requests waiting for a commit before 503; default 4096
+}
+
+// IncidentsConfig tunes the incident lifecycle.
+type IncidentsConfig struct {
+	// StaleAfter resolves a firing alert not seen in any notification for this
+	// long (for resolutions cut by max_alerts). Default 12h; 0 disables.
+	StaleAfter Duration `yaml:"stale_after"`
+	// Retention keeps resolved incidents (and resolved-occurrence tombstones)
+	// this long. Default 168h.
+	Retention Duration `yaml:"retention"`
+}
+
+// ThresholdsConfig overrides severity thresholds; nil fields keep the default.
+type ThresholdsConfig struct {
+	OutageErrorRatio   *float64       `yaml:"outage_error_ratio"`
+	MajorErrorRatio    *float64       `yaml:"major_error_ratio"`
+	MinorErrorRatio    *float64       `yaml:"minor_error_ratio"`
+	ImpactFloor        *float64       `yaml:"impact_floor"`
+	MajorLatencyFactor *float64       `yaml:"major_latency_factor"`
+	MinorLatencyFactor *float64       `yaml:"minor_latency_factor"`
+	HighP99            *Duration      `yaml:"high_p99"`
+	Fallback           map[string]int `yaml:"fallback"`         // rule 13: severity label → 1..4
+	FallbackDefault    *int           `yaml:"fallback_default"` // rule 13 for other/missing labels
+}
+
+// PrometheusConfig is where signal queries go (issue: signals).
+type PrometheusConfig struct {
+	URL     string   `yaml:"url"`
+	Timeout Duration `yaml:"timeout"` // per query; default 2s
+}
+
+// KubernetesConfig enables the Kubernetes snapshot.
+type KubernetesConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	Kubeconfig string `yaml:"kubeconfig"` // empty: in-cluster
+}
+
+// PagerDutyConfig is the Events API v2 receiver.
+type PagerDutyConfig struct {
+	URL            string `yaml:"url"`              // base; the client adds /v2/enqueue
+	RoutingKeyFile string `yaml:"routing_key_file"` // env AMTRIAGE_PAGERDUTY_ROUTING_KEY
+	RoutingKey     Secret `yaml:"-"`
+}
+
+// SlackConfig is the Slack Web API receiver.
+type SlackConfig struct {
+	APIURL           string   `yaml:"api_url"`
+	TokenFile        string   `yaml:"token_file"` // env AMTRIAGE_SLACK_TOKEN
+	Channel          string   `yaml:"channel"`
+	IncidentsChannel string   `yaml:"incidents_channel"`
+	OncallUsers      []string `yaml:"oncall_users"`
+	Token            Secret   `yaml:"-"`
+}
+
+// GrafanaConfig is the Grafana annotations receiver.
+type GrafanaConfig struct {
+	URL       string `yaml:"url"`
+	TokenFile string `yaml:"token_file"` // env AMTRIAGE_GRAFANA_TOKEN
+	Token     Secret `yaml:"-"`
+}
+
+// Service is a service profile: which alerts belong to it and how to judge them.
+type Service struct {
+	Name            string           `yaml:"name"`
+	Match           []string         `yaml:"match"` // Alertmanager matcher syntax, all must match
+	Namespace       string           `yaml:"namespace"`
+	Deployment      string           `yaml:"deployment"`
+	HealthURL       string           `yaml:"health_url"`
+	Queries         ServiceQueries   `yaml:"queries"`
+	LatencyBaseline Duration         `yaml:"latency_baseline"`
+	DataLoss        *bool            `yaml:"data_loss"`
+	Impact          string           `yaml:"impact"` // "none" marks preventive-only services
+	Thresholds      ThresholdsConfig `yaml:"thresholds"`
+
+	Matchers labels.Matchers `yaml:"-"` // parsed Match
+}
+
+// ServiceQueries are the profile's PromQL queries.
+type ServiceQueries struct {
+	ErrorRatio      string `yaml:"error_ratio"`
+	P99Latency      string `yaml:"p99_latency"`
+	LatencyBaseline string `yaml:"latency_baseline"`
+}
+
+// Duration is a time.Duration written in Prometheus/Go syntax ("250ms", "1d").
+type Duration time.Duration

@@ -1,0 +1,88 @@
+package rules
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Defaults for keys left out of the file. They make a file with only
+// `listen` (or no file at all) a working loopback daemon with the embedded
+// store and the log notifier.
+const (
+	DefaultListen       = "127.0.0.1:9095"
+	DefaultStorePath    = "./data"
+	DefaultMaxBodyBytes = 32 << 20 // enough for a 10,000-alert storm
+	DefaultMaxPending   = 4096
+	DefaultStaleAfter   = 12 * time.Hour
+	DefaultRetention    = 168 * time.Hour
+	DefaultPromTimeout  = 2 * time.Second
+	DefaultPagerDutyURL = "https://events.pagerduty.com"
+	DefaultSlackAPIURL  = "https://slack.com/api/"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the embedded default configuration text, for `amtriage
+// check-config` style output and documentation.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Default is the embedded default configuration, parsed and defaulted: what
+// `amtriage serve` runs without --config. Secrets are not resolved; call
+// ResolveSecrets to pick them up from the environment. Each call returns a
+// fresh copy the caller may modify.
+func Default() *Config {
+	c, err := Parse(defaultYAML)
+	if err != nil {
+		// The file is embedded and covered by tests; failing here is a build bug.
+		panic(fmt.Sprintf("rules: embedded default.yaml is invalid: %v", err))
+	}
+	return c
+}
+
+// applyDefaults fills keys left out of the file. staleAfterSet tells an
+// explicit `stale_after: 0` (disables staleness) from an absent key.
+func applyDefaults(c *Config, staleAfterSet bool) {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	if c.Intake.MaxBodyBytes == 0 {
+		c.Intake.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Intake.MaxPending == 0 {
+		c.Intake.MaxPending = DefaultMaxPending
+	}
+	if c.Incidents.StaleAfter == 0 && !staleAfterSet {
+		c.Incidents.StaleAfter = Duration(DefaultStaleAfter)
+	}
+	if c.Incidents.Retention == 0 {
+		c.Incidents.Retention = Duration(DefaultRetention)
+	}
+	if c.Prometheus.Timeout == 0 {
+		c.Prometheus.Timeout = Duration(DefaultPromTimeout)
+	}
+	// Receivers append paths to these bases; normalising here keeps every
+	// client free of slash handling. Slack's Web API base ends in "/".
+	c.PagerDuty.URL = strings.TrimRight(c.PagerDuty.URL, "/")
+	c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
+	if c.Slack.APIURL != "" && !strings.HasSuffix(c.Slack.APIURL, "/") {
+		c.Slack.APIURL += "/"
+	}
+	receiverDefaults(c)
+}
+
+// receiverDefaults points a receiver at its public endpoint once it has a
+// credential (from a file or the environment), so the file need not repeat it.
+func receiverDefaults(c *Config) {
+	if c.PagerDuty.URL == "" && (c.PagerDuty.RoutingKeyFile != "" || c.PagerDuty.RoutingKey != "") {
+		c.PagerDuty.URL = DefaultPagerDutyURL
+	}
+	if c.Slack.APIURL == "" && (c.Slack.TokenFile != "" || c.Slack.Token != "") {
+		c.Slack.APIURL = DefaultSlackAPIURL
+	}
+}

@@ -1,0 +1,226 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/amtriage/amtriage/severity"
+)
+
+// validator collects semantic problems with their key paths and lines.
+type validator struct {
+	t        *tree
+	suppress []string // keys yaml.v3 could not decode; already reported
+	errs     Errors
+}
+
+func (v *validator) fail(key string, err error) {
+	for _, s := range v.suppress {
+		if related(key, s) {
+			return
+		}
+	}
+	v.errs = append(v.errs, &KeyError{Line: v.t.line(key), Key: key, Err: err})
+}
+
+func (v *validator) failf(key, format string, args ...any) {
+	v.fail(key, fmt.Errorf(format, args...))
+}
+
+// related reports whether one key path contains the other, so that a value
+// yaml.v3 could not decode does not also fail validation as "missing".
+func related(a, b string) bool {
+	if a == b || a == "" || b == "" {
+		return true
+	}
+	within := func(x, y string) bool {
+		return strings.HasPrefix(x, y) && (x[len(y)] == '.' || x[len(y)] == '[')
+	}
+	return len(a) > len(b) && within(a, b) || len(b) > len(a) && within(b, a)
+}
+
+func (v *validator) config(c *Config) {
+	if c.Listen != "" {
+		v.listen("listen", c.Listen)
+	}
+	v.url("prometheus.url", c.Prometheus.URL)
+	v.url("pagerduty.url", c.PagerDuty.URL)
+	v.url("slack.api_url", c.Slack.APIURL)
+	v.url("grafana.url", c.Grafana.URL)
+
+	if c.Intake.MaxBodyBytes < 0 {
+		v.failf("intake.max_body_bytes", "must not be negative, got %d", c.Intake.MaxBodyBytes)
+	}
+	if c.Intake.MaxPending < 0 {
+		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
+	}
+	if c.Auth.BasicAuth.PasswordFile != "" && c.Auth.BasicAuth.Username == "" {
+		v.failf("auth.basic_auth.username", "required when auth.basic_auth.password_file is set")
+	}
+	if c.Slack.TokenFile != "" && c.Slack.Channel == "" && c.Slack.IncidentsChannel == "" {
+		v.failf("slack.token_file", "set, but neither slack.channel nor slack.incidents_channel is: Slack would receive nothing")
+	}
+	if c.Grafana.TokenFile != "" && c.Grafana.URL == "" {
+		v.failf("grafana.url", "required when grafana.token_file is set")
+	}
+
+	v.thresholds("severity", c.Severity, severity.DefaultThresholds())
+	global := severity.DefaultThresholds()
+	c.Severity.apply(&global)
+
+	seen := map[string]int{}
+	for i := range c.Services {
+		v.service(i, &c.Services[i], global, seen)
+	}
+}
+
+func (v *validator) service(i int, s *Service, global severity.Thresholds, seen map[string]int) {
+	at := "services[" + strconv.Itoa(i) + "]"
+	switch first, dup := seen[s.Name]; {
+	case strings.TrimSpace(s.Name) == "":
+		v.failf(at+".name", "a service needs a non-empty name")
+	case dup:
+		v.failf(at+".name", "duplicate service name %q (first at services[%d], line %d)",
+			s.Name, first, v.t.line(fmt.Sprintf("services[%d]", first)))
+	default:
+		seen[s.Name] = i
+	}
+
+	if len(s.Match) == 0 {
+		// Without a matcher a profile would claim every alert.
+		name := s.Name
+		if name == "" {
+			name = "api"
+		}
+		v.failf(at+".match", "a service needs at least one matcher, e.g. match: ['service=\"%s\"']", name)
+	}
+	s.Matchers = s.Matchers[:0]
+	for j, m := range s.Match {
+		key := fmt.Sprintf("%s.match[%d]", at, j)
+		ms, err := labels.ParseMatchers(m)
+		switch {
+		case err != nil:
+			v.fail(key, fmt.Errorf("invalid matcher: %w", err))
+		case len(ms) == 0:
+			v.failf(key, "empty matcher")
+		default:
+			s.Matchers = append(s.Matchers, ms...)
+		}
+	}
+
+	v.url(at+".health_url", s.HealthURL)
+	switch strings.ToLower(s.Impact) {
+	case "", "none":
+		s.Impact = strings.ToLower(s.Impact)
+	default:
+		// Only "none" means anything (rule 7); anything else is a typo that
+		// would silently page for a preventive alert.
+		v.failf(at+".impact", `must be "none" or left out, got %q`, s.Impact)
+	}
+	v.thresholds(at+".thresholds", s.Thresholds, global)
+}
+
+// listen checks host:port with a numeric port; the host may be empty (all
+// interfaces).
+func (v *validator) listen(key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.failf(key, "must be host:port (e.g. 127.0.0.1:9095), got %q", addr)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.failf(key, "port must be a number 0..65535, got %q", port)
+	}
+}
+
+// url checks an endpoint is absolute http(s). Credentials in a URL are
+// secrets in the config text, which the SPEC forbids; the message shows the
+// URL redacted for that reason.
+func (v *validator) url(key, raw string) {
+	if raw == "" {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.failf(key, "must be an absolute http(s) URL: cannot parse it")
+		return
+	}
+	if _, hasPassword := u.User.Password(); hasPassword {
+		v.failf(key, "credentials are not accepted in URLs (%s); use the *_file keys", u.Redacted())
+		return
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.failf(key, "must be an absolute http(s) URL, got %q", u.Redacted())
+	}
+}
+
+// ratioKeys and latencyKeys are the thresholds that must stay ordered; a
+// wrong order silently makes decision-tree rules unreachable.
+var ratioKeys = []string{"impact_floor", "minor_error_ratio", "major_error_ratio", "outage_error_ratio"}
+
+// thresholds checks one override section (path "severity" or
+// "services[i].thresholds") on its own and merged over base. An ordering
+// problem is reported in the section that set one of the two values.
+func (v *validator) thresholds(path string, tc ThresholdsConfig, base severity.Thresholds) {
+	set := tc.ratios()
+	for i, k := range ratioKeys {
+		if p := set[i]; p != nil && !(*p > 0 && *p <= 1) {
+			v.failf(path+"."+k, "must be a ratio in (0, 1], got %v", *p)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		p   *float64
+	}{{"minor_latency_factor", tc.MinorLatencyFactor}, {"major_latency_factor", tc.MajorLatencyFactor}} {
+		if f.p != nil && !(*f.p > 0 && !math.IsInf(*f.p, 0)) {
+			v.failf(path+"."+f.key, "must be a factor > 0, got %v", *f.p)
+		}
+	}
+	if tc.HighP99 != nil && *tc.HighP99 <= 0 {
+		v.failf(path+".high_p99", "must be > 0")
+	}
+	for label, lvl := range tc.Fallback {
+		key := path + ".fallback." + label
+		if strings.TrimSpace(label) == "" {
+			v.failf(path+".fallback", "a severity label must not be empty")
+			continue
+		}
+		if !severity.Level(lvl).Valid() {
+			v.failf(key, "must be a severity 1..4, got %d", lvl)
+		}
+	}
+	if tc.FallbackDefault != nil && !severity.Level(*tc.FallbackDefault).Valid() {
+		v.failf(path+".fallback_default", "must be a severity 1..4, got %d", *tc.FallbackDefault)
+	}
+
+	eff := base
+	tc.apply(&eff)
+	effRatios := []float64{eff.ImpactFloor, eff.MinorErrorRatio, eff.MajorErrorRatio, eff.OutageErrorRatio}
+	for i := 0; i+1 < len(ratioKeys); i++ {
+		if effRatios[i] > effRatios[i+1] && (set[i] != nil || set[i+1] != nil) {
+			key := path + "." + ratioKeys[i]
+			if set[i] == nil {
+				key = path + "." + ratioKeys[i+1]
+			}
+			v.fail(key, orderError(ratioKeys[i], effRatios[i], ratioKeys[i+1], effRatios[i+1], strings.Join(ratioKeys, " ≤ ")))
+		}
+	}
+	if eff.MinorLatencyFactor > eff.MajorLatencyFactor && (tc.MinorLatencyFactor != nil || tc.MajorLatencyFactor != nil) {
+		key := path + ".minor_latency_factor"
+		if tc.MinorLatencyFactor == nil {
+			key = path + ".major_latency_factor"
+		}
+		v.fail(key, orderError("minor_latency_factor", eff.MinorLatencyFactor, "major_latency_factor", eff.MajorLatencyFactor,
+			"minor_latency_factor ≤ major_latency_factor"))
+	}
+}
+
+func orderError(lo string, loV float64, hi string, hiV float64, order string) error {
+	return fmt.Errorf("%s %v exceeds %s %v; thresholds must satisfy %s", lo, loV, hi, hiV, order)
+}

@@ -68,7 +68,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		store.Close()
 		return nil, err
 	}
-	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Wake)
+	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
 	d.api = &API{
 		Committer: d.committer, Pipeline: d.pipeline, Metrics: metrics, Registry: reg, Log: o.Log,
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes,

@@ -101,7 +101,7 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 		return http.StatusBadRequest
 	}
 	if len(msg.Alerts) > 0 {
-		if err := a.Committer.Append(r.Context(), body, time.Now().UTC()); err != nil {
+		if err := a.Committer.Append(r.Context(), body, msg, time.Now().UTC()); err != nil {
 			switch {
 			case errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
 				a.fail(w, http.StatusServiceUnavailable, err.Error()+"; retry")

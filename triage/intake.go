@@ -15,6 +15,7 @@ var (
 
 type appendReq struct {
 	entry InboxEntry
+	msg   *Message // decoded at intake, handed to the pipeline to skip a decode
 	done  chan error
 }
 
@@ -26,7 +27,7 @@ type Committer struct {
 	metrics  *Metrics
 	reqs     chan *appendReq
 	maxBatch int
-	onCommit func()
+	onCommit func(seqs []uint64, msgs []*Message)
 
 	mu     sync.RWMutex
 	closed bool
@@ -34,16 +35,18 @@ type Committer struct {
 }
 
 // NewCommitter starts a committer; maxPending bounds queued requests.
-func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func()) *Committer {
+// onCommit receives each committed batch's sequences and decoded messages.
+func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(seqs []uint64, msgs []*Message)) *Committer {
 	c := &Committer{store: store, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
 	c.wg.Add(1)
 	go c.run()
 	return c
 }
 
-// Append stores one body durably and returns once it is on disk.
-func (c *Committer) Append(ctx context.Context, body []byte, at time.Time) error {
-	req := &appendReq{entry: InboxEntry{ReceivedAt: at, Body: body}, done: make(chan error, 1)}
+// Append stores one body durably and returns once it is on disk. msg is the
+// body already decoded, or nil.
+func (c *Committer) Append(ctx context.Context, body []byte, msg *Message, at time.Time) error {
+	req := &appendReq{entry: InboxEntry{ReceivedAt: at, Body: body}, msg: msg, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -76,6 +79,8 @@ func (c *Committer) run() {
 	defer c.wg.Done()
 	batch := make([]*appendReq, 0, c.maxBatch)
 	entries := make([]*InboxEntry, 0, c.maxBatch)
+	var seqs []uint64
+	var msgs []*Message
 	for first := range c.reqs {
 		batch = append(batch[:0], first)
 	fill:
@@ -98,11 +103,15 @@ func (c *Committer) run() {
 		err := c.store.AppendInbox(entries)
 		c.metrics.CommitDuration.WithLabelValues("inbox").Observe(time.Since(start).Seconds())
 		c.metrics.CommitBatch.Observe(float64(len(batch)))
+		if err == nil && c.onCommit != nil {
+			seqs, msgs = seqs[:0], msgs[:0]
+			for _, r := range batch {
+				seqs, msgs = append(seqs, r.entry.Seq), append(msgs, r.msg)
+			}
+			c.onCommit(seqs, msgs)
+		}
 		for _, r := range batch {
 			r.done <- err
-		}
-		if err == nil && c.onCommit != nil {
-			c.onCommit()
 		}
 	}
 }

@@ -31,7 +31,15 @@ type Pipeline struct {
 	lastSeq uint64
 
 	wake chan struct{}
+
+	// decoded holds messages the intake already decoded, by inbox sequence,
+	// so the pipeline need not decode them again. Bounded: on overflow, or
+	// after a restart, the body is decoded from the inbox instead.
+	decodedMu sync.Mutex
+	decoded   map[uint64]*Message
 }
+
+const maxDecoded = 4096
 
 // PipelineOptions configures a Pipeline.
 type PipelineOptions struct {
@@ -52,7 +60,8 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		store: o.Store, triager: o.Triager, log: o.Log, metrics: o.Metrics,
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, now: o.Now,
-		wake: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		decoded: map[uint64]*Message{},
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -78,6 +87,26 @@ func (p *Pipeline) reload() error {
 	p.mu.Unlock()
 	p.updateGauges()
 	return nil
+}
+
+// Committed is the committer's callback: entries up to the last seq are durable.
+func (p *Pipeline) Committed(seqs []uint64, msgs []*Message) {
+	p.decodedMu.Lock()
+	for i, seq := range seqs {
+		if msgs[i] != nil && len(p.decoded) < maxDecoded {
+			p.decoded[seq] = msgs[i]
+		}
+	}
+	p.decodedMu.Unlock()
+	p.Wake()
+}
+
+func (p *Pipeline) takeDecoded(seq uint64) *Message {
+	p.decodedMu.Lock()
+	defer p.decodedMu.Unlock()
+	m := p.decoded[seq]
+	delete(p.decoded, seq)
+	return m
 }
 
 // Wake tells the pipeline new inbox entries are committed.
@@ -154,7 +183,10 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		}
 		batches := make([]incident.Batch, 0, len(entries))
 		for _, e := range entries {
-			msg, err := DecodeMessage(e.Body)
+			msg, err := p.takeDecoded(e.Seq), error(nil)
+			if msg == nil {
+				msg, err = DecodeMessage(e.Body)
+			}
 			if err != nil {
 				// Validated at intake, so only a format change between versions
 				// gets here: skip it loudly rather than block everything behind it.

@@ -1,11 +1,21 @@
 package incident
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
 )
+
+// lastSeenGranularity bounds how stale a persisted LastSeen may be: after a
+// restart, staleness is judged at most this much early.
+const lastSeenGranularity = time.Minute
+
+func sameDecision(a, b severity.Decision) bool {
+	return a.Severity == b.Severity && a.Rule == b.Rule && slices.Equal(a.Reasons, b.Reasons)
+}
 
 // Observation is one alert of a notification, triaged.
 type Observation struct {
@@ -150,10 +160,14 @@ type step struct {
 	touched map[*Incident]before
 	order   []*Incident
 	dirty   map[*Alert]*Incident
+	// rescan marks incidents whose decisive alert changed or left, which
+	// needs a walk over all members; otherwise only dirty alerts compete.
+	rescan map[*Incident]bool
 }
 
 func (b *Book) newStep() *step {
-	return &step{b: b, ch: &Changes{Tombstones: map[string]Tombstone{}}, touched: map[*Incident]before{}, dirty: map[*Alert]*Incident{}}
+	return &step{b: b, ch: &Changes{Tombstones: map[string]Tombstone{}}, touched: map[*Incident]before{},
+		dirty: map[*Alert]*Incident{}, rescan: map[*Incident]bool{}}
 }
 
 func (s *step) touch(inc *Incident, isNew bool) {
@@ -164,7 +178,12 @@ func (s *step) touch(inc *Incident, isNew bool) {
 	s.order = append(s.order, inc)
 }
 
-func (s *step) markAlert(inc *Incident, a *Alert) { s.dirty[a] = inc }
+func (s *step) markAlert(inc *Incident, a *Alert) {
+	s.dirty[a] = inc
+	if a.Key == inc.Decisive {
+		s.rescan[inc] = true
+	}
+}
 
 // Apply folds one notification into the book. Redelivering the same
 // notification changes nothing: an occurrence is fingerprint + startsAt, and a
@@ -190,10 +209,20 @@ func (s *step) observe(batch Batch, o *Observation) {
 		a := inc.Alerts[key]
 		switch {
 		case o.Alert.Status == Firing && a.Status == Firing:
-			b.unindex(a)
+			// A redelivery. Persist it only when it says something new, or
+			// when LastSeen has moved enough to matter for staleness, so the
+			// groups Alertmanager resends cost no writes.
+			changed := a.GroupKey != batch.GroupKey || !sameDecision(a.Decision, o.Decision) ||
+				!maps.Equal(a.Annotations, o.Alert.Annotations) || batch.At.Sub(a.LastSeen) >= lastSeenGranularity
+			if a.GroupKey != batch.GroupKey {
+				b.unindex(a)
+				a.GroupKey = batch.GroupKey
+				b.index(inc, a)
+			}
+			if !changed {
+				return
+			}
 			a.LastSeen = batch.At
-			a.GroupKey = batch.GroupKey
-			b.index(inc, a)
 			a.Annotations = o.Alert.Annotations
 			a.Decision = o.Decision
 			s.ch.Decisions++
@@ -355,19 +384,34 @@ func (s *step) finish(at time.Time) *Changes {
 	return s.ch
 }
 
-// recompute sets the incident's severity to its most severe firing alert's,
-// keeping the current decisive alert on ties so the reasons do not flap.
+// recompute sets the incident's severity to its most severe firing alert's.
+// Ties keep the current decisive alert, so the reasons do not flap, and
+// otherwise go to the smallest key, so the outcome is independent of order.
+// Unless the decisive alert itself changed, only this step's alerts can
+// displace it, which keeps a storm's redeliveries O(changed alerts).
 func (s *step) recompute(inc *Incident) {
-	var best *Alert
-	if cur := inc.Alerts[inc.Decisive]; cur != nil && cur.Status == Firing {
-		best = cur
+	best := inc.Alerts[inc.Decisive]
+	if best != nil && best.Status != Firing {
+		best = nil
 	}
-	for _, a := range inc.sortedAlerts() {
-		if a.Status != Firing {
-			continue
+	better := func(a *Alert) bool {
+		if a.Status != Firing || a == best {
+			return false
 		}
-		if best == nil || a.Decision.Severity < best.Decision.Severity {
-			best = a
+		return best == nil || a.Decision.Severity < best.Decision.Severity ||
+			(a.Decision.Severity == best.Decision.Severity && best.Key != inc.Decisive && a.Key < best.Key)
+	}
+	if best == nil || s.rescan[inc] {
+		for _, a := range inc.Alerts {
+			if better(a) {
+				best = a
+			}
+		}
+	} else {
+		for a, owner := range s.dirty {
+			if owner == inc && better(a) {
+				best = a
+			}
 		}
 	}
 	if best == nil {

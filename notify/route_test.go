@@ -1,0 +1,97 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+func event(kind incident.EventKind, sev, peak severity.Level) *incident.Event {
+	start := time.Date(2026, 1, 12, 14, 30, 0, 0, time.UTC)
+	return &incident.Event{Kind: kind, Incident: incident.Incident{
+		ID: "api-1", Service: "API Gateway", Severity: sev, PeakSeverity: peak,
+		StartedAt: start, ResolvedAt: start.Add(42 * time.Minute), Status: incident.Firing,
+	}}
+}
+
+func TestRouteForFollowsTheSPECTable(t *testing.T) {
+	cfg := RouteConfig{Channel: "#team", IncidentsChannel: "#inc"}
+	tests := []struct {
+		name string
+		ev   *incident.Event
+		want Route
+	}{
+		{"sev1", event(incident.Opened, 1, 1), Route{PagerDuty: "trigger critical",
+			Slack: "#incident-20260112-api-gateway (on-call invited), announced in #inc, updates every 2m", Grafana: "region annotation"}},
+		{"sev2", event(incident.Opened, 2, 2), Route{PagerDuty: "trigger error", Slack: "#inc, updates every 5m", Grafana: "region annotation"}},
+		{"sev3", event(incident.Opened, 3, 3), Route{PagerDuty: "none", Slack: "#team", Grafana: "region annotation"}},
+		{"sev4", event(incident.Opened, 4, 4), Route{PagerDuty: "none", Slack: "#team, held until business hours", Grafana: "annotation"}},
+		{"escalation re-triggers", event(incident.SeverityChanged, 1, 1), Route{PagerDuty: "trigger critical",
+			Slack: "#incident-20260112-api-gateway (on-call invited), announced in #inc, updates every 2m", Grafana: "region annotation"}},
+		{"resolve of a paged incident", event(incident.ResolvedEvent, 3, 2), Route{PagerDuty: "resolve", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
+		{"resolve of an unpaged incident", event(incident.ResolvedEvent, 3, 3), Route{PagerDuty: "none", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ev.Kind == incident.ResolvedEvent {
+				tt.ev.Incident.Status = incident.Resolved
+			}
+			if got := RouteFor(tt.ev, cfg); got != tt.want {
+				t.Errorf("RouteFor = %+v\nwant       %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIncidentChannelNameIsValidForSlack(t *testing.T) {
+	ev := event(incident.Opened, 1, 1)
+	ev.Incident.Service = "Payments.API/EU " + strings.Repeat("x", 100)
+	name := IncidentChannelName(&ev.Incident)
+	if len(name) > 80 || !strings.HasPrefix(name, "incident-20260112-payments-api-eu-") {
+		t.Fatalf("channel name %q", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			t.Fatalf("channel name %q has %q, not allowed by Slack", name, r)
+		}
+	}
+}
+
+func TestLogNotifierWritesOneStructuredLine(t *testing.T) {
+	var buf bytes.Buffer
+	n := &LogNotifier{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Routes: RouteConfig{IncidentsChannel: "#inc"}}
+	ev := event(incident.SeverityChanged, 1, 1)
+	ev.PreviousSeverity = 3
+	ev.Incident.Title, ev.Incident.Rule, ev.Incident.Reasons = "INCIDENT: API Gateway - down since 14:30 UTC", 1, []string{"Q1: no user can reach the service (reachable=false) [annotation]"}
+	if retry, err := n.Notify(context.Background(), ev); err != nil || retry {
+		t.Fatalf("Notify = %v, %v", retry, err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line, got %d: %q", len(lines), buf.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"msg": "incident severity changed", "event": "severity_changed", "incident": "api-1",
+		"severity": 1.0, "previous_severity": 3.0, "rule": 1.0, "title": ev.Incident.Title}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if route, _ := got["route"].(map[string]any); route["pagerduty"] != "trigger critical" {
+		t.Errorf("route = %v", got["route"])
+	}
+	if reasons, _ := got["reasons"].([]any); len(reasons) != 1 {
+		t.Errorf("reasons = %v", got["reasons"])
+	}
+}

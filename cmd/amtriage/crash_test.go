@@ -200,3 +200,73 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		t.Errorf("SIGTERM: %v", err)
 	}
 }
+
+// TestSIGTERMDrainsInFlight sends SIGTERM while clients post: the daemon
+// exits cleanly, answers only 200 or 503 meanwhile, and every notification it
+// acknowledged is there after a restart.
+func TestSIGTERMDrainsInFlight(t *testing.T) {
+	firing := crashPayloads(40, 5, 2, "firing")
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "amtriage.yml"), "store:\n  path: "+filepath.Join(dir, "data")+"\n")
+	addr := freeAddr(t)
+	d := startDaemon(t, cfg, addr)
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	acked := make([]bool, len(firing))
+	var n atomic.Int64
+	var exitErr error
+	var once sync.Once
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Go(func() {
+			for i := range idx {
+				code, err := post(context.Background(), d.url("/webhook"), "", firing[i])
+				if err != nil {
+					continue // refused once the listener closed: never acknowledged
+				}
+				mu.Lock()
+				codes[code]++
+				acked[i] = code == 200
+				mu.Unlock()
+				if n.Add(1) == int64(len(firing)/3) {
+					go once.Do(func() { exitErr = d.kill(syscall.SIGTERM) })
+				}
+			}
+		})
+	}
+	for i := range firing {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	once.Do(func() {}) // the kill has been started
+	waitFor(t, 30*time.Second, "amtriage exit", func() bool { return d.cmd.ProcessState != nil })
+	if exitErr != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", exitErr, d.stderr.String())
+	}
+	for code := range codes {
+		if code != 200 && code != 503 {
+			t.Errorf("answered %d during shutdown; want only 200 or 503 (%v)", code, codes)
+		}
+	}
+	want := map[string]int{}
+	for i, ok := range acked {
+		if ok {
+			want[fmt.Sprintf("svc-%02d", i/5)] += 2
+		}
+	}
+	again := startDaemon(t, cfg, addr)
+	waitProcessed(t, again)
+	got := map[string]int{}
+	for _, inc := range again.incidents() {
+		got[inc.Service] = inc.AlertsFiring
+	}
+	for svc, w := range want {
+		if got[svc] < w {
+			t.Errorf("%s: %d alerts after restart, but %d were acknowledged", svc, got[svc], w)
+		}
+	}
+	t.Logf("answers during shutdown: %v", codes)
+}

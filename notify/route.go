@@ -65,9 +65,14 @@ func RouteFor(ev *incident.Event, cfg RouteConfig) Route {
 		return r
 	}
 	r := Route{Grafana: "region annotation"}
-	if sev, ok := PagerDutySeverity(inc.Severity); ok {
+	sev, pages := PagerDutySeverity(inc.Severity)
+	switch {
+	case ev.Kind == incident.SeverityChanged && inc.Severity > ev.PreviousSeverity:
+		// A drop is announced but does not un-page while alerts still fire.
+		r.PagerDuty = "none (severity dropped; the page stands)"
+	case pages:
 		r.PagerDuty = "trigger " + sev
-	} else {
+	default:
 		r.PagerDuty = "none"
 	}
 	switch inc.Severity {

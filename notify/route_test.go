@@ -33,8 +33,17 @@ func TestRouteForFollowsTheSPECTable(t *testing.T) {
 		{"sev2", event(incident.Opened, 2, 2), Route{PagerDuty: "trigger error", Slack: "#inc, updates every 5m", Grafana: "region annotation"}},
 		{"sev3", event(incident.Opened, 3, 3), Route{PagerDuty: "none", Slack: "#team", Grafana: "region annotation"}},
 		{"sev4", event(incident.Opened, 4, 4), Route{PagerDuty: "none", Slack: "#team, held until business hours", Grafana: "annotation"}},
-		{"escalation re-triggers", event(incident.SeverityChanged, 1, 1), Route{PagerDuty: "trigger critical",
+		{"escalation re-triggers", func() *incident.Event {
+			ev := event(incident.SeverityChanged, 1, 1)
+			ev.PreviousSeverity = 2
+			return ev
+		}(), Route{PagerDuty: "trigger critical",
 			Slack: "#incident-20260112-api-gateway (on-call invited), announced in #inc, updates every 2m", Grafana: "region annotation"}},
+		{"a drop does not un-page", func() *incident.Event {
+			ev := event(incident.SeverityChanged, 2, 1)
+			ev.PreviousSeverity = 1
+			return ev
+		}(), Route{PagerDuty: "none (severity dropped; the page stands)", Slack: "#inc, updates every 5m", Grafana: "region annotation"}},
 		{"resolve of a paged incident", event(incident.ResolvedEvent, 3, 2), Route{PagerDuty: "resolve", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
 		{"resolve of an unpaged incident", event(incident.ResolvedEvent, 3, 3), Route{PagerDuty: "none", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
 	}

@@ -119,6 +119,9 @@ func u64(v uint64) []byte {
 // AppendInbox stores bodies in one transaction, so concurrent requests share
 // one fsync (group commit), and sets each entry's Seq.
 func (s *Store) AppendInbox(entries []*InboxEntry) error {
+	if len(entries) == 0 {
+		return nil // nothing to commit; storing last=0 would rewind InboxSeq
+	}
 	var last uint64
 	err := s.inbox.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInbox)
@@ -285,6 +288,11 @@ func (s *Store) Apply(c *Commit) error {
 			}
 			for _, ref := range ch.DeletedAlerts {
 				if err := alerts.Delete(alertKey(ref.IncidentID, ref.Alert.Key)); err != nil {
+					return err
+				}
+			}
+			for _, k := range ch.DeletedTombstones {
+				if err := tombs.Delete([]byte(k)); err != nil {
 					return err
 				}
 			}

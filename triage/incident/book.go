@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
@@ -72,14 +73,16 @@ type Changes struct {
 	Alerts        []AlertRef  // to put
 	DeletedAlerts []AlertRef  // to delete (their incident resolved)
 	Tombstones    map[string]Tombstone
-	Events        []Event
-	Decisions     int // alerts (re)decided, for metrics
+	// DeletedTombstones are occurrences whose inferred resolution was undone.
+	DeletedTombstones []string
+	Events            []Event
+	Decisions         int // alerts (re)decided, for metrics
 }
 
 // Empty reports whether nothing changed.
 func (c *Changes) Empty() bool {
 	return len(c.Incidents) == 0 && len(c.Alerts) == 0 && len(c.DeletedAlerts) == 0 &&
-		len(c.Tombstones) == 0 && len(c.Events) == 0
+		len(c.Tombstones) == 0 && len(c.DeletedTombstones) == 0 && len(c.Events) == 0
 }
 
 // Book is the in-memory incident state. It is not safe for concurrent use;
@@ -230,6 +233,12 @@ func (s *step) observe(batch Batch, o *Observation) {
 			b.unindex(a)
 			a.Status, a.ResolvedBy, a.EndsAt, a.LastSeen = Resolved, ByAlertmanager, o.Alert.EndsAt, batch.At
 			inc.Firing--
+		case o.Alert.Status == Resolved && a.ResolvedBy != ByAlertmanager:
+			// Alertmanager confirms an inferred resolution: it is now final.
+			a.ResolvedBy, a.LastSeen = ByAlertmanager, batch.At
+			if !o.Alert.EndsAt.IsZero() {
+				a.EndsAt = o.Alert.EndsAt
+			}
 		case o.Alert.Status == Firing && a.ResolvedBy != ByAlertmanager:
 			// An inferred resolution was wrong: the occurrence still fires.
 			a.Status, a.ResolvedBy, a.EndsAt, a.LastSeen = Firing, "", time.Time{}, batch.At
@@ -245,10 +254,19 @@ func (s *step) observe(batch Batch, o *Observation) {
 		return
 	}
 	if t, ok := b.tombs[key]; ok {
+		if o.Alert.Status == Resolved && t.ResolvedBy != ByAlertmanager {
+			// Alertmanager confirms an inferred resolution: it is now final.
+			t.ResolvedBy = ByAlertmanager
+			b.tombs[key] = t
+			s.ch.Tombstones[key] = t
+			return
+		}
 		if o.Alert.Status == Resolved || t.ResolvedBy == ByAlertmanager {
 			return // duplicate, or a stale firing redelivered after the resolve
 		}
 		delete(b.tombs, key) // inferred resolution undone below
+		delete(s.ch.Tombstones, key)
+		s.ch.DeletedTombstones = append(s.ch.DeletedTombstones, key)
 	}
 	if o.Alert.Status == Resolved {
 		// Never seen firing (cut by max_alerts, or before we started): remember
@@ -425,7 +443,9 @@ func (s *step) recompute(inc *Incident) {
 	if inc.PeakSeverity == 0 || inc.Severity < inc.PeakSeverity {
 		inc.PeakSeverity = inc.Severity
 	}
-	if changed || inc.Title == "" {
+	// The title follows the decisive alert, and the detection time when an
+	// earlier alert joins; a changed summary alone does not retitle.
+	if changed || !strings.HasSuffix(inc.Title, sinceUTC(inc.StartedAt)) {
 		inc.Title = title(inc.Service, best, inc.StartedAt)
 	}
 }

@@ -6,7 +6,6 @@ package incident
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"time"
 
@@ -120,5 +119,7 @@ func title(service string, a *Alert, started time.Time) string {
 	if r := []rune(brief); len(r) > 200 {
 		brief = string(r[:199]) + "…"
 	}
-	return fmt.Sprintf("INCIDENT: %s - %s since %s UTC", service, brief, started.UTC().Format("15:04"))
+	return "INCIDENT: " + service + " - " + brief + sinceUTC(started)
 }
+
+func sinceUTC(t time.Time) string { return " since " + t.UTC().Format("15:04") + " UTC" }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
@@ -292,4 +294,34 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkGroupCommit is the committer alone: 64 goroutines appending
+// 10-alert bodies, each waiting for its fsync, no HTTP and no pipeline.
+func BenchmarkGroupCommit(b *testing.B) {
+	store, err := OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	m := NewMetrics(prometheus.NewRegistry())
+	c := NewCommitter(store, m, 4096, nil)
+	defer c.Close()
+	body := benchPayload(1, 10, "api")
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(32) // 64 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := c.Append(context.Background(), body, nil, time.Now()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	h := &dto.Metric{}
+	m.CommitBatch.Write(h)
+	b.ReportMetric(float64(h.GetHistogram().GetSampleSum())/float64(h.GetHistogram().GetSampleCount()), "appends/commit")
 }

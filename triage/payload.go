@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 
@@ -58,11 +59,13 @@ func describeJSONError(err error) error {
 	case errors.As(err, &syn):
 		return inputErrorf("malformed JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
+		// Field is the Go path ("Data.alerts.labels" through the embedded
+		// template.Data); Alertmanager's log should see JSON names and types.
+		field := strings.TrimPrefix(typ.Field, "Data.")
+		if field == "" || field == "Data" {
 			field = "payload"
 		}
-		return inputErrorf("field %s: expected %s, got JSON %s", field, typ.Type, typ.Value)
+		return inputErrorf("field %s: expected %s, got JSON %s", field, jsonType(typ.Type), typ.Value)
 	case errors.As(err, &perr):
 		return inputErrorf("unparseable timestamp %q: want RFC 3339", perr.Value)
 	case errors.Is(err, io.EOF):
@@ -76,6 +79,27 @@ func describeJSONError(err error) error {
 		}
 		return inputErrorf("malformed JSON: %v", err)
 	}
+}
+
+// jsonType names a Go type the way the JSON it decodes from is spelled.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Map, reflect.Struct:
+		return "JSON object"
+	case reflect.Slice, reflect.Array:
+		return "JSON array"
+	case reflect.String:
+		return "JSON string"
+	case reflect.Bool:
+		return "JSON boolean"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "non-negative integer"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "JSON number"
+	}
+	return t.String()
 }
 
 func (m *Message) validate() error {

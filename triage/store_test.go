@@ -1,0 +1,347 @@
+package triage
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+func openTestStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("OpenStore: %v", err)
+	}
+	t.Cleanup(func() { s.Close() }) // a second Close after an explicit one is harmless
+	return s
+}
+
+func inboxEntries(at time.Time, bodies ...string) []*InboxEntry {
+	out := make([]*InboxEntry, len(bodies))
+	for i, b := range bodies {
+		out[i] = &InboxEntry{ReceivedAt: at.Add(time.Duration(i) * time.Nanosecond), Body: []byte(b)}
+	}
+	return out
+}
+
+func seqs(entries []InboxEntry) []uint64 {
+	out := make([]uint64, len(entries))
+	for i, e := range entries {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestStoreAppendInboxAssignsIncreasingSeq(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	if got := s.InboxSeq(); got != 0 {
+		t.Fatalf("fresh store InboxSeq = %d", got)
+	}
+	at := time.Date(2026, 11, 23, 19, 20, 45, 565975123, time.UTC)
+	first := inboxEntries(at, "a", "b", "c")
+	if err := s.AppendInbox(first); err != nil {
+		t.Fatal(err)
+	}
+	second := inboxEntries(at, "d", "e")
+	if err := s.AppendInbox(second); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, e := range append(first, second...) {
+		got = append(got, e.Seq)
+	}
+	if want := []uint64{1, 2, 3, 4, 5}; !equalSeqs(got, want) {
+		t.Errorf("seqs = %v, want %v", got, want)
+	}
+	if s.InboxSeq() != 5 {
+		t.Errorf("InboxSeq = %d, want 5", s.InboxSeq())
+	}
+	// An empty append commits nothing and must not move the sequence back.
+	if err := s.AppendInbox(nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.InboxSeq() != 5 {
+		t.Errorf("after an empty append InboxSeq = %d, want 5", s.InboxSeq())
+	}
+	// What was appended reads back byte for byte, with its receive time.
+	entries, err := s.ReadInbox(0, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 5 {
+		t.Fatalf("read %d entries, want 5", len(entries))
+	}
+	for i, e := range entries {
+		want := append(first, second...)[i]
+		if e.Seq != want.Seq || !bytes.Equal(e.Body, want.Body) || !e.ReceivedAt.Equal(want.ReceivedAt) {
+			t.Errorf("entry %d = {%d %v %q}, want {%d %v %q}", i, e.Seq, e.ReceivedAt, e.Body, want.Seq, want.ReceivedAt, want.Body)
+		}
+		if e.ReceivedAt.Location() != time.UTC {
+			t.Errorf("entry %d: ReceivedAt in %v, want UTC", i, e.ReceivedAt.Location())
+		}
+	}
+}
+
+func TestStoreReadInboxWindow(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	at := time.Now().UTC()
+	// Five 10-byte bodies, seq 1..5.
+	var bodies []string
+	for i := 1; i <= 5; i++ {
+		bodies = append(bodies, fmt.Sprintf("body-%05d", i))
+	}
+	if err := s.AppendInbox(inboxEntries(at, bodies...)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		after    uint64
+		max      int
+		maxBytes int
+		want     []uint64
+	}{
+		{"all", 0, 100, 1 << 20, []uint64{1, 2, 3, 4, 5}},
+		{"after 2", 2, 100, 1 << 20, []uint64{3, 4, 5}},
+		{"after last", 5, 100, 1 << 20, []uint64{}},
+		{"after beyond last", 99, 100, 1 << 20, []uint64{}},
+		{"max 2", 0, 2, 1 << 20, []uint64{1, 2}},
+		{"after 1 max 3", 1, 3, 1 << 20, []uint64{2, 3, 4}},
+		{"maxBytes stops once reached", 0, 100, 20, []uint64{1, 2}},
+		{"maxBytes exceeded by the last entry read", 0, 100, 25, []uint64{1, 2, 3}},
+		{"maxBytes smaller than one body still makes progress", 3, 100, 1, []uint64{4}},
+		{"max and maxBytes: the tighter wins", 0, 1, 1 << 20, []uint64{1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ReadInbox(tc.after, tc.max, tc.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalSeqs(seqs(got), tc.want) {
+				t.Errorf("ReadInbox(%d, %d, %d) = %v, want %v", tc.after, tc.max, tc.maxBytes, seqs(got), tc.want)
+			}
+			for _, e := range got {
+				if want := fmt.Sprintf("body-%05d", e.Seq); string(e.Body) != want {
+					t.Errorf("seq %d body %q, want %q", e.Seq, e.Body, want)
+				}
+			}
+		})
+	}
+	// Returned bodies are copies: bbolt's memory is read-only and reused.
+	got, err := s.ReadInbox(0, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0].Body[0] = 'X'
+	again, err := s.ReadInbox(0, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again[0].Body) != "body-00001" {
+		t.Errorf("stored body changed through a returned slice: %q", again[0].Body)
+	}
+}
+
+func TestStoreTrimInbox(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	at := time.Now().UTC()
+	if err := s.AppendInbox(inboxEntries(at, "1", "2", "3", "4", "5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrimInbox(3); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadInbox(0, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{4, 5}; !equalSeqs(seqs(got), want) {
+		t.Errorf("after TrimInbox(3): %v, want %v", seqs(got), want)
+	}
+	// Trimming is idempotent and never goes beyond upTo.
+	if err := s.TrimInbox(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrimInbox(0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReadInbox(0, 100, 1<<20); !equalSeqs(seqs(got), []uint64{4, 5}) {
+		t.Errorf("after repeated trims: %v", seqs(got))
+	}
+	// Trimming does not reset the sequence.
+	if s.InboxSeq() != 5 {
+		t.Errorf("InboxSeq after trim = %d, want 5", s.InboxSeq())
+	}
+	if err := s.TrimInbox(100); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReadInbox(0, 100, 1<<20); len(got) != 0 {
+		t.Errorf("after trimming everything: %v", seqs(got))
+	}
+	next := inboxEntries(at, "6")
+	if err := s.AppendInbox(next); err != nil {
+		t.Fatal(err)
+	}
+	if next[0].Seq != 6 {
+		t.Errorf("seq after trimming everything = %d, want 6 (sequences are never reused)", next[0].Seq)
+	}
+}
+
+func TestStoreReopenPreservesInbox(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	at := time.Now().UTC()
+	if err := s.AppendInbox(inboxEntries(at, "1", "2", "3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrimInbox(3); err != nil { // even an empty inbox keeps its sequence
+		t.Fatal(err)
+	}
+	if err := s.AppendInbox(inboxEntries(at, "4")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openTestStore(t, dir)
+	if got := s2.InboxSeq(); got != 4 {
+		t.Fatalf("InboxSeq after reopen = %d, want 4", got)
+	}
+	got, err := s2.ReadInbox(0, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Seq != 4 || string(got[0].Body) != "4" {
+		t.Errorf("inbox after reopen = %+v", got)
+	}
+	next := inboxEntries(at, "5")
+	if err := s2.AppendInbox(next); err != nil {
+		t.Fatal(err)
+	}
+	if next[0].Seq != 5 {
+		t.Errorf("seq after reopen = %d, want 5", next[0].Seq)
+	}
+}
+
+func TestStoreSchemaMismatch(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	if err := s.state.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("999"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(dir)
+	if err == nil {
+		s2.Close()
+		t.Fatal("OpenStore accepted a state.db with another schema")
+	}
+	if !strings.Contains(err.Error(), "schema") || !strings.Contains(err.Error(), "999") {
+		t.Errorf("error %q does not explain the schema mismatch", err)
+	}
+	// The failed open released the files: restoring the schema makes it usable.
+	db, err := bolt.Open(dir+"/"+stateFile, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("state.db still locked after a failed OpenStore: %v", err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte(schemaVersion))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	openTestStore(t, dir)
+}
+
+func TestStoreApplyAndLoadState(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	ls, err := s.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls.LastSeq != 0 || len(ls.Incidents) != 0 {
+		t.Fatalf("fresh state: %+v", ls)
+	}
+
+	// One real step of the incident book: an alert opens an incident.
+	start := time.Date(2026, 11, 23, 19, 20, 45, 0, time.UTC)
+	a := incident.Alert{
+		Key: "4dbfc38214eb5646@2026-11-23T19:20:45Z", Fingerprint: "4dbfc38214eb5646", Name: "HighErrorRate",
+		Status: incident.Firing, StartsAt: start, Labels: map[string]string{"alertname": "HighErrorRate", "service": "api"},
+	}
+	dec := severity.Decision{Severity: 2, Rule: 13, Reasons: []string{"fallback: severity=critical"}}
+	book := incident.NewBook()
+	ch := book.Apply(incident.Batch{
+		At: start.Add(time.Second), GroupKey: "g", Complete: false,
+		Observations: []incident.Observation{{Alert: a, Service: "api", Decision: dec}},
+	})
+	if len(ch.Incidents) != 1 || len(ch.Events) != 1 {
+		t.Fatalf("test setup: book step gave %d incidents, %d events", len(ch.Incidents), len(ch.Events))
+	}
+	if err := s.Apply(&Commit{LastSeq: 7, Changes: []*incident.Changes{ch}, Receivers: []string{"r1", "r2"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A commit without LastSeq (a sweep) leaves it alone.
+	if err := s.Apply(&Commit{Receivers: []string{"r1", "r2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openTestStore(t, dir)
+	ls, err = s2.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls.LastSeq != 7 {
+		t.Errorf("LastSeq = %d, want 7", ls.LastSeq)
+	}
+	if len(ls.Incidents) != 1 || ls.Incidents[0].ID != ch.Incidents[0].ID || ls.Incidents[0].Service != "api" || ls.Incidents[0].Severity != 2 {
+		t.Errorf("incidents = %+v", ls.Incidents)
+	}
+	if len(ls.Alerts) != 1 || ls.Alerts[0].IncidentID != ch.Incidents[0].ID || ls.Alerts[0].Alert.Key != a.Key {
+		t.Errorf("alerts = %+v", ls.Alerts)
+	}
+	// The event was fanned out to each receiver's queue in the same commit.
+	for _, r := range []string{"r1", "r2"} {
+		env, err := s2.Oldest(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env == nil || env.Event.Kind != incident.Opened || env.Event.Incident.ID != ch.Incidents[0].ID {
+			t.Errorf("outbox %s: %+v", r, env)
+		}
+	}
+	// A later commit moves LastSeq forward.
+	if err := s2.Apply(&Commit{LastSeq: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := s2.LoadState(); err != nil || ls.LastSeq != 9 {
+		t.Errorf("LastSeq = %v (err %v), want 9", ls.LastSeq, err)
+	}
+}

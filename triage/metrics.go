@@ -1,8 +1,25 @@
 package triage
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtriage/amtriage/severity"
 )
+
+// lazyCounter resolves its labelled child on first use, so /metrics lists
+// only the decisions made, and afterwards costs no label lookup.
+type lazyCounter struct {
+	once    sync.Once
+	counter prometheus.Counter
+}
+
+func (c *lazyCounter) inc(vec *prometheus.CounterVec, sev severity.Level, rule int) {
+	c.once.Do(func() { c.counter = vec.WithLabelValues(strconv.Itoa(int(sev)), strconv.Itoa(rule)) })
+	c.counter.Inc()
+}
 
 // Metrics are the pipeline's Prometheus metrics.
 type Metrics struct {
@@ -15,6 +32,17 @@ type Metrics struct {
 	CommitDuration  *prometheus.HistogramVec
 	CommitBatch     prometheus.Histogram
 	InboxPending    prometheus.Gauge
+
+	decisions [5][14]lazyCounter // by severity and rule
+}
+
+// decided counts one decision without a label lookup per alert.
+func (m *Metrics) decided(d severity.Decision) {
+	if d.Severity >= 1 && d.Severity <= 4 && d.Rule >= 1 && d.Rule <= 13 {
+		m.decisions[d.Severity][d.Rule].inc(m.Decisions, d.Severity, d.Rule)
+		return
+	}
+	m.Decisions.WithLabelValues(strconv.Itoa(int(d.Severity)), strconv.Itoa(d.Rule)).Inc()
 }
 
 // NewMetrics creates and registers the pipeline metrics on reg.
@@ -65,5 +93,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, s := range []string{"1", "2", "3", "4"} {
 		m.IncidentsOpen.WithLabelValues(s)
 	}
+
 	return m
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -85,6 +87,7 @@ func (p *Pipeline) reload() error {
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
 	p.mu.Unlock()
+	p.store.MarkProcessed(ls.LastSeq)
 	p.updateGauges()
 	return nil
 }
@@ -122,11 +125,19 @@ func (p *Pipeline) Run(ctx context.Context) {
 	sweep := time.NewTicker(sweepInterval(p.staleAfter))
 	defer sweep.Stop()
 	p.Wake() // entries acknowledged before a crash resume at once
+	var lastDrain time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.wake:
+			// Under a stream of webhooks, let a few milliseconds of them
+			// gather so one state commit (two fsyncs) covers many; an idle
+			// daemon processes the first notification at once.
+			if wait := coalesce - time.Since(lastDrain); wait > 0 && !sleepCtx(ctx, wait) {
+				return
+			}
+			lastDrain = time.Now()
 			if err := p.Drain(context.WithoutCancel(ctx)); err != nil {
 				p.log.Error("processing inbox; will retry", "err", err)
 				if !sleepCtx(ctx, time.Second) {
@@ -164,6 +175,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 const (
+	coalesce        = 5 * time.Millisecond
 	drainBatch      = 256
 	drainBatchBytes = 64 << 20
 )
@@ -179,6 +191,10 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			return err
 		}
 		if len(entries) == 0 {
+			// Idle: delete what is processed, unless appends already did.
+			if err := p.store.TrimInbox(after); err != nil {
+				p.log.Warn("trimming inbox", "err", err) // harmless: entries ≤ lastSeq are skipped
+			}
 			return nil
 		}
 		batches := make([]incident.Batch, 0, len(entries))
@@ -195,12 +211,11 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			}
 			batches = append(batches, p.Triage(ctx, msg, e.ReceivedAt))
 		}
-		if err := p.apply(entries[len(entries)-1].Seq, batches); err != nil {
+		last := entries[len(entries)-1].Seq
+		if err := p.apply(last, batches); err != nil {
 			return err
 		}
-		if err := p.store.TrimInbox(entries[len(entries)-1].Seq); err != nil {
-			p.log.Warn("trimming inbox", "err", err) // harmless: entries ≤ lastSeq are skipped
-		}
+		p.store.MarkProcessed(last)
 	}
 }
 
@@ -215,13 +230,24 @@ func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incid
 	}
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
-		r := p.triager.Classify(ctx, a)
-		p.metrics.Decisions.WithLabelValues(strconv.Itoa(int(r.Decision.Severity)), strconv.Itoa(r.Decision.Rule)).Inc()
+		key := OccurrenceKey(a)
+		// Alertmanager resends groups: an alert already firing with the same
+		// annotations (its labels are in the key) keeps its decision; open
+		// incidents get fresh signals through re-evaluation instead.
+		// The book is only written by this goroutine, so reading it is safe.
+		service, decision := "", severity.Decision{}
+		if known, svc := p.book.Firing(key); known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations) {
+			service, decision = svc, known.Decision
+		} else {
+			r := p.triager.Classify(ctx, a)
+			service, decision = r.Service, r.Decision
+			p.metrics.decided(decision)
+		}
 		b.Observations[i] = incident.Observation{
-			Service:  r.Service,
-			Decision: r.Decision,
+			Service:  service,
+			Decision: decision,
 			Alert: incident.Alert{
-				Key:          OccurrenceKey(a),
+				Key:          key,
 				Fingerprint:  a.Fingerprint,
 				Name:         a.Labels["alertname"],
 				Status:       a.Status,
@@ -306,12 +332,7 @@ func (p *Pipeline) updateGauges() {
 }
 
 func (p *Pipeline) updateGaugesLocked() {
-	var counts [5]int
-	for _, inc := range p.book.Open() {
-		if inc.Severity >= 1 && inc.Severity <= 4 {
-			counts[inc.Severity]++
-		}
-	}
+	counts := p.book.CountOpen()
 	for s := 1; s <= 4; s++ {
 		p.metrics.IncidentsOpen.WithLabelValues(strconv.Itoa(s)).Set(float64(counts[s]))
 	}

@@ -44,7 +44,16 @@ type Store struct {
 	inbox    *bolt.DB
 	state    *bolt.DB
 	inboxSeq atomic.Uint64 // last committed inbox sequence
+	// processed is the last sequence folded into state.db; trimmed the last
+	// deleted from inbox.db. Appends delete processed entries in their own
+	// transaction, so trimming costs no extra fsync while webhooks arrive.
+	processed atomic.Uint64
+	trimmed   atomic.Uint64
 }
+
+// MarkProcessed records that entries up to seq are durable in state.db and
+// may be deleted from the inbox.
+func (s *Store) MarkProcessed(seq uint64) { s.processed.Store(seq) }
 
 // InboxEntry is one acknowledged webhook body.
 type InboxEntry struct {
@@ -123,8 +132,12 @@ func (s *Store) AppendInbox(entries []*InboxEntry) error {
 		return nil // nothing to commit; storing last=0 would rewind InboxSeq
 	}
 	var last uint64
+	upTo := s.processed.Load()
 	err := s.inbox.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInbox)
+		if err := trim(b, upTo); err != nil {
+			return err
+		}
 		for _, e := range entries {
 			seq, err := b.NextSequence()
 			if err != nil {
@@ -145,6 +158,7 @@ func (s *Store) AppendInbox(entries []*InboxEntry) error {
 		return fmt.Errorf("append inbox: %w", err)
 	}
 	s.inboxSeq.Store(last)
+	s.trimmed.Store(upTo)
 	return nil
 }
 
@@ -178,19 +192,26 @@ func (s *Store) ReadInbox(after uint64, max, maxBytes int) ([]InboxEntry, error)
 	return out, nil
 }
 
-// TrimInbox deletes processed entries up to and including seq.
+// TrimInbox deletes processed entries up to and including seq. The pipeline
+// calls it when idle; under load, appends trim as they go.
 func (s *Store) TrimInbox(upTo uint64) error {
-	err := s.inbox.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketInbox).Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
+	if upTo <= s.trimmed.Load() {
 		return nil
-	})
+	}
+	err := s.inbox.Update(func(tx *bolt.Tx) error { return trim(tx.Bucket(bucketInbox), upTo) })
 	if err != nil {
 		return fmt.Errorf("trim inbox: %w", err)
+	}
+	s.trimmed.Store(upTo)
+	return nil
+}
+
+func trim(b *bolt.Bucket, upTo uint64) error {
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("trim inbox: %w", err)
+		}
 	}
 	return nil
 }

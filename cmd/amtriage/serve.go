@@ -27,6 +27,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	procs := triage.ReserveProcForSyncs()
 
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -55,6 +56,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("listening", "addr", cfg.Listen, "err", err)
 		return 1
 	}
+	log.Info("starting", "version", versionString(), "gomaxprocs", procs)
 	if err := d.Serve(ctx, ln); err != nil {
 		log.Error("serving", "err", err)
 		return 1

@@ -487,6 +487,29 @@ func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.
 	return ev
 }
 
+// Firing returns the live firing alert for an occurrence key, and its
+// incident's service; nil if the occurrence is not firing in an open incident.
+func (b *Book) Firing(key string) (*Alert, string) {
+	inc := b.live[key]
+	if inc == nil {
+		return nil, ""
+	}
+	if a := inc.Alerts[key]; a != nil && a.Status == Firing {
+		return a, inc.Service
+	}
+	return nil, ""
+}
+
+// CountOpen counts open incidents by severity (index 1..4).
+func (b *Book) CountOpen() (counts [5]int) {
+	for _, inc := range b.open {
+		if inc.Severity >= 1 && inc.Severity <= 4 {
+			counts[inc.Severity]++
+		}
+	}
+	return counts
+}
+
 // Open returns the open incidents, most severe first, then oldest.
 func (b *Book) Open() []*Incident { return b.sortedOpen() }
 

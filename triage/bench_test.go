@@ -1,7 +1,6 @@
 package triage
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -255,11 +253,11 @@ services:
 
 // BenchmarkStorm10k is one 10,000-alert notification for one service:
 // decoded, stored durably, triaged, folded into one incident and committed.
-// It reports the process's peak RSS growth while doing so.
+// Peak memory of a whole daemon doing this is BenchmarkStormProcess in
+// cmd/amtriage.
 func BenchmarkStorm10k(b *testing.B) {
 	body := benchPayload(7, 10000, "api")
 	b.SetBytes(int64(len(body)))
-	var peak int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		cfg := rules.Default()
@@ -268,7 +266,6 @@ func BenchmarkStorm10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		before := resetPeakRSS()
 		b.StartTimer()
 		msg, err := DecodeMessage(body)
 		if err != nil {
@@ -281,38 +278,11 @@ func BenchmarkStorm10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		peak = max(peak, peakRSS()-before)
 		if open := d.pipeline.OpenIncidents(); len(open) != 1 || open[0].AlertsFiring != len(msg.Alerts) {
 			b.Fatalf("want one incident with %d alerts, got %d incidents", len(msg.Alerts), len(open))
 		}
 		d.Close()
 	}
-	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-growth-MB")
-}
-
-// resetPeakRSS resets the kernel's high-water mark (VmHWM) to the current RSS
-// and returns that RSS in bytes; peakRSS reads the mark.
-func resetPeakRSS() int64 {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	return procStatus("VmRSS:")
-}
-
-func peakRSS() int64 { return procStatus("VmHWM:") }
-
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // BenchmarkGroupCommit is the committer alone: 64 goroutines appending

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // daemon is an amtriage process under test.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
 	stdout *syncBuffer // incident events (log notifier)
@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,7 +79,7 @@ func freeAddr(t *testing.T) string {
 
 // startDaemon runs `amtriage serve --config cfgPath --listen addr` and waits
 // until /readyz answers.
-func startDaemon(t *testing.T, cfgPath, addr string) *daemon {
+func startDaemon(t testing.TB, cfgPath, addr string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(amtriageBin, "serve", "--config", cfgPath, "--listen", addr)

@@ -61,7 +61,7 @@ type Deliverer struct {
 	Wake        <-chan struct{}
 	Log         *slog.Logger
 	Metrics     *Metrics
-	MaxAttempts int           // default 20
+	MaxAttempts int           // 0: no limit, only MaxAge (a receiver down for hours loses nothing)
 	MaxAge      time.Duration // default 24h
 	BaseBackoff time.Duration // default 1s
 	MaxBackoff  time.Duration // default 5m
@@ -70,9 +70,6 @@ type Deliverer struct {
 }
 
 func (d *Deliverer) defaults() {
-	if d.MaxAttempts == 0 {
-		d.MaxAttempts = 20
-	}
 	if d.MaxAge == 0 {
 		d.MaxAge = 24 * time.Hour
 	}
@@ -140,7 +137,7 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	}
 	env.Attempts++
 	env.LastError = err.Error()
-	exhausted := env.Attempts >= d.MaxAttempts || d.Now().Sub(env.Enqueued) >= d.MaxAge
+	exhausted := (d.MaxAttempts > 0 && env.Attempts >= d.MaxAttempts) || d.Now().Sub(env.Enqueued) >= d.MaxAge
 	if !retry || exhausted {
 		d.Metrics.Deliveries.WithLabelValues(name, "failed").Inc()
 		d.Metrics.DeadLetters.WithLabelValues(name).Inc()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,14 @@ func TestDelivererOrderRetryAndDeadLetter(t *testing.T) {
 			wantSeen:  []string{"inc-1/opened", "inc-1/severity_changed", "inc-1/resolved"},
 			wantAcked: 2, wantDead: 1,
 			wantOutcome: map[string]float64{"success": 2, "failed": 1},
+		},
+		{
+			name:        "no attempt limit by default: an outage longer than 20 attempts loses nothing",
+			script:      []error{transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient, transient},
+			retry:       true,
+			wantSeen:    append(slices.Repeat([]string{"inc-1/opened"}, 26), "inc-1/severity_changed", "inc-1/resolved"),
+			wantAcked:   3,
+			wantOutcome: map[string]float64{"success": 3, "retry": 25},
 		},
 		{
 			name:        "attempts run out",

@@ -60,6 +60,10 @@ type StoreConfig struct {
 type IntakeConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"` // default 32 MiB
 	MaxPending   int   `yaml:"max_pending"`    // requests waiting for a commit before 503; default 4096
+	// MaxInflightBytes bounds the bodies being read, decoded or committed at
+	// once; past it new webhooks get 503 before their body is read. Default
+	// 8 × max_body_bytes.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 }
 
 // IncidentsConfig tunes the incident lifecycle.

@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Listen:     DefaultListen,
 		Store:      StoreConfig{Path: DefaultStorePath},
-		Intake:     IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096},
+		Intake:     IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20},
 		Incidents:  IncidentsConfig{StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second)},
 	}
@@ -390,5 +390,16 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "reading config") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestInflightBytesMustFitOneBody(t *testing.T) {
+	_, err := Parse([]byte("intake:\n  max_body_bytes: 1048576\n  max_inflight_bytes: 1024\n"))
+	if err == nil || !strings.Contains(err.Error(), "intake.max_inflight_bytes: must be at least intake.max_body_bytes (1048576), got 1024") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err := Parse([]byte("intake:\n  max_body_bytes: 1048576\n"))
+	if err != nil || cfg.Intake.MaxInflightBytes != 8<<20 {
+		t.Fatalf("default inflight = %d, %v; want 8 × max_body_bytes", cfg.Intake.MaxInflightBytes, err)
 	}
 }

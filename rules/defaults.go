@@ -57,6 +57,9 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	if c.Intake.MaxPending == 0 {
 		c.Intake.MaxPending = DefaultMaxPending
 	}
+	if c.Intake.MaxInflightBytes == 0 {
+		c.Intake.MaxInflightBytes = 8 * c.Intake.MaxBodyBytes
+	}
 	if c.Incidents.StaleAfter == 0 && !staleAfterSet {
 		c.Incidents.StaleAfter = Duration(DefaultStaleAfter)
 	}

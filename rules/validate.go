@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net"
@@ -56,6 +57,9 @@ func (v *validator) config(c *Config) {
 
 	if c.Intake.MaxBodyBytes < 0 {
 		v.failf("intake.max_body_bytes", "must not be negative, got %d", c.Intake.MaxBodyBytes)
+	}
+	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
+		v.failf("intake.max_inflight_bytes", "must be at least intake.max_body_bytes (%d), got %d", body, c.Intake.MaxInflightBytes)
 	}
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)

@@ -72,6 +72,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	d.api = &API{
 		Committer: d.committer, Pipeline: d.pipeline, Metrics: metrics, Registry: reg, Log: o.Log,
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes,
+		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
 	}
 	return d, nil
 }

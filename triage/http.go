@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +28,38 @@ type API struct {
 	Log          *slog.Logger
 	Auth         rules.AuthConfig
 	MaxBodyBytes int64
+	// Inflight bounds the bytes of webhook bodies being read, decoded and
+	// committed at once, so concurrent storms cannot exhaust memory; nil: no bound.
+	Inflight *ByteBudget
 
 	draining atomic.Bool
+}
+
+// ByteBudget is a non-blocking counting semaphore over bytes.
+type ByteBudget struct {
+	mu          sync.Mutex
+	used, limit int64
+}
+
+// NewByteBudget returns a budget of limit bytes.
+func NewByteBudget(limit int64) *ByteBudget { return &ByteBudget{limit: limit} }
+
+// TryAcquire takes n bytes if they are free.
+func (b *ByteBudget) TryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+// Release returns n bytes.
+func (b *ByteBudget) Release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
 }
 
 // SetDraining makes /readyz and new webhooks answer 503 during shutdown.
@@ -85,12 +116,27 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
 		return http.StatusServiceUnavailable
 	}
+	if r.ContentLength > a.MaxBodyBytes {
+		return a.tooLarge(w)
+	}
+	if a.Inflight != nil {
+		// Reserve what the body may take before reading it: the declared
+		// length, or the maximum when the sender streams it.
+		reserve := r.ContentLength
+		if reserve < 0 {
+			reserve = a.MaxBodyBytes
+		}
+		if !a.Inflight.TryAcquire(reserve) {
+			a.fail(w, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry")
+			return http.StatusServiceUnavailable
+		}
+		defer a.Inflight.Release(reserve)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			a.fail(w, http.StatusRequestEntityTooLarge, "body exceeds "+strconv.FormatInt(a.MaxBodyBytes, 10)+" bytes (intake.max_body_bytes)")
-			return http.StatusRequestEntityTooLarge
+			return a.tooLarge(w)
 		}
 		a.fail(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return http.StatusBadRequest
@@ -117,6 +163,11 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	a.Metrics.AlertsReceived.WithLabelValues("resolved").Add(float64(len(msg.Alerts) - firing))
 	writeJSON(w, http.StatusOK, map[string]any{"status": "stored", "alerts": len(msg.Alerts)})
 	return http.StatusOK
+}
+
+func (a *API) tooLarge(w http.ResponseWriter) int {
+	a.fail(w, http.StatusRequestEntityTooLarge, "body exceeds "+strconv.FormatInt(a.MaxBodyBytes, 10)+" bytes (intake.max_body_bytes)")
+	return http.StatusRequestEntityTooLarge
 }
 
 // authorized checks the bearer token or basic auth in constant time. Hashing

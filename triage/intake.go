@@ -27,7 +27,7 @@ type Committer struct {
 	metrics  *Metrics
 	reqs     chan *appendReq
 	maxBatch int
-	onCommit func(seqs []uint64, msgs []*Message)
+	onCommit func(entries []*InboxEntry, msgs []*Message)
 
 	mu     sync.RWMutex
 	closed bool
@@ -35,8 +35,8 @@ type Committer struct {
 }
 
 // NewCommitter starts a committer; maxPending bounds queued requests.
-// onCommit receives each committed batch's sequences and decoded messages.
-func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(seqs []uint64, msgs []*Message)) *Committer {
+// onCommit receives each committed batch's entries and decoded messages.
+func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(entries []*InboxEntry, msgs []*Message)) *Committer {
 	c := &Committer{store: store, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
 	c.wg.Add(1)
 	go c.run()
@@ -79,7 +79,6 @@ func (c *Committer) run() {
 	defer c.wg.Done()
 	batch := make([]*appendReq, 0, c.maxBatch)
 	entries := make([]*InboxEntry, 0, c.maxBatch)
-	var seqs []uint64
 	var msgs []*Message
 	for first := range c.reqs {
 		batch = append(batch[:0], first)
@@ -104,11 +103,11 @@ func (c *Committer) run() {
 		c.metrics.CommitDuration.WithLabelValues("inbox").Observe(time.Since(start).Seconds())
 		c.metrics.CommitBatch.Observe(float64(len(batch)))
 		if err == nil && c.onCommit != nil {
-			seqs, msgs = seqs[:0], msgs[:0]
+			msgs = msgs[:0]
 			for _, r := range batch {
-				seqs, msgs = append(seqs, r.entry.Seq), append(msgs, r.msg)
+				msgs = append(msgs, r.msg)
 			}
-			c.onCommit(seqs, msgs)
+			c.onCommit(entries, msgs)
 		}
 		for _, r := range batch {
 			r.done <- err

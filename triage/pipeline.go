@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
@@ -37,11 +38,23 @@ type Pipeline struct {
 	// decoded holds messages the intake already decoded, by inbox sequence,
 	// so the pipeline need not decode them again. Bounded: on overflow, or
 	// after a restart, the body is decoded from the inbox instead.
-	decodedMu sync.Mutex
-	decoded   map[uint64]*Message
+	decodedMu    sync.Mutex
+	decoded      map[uint64]decodedMsg
+	decodedBytes int
+	processed    atomic.Uint64 // lastSeq, readable without p.mu
 }
 
-const maxDecoded = 4096
+type decodedMsg struct {
+	msg  *Message
+	size int // body bytes, a proxy for the decoded size
+}
+
+// The cache holds at most this many messages and body bytes; a pipeline far
+// behind decodes from the inbox instead of pinning memory.
+const (
+	maxDecoded      = 1024
+	maxDecodedBytes = 64 << 20
+)
 
 // PipelineOptions configures a Pipeline.
 type PipelineOptions struct {
@@ -63,7 +76,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, now: o.Now,
 		wake:    make(chan struct{}, 1),
-		decoded: map[uint64]*Message{},
+		decoded: map[uint64]decodedMsg{},
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -88,17 +101,23 @@ func (p *Pipeline) reload() error {
 	p.book, p.lastSeq = book, ls.LastSeq
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
+	p.processed.Store(ls.LastSeq)
 	p.updateGauges()
 	return nil
 }
 
-// Committed is the committer's callback: entries up to the last seq are durable.
-func (p *Pipeline) Committed(seqs []uint64, msgs []*Message) {
+// Committed is the committer's callback: these entries are durable.
+func (p *Pipeline) Committed(entries []*InboxEntry, msgs []*Message) {
 	p.decodedMu.Lock()
-	for i, seq := range seqs {
-		if msgs[i] != nil && len(p.decoded) < maxDecoded {
-			p.decoded[seq] = msgs[i]
+	for i, e := range entries {
+		// The pipeline may already have read (and decoded) an entry that was
+		// visible before this callback ran: caching it then would leak.
+		if msgs[i] == nil || e.Seq <= p.processed.Load() ||
+			len(p.decoded) >= maxDecoded || p.decodedBytes+len(e.Body) > maxDecodedBytes {
+			continue
 		}
+		p.decoded[e.Seq] = decodedMsg{msg: msgs[i], size: len(e.Body)}
+		p.decodedBytes += len(e.Body)
 	}
 	p.decodedMu.Unlock()
 	p.Wake()
@@ -107,9 +126,27 @@ func (p *Pipeline) Committed(seqs []uint64, msgs []*Message) {
 func (p *Pipeline) takeDecoded(seq uint64) *Message {
 	p.decodedMu.Lock()
 	defer p.decodedMu.Unlock()
-	m := p.decoded[seq]
+	d, ok := p.decoded[seq]
+	if !ok {
+		return nil
+	}
 	delete(p.decoded, seq)
-	return m
+	p.decodedBytes -= d.size
+	return d.msg
+}
+
+// forgetDecoded drops cached messages up to seq: ones cached after the
+// pipeline had already decoded them itself.
+func (p *Pipeline) forgetDecoded(upTo uint64) {
+	p.decodedMu.Lock()
+	defer p.decodedMu.Unlock()
+	p.processed.Store(upTo) // under the lock: Committed checks it there
+	for seq, d := range p.decoded {
+		if seq <= upTo {
+			delete(p.decoded, seq)
+			p.decodedBytes -= d.size
+		}
+	}
 }
 
 // Wake tells the pipeline new inbox entries are committed.
@@ -138,7 +175,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 				return
 			}
 			lastDrain = time.Now()
-			if err := p.Drain(context.WithoutCancel(ctx)); err != nil {
+			if err := p.Drain(ctx); err != nil {
 				p.log.Error("processing inbox; will retry", "err", err)
 				if !sleepCtx(ctx, time.Second) {
 					return
@@ -180,9 +217,12 @@ const (
 	drainBatchBytes = 64 << 20
 )
 
-// Drain processes every committed inbox entry not yet folded in.
+// Drain processes every committed inbox entry not yet folded in, in chunks
+// that each commit atomically. When ctx ends it stops after the chunk in
+// hand; the rest waits in the inbox for the next start.
 func (p *Pipeline) Drain(ctx context.Context) error {
-	for {
+	work := context.WithoutCancel(ctx) // a chunk, once begun, is triaged whole
+	for ctx.Err() == nil {
 		p.mu.RLock()
 		after := p.lastSeq
 		p.mu.RUnlock()
@@ -209,14 +249,16 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 				p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
 				continue
 			}
-			batches = append(batches, p.Triage(ctx, msg, e.ReceivedAt))
+			batches = append(batches, p.Triage(work, msg, e.ReceivedAt))
 		}
 		last := entries[len(entries)-1].Seq
 		if err := p.apply(last, batches); err != nil {
 			return err
 		}
 		p.store.MarkProcessed(last)
+		p.forgetDecoded(last)
 	}
+	return nil
 }
 
 // Triage classifies every alert of a notification.
@@ -232,8 +274,8 @@ func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incid
 		a := &msg.Alerts[i]
 		key := OccurrenceKey(a)
 		// Alertmanager resends groups: an alert already firing with the same
-		// annotations (its labels are in the key) keeps its decision; open
-		// incidents get fresh signals through re-evaluation instead.
+		// annotations (its labels are in the key) keeps its decision. (Fresh
+		// measured signals for open incidents are a re-evaluation's job.)
 		// The book is only written by this goroutine, so reading it is safe.
 		service, decision := "", severity.Decision{}
 		if known, svc := p.book.Firing(key); known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations) {

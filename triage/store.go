@@ -84,7 +84,41 @@ func OpenStore(dir string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.alignInbox(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// alignInbox keeps inbox sequences ahead of what state.db has processed. If
+// inbox.db was deleted or replaced (say, to reclaim space after a storm), new
+// entries would otherwise reuse processed sequences and be skipped.
+func (s *Store) alignInbox() error {
+	var last uint64
+	if err := s.state.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
+			last = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read last processed sequence: %w", err)
+	}
+	if s.inboxSeq.Load() >= last {
+		return nil
+	}
+	err := s.inbox.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInbox)
+		if k, _ := b.Cursor().First(); k != nil {
+			return fmt.Errorf("inbox.db holds entries numbered below the %d already processed: it belongs to another state.db", last)
+		}
+		return b.SetSequence(last)
+	})
+	if err != nil {
+		return fmt.Errorf("align inbox: %w", err)
+	}
+	s.inboxSeq.Store(last)
+	return nil
 }
 
 func (s *Store) init() error {

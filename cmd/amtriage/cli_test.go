@@ -155,3 +155,14 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Errorf("no args: exit %d, want 2", code)
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9095": true, "[::1]:9095": true, "localhost:9095": true,
+		"0.0.0.0:9095": false, ":9095": false, "10.0.0.5:9095": false, "nonsense": false,
+	} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -40,6 +40,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range receiverWarnings(cfg) {
 		log.Warn(w)
 	}
+	if cfg.Auth.BearerToken == "" && cfg.Auth.BasicAuth.Password == "" && !loopback(cfg.Listen) {
+		log.Warn("no webhook authentication on a non-loopback address: anyone who can reach it can post alerts; set auth.bearer_token_file or $AMTRIAGE_BEARER_TOKEN", "listen", cfg.Listen)
+	}
 	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
 	logNotifier := &notify.LogNotifier{
 		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
@@ -62,4 +65,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loopback reports whether addr only accepts connections from this host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -12,6 +12,7 @@ import (
 // shape exists here with the SPEC's meaning.
 type Config struct {
 	Listen     string           `yaml:"listen"`
+	TLS        TLSConfig        `yaml:"tls"`
 	Auth       AuthConfig       `yaml:"auth"`
 	Store      StoreConfig      `yaml:"store"`
 	Intake     IntakeConfig     `yaml:"intake"`
@@ -35,6 +36,14 @@ func (s Secret) String() string {
 		return ""
 	}
 	return "<secret>"
+}
+
+// TLSConfig serves the API over HTTPS when both files are set (Alertmanager's
+// http_config.tls_config on the other side). Relative paths are relative to
+// the config file.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // AuthConfig is how Alertmanager authenticates to POST /webhook.

@@ -22,5 +22,10 @@ func Load(path string) (*Config, error) {
 	if err := ResolveSecrets(cfg, filepath.Dir(path), os.Getenv); err != nil {
 		return nil, err
 	}
+	for _, f := range []*string{&cfg.TLS.CertFile, &cfg.TLS.KeyFile} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(path), *f)
+		}
+	}
 	return cfg, nil
 }

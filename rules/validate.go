@@ -64,6 +64,9 @@ func (v *validator) config(c *Config) {
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
 	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.failf("tls", "cert_file and key_file must be set together")
+	}
 	if c.Auth.BasicAuth.PasswordFile != "" && c.Auth.BasicAuth.Username == "" {
 		v.failf("auth.basic_auth.username", "required when auth.basic_auth.password_file is set")
 	}

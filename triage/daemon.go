@@ -2,6 +2,7 @@ package triage
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,14 @@ func (d *Daemon) Pipeline() *Pipeline { return d.pipeline }
 // Serve runs until ctx ends, then shuts down gracefully: new webhooks get 503,
 // in-flight ones finish their durable commit, and the store is closed.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	if d.cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(d.cfg.TLS.CertFile, d.cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	srv := &http.Server{
 		Handler:           d.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

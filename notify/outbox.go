@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -149,7 +150,12 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 		return
 	}
 	d.Metrics.Deliveries.WithLabelValues(name, "retry").Inc()
-	env.NextAttempt = d.Now().Add(Backoff(env.Attempts, d.BaseBackoff, d.MaxBackoff))
+	wait := Backoff(env.Attempts, d.BaseBackoff, d.MaxBackoff)
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > wait {
+		wait = ra.After // the receiver asked for it (429 Retry-After)
+	}
+	env.NextAttempt = d.Now().Add(wait)
 	d.Log.Warn("notification failed, will retry", "receiver", name, "incident", env.Event.Incident.ID,
 		"attempt", env.Attempts, "next", env.NextAttempt, "err", err)
 	if err := d.Queue.Retry(env); err != nil {

@@ -102,3 +102,41 @@ func (s *Store) OutboxDepth() (map[string]int, error) {
 	})
 	return out, err
 }
+
+// LoadReceiverState implements notify.ReceiverState.
+func (s *Store) LoadReceiverState(receiver, incidentID string, v any) (bool, error) {
+	found := false
+	err := s.state.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReceivers).Bucket([]byte(receiver))
+		if b == nil {
+			return nil
+		}
+		raw := b.Get([]byte(incidentID))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, v)
+	})
+	if err != nil {
+		return false, fmt.Errorf("load %s state of %s: %w", receiver, incidentID, err)
+	}
+	return found, nil
+}
+
+// SaveReceiverState implements notify.ReceiverState.
+func (s *Store) SaveReceiverState(receiver, incidentID string, v any) error {
+	err := s.state.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketReceivers).CreateBucketIfNotExists([]byte(receiver))
+		if err != nil {
+			return err
+		}
+		return putJSON(b, []byte(incidentID), v)
+	})
+	if err != nil {
+		return fmt.Errorf("save %s state of %s: %w", receiver, incidentID, err)
+	}
+	return nil
+}
+
+var _ notify.ReceiverState = (*Store)(nil)

@@ -33,6 +33,7 @@ var (
 	bucketOutbox     = []byte("outbox")
 	bucketDead       = []byte("deadletter")
 	bucketMeta       = []byte("meta")
+	bucketReceivers  = []byte("receivers")
 	keyLastSeq       = []byte("last_inbox_seq")
 	keySchema        = []byte("schema")
 )
@@ -132,7 +133,7 @@ func (s *Store) init() error {
 		return fmt.Errorf("init inbox: %w", err)
 	}
 	return s.state.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta} {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta, bucketReceivers} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("init state bucket %s: %w", b, err)
 			}

@@ -345,3 +345,31 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 		t.Errorf("LastSeq = %v (err %v), want 9", ls.LastSeq, err)
 	}
 }
+
+func TestStoreReceiverState(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type slackState struct{ Channel, TS string }
+	var got slackState
+	if found, err := s.LoadReceiverState("slack", "inc-1", &got); err != nil || found {
+		t.Fatalf("empty store: found %v err %v", found, err)
+	}
+	if err := s.SaveReceiverState("slack", "inc-1", slackState{"C1", "1.5"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if found, err := s.LoadReceiverState("slack", "inc-1", &got); err != nil || !found || got != (slackState{"C1", "1.5"}) {
+		t.Fatalf("after reopen: %+v found %v err %v", got, found, err)
+	}
+	if found, _ := s.LoadReceiverState("grafana", "inc-1", &got); found {
+		t.Fatal("state leaked across receivers")
+	}
+}

@@ -14,28 +14,61 @@ import (
 
 // Envelope is one incident event queued for one receiver in the durable outbox.
 type Envelope struct {
-	Seq         uint64         `json:"-"`
-	Receiver    string         `json:"receiver"`
-	Event       incident.Event `json:"event"`
-	Enqueued    time.Time      `json:"enqueued"`
-	Attempts    int            `json:"attempts"`
-	NextAttempt time.Time      `json:"nextAttempt,omitzero"`
-	LastError   string         `json:"lastError,omitempty"`
+	Seq          uint64         `json:"-"`
+	Receiver     string         `json:"receiver"`
+	Event        incident.Event `json:"event"`
+	Enqueued     time.Time      `json:"enqueued"`
+	Attempts     int            `json:"attempts"`
+	FirstFailure time.Time      `json:"firstFailure,omitzero"`
+	NextAttempt  time.Time      `json:"nextAttempt,omitzero"`
+	LastError    string         `json:"lastError,omitempty"`
 }
 
-// Queue is the durable outbox as a receiver's worker sees it: one FIFO per
-// receiver, so a resolve never overtakes its trigger.
+// QueueStats describe a receiver's queue for the outbox metrics.
+type QueueStats struct {
+	Depth  int
+	Oldest time.Time // enqueue time of the oldest envelope; zero when empty
+}
+
+// Queue is the durable outbox as a receiver's worker sees it. Each
+// incident's events are delivered in order (a resolve never overtakes its
+// trigger, an update waits for the message it updates), while an incident
+// whose head is waiting does not hold up the others.
 type Queue interface {
-	Oldest(receiver string) (*Envelope, error) // nil, nil when empty
+	// Next returns the oldest envelope that heads its incident's events and
+	// is due at now. When none is due it returns nil and the earliest time
+	// one will be (zero if the queue is empty).
+	Next(receiver string, now time.Time) (env *Envelope, wake time.Time, stats QueueStats, err error)
 	Ack(receiver string, seq uint64) error
 	Retry(env *Envelope) error      // persists Attempts, NextAttempt, LastError
 	DeadLetter(env *Envelope) error // moves it out of the queue for good
 }
 
-// Metrics counts deliveries; register once per process.
+// HoldError is not a failure: the receiver wants the event delivered later
+// (a Sev 4 Slack message held until business hours). It costs no attempt.
+type HoldError struct {
+	Until  time.Time
+	Reason string
+}
+
+func (e *HoldError) Error() string {
+	return "held until " + e.Until.UTC().Format(time.RFC3339) + ": " + e.Reason
+}
+
+// PageReporter is implemented by receivers that page people, so the outbox
+// can measure the time from webhook to page.
+type PageReporter interface {
+	IsPage(ev *incident.Event) bool
+}
+
+// Metrics are the delivery metrics; register once per process.
 type Metrics struct {
-	Deliveries  *prometheus.CounterVec
-	DeadLetters *prometheus.CounterVec
+	Deliveries    *prometheus.CounterVec
+	DeadLetters   *prometheus.CounterVec
+	Latency       *prometheus.HistogramVec
+	WebhookToPage prometheus.Histogram
+	Depth         *prometheus.GaugeVec
+	OldestAge     *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the delivery metrics.
@@ -43,19 +76,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtriage_notifications_total",
-			Help: "Notification delivery attempts by receiver and outcome (success, retry, failed).",
+			Help: "Notification delivery attempts by receiver and outcome (success, retry, held, failed).",
 		}, []string{"receiver", "outcome"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtriage_notifications_dead_letters_total",
-			Help: "Notifications given up after their attempts or age ran out.",
+			Help: "Notifications given up: not retryable, or failing for longer than the maximum age.",
+		}, []string{"receiver"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "amtriage_notification_delivery_seconds",
+			Help:    "Time from the webhook that caused an event to its successful delivery, by receiver.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}, []string{"receiver"}),
+		WebhookToPage: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "amtriage_webhook_to_page_seconds",
+			Help:    "Time from the webhook that opened or escalated an incident to the page being accepted.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		Depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amtriage_outbox_depth",
+			Help: "Events queued per receiver.",
+		}, []string{"receiver"}),
+		OldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amtriage_outbox_oldest_age_seconds",
+			Help: "Age of the oldest queued event per receiver (0 when empty).",
 		}, []string{"receiver"}),
 	}
-	reg.MustRegister(m.Deliveries, m.DeadLetters)
+	reg.MustRegister(m.Deliveries, m.DeadLetters, m.Latency, m.WebhookToPage, m.Depth, m.OldestAge)
 	return m
 }
 
-// Deliverer drains one receiver's queue: at-least-once, in order, with
-// exponential backoff and jitter, and a dead letter when attempts or age run out.
+// Deliverer drains one receiver's queue: at-least-once, in order per
+// incident, with exponential backoff and jitter, Retry-After honoured, and a
+// dead letter when an event is not retryable or has failed for MaxAge.
 type Deliverer struct {
 	Queue       Queue
 	Notifier    Notifier
@@ -63,7 +115,7 @@ type Deliverer struct {
 	Log         *slog.Logger
 	Metrics     *Metrics
 	MaxAttempts int           // 0: no limit, only MaxAge (a receiver down for hours loses nothing)
-	MaxAge      time.Duration // default 24h
+	MaxAge      time.Duration // how long an event may keep failing; default 24h
 	BaseBackoff time.Duration // default 1s
 	MaxBackoff  time.Duration // default 5m
 	Timeout     time.Duration // per attempt, default 30s
@@ -92,8 +144,9 @@ func (d *Deliverer) defaults() {
 func (d *Deliverer) Run(ctx context.Context) {
 	d.defaults()
 	name := d.Notifier.Name()
-	for {
-		env, err := d.Queue.Oldest(name)
+	for ctx.Err() == nil {
+		now := d.Now()
+		env, wake, stats, err := d.Queue.Next(name, now)
 		if err != nil {
 			d.Log.Error("read outbox", "receiver", name, "err", err)
 			if !sleep(ctx, d.BaseBackoff) {
@@ -101,23 +154,32 @@ func (d *Deliverer) Run(ctx context.Context) {
 			}
 			continue
 		}
-		if env == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.Wake:
-				continue
-			}
+		d.Metrics.Depth.WithLabelValues(name).Set(float64(stats.Depth))
+		age := 0.0
+		if !stats.Oldest.IsZero() {
+			age = now.Sub(stats.Oldest).Seconds()
 		}
-		if wait := env.NextAttempt.Sub(d.Now()); wait > 0 {
-			if !sleep(ctx, wait) {
-				return
-			}
+		d.Metrics.OldestAge.WithLabelValues(name).Set(age)
+		if env != nil {
+			d.attempt(ctx, env)
+			continue
 		}
-		d.attempt(ctx, env)
-		if ctx.Err() != nil {
-			return
-		}
+		d.waitFor(ctx, wake.Sub(now), !wake.IsZero())
+	}
+}
+
+// waitFor sleeps until woken, until d has passed (when timed), or until ctx ends.
+func (d *Deliverer) waitFor(ctx context.Context, wait time.Duration, timed bool) {
+	var timer <-chan time.Time
+	if timed {
+		t := time.NewTimer(max(wait, time.Millisecond))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-d.Wake:
+	case <-timer:
 	}
 }
 
@@ -126,8 +188,15 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	actx, cancel := context.WithTimeout(ctx, d.Timeout)
 	retry, err := d.Notifier.Notify(actx, &env.Event)
 	cancel()
+	now := d.Now()
 	if err == nil {
 		d.Metrics.Deliveries.WithLabelValues(name, "success").Inc()
+		if !env.Event.At.IsZero() {
+			d.Metrics.Latency.WithLabelValues(name).Observe(now.Sub(env.Event.At).Seconds())
+			if p, ok := d.Notifier.(PageReporter); ok && p.IsPage(&env.Event) {
+				d.Metrics.WebhookToPage.Observe(now.Sub(env.Event.At).Seconds())
+			}
+		}
 		if err := d.Queue.Ack(name, env.Seq); err != nil {
 			d.Log.Error("ack outbox", "receiver", name, "err", err)
 		}
@@ -136,9 +205,21 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	if ctx.Err() != nil {
 		return // shutting down: the envelope stays queued as it was
 	}
+	var hold *HoldError
+	if errors.As(err, &hold) {
+		d.Metrics.Deliveries.WithLabelValues(name, "held").Inc()
+		env.NextAttempt = hold.Until
+		if err := d.Queue.Retry(env); err != nil {
+			d.Log.Error("update outbox", "receiver", name, "err", err)
+		}
+		return
+	}
 	env.Attempts++
 	env.LastError = err.Error()
-	exhausted := (d.MaxAttempts > 0 && env.Attempts >= d.MaxAttempts) || d.Now().Sub(env.Enqueued) >= d.MaxAge
+	if env.FirstFailure.IsZero() {
+		env.FirstFailure = now
+	}
+	exhausted := (d.MaxAttempts > 0 && env.Attempts >= d.MaxAttempts) || now.Sub(env.FirstFailure) >= d.MaxAge
 	if !retry || exhausted {
 		d.Metrics.Deliveries.WithLabelValues(name, "failed").Inc()
 		d.Metrics.DeadLetters.WithLabelValues(name).Inc()
@@ -155,7 +236,7 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	if errors.As(err, &ra) && ra.After > wait {
 		wait = ra.After // the receiver asked for it (429 Retry-After)
 	}
-	env.NextAttempt = d.Now().Add(wait)
+	env.NextAttempt = now.Add(wait)
 	d.Log.Warn("notification failed, will retry", "receiver", name, "incident", env.Event.Incident.ID,
 		"attempt", env.Attempts, "next", env.NextAttempt, "err", err)
 	if err := d.Queue.Retry(env); err != nil {

@@ -24,14 +24,31 @@ type memQueue struct {
 	acked []uint64
 }
 
-func (q *memQueue) Oldest(string) (*Envelope, error) {
+func (q *memQueue) Next(_ string, now time.Time) (*Envelope, time.Time, QueueStats, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return nil, nil
+	var wake time.Time
+	stats := QueueStats{Depth: len(q.items)}
+	heads := map[string]bool{}
+	for _, it := range q.items {
+		if stats.Oldest.IsZero() {
+			stats.Oldest = it.Enqueued
+		}
+		id := it.Event.Incident.ID
+		if heads[id] {
+			continue
+		}
+		heads[id] = true
+		if it.NextAttempt.After(now) {
+			if wake.IsZero() || it.NextAttempt.Before(wake) {
+				wake = it.NextAttempt
+			}
+			continue
+		}
+		e := *it
+		return &e, wake, stats, nil
 	}
-	e := *q.items[0]
-	return &e, nil
+	return nil, wake, stats, nil
 }
 
 func (q *memQueue) remove(seq uint64) {
@@ -108,6 +125,39 @@ func envelopes(kinds ...incident.EventKind) []*Envelope {
 			Event: incident.Event{Kind: k, Incident: incident.Incident{ID: "inc-1"}}})
 	}
 	return out
+}
+
+// TestOneIncidentWaitingDoesNotHoldUpOthers: incident A's trigger is held
+// (Retry-After, or a Sev 4 business-hours hold); incident B is delivered
+// meanwhile, and A's resolve still waits behind A's trigger.
+func TestOneIncidentWaitingDoesNotHoldUpOthers(t *testing.T) {
+	mk := func(seq uint64, id string, k incident.EventKind) *Envelope {
+		return &Envelope{Seq: seq, Receiver: "test", Enqueued: time.Now(), Event: incident.Event{Kind: k, Incident: incident.Incident{ID: id}}}
+	}
+	q := &memQueue{items: []*Envelope{mk(1, "A", incident.Opened), mk(2, "B", incident.Opened), mk(3, "A", incident.ResolvedEvent), mk(4, "B", incident.ResolvedEvent)}}
+	var mu sync.Mutex
+	var seen []string
+	held := 0
+	n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, ev.Incident.ID+"/"+string(ev.Kind))
+		if ev.Incident.ID == "A" && ev.Kind == incident.Opened && held == 0 {
+			held++
+			return true, &HoldError{Until: time.Now().Add(200 * time.Millisecond), Reason: "business hours"}
+		}
+		return false, nil
+	})
+	d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: NewMetrics(prometheus.NewRegistry()), BaseBackoff: time.Millisecond}
+	runUntil(t, d, q.empty)
+	want := []string{"A/opened", "B/opened", "B/resolved", "A/opened", "A/resolved"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("delivery order %v, want %v", seen, want)
+	}
+	if len(q.dead) != 0 {
+		t.Fatalf("a hold dead-lettered %d events", len(q.dead))
+	}
 }
 
 func runUntil(t *testing.T, d *Deliverer, done func() bool) {

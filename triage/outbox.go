@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -11,7 +12,55 @@ import (
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
-// enqueue fans an event out to every receiver's FIFO inside the state
+// An outbox value is a fixed header, so a scan can find each incident's
+// head and its due time without decoding events, then the envelope as JSON:
+//
+//	next attempt (unix ns, 8) | enqueued (unix ns, 8) | len(incident id) (2) | incident id | JSON
+func encodeEnvelope(env *notify.Envelope) ([]byte, error) {
+	body, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	id := env.Event.Incident.ID
+	v := make([]byte, 18+len(id)+len(body))
+	binary.BigEndian.PutUint64(v[0:], uint64(unixNano(env.NextAttempt)))
+	binary.BigEndian.PutUint64(v[8:], uint64(unixNano(env.Enqueued)))
+	binary.BigEndian.PutUint16(v[16:], uint16(len(id)))
+	copy(v[18:], id)
+	copy(v[18+len(id):], body)
+	return v, nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+type envelopeHeader struct {
+	next, enqueued time.Time
+	incident       string
+	body           []byte
+}
+
+func decodeHeader(v []byte) (envelopeHeader, error) {
+	if len(v) < 18 {
+		return envelopeHeader{}, fmt.Errorf("outbox entry too short (%d bytes)", len(v))
+	}
+	n := int(binary.BigEndian.Uint16(v[16:]))
+	if len(v) < 18+n {
+		return envelopeHeader{}, fmt.Errorf("outbox entry truncated")
+	}
+	h := envelopeHeader{incident: string(v[18 : 18+n]), body: v[18+n:]}
+	if ns := int64(binary.BigEndian.Uint64(v[0:])); ns != 0 {
+		h.next = time.Unix(0, ns)
+	}
+	h.enqueued = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	return h, nil
+}
+
+// enqueue fans an event out to every receiver's queue inside the state
 // transaction that produced it, so an event exists iff its state change does.
 func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error {
 	for _, r := range receivers {
@@ -23,34 +72,61 @@ func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error 
 		if err != nil {
 			return fmt.Errorf("outbox %s sequence: %w", r, err)
 		}
-		env := notify.Envelope{Receiver: r, Event: *ev, Enqueued: ev.At}
-		if err := putJSON(q, u64(seq), &env); err != nil {
+		v, err := encodeEnvelope(&notify.Envelope{Receiver: r, Event: *ev, Enqueued: ev.At})
+		if err != nil {
+			return fmt.Errorf("outbox %s encode: %w", r, err)
+		}
+		if err := q.Put(u64(seq), v); err != nil {
 			return fmt.Errorf("outbox %s put: %w", r, err)
 		}
 	}
 	return nil
 }
 
-// Oldest implements notify.Queue.
-func (s *Store) Oldest(receiver string) (*notify.Envelope, error) {
-	var env *notify.Envelope
+// Next implements notify.Queue: the oldest due envelope that heads its
+// incident's events.
+func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Time, notify.QueueStats, error) {
+	var (
+		env   *notify.Envelope
+		wake  time.Time
+		stats notify.QueueStats
+	)
 	err := s.state.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
 		if q == nil {
 			return nil
 		}
-		k, v := q.Cursor().First()
-		if k == nil {
+		stats.Depth = q.Stats().KeyN
+		heads := map[string]bool{}
+		c := q.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			h, err := decodeHeader(v)
+			if err != nil {
+				return fmt.Errorf("outbox %s entry %d: %w", receiver, binary.BigEndian.Uint64(k), err)
+			}
+			if stats.Oldest.IsZero() {
+				stats.Oldest = h.enqueued
+			}
+			if heads[h.incident] {
+				continue // an earlier event of this incident goes first
+			}
+			heads[h.incident] = true
+			if h.next.After(now) {
+				if wake.IsZero() || h.next.Before(wake) {
+					wake = h.next
+				}
+				continue
+			}
+			env = new(notify.Envelope)
+			if err := json.Unmarshal(h.body, env); err != nil {
+				return fmt.Errorf("outbox %s entry %d: %w", receiver, binary.BigEndian.Uint64(k), err)
+			}
+			env.Seq = binary.BigEndian.Uint64(k)
 			return nil
 		}
-		env = new(notify.Envelope)
-		if err := json.Unmarshal(v, env); err != nil {
-			return fmt.Errorf("outbox %s entry %d: %w", receiver, binary.BigEndian.Uint64(k), err)
-		}
-		env.Seq = binary.BigEndian.Uint64(k)
 		return nil
 	})
-	return env, err
+	return env, wake, stats, err
 }
 
 // Ack implements notify.Queue.
@@ -70,7 +146,11 @@ func (s *Store) Retry(env *notify.Envelope) error {
 		if q == nil {
 			return fmt.Errorf("outbox %s missing", env.Receiver)
 		}
-		return putJSON(q, u64(env.Seq), env)
+		v, err := encodeEnvelope(env)
+		if err != nil {
+			return err
+		}
+		return q.Put(u64(env.Seq), v)
 	})
 }
 

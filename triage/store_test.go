@@ -329,7 +329,7 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 	}
 	// The event was fanned out to each receiver's queue in the same commit.
 	for _, r := range []string{"r1", "r2"} {
-		env, err := s2.Oldest(r)
+		env, _, _, err := s2.Next(r, time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,5 +371,45 @@ func TestStoreReceiverState(t *testing.T) {
 	}
 	if found, _ := s.LoadReceiverState("grafana", "inc-1", &got); found {
 		t.Fatal("state leaked across receivers")
+	}
+}
+
+func TestStoreNextHeadsPerIncident(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	ev := func(id string, k incident.EventKind) incident.Event {
+		return incident.Event{Kind: k, At: t0, Incident: incident.Incident{ID: id}}
+	}
+	ch := &incident.Changes{Events: []incident.Event{ev("A", incident.Opened), ev("B", incident.Opened), ev("A", incident.ResolvedEvent)}}
+	if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
+		t.Fatal(err)
+	}
+	env, _, stats, err := s.Next("r", t0)
+	if err != nil || env == nil || env.Event.Incident.ID != "A" || env.Event.Kind != incident.Opened || stats.Depth != 3 || !stats.Oldest.Equal(t0) {
+		t.Fatalf("first: %+v %+v %v", env, stats, err)
+	}
+	// A's head waits a minute: B goes next, and A's resolve stays behind A's trigger.
+	env.NextAttempt, env.Attempts = t0.Add(time.Minute), 1
+	if err := s.Retry(env); err != nil {
+		t.Fatal(err)
+	}
+	next, wake, _, err := s.Next("r", t0)
+	if err != nil || next == nil || next.Event.Incident.ID != "B" || !wake.IsZero() {
+		t.Fatalf("second: %+v wake %v err %v", next, wake, err)
+	}
+	if err := s.Ack("r", next.Seq); err != nil {
+		t.Fatal(err)
+	}
+	none, wake, stats, err := s.Next("r", t0)
+	if err != nil || none != nil || !wake.Equal(t0.Add(time.Minute)) || stats.Depth != 2 {
+		t.Fatalf("third: %+v wake %v stats %+v err %v; want nothing due until A's retry", none, wake, stats, err)
+	}
+	again, _, _, _ := s.Next("r", t0.Add(time.Minute))
+	if again == nil || again.Event.Kind != incident.Opened || again.Attempts != 1 {
+		t.Fatalf("after the wait: %+v, want A's trigger with its attempt count", again)
 	}
 }

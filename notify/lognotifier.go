@@ -22,6 +22,7 @@ var eventMessages = map[incident.EventKind]string{
 	incident.Opened:          "incident opened",
 	incident.SeverityChanged: "incident severity changed",
 	incident.ResolvedEvent:   "incident resolved",
+	incident.StatusUpdate:    "incident status update",
 }
 
 // Notify implements Notifier. Writing a log line cannot usefully be retried.

@@ -55,6 +55,9 @@ func IncidentChannelName(inc *incident.Incident) string {
 // RouteFor applies the SPEC's default routing table to an event.
 func RouteFor(ev *incident.Event, cfg RouteConfig) Route {
 	inc := &ev.Incident
+	if ev.Kind == incident.StatusUpdate {
+		return Route{PagerDuty: "none", Slack: "status update in the incident's thread", Grafana: "none"}
+	}
 	if ev.Kind == incident.ResolvedEvent {
 		r := Route{Grafana: "close region"}
 		r.PagerDuty = "none"

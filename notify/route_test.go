@@ -44,6 +44,7 @@ func TestRouteForFollowsTheSPECTable(t *testing.T) {
 			ev.PreviousSeverity = 1
 			return ev
 		}(), Route{PagerDuty: "none (severity dropped; the page stands)", Slack: "#inc, updates every 5m", Grafana: "region annotation"}},
+		{"status update", event(incident.StatusUpdate, 1, 1), Route{PagerDuty: "none", Slack: "status update in the incident's thread", Grafana: "none"}},
 		{"resolve of a paged incident", event(incident.ResolvedEvent, 3, 2), Route{PagerDuty: "resolve", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
 		{"resolve of an unpaged incident", event(incident.ResolvedEvent, 3, 3), Route{PagerDuty: "none", Slack: "update message: resolved after 42m0s", Grafana: "close region"}},
 	}

@@ -83,6 +83,10 @@ type IncidentsConfig struct {
 	// Retention keeps resolved incidents (and resolved-occurrence tombstones)
 	// this long. Default 168h.
 	Retention Duration `yaml:"retention"`
+	// Sev1Updates and Sev2Updates pace the runbook's status updates while an
+	// incident is open. Defaults 2m and 5m.
+	Sev1Updates Duration `yaml:"sev1_updates"`
+	Sev2Updates Duration `yaml:"sev2_updates"`
 }
 
 // ThresholdsConfig overrides severity thresholds; nil fields keep the default.

@@ -69,7 +69,7 @@ func TestDefaults(t *testing.T) {
 		Listen:     DefaultListen,
 		Store:      StoreConfig{Path: DefaultStorePath},
 		Intake:     IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20},
-		Incidents:  IncidentsConfig{StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour)},
+		Incidents:  IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second)},
 	}
 	for name, in := range map[string]string{

@@ -57,6 +57,12 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	if c.Intake.MaxPending == 0 {
 		c.Intake.MaxPending = DefaultMaxPending
 	}
+	if c.Incidents.Sev1Updates == 0 {
+		c.Incidents.Sev1Updates = Duration(2 * time.Minute)
+	}
+	if c.Incidents.Sev2Updates == 0 {
+		c.Incidents.Sev2Updates = Duration(5 * time.Minute)
+	}
 	if c.Intake.MaxInflightBytes == 0 {
 		c.Intake.MaxInflightBytes = 8 * c.Intake.MaxBodyBytes
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 
@@ -60,6 +61,11 @@ func (v *validator) config(c *Config) {
 	}
 	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
 		v.failf("intake.max_inflight_bytes", "must be at least intake.max_body_bytes (%d), got %d", body, c.Intake.MaxInflightBytes)
+	}
+	for key, d := range map[string]Duration{"incidents.sev1_updates": c.Incidents.Sev1Updates, "incidents.sev2_updates": c.Incidents.Sev2Updates} {
+		if d != 0 && time.Duration(d) < 30*time.Second {
+			v.failf(key, "must be at least 30s, got %s", d)
+		}
 	}
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
 )
 
 // Daemon wires the store, intake, pipeline, receivers and HTTP API together.
@@ -64,6 +65,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Store: store, Triager: &Triager{Config: cfg, Sources: o.Sources}, Log: o.Log, Metrics: metrics,
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,
+		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
 	})
 	if err != nil {
 		store.Close()

@@ -25,9 +25,10 @@ type Pipeline struct {
 	receivers []string
 	onEvents  func() // wakes the receivers' workers
 
-	staleAfter time.Duration
-	retention  time.Duration
-	now        func() time.Time
+	staleAfter  time.Duration
+	retention   time.Duration
+	statusEvery map[severity.Level]time.Duration
+	now         func() time.Time
 
 	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
 	book    *incident.Book
@@ -66,7 +67,9 @@ type PipelineOptions struct {
 	OnEvents   func()
 	StaleAfter time.Duration
 	Retention  time.Duration
-	Now        func() time.Time
+	// StatusEvery is the periodic update interval per severity (absent or 0: none).
+	StatusEvery map[severity.Level]time.Duration
+	Now         func() time.Time
 }
 
 // NewPipeline loads the persisted incident state.
@@ -74,7 +77,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, triager: o.Triager, log: o.Log, metrics: o.Metrics,
 		receivers: o.Receivers, onEvents: o.OnEvents,
-		staleAfter: o.StaleAfter, retention: o.Retention, now: o.Now,
+		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		wake:    make(chan struct{}, 1),
 		decoded: map[uint64]decodedMsg{},
 	}
@@ -190,9 +193,11 @@ func (p *Pipeline) Run(ctx context.Context) {
 	}
 }
 
+// sweepInterval paces stale sweeps and status updates: 30 s keeps a 2-minute
+// Sev 1 update within 30 s of its time.
 func sweepInterval(staleAfter time.Duration) time.Duration {
-	if staleAfter <= 0 || staleAfter/10 > time.Minute {
-		return time.Minute
+	if staleAfter <= 0 || staleAfter/10 > 30*time.Second {
+		return 30 * time.Second
 	}
 	if staleAfter/10 < time.Second {
 		return time.Second
@@ -324,11 +329,14 @@ func (p *Pipeline) Sweep() error {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	commit := &Commit{Receivers: p.receivers, Changes: []*incident.Changes{p.book.SweepStale(now, p.staleAfter)}}
+	commit := &Commit{Receivers: p.receivers, Changes: []*incident.Changes{
+		p.book.SweepStale(now, p.staleAfter),
+		p.book.StatusDue(now, p.statusEvery),
+	}}
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 	}
-	if commit.Changes[0].Empty() && len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 {
+	if commit.Changes[0].Empty() && commit.Changes[1].Empty() && len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 {
 		return nil
 	}
 	return p.commit(commit)

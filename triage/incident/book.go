@@ -44,6 +44,10 @@ const (
 	Opened          EventKind = "opened"
 	SeverityChanged EventKind = "severity_changed"
 	ResolvedEvent   EventKind = "resolved"
+	// StatusUpdate is the runbook's periodic update while an incident is
+	// open (every 2 min at Sev 1, 5 min at Sev 2): nothing changed, the
+	// responders hear that it is still going on.
+	StatusUpdate EventKind = "status_update"
 )
 
 // Event is a change to an incident that receivers are told about. It carries
@@ -348,6 +352,22 @@ func (b *Book) SweepStale(now time.Time, staleAfter time.Duration) *Changes {
 	return s.finish(now)
 }
 
+// StatusDue emits a StatusUpdate for every open incident whose severity has
+// an update interval and whose last event is at least that old.
+func (b *Book) StatusDue(now time.Time, every map[severity.Level]time.Duration) *Changes {
+	ch := &Changes{Tombstones: map[string]Tombstone{}}
+	for _, inc := range b.sortedOpen() {
+		interval := every[inc.Severity]
+		if interval <= 0 || now.Sub(inc.LastStatus) < interval {
+			continue
+		}
+		inc.LastStatus = now
+		ch.Incidents = append(ch.Incidents, inc)
+		ch.Events = append(ch.Events, b.event(StatusUpdate, now, inc, 0))
+	}
+	return ch
+}
+
 // Prune forgets resolved incidents and tombstones older than retention. It
 // returns the incident ids and tombstone keys to delete from the store.
 func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombstones []string) {
@@ -377,6 +397,7 @@ func (s *step) finish(at time.Time) *Changes {
 		}
 		switch {
 		case prev.isNew:
+			inc.LastStatus = at
 			s.ch.Events = append(s.ch.Events, s.b.event(Opened, at, inc, 0))
 			if inc.Status == Resolved {
 				s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
@@ -384,6 +405,7 @@ func (s *step) finish(at time.Time) *Changes {
 		case inc.Status == Resolved:
 			s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
 		case inc.Severity != prev.severity:
+			inc.LastStatus = at
 			s.ch.Events = append(s.ch.Events, s.b.event(SeverityChanged, at, inc, prev.severity))
 		}
 		s.ch.Incidents = append(s.ch.Incidents, inc)

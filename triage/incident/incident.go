@@ -53,8 +53,9 @@ type Incident struct {
 	PeakSeverity severity.Level `json:"peakSeverity"`
 	Rule         int            `json:"rule"`
 	Reasons      []string       `json:"reasons"`
-	Decisive     string         `json:"decisiveAlert"` // key of the alert whose decision is the incident's
-	StartedAt    time.Time      `json:"started"`       // detection: earliest startsAt, UTC
+	Decisive     string         `json:"decisiveAlert"`       // key of the alert whose decision is the incident's
+	StartedAt    time.Time      `json:"started"`             // detection: earliest startsAt, UTC
+	LastStatus   time.Time      `json:"lastStatus,omitzero"` // when the last event (or status update) went out
 	ResolvedAt   time.Time      `json:"resolved,omitzero"`
 	ExternalURL  string         `json:"externalURL,omitempty"`
 	Firing       int            `json:"alertsFiring"`

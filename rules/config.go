@@ -11,7 +11,11 @@ import (
 // Config is the whole configuration file. Every key of the SPEC's minimal
 // shape exists here with the SPEC's meaning.
 type Config struct {
-	Listen     string           `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// Shadow classifies and annotates (log, Grafana) but pages nobody: no
+	// PagerDuty, no Slack. For running beside existing Alertmanager routes.
+	Shadow     bool             `yaml:"shadow"`
+	Routing    RoutingConfig    `yaml:"routing"` // the routing table; profiles override
 	TLS        TLSConfig        `yaml:"tls"`
 	Auth       AuthConfig       `yaml:"auth"`
 	Store      StoreConfig      `yaml:"store"`
@@ -150,8 +154,22 @@ type Service struct {
 	DataLoss        *bool            `yaml:"data_loss"`
 	Impact          string           `yaml:"impact"` // "none" marks preventive-only services
 	Thresholds      ThresholdsConfig `yaml:"thresholds"`
+	Routing         RoutingConfig    `yaml:"routing"`
 
 	Matchers labels.Matchers `yaml:"-"` // parsed Match
+}
+
+// RoutingConfig overrides the SPEC's routing table: which severities each
+// receiver gets, where Slack posts and which PagerDuty integration pages.
+// Unset keys inherit (service → global → the SPEC's defaults).
+type RoutingConfig struct {
+	PagerDuty               []int  `yaml:"pagerduty"` // severities that page; default [1, 2]
+	Slack                   []int  `yaml:"slack"`     // default [1, 2, 3, 4]
+	Grafana                 []int  `yaml:"grafana"`   // default [1, 2, 3, 4]
+	SlackChannel            string `yaml:"slack_channel"`
+	SlackIncidentsChannel   string `yaml:"slack_incidents_channel"`
+	PagerDutyRoutingKeyFile string `yaml:"pagerduty_routing_key_file"` // per-service integration
+	PagerDutyRoutingKey     Secret `yaml:"-"`
 }
 
 // ServiceQueries are the profile's PromQL queries.

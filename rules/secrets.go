@@ -40,13 +40,20 @@ type secretRef struct {
 }
 
 func secretRefs(c *Config) []secretRef {
-	return []secretRef{
+	refs := []secretRef{
 		{"auth.bearer_token_file", c.Auth.BearerTokenFile, EnvBearerToken, &c.Auth.BearerToken},
 		{"auth.basic_auth.password_file", c.Auth.BasicAuth.PasswordFile, EnvBasicAuthPassword, &c.Auth.BasicAuth.Password},
 		{"pagerduty.routing_key_file", c.PagerDuty.RoutingKeyFile, EnvPagerDutyKey, &c.PagerDuty.RoutingKey},
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
 	}
+	for i := range c.Services {
+		r := &c.Services[i].Routing
+		if r.PagerDutyRoutingKeyFile != "" { // per-service keys come only from files
+			refs = append(refs, secretRef{fmt.Sprintf("services[%d].routing.pagerduty_routing_key_file", i), r.PagerDutyRoutingKeyFile, "", &r.PagerDutyRoutingKey})
+		}
+	}
+	return refs
 }
 
 // inlineSecrets maps, per section type, the key an operator might write the

@@ -70,6 +70,10 @@ func (v *validator) config(c *Config) {
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
 	}
+	v.routing("routing", c.Routing)
+	for i := range c.Services {
+		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
 	}
@@ -236,4 +240,14 @@ func (v *validator) thresholds(path string, tc ThresholdsConfig, base severity.T
 
 func orderError(lo string, loV float64, hi string, hiV float64, order string) error {
 	return fmt.Errorf("%s %v exceeds %s %v; thresholds must satisfy %s", lo, loV, hi, hiV, order)
+}
+
+func (v *validator) routing(path string, r RoutingConfig) {
+	for key, sevs := range map[string][]int{"pagerduty": r.PagerDuty, "slack": r.Slack, "grafana": r.Grafana} {
+		for _, sev := range sevs {
+			if sev < 1 || sev > 4 {
+				v.failf(path+"."+key, "severities are 1..4, got %d", sev)
+			}
+		}
+	}
 }

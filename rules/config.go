@@ -132,7 +132,17 @@ type SlackConfig struct {
 	Channel          string   `yaml:"channel"`
 	IncidentsChannel string   `yaml:"incidents_channel"`
 	OncallUsers      []string `yaml:"oncall_users"`
-	Token            Secret   `yaml:"-"`
+	// BusinessHours is when Sev 4 messages are posted; outside it they wait.
+	BusinessHours BusinessHoursConfig `yaml:"business_hours"`
+	Token         Secret              `yaml:"-"`
+}
+
+// BusinessHoursConfig is a weekly window; defaults Mon–Fri 09:00–18:00 UTC.
+type BusinessHoursConfig struct {
+	Timezone string   `yaml:"timezone"` // IANA name, e.g. Europe/Berlin
+	Start    string   `yaml:"start"`    // HH:MM
+	End      string   `yaml:"end"`      // HH:MM
+	Days     []string `yaml:"days"`     // mon..sun
 }
 
 // GrafanaConfig is the Grafana annotations receiver.

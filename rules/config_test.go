@@ -71,6 +71,7 @@ func TestDefaults(t *testing.T) {
 		Intake:     IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20},
 		Incidents:  IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second)},
+		Slack:      SlackConfig{BusinessHours: BusinessHoursConfig{Start: "09:00", End: "18:00"}},
 	}
 	for name, in := range map[string]string{
 		"empty":        "",

@@ -57,6 +57,9 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	if c.Intake.MaxPending == 0 {
 		c.Intake.MaxPending = DefaultMaxPending
 	}
+	if bh := &c.Slack.BusinessHours; bh.Start == "" && bh.End == "" {
+		bh.Start, bh.End = "09:00", "18:00"
+	}
 	if c.Incidents.Sev1Updates == 0 {
 		c.Incidents.Sev1Updates = Duration(2 * time.Minute)
 	}

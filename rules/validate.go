@@ -74,6 +74,16 @@ func (v *validator) config(c *Config) {
 	for i := range c.Services {
 		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)
 	}
+	if bh := c.Slack.BusinessHours; bh.Timezone != "" {
+		if _, err := time.LoadLocation(bh.Timezone); err != nil {
+			v.failf("slack.business_hours.timezone", "unknown time zone %q", bh.Timezone)
+		}
+	}
+	for key, hhmm := range map[string]string{"slack.business_hours.start": c.Slack.BusinessHours.Start, "slack.business_hours.end": c.Slack.BusinessHours.End} {
+		if _, err := time.Parse("15:04", hhmm); hhmm != "" && err != nil {
+			v.failf(key, "want HH:MM, got %q", hhmm)
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
 	}

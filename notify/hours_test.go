@@ -1,0 +1,69 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/incident"
+)
+
+func TestBusinessHours(t *testing.T) {
+	bh, err := ParseBusinessHours("Europe/Berlin", "09:00", "18:00", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	berlin := bh.Location
+	tests := []struct {
+		at       time.Time
+		open     bool
+		nextOpen time.Time
+	}{
+		{time.Date(2026, 11, 23, 10, 0, 0, 0, berlin), true, time.Date(2026, 11, 23, 10, 0, 0, 0, berlin)},  // Monday
+		{time.Date(2026, 11, 23, 8, 59, 0, 0, berlin), false, time.Date(2026, 11, 23, 9, 0, 0, 0, berlin)},  // before opening
+		{time.Date(2026, 11, 23, 18, 0, 0, 0, berlin), false, time.Date(2026, 11, 24, 9, 0, 0, 0, berlin)},  // closing time
+		{time.Date(2026, 11, 27, 19, 30, 0, 0, berlin), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)}, // Friday night → Monday
+		{time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)}, // Sunday, in UTC
+	}
+	for _, tt := range tests {
+		if got := bh.Open(tt.at); got != tt.open {
+			t.Errorf("Open(%v) = %v, want %v", tt.at, got, tt.open)
+		}
+		if got := bh.Next(tt.at); !got.Equal(tt.nextOpen) {
+			t.Errorf("Next(%v) = %v, want %v", tt.at, got, tt.nextOpen)
+		}
+	}
+	for _, bad := range [][3]string{{"Mars/Olympus", "09:00", "18:00"}, {"UTC", "9am", "18:00"}, {"UTC", "18:00", "09:00"}} {
+		if _, err := ParseBusinessHours(bad[0], bad[1], bad[2], nil); err == nil {
+			t.Errorf("ParseBusinessHours(%v) accepted", bad)
+		}
+	}
+}
+
+func TestHeldOutsideHours(t *testing.T) {
+	bh, _ := ParseBusinessHours("UTC", "09:00", "18:00", nil)
+	night := time.Date(2026, 11, 23, 23, 0, 0, 0, time.UTC)
+	delivered := 0
+	h := &HeldOutsideHours{
+		Notifier:   notifierFunc(func(context.Context, *incident.Event) (bool, error) { delivered++; return false, nil }),
+		Hours:      bh,
+		Severities: map[severity.Level]bool{4: true},
+		Now:        func() time.Time { return night },
+	}
+	sev4 := &incident.Event{Kind: incident.Opened, Incident: incident.Incident{Severity: 4, PeakSeverity: 4}}
+	_, err := h.Notify(context.Background(), sev4)
+	var hold *HoldError
+	if !errors.As(err, &hold) || !hold.Until.Equal(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)) || delivered != 0 {
+		t.Fatalf("Sev 4 at night: err %v, delivered %d; want held until 09:00", err, delivered)
+	}
+	sev3 := &incident.Event{Kind: incident.Opened, Incident: incident.Incident{Severity: 3, PeakSeverity: 3}}
+	if _, err := h.Notify(context.Background(), sev3); err != nil || delivered != 1 {
+		t.Fatalf("Sev 3 at night: %v, delivered %d; want delivered", err, delivered)
+	}
+	h.Now = func() time.Time { return night.Add(11 * time.Hour) }
+	if _, err := h.Notify(context.Background(), sev4); err != nil || delivered != 2 {
+		t.Fatalf("Sev 4 at 10:00: %v; want delivered", err)
+	}
+}

@@ -1,0 +1,694 @@
+// Package slack is an in-process fake of the Slack Web API methods amtriage
+// uses (chat.postMessage, chat.update, conversations.create,
+// conversations.invite), served on 127.0.0.1 by httptest. It checks
+// credentials, channel names and Block Kit limits as Slack documents them,
+// answers in Slack's envelope ({"ok":false,"error":"…"} with HTTP 200), can
+// inject faults (429 with Retry-After, 5xx, a hung request) and records
+// everything it accepted. All accessors are safe for concurrent use and
+// return copies.
+package slack
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Documented limits the fake enforces.
+const (
+	MaxBlocks        = 50
+	MaxSectionText   = 3000
+	MaxSectionFields = 10
+	MaxFieldText     = 2000
+	MaxHeaderText    = 150
+	MaxPostText      = 40000
+	MaxUpdateText    = 4000
+	MaxChannelName   = 80
+	MaxInviteUsers   = 100
+)
+
+// Message is one message the fake accepted (a thread reply has ThreadTS).
+type Message struct {
+	Channel  string          // channel ID
+	TS       string          // the message's own ts
+	ThreadTS string          // parent ts for a thread reply, else ""
+	Text     string          // current text (after updates)
+	Blocks   json.RawMessage // current blocks (after updates), or nil
+	Edits    int             // how many chat.update calls changed it
+}
+
+// Update is one accepted chat.update call.
+type Update struct {
+	Channel string
+	TS      string
+	Text    string
+	Blocks  json.RawMessage
+}
+
+// Channel is a conversation known to the fake.
+type Channel struct {
+	ID      string
+	Name    string
+	Created bool // made through conversations.create
+	Members []string
+}
+
+// Invite is one accepted conversations.invite call.
+type Invite struct {
+	Channel string
+	Users   []string
+}
+
+// Call is one request the fake received, whatever its outcome.
+type Call struct {
+	Method string
+	Error  string // the Slack error code returned, "" on success or fault
+	Status int    // HTTP status returned
+	// Strings holds every string value of the request's parameters, with
+	// JSON-valued parameters (blocks, attachments) decoded, so a test can
+	// check what would have rendered — not its URL or JSON escaping.
+	Strings []string
+}
+
+// Fault is an injected failure for the next matching call.
+type Fault struct {
+	Status     int    // HTTP status to answer with (e.g. 429, 500); 0 with Error means 200
+	RetryAfter int    // seconds, sent as Retry-After when > 0
+	Error      string // an ok:false error code to answer with HTTP 200 when Status is 0
+	Hang       bool   // never answer until the client gives up or the server closes
+}
+
+type fault struct {
+	method string
+	Fault
+}
+
+// Server is the fake Slack Web API.
+type Server struct {
+	// URL is the API base to give slack.OptionAPIURL; it ends with "/".
+	URL string
+
+	srv   *httptest.Server
+	token string
+	hang  chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	seq      int
+	ts       int64
+	channels map[string]*Channel // by ID
+	byName   map[string]string   // name → ID
+	messages []*Message
+	updates  []Update
+	invites  []Invite
+	calls    []Call
+	faults   []fault
+}
+
+// BotUser is the user ID the fake's token belongs to.
+const BotUser = "UBOT0001"
+
+// New starts a fake accepting token (which must start with "xoxb-"), with the
+// channels "alerts" (ID CALERTS) and "incidents" (ID CINCIDENTS) registered.
+func New(token string) *Server {
+	s := &Server{
+		token:    token,
+		hang:     make(chan struct{}),
+		ts:       1700000000,
+		channels: map[string]*Channel{},
+		byName:   map[string]string{},
+	}
+	s.addChannel("CALERTS", "alerts", false)
+	s.addChannel("CINCIDENTS", "incidents", false)
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + "/"
+	return s
+}
+
+// Close releases hung requests and stops the server.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.hang)
+	}
+	s.mu.Unlock()
+	s.srv.Close()
+}
+
+// AddChannel registers an existing channel by name and returns its ID.
+func (s *Server) AddChannel(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name = strings.TrimPrefix(name, "#")
+	if id, ok := s.byName[name]; ok {
+		return id
+	}
+	s.seq++
+	id := fmt.Sprintf("C%08d", s.seq)
+	s.addChannel(id, name, false)
+	return id
+}
+
+func (s *Server) addChannel(id, name string, created bool) *Channel {
+	c := &Channel{ID: id, Name: name, Created: created, Members: []string{BotUser}}
+	s.channels[id] = c
+	s.byName[name] = id
+	return c
+}
+
+// Fail makes the next call of method ("" for any method) fail with f. Faults
+// queue up and each is used once.
+func (s *Server) Fail(method string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method, f})
+}
+
+// ChannelID resolves a channel name ("#alerts" or "alerts") or ID.
+func (s *Server) ChannelID(ref string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.resolve(ref)
+	if c == nil {
+		return "", false
+	}
+	return c.ID, true
+}
+
+// Messages returns the top-level messages in a channel (name or ID), oldest first.
+func (s *Server) Messages(channel string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.resolve(channel)
+	var out []Message
+	for _, m := range s.messages {
+		if c != nil && m.Channel == c.ID && m.ThreadTS == "" {
+			out = append(out, copyMessage(m))
+		}
+	}
+	return out
+}
+
+// Replies returns the thread replies to the message ts in channel, oldest first.
+func (s *Server) Replies(channel, ts string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.resolve(channel)
+	var out []Message
+	for _, m := range s.messages {
+		if c != nil && m.Channel == c.ID && m.ThreadTS == ts {
+			out = append(out, copyMessage(m))
+		}
+	}
+	return out
+}
+
+// AllMessages returns every message and reply, in posting order.
+func (s *Server) AllMessages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, 0, len(s.messages))
+	for _, m := range s.messages {
+		out = append(out, copyMessage(m))
+	}
+	return out
+}
+
+// Updates returns the accepted chat.update calls, in order.
+func (s *Server) Updates() []Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Update(nil), s.updates...)
+}
+
+// CreatedChannels returns the channels made by conversations.create, in order.
+func (s *Server) CreatedChannels() []Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Channel
+	for i := 1; i <= s.seq; i++ {
+		for _, c := range s.channels {
+			if c.Created && c.ID == fmt.Sprintf("C%08d", i) {
+				cc := *c
+				cc.Members = append([]string(nil), c.Members...)
+				out = append(out, cc)
+			}
+		}
+	}
+	return out
+}
+
+// Invites returns the accepted conversations.invite calls, in order.
+func (s *Server) Invites() []Invite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Invite, len(s.invites))
+	for i, v := range s.invites {
+		out[i] = Invite{Channel: v.Channel, Users: append([]string(nil), v.Users...)}
+	}
+	return out
+}
+
+// Calls returns every request received, in order.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Call, len(s.calls))
+	for i, c := range s.calls {
+		out[i] = c
+		out[i].Strings = append([]string(nil), c.Strings...)
+	}
+	return out
+}
+
+func copyMessage(m *Message) Message {
+	c := *m
+	c.Blocks = append(json.RawMessage(nil), m.Blocks...)
+	return c
+}
+
+// resolve finds a channel by ID or name; s.mu must be held.
+func (s *Server) resolve(ref string) *Channel {
+	if c, ok := s.channels[ref]; ok {
+		return c
+	}
+	if id, ok := s.byName[strings.TrimPrefix(ref, "#")]; ok {
+		return s.channels[id]
+	}
+	return nil
+}
+
+func (s *Server) nextTS() string {
+	s.ts++
+	return strconv.FormatInt(s.ts, 10) + ".000100"
+}
+
+// params is a request's arguments, from a form or a JSON body.
+type params map[string]any
+
+func (p params) str(k string) string {
+	switch v := p[k].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+func readParams(r *http.Request) (params, error) {
+	p := params{}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return nil, err
+		}
+		for k, v := range r.Form {
+			if len(v) > 0 {
+				p[k] = v[0]
+			}
+		}
+	}
+	// JSON-valued arguments sent in a form arrive as strings.
+	for _, k := range []string{"blocks", "attachments"} {
+		if str, ok := p[k].(string); ok && str != "" {
+			var v any
+			if err := json.Unmarshal([]byte(str), &v); err == nil {
+				p[k] = v
+			} else {
+				p[k] = json.RawMessage("invalid") // flagged by block validation
+			}
+		}
+	}
+	return p, nil
+}
+
+func collectStrings(v any, out *[]string) {
+	switch v := v.(type) {
+	case string:
+		*out = append(*out, v)
+	case []any:
+		for _, e := range v {
+			collectStrings(e, out)
+		}
+	case map[string]any:
+		for _, e := range v {
+			collectStrings(e, out)
+		}
+	case params:
+		for k, e := range v {
+			if k != "token" {
+				collectStrings(e, out)
+			}
+		}
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	method := strings.TrimPrefix(r.URL.Path, "/")
+	call := Call{Method: method, Status: http.StatusOK}
+	p, perr := readParams(r)
+	if perr == nil {
+		collectStrings(p, &call.Strings)
+	}
+
+	s.mu.Lock()
+	f, hasFault := s.takeFault(method)
+	s.mu.Unlock()
+	if hasFault {
+		if f.Hang {
+			s.record(call)
+			select {
+			case <-r.Context().Done():
+			case <-s.hang:
+			}
+			return
+		}
+		if f.Status != 0 {
+			call.Status = f.Status
+			s.record(call)
+			if f.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+			}
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(f.Status)
+			_, _ = io.WriteString(w, "<html><body>fault</body></html>")
+			return
+		}
+		call.Error = f.Error
+		s.record(call)
+		writeJSON(w, map[string]any{"ok": false, "error": f.Error})
+		return
+	}
+
+	var resp map[string]any
+	var code string
+	switch {
+	case perr != nil:
+		code = "invalid_form_data"
+	default:
+		code = s.auth(r, p)
+	}
+	if code == "" {
+		s.mu.Lock()
+		switch method {
+		case "chat.postMessage":
+			resp, code = s.postMessage(p)
+		case "chat.update":
+			resp, code = s.update(p)
+		case "conversations.create":
+			resp, code = s.create(p)
+		case "conversations.invite":
+			resp, code = s.invite(p)
+		default:
+			code = "unknown_method"
+		}
+		s.mu.Unlock()
+	}
+	call.Error = code
+	s.record(call)
+	if code != "" {
+		writeJSON(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	resp["ok"] = true
+	writeJSON(w, resp)
+}
+
+func (s *Server) takeFault(method string) (Fault, bool) {
+	for i, f := range s.faults {
+		if f.method == "" || f.method == method {
+			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			return f.Fault, true
+		}
+	}
+	return Fault{}, false
+}
+
+func (s *Server) record(c Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, c)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) auth(r *http.Request, p params) string {
+	tok := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		var ok bool
+		if tok, ok = strings.CutPrefix(h, "Bearer "); !ok {
+			return "invalid_auth"
+		}
+	} else {
+		tok = p.str("token")
+	}
+	switch {
+	case tok == "":
+		return "not_authed"
+	case !strings.HasPrefix(tok, "xoxb-") || tok != s.token:
+		return "invalid_auth"
+	}
+	return ""
+}
+
+// validateBlocks checks the documented Block Kit limits.
+func validateBlocks(v any) (json.RawMessage, string) {
+	if v == nil {
+		return nil, ""
+	}
+	blocks, ok := v.([]any)
+	if !ok {
+		return nil, "invalid_blocks_format"
+	}
+	if len(blocks) > MaxBlocks {
+		return nil, "invalid_blocks"
+	}
+	for _, b := range blocks {
+		m, ok := b.(map[string]any)
+		if !ok {
+			return nil, "invalid_blocks"
+		}
+		if id, _ := m["block_id"].(string); len(id) > 255 {
+			return nil, "invalid_blocks"
+		}
+		switch m["type"] {
+		case "header":
+			t, _ := m["text"].(map[string]any)
+			txt, _ := t["text"].(string)
+			if t == nil || t["type"] != "plain_text" || txt == "" || utf8.RuneCountInString(txt) > MaxHeaderText {
+				return nil, "invalid_blocks"
+			}
+		case "section":
+			t, _ := m["text"].(map[string]any)
+			fields, _ := m["fields"].([]any)
+			if t == nil && len(fields) == 0 {
+				return nil, "invalid_blocks"
+			}
+			if t != nil {
+				txt, _ := t["text"].(string)
+				if txt == "" || utf8.RuneCountInString(txt) > MaxSectionText {
+					return nil, "invalid_blocks"
+				}
+			}
+			if len(fields) > MaxSectionFields {
+				return nil, "invalid_blocks"
+			}
+			for _, f := range fields {
+				fm, _ := f.(map[string]any)
+				txt, _ := fm["text"].(string)
+				if txt == "" || utf8.RuneCountInString(txt) > MaxFieldText {
+					return nil, "invalid_blocks"
+				}
+			}
+		case "context":
+			els, _ := m["elements"].([]any)
+			if len(els) == 0 || len(els) > 10 {
+				return nil, "invalid_blocks"
+			}
+		case "divider", "actions", "image", "rich_text", "markdown", "table":
+		default:
+			return nil, "invalid_blocks"
+		}
+	}
+	raw, _ := json.Marshal(blocks)
+	return raw, ""
+}
+
+func (s *Server) postMessage(p params) (map[string]any, string) {
+	c := s.resolve(p.str("channel"))
+	if c == nil {
+		return nil, "channel_not_found"
+	}
+	text := p.str("text")
+	if text == "" && p["blocks"] == nil && p["attachments"] == nil {
+		return nil, "no_text"
+	}
+	if utf8.RuneCountInString(text) > MaxPostText {
+		return nil, "msg_too_long"
+	}
+	blocks, code := validateBlocks(p["blocks"])
+	if code != "" {
+		return nil, code
+	}
+	thread := p.str("thread_ts")
+	if thread != "" {
+		parent := s.find(c.ID, thread)
+		if parent == nil {
+			return nil, "thread_not_found"
+		}
+		if parent.ThreadTS != "" {
+			thread = parent.ThreadTS // Slack threads replies-to-replies under the parent
+		}
+	}
+	m := &Message{Channel: c.ID, TS: s.nextTS(), ThreadTS: thread, Text: text, Blocks: blocks}
+	s.messages = append(s.messages, m)
+	return map[string]any{"channel": c.ID, "ts": m.TS,
+		"message": map[string]any{"type": "message", "text": text, "ts": m.TS, "thread_ts": thread}}, ""
+}
+
+func (s *Server) find(channelID, ts string) *Message {
+	for _, m := range s.messages {
+		if m.Channel == channelID && m.TS == ts {
+			return m
+		}
+	}
+	return nil
+}
+
+func (s *Server) update(p params) (map[string]any, string) {
+	c := s.resolve(p.str("channel"))
+	if c == nil {
+		return nil, "channel_not_found"
+	}
+	ts := p.str("ts")
+	m := s.find(c.ID, ts)
+	if ts == "" || m == nil {
+		return nil, "message_not_found"
+	}
+	text := p.str("text")
+	if text == "" && p["blocks"] == nil && p["attachments"] == nil {
+		return nil, "no_text"
+	}
+	if utf8.RuneCountInString(text) > MaxUpdateText {
+		return nil, "msg_too_long"
+	}
+	blocks, code := validateBlocks(p["blocks"])
+	if code != "" {
+		return nil, code
+	}
+	if text != "" {
+		m.Text = text
+		if blocks == nil {
+			m.Blocks = nil // text without blocks removes the old blocks
+		}
+	}
+	if blocks != nil {
+		m.Blocks = blocks
+	}
+	m.Edits++
+	s.updates = append(s.updates, Update{Channel: c.ID, TS: ts, Text: text, Blocks: blocks})
+	return map[string]any{"channel": c.ID, "ts": ts, "text": m.Text}, ""
+}
+
+func channelJSON(c *Channel) map[string]any {
+	return map[string]any{"id": c.ID, "name": c.Name, "is_channel": true, "created": 1700000000,
+		"creator": BotUser, "is_member": true, "num_members": len(c.Members)}
+}
+
+func (s *Server) create(p params) (map[string]any, string) {
+	name := p.str("name")
+	switch {
+	case name == "":
+		return nil, "invalid_name_required"
+	case utf8.RuneCountInString(name) > MaxChannelName:
+		return nil, "invalid_name_maxlength"
+	}
+	punct := true
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			punct = false
+		case r == '-' || r == '_':
+		default:
+			return nil, "invalid_name_specials"
+		}
+	}
+	if punct {
+		return nil, "invalid_name_punctuation"
+	}
+	if _, taken := s.byName[name]; taken {
+		return nil, "name_taken"
+	}
+	s.seq++
+	c := s.addChannel(fmt.Sprintf("C%08d", s.seq), name, true)
+	return map[string]any{"channel": channelJSON(c)}, ""
+}
+
+func (s *Server) invite(p params) (map[string]any, string) {
+	c := s.channels[p.str("channel")] // an ID is required here
+	if c == nil {
+		return nil, "channel_not_found"
+	}
+	raw := p.str("users")
+	if raw == "" {
+		return nil, "no_user"
+	}
+	users := strings.Split(raw, ",")
+	if len(users) > MaxInviteUsers {
+		return nil, "too_many_users"
+	}
+	var add []string
+	for _, u := range users {
+		u = strings.TrimSpace(u)
+		if u == "" || !(u[0] == 'U' || u[0] == 'W') {
+			return nil, "user_not_found"
+		}
+		if u == BotUser {
+			return nil, "cant_invite_self"
+		}
+		if !contains(c.Members, u) && !contains(add, u) {
+			add = append(add, u)
+		}
+	}
+	if len(add) == 0 {
+		return nil, "already_in_channel"
+	}
+	c.Members = append(c.Members, add...)
+	s.invites = append(s.invites, Invite{Channel: c.ID, Users: add})
+	return map[string]any{"channel": channelJSON(c)}, ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

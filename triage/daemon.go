@@ -38,18 +38,30 @@ type Daemon struct {
 type Options struct {
 	Log       *slog.Logger
 	Notifiers []notify.Notifier // receivers; each gets its own outbox queue
+	// Receivers, when set, builds more receivers once the store is open, for
+	// those that keep per-incident state (Slack message ts, Grafana ids).
+	Receivers func(state notify.ReceiverState) ([]notify.Notifier, error)
 	Sources   []SignalSource
 	Now       func() time.Time
 }
 
 // NewDaemon opens the store and restores the incident state.
 func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
-	if len(o.Notifiers) == 0 {
-		return nil, errors.New("no receivers configured")
-	}
 	store, err := OpenStore(cfg.Store.Path)
 	if err != nil {
 		return nil, err
+	}
+	if o.Receivers != nil {
+		more, err := o.Receivers(store)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("receivers: %w", err)
+		}
+		o.Notifiers = append(append([]notify.Notifier(nil), o.Notifiers...), more...)
+	}
+	if len(o.Notifiers) == 0 {
+		store.Close()
+		return nil, errors.New("no receivers configured")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -67,9 +67,6 @@ func receiverWarnings(cfg *rules.Config) []string {
 	if cfg.PagerDuty.RoutingKeyFile != "" || cfg.PagerDuty.RoutingKey != "" {
 		out = append(out, "pagerduty is configured but this version does not deliver to it yet; incidents go to the log notifier")
 	}
-	if cfg.Slack.TokenFile != "" || cfg.Slack.Token != "" {
-		out = append(out, "slack is configured but this version does not deliver to it yet; incidents go to the log notifier")
-	}
 	if cfg.Grafana.URL != "" {
 		out = append(out, "grafana is configured but this version does not annotate yet; incidents go to the log notifier")
 	}

@@ -48,7 +48,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
 		Routes: notify.RouteConfig{Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel},
 	}
-	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}})
+	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log)})
 	if err != nil {
 		log.Error("starting amtriage", "err", err)
 		return 1

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/notify/slack"
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
+)
+
+// receivers builds the configured receivers, each behind its routing (the
+// SPEC's table, overridden per service profile; shadow mode pages nobody).
+func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) ([]notify.Notifier, error) {
+	return func(state notify.ReceiverState) ([]notify.Notifier, error) {
+		var out []notify.Notifier
+		routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
+			return &notify.Routed{Notifier: n, Sends: func(service string, sev severity.Level) bool {
+				return pick(cfg.RouteFor(service)).Has(int(sev))
+			}}
+		}
+		if cfg.Slack.Token != "" && !cfg.Shadow {
+			n, err := slack.New(slack.Config{
+				APIURL: cfg.Slack.APIURL, Token: string(cfg.Slack.Token),
+				Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel,
+				OncallUsers: cfg.Slack.OncallUsers,
+				Channels: func(service string) (string, string) {
+					r := cfg.RouteFor(service)
+					return r.SlackChannel, r.SlackIncidentsChannel
+				},
+			}, state)
+			if err != nil {
+				return nil, fmt.Errorf("slack: %w", err)
+			}
+			bh := cfg.Slack.BusinessHours
+			hours, err := notify.ParseBusinessHours(bh.Timezone, bh.Start, bh.End, bh.Days)
+			if err != nil {
+				return nil, fmt.Errorf("slack.business_hours: %w", err)
+			}
+			held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now}
+			out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
+			log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
+		}
+		if cfg.Shadow {
+			log.Info("shadow mode: classifying and annotating, paging nobody")
+		}
+		return out, nil
+	}
+}

@@ -101,3 +101,54 @@ func TestRealAlertmanagerToReceivers(t *testing.T) {
 		t.Errorf("SIGTERM: %v", err)
 	}
 }
+
+func postOne(t *testing.T, d *daemon, service, ratio string) {
+	t.Helper()
+	body := []byte(`{"version":"4","status":"firing","groupKey":"{}:{service=\"` + service + `\"}","truncatedAlerts":0,
+"alerts":[{"status":"firing","labels":{"alertname":"Errors","service":"` + service + `"},"annotations":{"error_ratio":"` + ratio + `"},
+"startsAt":"2026-11-23T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"` + service + `01"}]}`)
+	if code, err := post(context.Background(), d.url("/webhook"), "", body); err != nil || code != 200 {
+		t.Fatalf("post: %d %v", code, err)
+	}
+}
+
+// A receiver answering 500 for a while loses nothing once it recovers.
+func TestReceiverFailingThenRecoveringLosesNothing(t *testing.T) {
+	e := newReceiversEnv(t, "")
+	for i := 0; i < 3; i++ {
+		e.slack.Fail("chat.postMessage", fakeslack.Fault{Status: 500})
+		e.slack.Fail("chat.postMessage", fakeslack.Fault{Status: 503})
+	}
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	postOne(t, d, "checkout", "7%")
+	postOne(t, d, "billing", "8%")
+	waitFor(t, 30*time.Second, "both messages after the outage", func() bool { return len(e.slack.Messages("#alerts")) == 2 })
+	failed := 0
+	for _, c := range e.slack.Calls() {
+		if c.Status >= 500 {
+			failed++
+		}
+	}
+	if failed != 6 {
+		t.Fatalf("%d failed calls, want the 6 injected", failed)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(e.slack.Messages("#alerts")); n != 2 {
+		t.Fatalf("%d messages, want exactly 2 (retries must not duplicate)", n)
+	}
+}
+
+// A receiver that hangs does not hold up the others: the log notifier
+// reports the incident while Slack's request is still hanging.
+func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
+	e := newReceiversEnv(t, "")
+	e.slack.Fail("", fakeslack.Fault{Hang: true})
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	postOne(t, d, "checkout", "7%")
+	waitFor(t, 10*time.Second, "log notifier line while Slack hangs", func() bool {
+		return len(eventLines(t, d.stdout.String(), "incident opened")) == 1
+	})
+	if n := len(e.slack.Messages("#alerts")); n != 0 {
+		t.Fatalf("Slack was supposed to be hanging, got %d messages", n)
+	}
+}

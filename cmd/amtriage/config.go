@@ -64,12 +64,6 @@ func loadConfig(path string) (*rules.Config, error) {
 // to yet, so nobody believes they are paging when they are not.
 func receiverWarnings(cfg *rules.Config) []string {
 	var out []string
-	if cfg.PagerDuty.RoutingKeyFile != "" || cfg.PagerDuty.RoutingKey != "" {
-		out = append(out, "pagerduty is configured but this version does not deliver to it yet; incidents go to the log notifier")
-	}
-	if cfg.Grafana.URL != "" {
-		out = append(out, "grafana is configured but this version does not annotate yet; incidents go to the log notifier")
-	}
 	if cfg.Prometheus.URL != "" {
 		out = append(out, "prometheus is configured but this version does not query it yet; signals come from alerts and profiles")
 	}

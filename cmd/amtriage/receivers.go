@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/notify/grafana"
+	"github.com/amtriage/amtriage/notify/pagerduty"
 	"github.com/amtriage/amtriage/notify/slack"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
@@ -42,6 +44,31 @@ func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) (
 			held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now}
 			out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
 			log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
+		}
+		if cfg.Grafana.URL != "" {
+			n, err := grafana.New(grafana.Config{URL: cfg.Grafana.URL, Token: cfg.Grafana.Token}, state)
+			if err != nil {
+				return nil, fmt.Errorf("grafana: %w", err)
+			}
+			out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.Grafana }))
+			log.Info("receiver enabled", "receiver", "grafana", "url", cfg.Grafana.URL)
+		}
+		keys := map[string]rules.Secret{}
+		for _, svc := range cfg.Services {
+			if svc.Routing.PagerDutyRoutingKey != "" {
+				keys[svc.Name] = svc.Routing.PagerDutyRoutingKey
+			}
+		}
+		if (cfg.PagerDuty.RoutingKey != "" || len(keys) > 0) && !cfg.Shadow {
+			n, err := pagerduty.New(pagerduty.Config{
+				URL: cfg.PagerDuty.URL, RoutingKey: cfg.PagerDuty.RoutingKey, ServiceRoutingKeys: keys,
+				GrafanaURL: cfg.Grafana.URL,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("pagerduty: %w", err)
+			}
+			out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.PagerDuty }))
+			log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
 		}
 		if cfg.Shadow {
 			log.Info("shadow mode: classifying and annotating, paging nobody")

@@ -2,34 +2,54 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/amtriage/amtriage/internal/amtest"
+	fakegrafana "github.com/amtriage/amtriage/internal/fakes/grafana"
+	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 )
 
 // receiversEnv is amtriage configured with every receiver pointed at local
 // servers that check requests as the real APIs do.
 type receiversEnv struct {
-	dir   string
-	cfg   string
-	slack *fakeslack.Server
+	dir     string
+	cfg     string
+	slack   *fakeslack.Server
+	pd      *fakepd.Server
+	grafana *fakegrafana.Server
 }
 
-const slackToken = "xoxb-e2e-5f1c9a7d3b"
+const (
+	slackToken = "xoxb-e2e-5f1c9a7d3b"
+	pdKey      = "e2ePDroutingKey0123456789abcdef0" // 32 characters
+	grafToken  = "glsa_e2e_77aa19c0"
+)
 
 func newReceiversEnv(t *testing.T, extra string) *receiversEnv {
 	t.Helper()
-	e := &receiversEnv{dir: t.TempDir(), slack: fakeslack.New(slackToken)}
+	e := &receiversEnv{dir: t.TempDir(), slack: fakeslack.New(slackToken), pd: fakepd.New(), grafana: fakegrafana.New(grafToken)}
 	t.Cleanup(e.slack.Close)
+	t.Cleanup(e.pd.Close)
+	t.Cleanup(e.grafana.Close)
+	writeFile(t, filepath.Join(e.dir, "grafana-token"), grafToken+"\n")
 	writeFile(t, filepath.Join(e.dir, "slack-token"), slackToken+"\n")
+	writeFile(t, filepath.Join(e.dir, "pd-key"), pdKey+"\n")
 	e.cfg = writeFile(t, filepath.Join(e.dir, "amtriage.yml"), `
 store:
   path: `+filepath.Join(e.dir, "data")+`
+pagerduty:
+  url: `+e.pd.URL+`
+  routing_key_file: pd-key
+grafana:
+  url: `+e.grafana.URL+`
+  token_file: grafana-token
 slack:
   api_url: `+e.slack.URL+`
   token_file: slack-token
@@ -80,8 +100,34 @@ func TestRealAlertmanagerToReceivers(t *testing.T) {
 		}
 	}
 
+	waitFor(t, 20*time.Second, "api paged", func() bool { return len(e.pd.OpenAlerts()) == 1 })
+	paged := e.pd.OpenAlerts()[0]
+	if paged.Severity != "critical" || !strings.HasPrefix(paged.Summary, "INCIDENT: api - api is failing since ") || paged.RoutingKey != pdKey {
+		t.Errorf("page: %+v", paged)
+	}
+	for _, ev := range e.pd.Events() {
+		if ev.Payload != nil && strings.Contains(ev.Payload.Summary, "checkout") {
+			t.Errorf("Sev 3 checkout paged: %+v", ev.Payload)
+		}
+	}
+
 	if err := am.PostAlerts(ctx, amtest.Resolve(api)); err != nil {
 		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "api page resolved", func() bool {
+		a, ok := e.pd.Alert(paged.DedupKey)
+		return ok && a.Status == fakepd.Resolved && len(e.pd.OpenAlerts()) == 0
+	})
+	waitFor(t, 20*time.Second, "api's Grafana region closed", func() bool {
+		for _, a := range e.grafana.Annotations() {
+			if slices.Contains(a.Tags, "service:api") && slices.Contains(a.Tags, "sev1") && a.IsRegion() {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(e.grafana.Annotations()); n != 3 {
+		t.Errorf("%d Grafana annotations, want one per incident (3)", n)
 	}
 	channelID := e.slack.CreatedChannels()[0].ID
 	waitFor(t, 20*time.Second, "api message updated to resolved", func() bool {
@@ -94,8 +140,8 @@ func TestRealAlertmanagerToReceivers(t *testing.T) {
 		return false
 	})
 	logs := d.stdout.String() + d.stderr.String()
-	if strings.Contains(logs, slackToken) {
-		t.Error("the Slack token appears in amtriage's output")
+	if strings.Contains(logs, slackToken) || strings.Contains(logs, pdKey) || strings.Contains(logs, grafToken) {
+		t.Error("a receiver secret appears in amtriage's output")
 	}
 	if err := d.kill(syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: %v", err)
@@ -150,5 +196,79 @@ func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
 	})
 	if n := len(e.slack.Messages("#alerts")); n != 0 {
 		t.Fatalf("Slack was supposed to be hanging, got %d messages", n)
+	}
+}
+
+// stormBody is one notification with n firing alerts of one service.
+func stormBody(service string, n int, ratio string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"version":"4","status":"firing","groupKey":"{}:{service=\"` + service + `\"}","truncatedAlerts":0,"alerts":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"status":"firing","labels":{"alertname":"PodDown","service":%q,"pod":"p%d"},"annotations":{"error_ratio":%q},"startsAt":"2026-11-23T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"%s%05d"}`, service, i, ratio, service, i)
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+// One page per incident under a 1,000-alert storm and its redeliveries;
+// an escalation re-triggers the same dedup key at the new level.
+func TestOnePagePerIncidentUnderStormAndRedelivery(t *testing.T) {
+	e := newReceiversEnv(t, "")
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	storm := stormBody("api", 1000, "20%") // Sev 2
+	for i := 0; i < 4; i++ {
+		if code, err := post(context.Background(), d.url("/webhook"), "", storm); err != nil || code != 200 {
+			t.Fatalf("post: %d %v", code, err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the page", func() bool { return len(e.pd.OpenAlerts()) == 1 })
+	waitProcessed(t, d)
+	time.Sleep(300 * time.Millisecond) // let any duplicate show up
+	key := e.pd.OpenAlerts()[0].DedupKey
+	if n := len(e.pd.Triggers(key)); n != 1 {
+		t.Fatalf("%d triggers for a 1,000-alert storm delivered 4 times, want 1", n)
+	}
+	if n := len(e.slack.Messages("#incidents")); n != 1 {
+		t.Fatalf("%d Slack messages, want 1", n)
+	}
+	// A Sev 1 alert joins: the same incident escalates and re-triggers.
+	postOne(t, d, "api", "62%")
+	waitFor(t, 20*time.Second, "the escalation", func() bool { return len(e.pd.Triggers(key)) == 2 })
+	if a, _ := e.pd.Alert(key); a.Severity != "critical" || a.Status != fakepd.Triggered || len(e.pd.OpenAlerts()) != 1 {
+		t.Fatalf("after escalation: %+v, %d open", a, len(e.pd.OpenAlerts()))
+	}
+}
+
+// SIGKILL while a page is being delivered, then restart: every incident is
+// paged, and exactly one PagerDuty alert exists per dedup key.
+func TestSIGKILLMidDeliveryPagesExactlyOncePerDedupKey(t *testing.T) {
+	e := newReceiversEnv(t, "")
+	e.pd.Fail(fakepd.Fault{Hang: true, Times: 1})
+	addr := freeAddr(t)
+	d := startDaemon(t, e.cfg, addr)
+	services := []string{"a", "b", "c", "d", "e"}
+	for _, svc := range services {
+		postOne(t, d, svc, "62%")
+	}
+	waitFor(t, 10*time.Second, "a delivery hanging", func() bool { return len(e.pd.Calls()) >= 1 })
+	if err := d.kill(syscall.SIGKILL); err == nil {
+		t.Fatal("SIGKILL: clean exit")
+	}
+	again := startDaemon(t, e.cfg, addr)
+	waitFor(t, 30*time.Second, "every incident paged", func() bool { return len(e.pd.OpenAlerts()) == len(services) })
+	waitProcessed(t, again)
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]bool{}
+	for _, a := range e.pd.Alerts() {
+		if seen[a.DedupKey] {
+			t.Fatalf("two PagerDuty alerts for dedup key %s", a.DedupKey)
+		}
+		seen[a.DedupKey] = true
+	}
+	if len(seen) != len(services) {
+		t.Fatalf("%d dedup keys, want %d", len(seen), len(services))
 	}
 }

@@ -147,9 +147,11 @@ type BusinessHoursConfig struct {
 
 // GrafanaConfig is the Grafana annotations receiver.
 type GrafanaConfig struct {
-	URL       string `yaml:"url"`
-	TokenFile string `yaml:"token_file"` // env AMTRIAGE_GRAFANA_TOKEN
-	Token     Secret `yaml:"-"`
+	URL          string `yaml:"url"`
+	TokenFile    string `yaml:"token_file"`    // env AMTRIAGE_GRAFANA_TOKEN
+	DashboardUID string `yaml:"dashboard_uid"` // optional: tie annotations to one dashboard
+	PanelID      int64  `yaml:"panel_id"`      // optional: and one panel of it
+	Token        Secret `yaml:"-"`
 }
 
 // Service is a service profile: which alerts belong to it and how to judge them.

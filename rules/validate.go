@@ -84,6 +84,9 @@ func (v *validator) config(c *Config) {
 			v.failf(key, "want HH:MM, got %q", hhmm)
 		}
 	}
+	if c.Grafana.PanelID != 0 && c.Grafana.DashboardUID == "" || c.Grafana.PanelID < 0 {
+		v.failf("grafana.panel_id", "needs grafana.dashboard_uid and must not be negative, got %d", c.Grafana.PanelID)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
 	}

@@ -46,7 +46,8 @@ func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) (
 			log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
 		}
 		if cfg.Grafana.URL != "" {
-			n, err := grafana.New(grafana.Config{URL: cfg.Grafana.URL, Token: cfg.Grafana.Token}, state)
+			n, err := grafana.New(grafana.Config{URL: cfg.Grafana.URL, Token: cfg.Grafana.Token,
+				DashboardUID: cfg.Grafana.DashboardUID, PanelID: cfg.Grafana.PanelID}, state)
 			if err != nil {
 				return nil, fmt.Errorf("grafana: %w", err)
 			}

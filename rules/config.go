@@ -122,7 +122,10 @@ type KubernetesConfig struct {
 type PagerDutyConfig struct {
 	URL            string `yaml:"url"`              // base; the client adds /v2/enqueue
 	RoutingKeyFile string `yaml:"routing_key_file"` // env AMTRIAGE_PAGERDUTY_ROUTING_KEY
-	RoutingKey     Secret `yaml:"-"`
+	// EventsPerMinute caps events per routing key on our side, under
+	// PagerDuty's own limit (120/min; more on accounts that have raised it).
+	EventsPerMinute int    `yaml:"events_per_minute"`
+	RoutingKey      Secret `yaml:"-"`
 }
 
 // SlackConfig is the Slack Web API receiver.

@@ -87,6 +87,9 @@ func (v *validator) config(c *Config) {
 	if c.Grafana.PanelID != 0 && c.Grafana.DashboardUID == "" || c.Grafana.PanelID < 0 {
 		v.failf("grafana.panel_id", "needs grafana.dashboard_uid and must not be negative, got %d", c.Grafana.PanelID)
 	}
+	if c.PagerDuty.EventsPerMinute < 0 {
+		v.failf("pagerduty.events_per_minute", "must not be negative, got %d", c.PagerDuty.EventsPerMinute)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
 	}

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 )
 
 // stormPayload is one notification with n firing alerts of one service.
@@ -91,4 +94,43 @@ func vmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkWebhookToPagerDuty measures, through a real amtriage process, the
+// time from posting a Sev 1 webhook to the local PagerDuty API accepting the
+// trigger: acknowledgement, triage, the state commit, the outbox and the
+// Events API call. One new incident per iteration, sequentially.
+func BenchmarkWebhookToPagerDuty(b *testing.B) {
+	pd := fakepd.New()
+	defer pd.Close()
+	pd.SetRateLimit(0, 0) // like events_per_minute below: measure latency, not PagerDuty's throttle
+	dir := b.TempDir()
+	key := "benchPDroutingKey0123456789abcde"
+	if err := os.WriteFile(filepath.Join(dir, "pd-key"), []byte(key), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yml")
+	if err := os.WriteFile(cfg, []byte("store:\n  path: "+filepath.Join(dir, "data")+"\npagerduty:\n  url: "+pd.URL+"\n  routing_key_file: pd-key\n  events_per_minute: 1000000\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	d := startDaemon(b, cfg, freeAddr(b))
+	defer d.kill(syscall.SIGTERM)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		svc := fmt.Sprintf("svc-%06d", i)
+		body := stormBody(svc, 1, "62%")
+		start := time.Now()
+		if code, err := post(context.Background(), d.url("/webhook"), "", body); err != nil || code != 200 {
+			b.Fatalf("post: %d %v", code, err)
+		}
+		for len(pd.OpenAlerts()) != i+1 {
+			time.Sleep(200 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

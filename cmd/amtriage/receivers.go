@@ -63,7 +63,7 @@ func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) (
 		if (cfg.PagerDuty.RoutingKey != "" || len(keys) > 0) && !cfg.Shadow {
 			n, err := pagerduty.New(pagerduty.Config{
 				URL: cfg.PagerDuty.URL, RoutingKey: cfg.PagerDuty.RoutingKey, ServiceRoutingKeys: keys,
-				GrafanaURL: cfg.Grafana.URL,
+				GrafanaURL: cfg.Grafana.URL, RateLimit: cfg.PagerDuty.EventsPerMinute, RateWindow: time.Minute,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("pagerduty: %w", err)

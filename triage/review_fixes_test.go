@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Messages cached after the pipeline already decoded the same entry itself
@@ -110,5 +113,29 @@ func TestWebhookInflightBudget(t *testing.T) {
 	}
 	if !budget.TryAcquire(cfg.Intake.MaxInflightBytes) {
 		t.Fatal("budget not fully released after the requests")
+	}
+}
+
+// The pipeline's sweep emits the runbook's status updates for open Sev 1
+// incidents through the outbox (every 2 minutes by default).
+func TestSweepEmitsStatusUpdates(t *testing.T) {
+	h := servingHarness(t, testConfig(t))
+	body := alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC))
+	body = []byte(strings.Replace(string(body), `"annotations":{`, `"annotations":{"reachable":"false",`, 1))
+	h.mustPost(body, "")
+	h.settle()
+	if k := h.rec.kinds(); len(k) != 1 || k[0] != incident.Opened {
+		t.Fatalf("events %v, want one opened", k)
+	}
+	p := h.d.Pipeline()
+	p.mu.Lock()
+	p.now = func() time.Time { return time.Now().Add(3 * time.Minute) }
+	p.mu.Unlock()
+	if err := p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if k := h.rec.kinds(); len(k) != 2 || k[1] != incident.StatusUpdate {
+		t.Fatalf("events %v, want opened then status_update", k)
 	}
 }

@@ -92,7 +92,14 @@ type HeldOutsideHours struct {
 	Hours      BusinessHours
 	Severities map[severity.Level]bool
 	Now        func() time.Time
+	// Peak, when set, gives the incident's peak severity now: a held event
+	// of an incident that has since escalated goes out at once, not in the
+	// morning (its queued escalation waits behind it).
+	Peak func(incidentID string) (severity.Level, bool)
 }
+
+// recheck bounds a hold, so an escalation is noticed within a minute.
+const recheck = time.Minute
 
 // Notify implements Notifier.
 func (h *HeldOutsideHours) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
@@ -100,8 +107,18 @@ func (h *HeldOutsideHours) Notify(ctx context.Context, ev *incident.Event) (bool
 	if h.Now != nil {
 		now = h.Now()
 	}
-	if h.Severities[ev.Incident.PeakSeverity] && !h.Hours.Open(now) {
-		return true, &HoldError{Until: h.Hours.Next(now), Reason: fmt.Sprintf("Sev %d waits for business hours", ev.Incident.PeakSeverity)}
+	peak := ev.Incident.PeakSeverity
+	if h.Peak != nil {
+		if p, ok := h.Peak(ev.Incident.ID); ok && p < peak {
+			peak = p
+		}
+	}
+	if h.Severities[peak] && !h.Hours.Open(now) {
+		until := h.Hours.Next(now)
+		if h.Peak != nil && until.Sub(now) > recheck {
+			until = now.Add(recheck)
+		}
+		return true, &HoldError{Until: until, Reason: fmt.Sprintf("Sev %d waits for business hours", peak)}
 	}
 	return h.Notifier.Notify(ctx, ev)
 }

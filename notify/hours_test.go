@@ -67,3 +67,28 @@ func TestHeldOutsideHours(t *testing.T) {
 		t.Fatalf("Sev 4 at 10:00: %v; want delivered", err)
 	}
 }
+
+// A held Sev 4 incident that escalates goes out at once.
+func TestHeldIncidentThatEscalatesIsReleased(t *testing.T) {
+	bh, _ := ParseBusinessHours("UTC", "09:00", "18:00", nil)
+	night := time.Date(2026, 11, 24, 22, 0, 0, 0, time.UTC)
+	peak := severity.Level(4)
+	delivered := 0
+	h := &HeldOutsideHours{
+		Notifier:   notifierFunc(func(context.Context, *incident.Event) (bool, error) { delivered++; return false, nil }),
+		Hours:      bh,
+		Severities: map[severity.Level]bool{4: true},
+		Now:        func() time.Time { return night },
+		Peak:       func(string) (severity.Level, bool) { return peak, true },
+	}
+	held := &incident.Event{Kind: incident.Opened, Incident: incident.Incident{ID: "i", Severity: 4, PeakSeverity: 4}}
+	_, err := h.Notify(context.Background(), held)
+	var hold *HoldError
+	if !errors.As(err, &hold) || !hold.Until.Equal(night.Add(time.Minute)) {
+		t.Fatalf("held: %v; want a hold rechecked within a minute", err)
+	}
+	peak = 1 // escalated meanwhile
+	if _, err := h.Notify(context.Background(), held); err != nil || delivered != 1 {
+		t.Fatalf("after escalation: %v, delivered %d; want delivered now", err, delivered)
+	}
+}

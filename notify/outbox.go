@@ -189,6 +189,11 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	retry, err := d.Notifier.Notify(actx, &env.Event)
 	cancel()
 	now := d.Now()
+	if errors.Is(err, ErrSkipped) {
+		d.Metrics.Deliveries.WithLabelValues(name, "skipped").Inc()
+		d.ack(ctx, env)
+		return
+	}
 	if err == nil {
 		d.Metrics.Deliveries.WithLabelValues(name, "success").Inc()
 		if !env.Event.At.IsZero() {
@@ -197,9 +202,7 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 				d.Metrics.WebhookToPage.Observe(now.Sub(env.Event.At).Seconds())
 			}
 		}
-		if err := d.Queue.Ack(name, env.Seq); err != nil {
-			d.Log.Error("ack outbox", "receiver", name, "err", err)
-		}
+		d.ack(ctx, env)
 		return
 	}
 	if ctx.Err() != nil {
@@ -208,10 +211,9 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	var hold *HoldError
 	if errors.As(err, &hold) {
 		d.Metrics.Deliveries.WithLabelValues(name, "held").Inc()
-		env.NextAttempt = hold.Until
-		if err := d.Queue.Retry(env); err != nil {
-			d.Log.Error("update outbox", "receiver", name, "err", err)
-		}
+		// Time spent held is not time spent failing.
+		env.NextAttempt, env.FirstFailure = hold.Until, time.Time{}
+		d.persist(ctx, env)
 		return
 	}
 	env.Attempts++
@@ -227,6 +229,7 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 			"event", env.Event.Kind, "attempts", env.Attempts, "retryable", retry, "err", err)
 		if err := d.Queue.DeadLetter(env); err != nil {
 			d.Log.Error("dead-letter outbox", "receiver", name, "err", err)
+			sleep(ctx, d.BaseBackoff)
 		}
 		return
 	}
@@ -239,10 +242,28 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	env.NextAttempt = now.Add(wait)
 	d.Log.Warn("notification failed, will retry", "receiver", name, "incident", env.Event.Incident.ID,
 		"attempt", env.Attempts, "next", env.NextAttempt, "err", err)
-	if err := d.Queue.Retry(env); err != nil {
-		d.Log.Error("update outbox", "receiver", name, "err", err)
+	d.persist(ctx, env)
+}
+
+// ack and persist back off when the store fails, instead of spinning on an
+// envelope whose state could not be recorded.
+func (d *Deliverer) ack(ctx context.Context, env *Envelope) {
+	if err := d.Queue.Ack(env.Receiver, env.Seq); err != nil {
+		d.Log.Error("ack outbox", "receiver", env.Receiver, "err", err)
+		sleep(ctx, d.BaseBackoff)
 	}
 }
+
+func (d *Deliverer) persist(ctx context.Context, env *Envelope) {
+	if err := d.Queue.Retry(env); err != nil {
+		d.Log.Error("update outbox", "receiver", env.Receiver, "err", err)
+		sleep(ctx, d.BaseBackoff)
+	}
+}
+
+// ErrSkipped is returned by a receiver that had nothing to do for an event
+// (not routed to it): acknowledged, counted as skipped, not as a delivery.
+var ErrSkipped = errors.New("not for this receiver")
 
 // Backoff is exponential with full jitter in [d/2, d], capped at max.
 func Backoff(attempt int, base, max time.Duration) time.Duration {

@@ -2,7 +2,9 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -22,26 +24,48 @@ func (e *RetryAfterError) Error() string {
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// NewHTTPClient is the client every receiver uses: go-retryablehttp retries
-// connection errors and 5xx a couple of times within one delivery attempt,
-// honouring Retry-After; the outbox retries beyond that with its own backoff.
+// NewHTTPClient is the client for receivers whose requests are not
+// idempotent (a Slack post, a Grafana annotation): go-retryablehttp retries
+// within one delivery attempt only when the request cannot have reached the
+// server (the connection was refused); anything else — a 5xx, a timeout, a
+// 429 — goes back to the outbox, which decides with its own backoff and the
+// receiver's Retry-After. Re-sending a post whose answer was lost would
+// duplicate the message.
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	return newClient(timeout, func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		var op *net.OpError
+		return resp == nil && errors.As(err, &op) && op.Op == "dial", nil
+	})
+}
+
+// NewIdempotentHTTPClient is for receivers whose requests may be repeated
+// safely (PagerDuty events carry a dedup key): connection errors and 5xx are
+// retried twice within an attempt, never a 429 or a 5xx with Retry-After,
+// which the outbox waits out.
+func NewIdempotentHTTPClient(timeout time.Duration) *http.Client {
+	return newClient(timeout, func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "") {
+			return false, nil
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	})
+}
+
+func newClient(timeout time.Duration, check retryablehttp.CheckRetry) *http.Client {
 	c := retryablehttp.NewClient()
 	c.RetryMax = 2
 	c.RetryWaitMin = 200 * time.Millisecond
 	c.RetryWaitMax = 2 * time.Second
-	c.Logger = nil // requests may carry credentials in headers; never log them
+	c.Backoff = retryablehttp.LinearJitterBackoff // ignores Retry-After: that is the outbox's to honour
+	c.Logger = nil                                // requests may carry credentials in headers; never log them
 	c.HTTPClient.Timeout = timeout
 	// Return the last response instead of an error so callers can read its
 	// status and Retry-After.
 	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	// A 429 is the outbox's to wait out (Retry-After may be minutes).
-	c.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-			return false, nil
-		}
-		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-	}
+	c.CheckRetry = check
 	return c.StandardClient()
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func TestDelivererHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-func TestHTTPClientRetries5xxButNot429(t *testing.T) {
+func TestIdempotentClientRetries5xxButNot429(t *testing.T) {
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -58,7 +59,7 @@ func TestHTTPClientRetries5xxButNot429(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := NewHTTPClient(5 * time.Second)
+	c := NewIdempotentHTTPClient(5 * time.Second)
 
 	resp, err := c.Get(srv.URL + "/flaky")
 	if err != nil || resp.StatusCode != http.StatusOK || n.Load() != 3 {
@@ -78,4 +79,20 @@ func TestHTTPClientRetries5xxButNot429(t *testing.T) {
 	if got := RetryAfter(http.Header{}, 7*time.Second); got != 7*time.Second {
 		t.Errorf("RetryAfter without the header = %v, want the default", got)
 	}
+}
+
+// The default client never repeats a request the server may have processed:
+// a 5xx goes back to the outbox; only a refused connection is retried.
+func TestDefaultClientDoesNotRepeatPosts(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(w, "oops", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	resp, err := NewHTTPClient(5*time.Second).Post(srv.URL, "application/json", strings.NewReader("{}"))
+	if err != nil || resp.StatusCode != http.StatusBadGateway || n.Load() != 1 {
+		t.Fatalf("%v %v after %d calls; want the 502 after exactly 1", resp, err, n.Load())
+	}
+	resp.Body.Close()
 }

@@ -2,6 +2,9 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"slices"
 	"testing"
 
 	"github.com/amtriage/amtriage/severity"
@@ -34,7 +37,7 @@ func TestRoutedFiltersBySeverityAndService(t *testing.T) {
 		ev("quiet", incident.ResolvedEvent, 2, 0, 2),   // never sent, so no resolve
 		ev("other", incident.SeverityChanged, 3, 2, 2), // a drop out of routing: not sent
 	} {
-		if _, err := r.Notify(context.Background(), e); err != nil {
+		if _, err := r.Notify(context.Background(), e); err != nil && !errors.Is(err, ErrSkipped) {
 			t.Fatal(err)
 		}
 	}
@@ -47,4 +50,46 @@ func TestRoutedFiltersBySeverityAndService(t *testing.T) {
 			t.Fatalf("delivered %v, want %v", got, want)
 		}
 	}
+}
+
+// With State, a resolve goes wherever anything of the incident went, even
+// when the peak severity itself was not routed there.
+func TestRoutedResolveFollowsWhatWasSent(t *testing.T) {
+	var got []string
+	inner := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+		got = append(got, string(ev.Kind))
+		return false, nil
+	})
+	state := &mapState{m: map[string][]byte{}}
+	// A team channel that only gets Sev 3 and 4.
+	r := &Routed{Notifier: inner, State: state, Sends: func(_ string, sev severity.Level) bool { return sev >= 3 }}
+	inc := incident.Incident{ID: "i1", Service: "api", Severity: 3, PeakSeverity: 3}
+	r.Notify(context.Background(), &incident.Event{Kind: incident.Opened, Incident: inc})
+	inc.Severity, inc.PeakSeverity = 2, 2
+	r.Notify(context.Background(), &incident.Event{Kind: incident.SeverityChanged, PreviousSeverity: 3, Incident: inc})
+	r.Notify(context.Background(), &incident.Event{Kind: incident.ResolvedEvent, Incident: inc})
+	if want := []string{"opened", "resolved"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+	// An incident that never reached the receiver gets no resolve.
+	other := incident.Incident{ID: "i2", Service: "api", Severity: 2, PeakSeverity: 2}
+	if _, err := r.Notify(context.Background(), &incident.Event{Kind: incident.ResolvedEvent, Incident: other}); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("resolve of an unsent incident: %v, want ErrSkipped", err)
+	}
+}
+
+type mapState struct{ m map[string][]byte }
+
+func (s *mapState) LoadReceiverState(receiver, id string, v any) (bool, error) {
+	raw, ok := s.m[receiver+"/"+id]
+	if !ok {
+		return false, nil
+	}
+	return true, json.Unmarshal(raw, v)
+}
+
+func (s *mapState) SaveReceiverState(receiver, id string, v any) error {
+	raw, err := json.Marshal(v)
+	s.m[receiver+"/"+id] = raw
+	return err
 }

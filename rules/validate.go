@@ -259,6 +259,14 @@ func orderError(lo string, loV float64, hi string, hiV float64, order string) er
 }
 
 func (v *validator) routing(path string, r RoutingConfig) {
+	if path == "routing" && r.PagerDutyRoutingKeyFile != "" {
+		v.failf("routing.pagerduty_routing_key_file", "per service only; the default key is pagerduty.routing_key_file")
+	}
+	for _, sev := range r.PagerDuty {
+		if sev == 3 || sev == 4 {
+			v.failf(path+".pagerduty", "only Sev 1 and 2 page; got %d", sev)
+		}
+	}
 	for key, sevs := range map[string][]int{"pagerduty": r.PagerDuty, "slack": r.Slack, "grafana": r.Grafana} {
 		for _, sev := range sevs {
 			if sev < 1 || sev > 4 {

@@ -363,8 +363,15 @@ func (s *Store) Apply(c *Commit) error {
 				}
 			}
 		}
+		receivers := tx.Bucket(bucketReceivers)
 		for _, id := range c.PrunedIncidents {
 			if err := incs.Delete([]byte(id)); err != nil {
+				return err
+			}
+			// What receivers remembered about it goes too (Slack ts, Grafana id).
+			if err := receivers.ForEachBucket(func(name []byte) error {
+				return receivers.Bucket(name).Delete([]byte(id))
+			}); err != nil {
 				return err
 			}
 		}

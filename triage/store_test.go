@@ -413,3 +413,31 @@ func TestStoreNextHeadsPerIncident(t *testing.T) {
 		t.Fatalf("after the wait: %+v, want A's trigger with its attempt count", again)
 	}
 }
+
+func TestPruneDeletesReceiverState(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, r := range []string{"slack", "grafana"} {
+		if err := s.SaveReceiverState(r, "inc-old", map[string]string{"ts": "1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveReceiverState(r, "inc-new", map[string]string{"ts": "2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Apply(&Commit{PrunedIncidents: []string{"inc-old"}}); err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]string
+	for _, r := range []string{"slack", "grafana"} {
+		if found, _ := s.LoadReceiverState(r, "inc-old", &v); found {
+			t.Errorf("%s state of a pruned incident survived", r)
+		}
+		if found, _ := s.LoadReceiverState(r, "inc-new", &v); !found {
+			t.Errorf("%s state of a live incident was deleted", r)
+		}
+	}
+}

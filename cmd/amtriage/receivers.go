@@ -15,11 +15,12 @@ import (
 
 // receivers builds the configured receivers, each behind its routing (the
 // SPEC's table, overridden per service profile; shadow mode pages nobody).
-func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) ([]notify.Notifier, error) {
+// peak, when set (once the daemon exists), gives an incident's peak severity.
+func receivers(cfg *rules.Config, log *slog.Logger, peak *func(string) (severity.Level, bool)) func(notify.ReceiverState) ([]notify.Notifier, error) {
 	return func(state notify.ReceiverState) ([]notify.Notifier, error) {
 		var out []notify.Notifier
 		routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
-			return &notify.Routed{Notifier: n, Sends: func(service string, sev severity.Level) bool {
+			return &notify.Routed{Notifier: n, State: state, Sends: func(service string, sev severity.Level) bool {
 				return pick(cfg.RouteFor(service)).Has(int(sev))
 			}}
 		}
@@ -41,7 +42,13 @@ func receivers(cfg *rules.Config, log *slog.Logger) func(notify.ReceiverState) (
 			if err != nil {
 				return nil, fmt.Errorf("slack.business_hours: %w", err)
 			}
-			held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now}
+			held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now,
+				Peak: func(id string) (severity.Level, bool) {
+					if *peak == nil {
+						return 0, false
+					}
+					return (*peak)(id)
+				}}
 			out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
 			log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
 )
 
@@ -48,10 +49,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
 		Routes: notify.RouteConfig{Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel},
 	}
-	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log)})
+	var peak func(string) (severity.Level, bool)
+	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak)})
 	if err != nil {
 		log.Error("starting amtriage", "err", err)
 		return 1
+	}
+	peak = func(id string) (severity.Level, bool) {
+		inc, ok := d.Pipeline().Incident(id)
+		return inc.PeakSeverity, ok
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

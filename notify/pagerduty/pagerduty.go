@@ -64,7 +64,7 @@ type Config struct {
 	RoutingKey rules.Secret // the integration key used unless the service has its own
 	// ServiceRoutingKeys maps a service to its own integration key.
 	ServiceRoutingKeys map[string]rules.Secret
-	Client             *http.Client // default notify.NewHTTPClient(10s)
+	Client             *http.Client // default notify.NewIdempotentHTTPClient(10s): events carry a dedup key
 	ClientName         string       // the event's client; default "amtriage"
 	ClientURL          string       // the event's client_url; optional
 	// GrafanaURL, when set, adds a link to this dashboard URL with the
@@ -97,7 +97,7 @@ func New(cfg Config) (*Notifier, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("pagerduty: url %q must be an http(s) base URL", cfg.URL)
 	}
-	if cfg.RoutingKey == "" {
+	if cfg.RoutingKey == "" && len(cfg.ServiceRoutingKeys) == 0 {
 		return nil, errors.New("pagerduty: routing key is required")
 	}
 	n := &Notifier{secrets: []string{string(cfg.RoutingKey)}}
@@ -108,7 +108,7 @@ func New(cfg Config) (*Notifier, error) {
 		n.secrets = append(n.secrets, string(k))
 	}
 	if cfg.Client == nil {
-		cfg.Client = notify.NewHTTPClient(10 * time.Second)
+		cfg.Client = notify.NewIdempotentHTTPClient(10 * time.Second)
 	}
 	if cfg.ClientName == "" {
 		cfg.ClientName = "amtriage"
@@ -177,6 +177,10 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 		return false, nil
 	}
 	key := n.routingKey(ev.Incident.Service)
+	if key == "" {
+		// Only per-service keys are configured and this service has none.
+		return false, n.fail(act, ev.Incident.ID, 0, "no routing key for service "+ev.Incident.Service, nil)
+	}
 	var e *pd.V2Event
 	if act == "trigger" {
 		var err error

@@ -524,12 +524,18 @@ func TestErrorClassification(t *testing.T) {
 	}
 }
 
-func TestDefaultClientRetriesServerErrors(t *testing.T) {
-	e := newEnv(t, nil) // notify.NewHTTPClient retries a 5xx within the attempt
+// A 5xx is not retried within the attempt (the post may have landed); the
+// outbox retries it, and exactly one message results.
+func TestDefaultClientLeavesServerErrorsToTheOutbox(t *testing.T) {
+	e := newEnv(t, nil)
 	e.fake.Fail("chat.postMessage", fakeslack.Fault{Status: 502})
+	retry, err := e.n.Notify(context.Background(), event(incident.Opened, 3, 0, alert("A", 1)))
+	if !retry || err == nil {
+		t.Fatalf("502: retry=%v err=%v, want a retryable error", retry, err)
+	}
 	e.notify(t, event(incident.Opened, 3, 0, alert("A", 1)))
-	if len(e.fake.Messages("#alerts")) != 1 {
-		t.Fatal("not delivered")
+	if n := len(e.fake.Messages("#alerts")); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
 	}
 }
 

@@ -5,14 +5,16 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // LogNotifier is the default receiver: one structured line per incident
 // event, with the routing decision the other receivers would act on.
 type LogNotifier struct {
-	Log    *slog.Logger
-	Routes RouteConfig
+	Log *slog.Logger
+	// Routes gives a service's routing; nil means the SPEC's default table.
+	Routes func(service string) rules.Route
 }
 
 // Name implements Notifier.
@@ -39,7 +41,7 @@ func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, err
 		slog.Int("alerts_firing", inc.Firing),
 		slog.Int("alerts_total", ev.AlertsTotal),
 		slog.Time("started", inc.StartedAt),
-		slog.Any("route", RouteFor(ev, n.Routes)),
+		slog.Any("route", RouteFor(ev, n.route(inc.Service))),
 	}
 	if ev.Kind == incident.SeverityChanged {
 		attrs = append(attrs, slog.Int("previous_severity", int(ev.PreviousSeverity)))
@@ -50,4 +52,11 @@ func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, err
 	}
 	n.Log.LogAttrs(ctx, slog.LevelInfo, eventMessages[ev.Kind], attrs...)
 	return false, nil
+}
+
+func (n *LogNotifier) route(service string) rules.Route {
+	if n.Routes == nil {
+		return (&rules.Config{}).RouteFor(service)
+	}
+	return n.Routes(service)
 }

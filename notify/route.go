@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
 )
-
-// RouteConfig is what the routing table needs from the configuration.
-type RouteConfig struct {
-	Channel          string // team channel: Sev 3 and 4
-	IncidentsChannel string // Sev 2, and where Sev 1 channels are announced
-}
 
 // Route is what each receiver does with one event, per the SPEC's table.
 type Route struct {
@@ -52,42 +47,68 @@ func IncidentChannelName(inc *incident.Incident) string {
 	return name
 }
 
-// RouteFor applies the SPEC's default routing table to an event.
-func RouteFor(ev *incident.Event, cfg RouteConfig) Route {
+// RouteFor describes what each receiver does with an event under a
+// service's routing (the SPEC's table, the configured overrides, shadow
+// mode): the log notifier's account of the routing decision.
+func RouteFor(ev *incident.Event, rt rules.Route) Route {
 	inc := &ev.Incident
-	if ev.Kind == incident.StatusUpdate {
-		return Route{PagerDuty: "none", Slack: "status update in the incident's thread", Grafana: "none"}
+	r := describe(ev)
+	if !rt.PagerDuty.Has(int(routedSeverity(ev))) && r.PagerDuty != "none" {
+		r.PagerDuty = "none (not routed)"
 	}
+	if !rt.Slack.Has(int(routedSeverity(ev))) {
+		r.Slack = "none (not routed)"
+	} else if ev.Kind == incident.Opened || ev.Kind == incident.SeverityChanged {
+		switch inc.Severity {
+		case 1:
+			r.Slack = fmt.Sprintf("#%s (on-call invited), announced in %s, updates every 2m", IncidentChannelName(inc), orDefault(rt.SlackIncidentsChannel, "#incidents"))
+		case 2:
+			r.Slack = orDefault(rt.SlackIncidentsChannel, "#incidents") + ", updates every 5m"
+		case 3:
+			r.Slack = orDefault(rt.SlackChannel, "#alerts")
+		default:
+			r.Slack = orDefault(rt.SlackChannel, "#alerts") + ", held until business hours"
+		}
+	}
+	if !rt.Grafana.Has(int(routedSeverity(ev))) && r.Grafana != "none" {
+		r.Grafana = "none (not routed)"
+	}
+	return r
+}
+
+// routedSeverity is the severity routing is decided on: a resolve goes where
+// the incident's peak went.
+func routedSeverity(ev *incident.Event) severity.Level {
 	if ev.Kind == incident.ResolvedEvent {
-		r := Route{Grafana: "close region"}
-		r.PagerDuty = "none"
+		return ev.Incident.PeakSeverity
+	}
+	return ev.Incident.Severity
+}
+
+// describe is the SPEC's table for an event, before routing restricts it.
+func describe(ev *incident.Event) Route {
+	inc := &ev.Incident
+	switch ev.Kind {
+	case incident.StatusUpdate:
+		return Route{PagerDuty: "none", Slack: "status update in the incident's thread", Grafana: "none"}
+	case incident.ResolvedEvent:
+		r := Route{PagerDuty: "none", Grafana: "close region",
+			Slack: "update message: resolved after " + inc.Duration(inc.ResolvedAt).Round(1e9).String()}
 		if _, paged := PagerDutySeverity(inc.PeakSeverity); paged {
 			r.PagerDuty = "resolve"
 		}
-		r.Slack = "update message: resolved after " + inc.Duration(inc.ResolvedAt).Round(1e9).String()
 		return r
 	}
-	r := Route{Grafana: "region annotation"}
-	sev, pages := PagerDutySeverity(inc.Severity)
-	switch {
-	case ev.Kind == incident.SeverityChanged && inc.Severity > ev.PreviousSeverity:
-		// A drop is announced but does not un-page while alerts still fire.
-		r.PagerDuty = "none (severity dropped; the page stands)"
-	case pages:
-		r.PagerDuty = "trigger " + sev
-	default:
-		r.PagerDuty = "none"
-	}
-	switch inc.Severity {
-	case 1:
-		r.Slack = fmt.Sprintf("#%s (on-call invited), announced in %s, updates every 2m", IncidentChannelName(inc), orDefault(cfg.IncidentsChannel, "#incidents"))
-	case 2:
-		r.Slack = orDefault(cfg.IncidentsChannel, "#incidents") + ", updates every 5m"
-	case 3:
-		r.Slack = orDefault(cfg.Channel, "#alerts")
-	default:
-		r.Slack = orDefault(cfg.Channel, "#alerts") + ", held until business hours"
+	r := Route{Grafana: "region annotation", PagerDuty: "none"}
+	if inc.Severity == 4 {
 		r.Grafana = "annotation"
+	}
+	if sev, pages := PagerDutySeverity(inc.Severity); pages {
+		r.PagerDuty = "trigger " + sev
+		if ev.Kind == incident.SeverityChanged && inc.Severity > ev.PreviousSeverity {
+			// A drop is announced but does not un-page while alerts still fire.
+			r.PagerDuty = "none (severity dropped; the page stands)"
+		}
 	}
 	return r
 }

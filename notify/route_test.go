@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
 )
@@ -22,7 +23,7 @@ func event(kind incident.EventKind, sev, peak severity.Level) *incident.Event {
 }
 
 func TestRouteForFollowsTheSPECTable(t *testing.T) {
-	cfg := RouteConfig{Channel: "#team", IncidentsChannel: "#inc"}
+	cfg := (&rules.Config{Slack: rules.SlackConfig{Channel: "#team", IncidentsChannel: "#inc"}}).RouteFor("api")
 	tests := []struct {
 		name string
 		ev   *incident.Event
@@ -76,7 +77,7 @@ func TestIncidentChannelNameIsValidForSlack(t *testing.T) {
 
 func TestLogNotifierWritesOneStructuredLine(t *testing.T) {
 	var buf bytes.Buffer
-	n := &LogNotifier{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Routes: RouteConfig{IncidentsChannel: "#inc"}}
+	n := &LogNotifier{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Routes: (&rules.Config{Slack: rules.SlackConfig{IncidentsChannel: "#inc"}}).RouteFor}
 	ev := event(incident.SeverityChanged, 1, 1)
 	ev.PreviousSeverity = 3
 	ev.Incident.Title, ev.Incident.Rule, ev.Incident.Reasons = "INCIDENT: API Gateway - down since 14:30 UTC", 1, []string{"Q1: no user can reach the service (reachable=false) [annotation]"}
@@ -103,5 +104,24 @@ func TestLogNotifierWritesOneStructuredLine(t *testing.T) {
 	}
 	if reasons, _ := got["reasons"].([]any); len(reasons) != 1 {
 		t.Errorf("reasons = %v", got["reasons"])
+	}
+}
+
+// The log line reports the routing actually configured: overrides per
+// service and shadow mode, not just the SPEC's default table.
+func TestRouteForFollowsConfiguredRouting(t *testing.T) {
+	cfg := &rules.Config{Services: []rules.Service{{Name: "quiet", Routing: rules.RoutingConfig{PagerDuty: []int{1}, SlackChannel: "#quiet"}}}}
+	if got := RouteFor(event(incident.Opened, 2, 2), cfg.RouteFor("quiet")).PagerDuty; got != "none (not routed)" {
+		t.Errorf("Sev 2 for a service paging only Sev 1: pagerduty %q", got)
+	}
+	ev := event(incident.Opened, 3, 3)
+	ev.Incident.Service = "quiet"
+	if got := RouteFor(ev, cfg.RouteFor("quiet")).Slack; got != "#quiet" {
+		t.Errorf("per-service channel: slack %q", got)
+	}
+	cfg.Shadow = true
+	r := RouteFor(event(incident.Opened, 1, 1), cfg.RouteFor("api"))
+	if r.PagerDuty != "none (not routed)" || r.Slack != "none (not routed)" || r.Grafana != "region annotation" {
+		t.Errorf("shadow mode: %+v", r)
 	}
 }

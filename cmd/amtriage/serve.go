@@ -47,7 +47,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
 	logNotifier := &notify.LogNotifier{
 		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
-		Routes: notify.RouteConfig{Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel},
+		Routes: cfg.RouteFor,
 	}
 	var peak func(string) (severity.Level, bool)
 	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak)})

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/amtriage/amtriage/internal/testutil"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/incident"
@@ -56,24 +57,6 @@ func (r *eventRecorder) kinds() []incident.EventKind {
 	return out
 }
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testConfig is the embedded default configuration with a private store.
 func testConfig(t *testing.T) *rules.Config {
 	t.Helper()
@@ -89,14 +72,14 @@ type harness struct {
 	d      *Daemon
 	url    string
 	rec    *eventRecorder
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	client *http.Client
 	stop   func() // idempotent; also run by t.Cleanup
 }
 
 func newHarnessDaemon(t *testing.T, cfg *rules.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, cfg: cfg, rec: &eventRecorder{}, logs: &syncBuffer{}, client: &http.Client{Timeout: 60 * time.Second}}
+	h := &harness{t: t, cfg: cfg, rec: &eventRecorder{}, logs: &testutil.SyncBuffer{}, client: &http.Client{Timeout: 60 * time.Second}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := NewDaemon(cfg, Options{Log: log, Notifiers: []notify.Notifier{h.rec}})
 	if err != nil {

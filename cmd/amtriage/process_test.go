@@ -12,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/amtriage/amtriage/internal/testutil"
 )
 
 // amtriageBin is the daemon built once for the tests that run it as a real
@@ -44,26 +45,9 @@ type daemon struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
-	stdout *syncBuffer // incident events (log notifier)
-	stderr *syncBuffer // daemon logs
+	stdout *testutil.SyncBuffer // incident events (log notifier)
+	stderr *testutil.SyncBuffer // daemon logs
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -81,7 +65,7 @@ func freeAddr(t testing.TB) string {
 // until /readyz answers.
 func startDaemon(t testing.TB, cfgPath, addr string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{t: t, addr: addr, stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(amtriageBin, "serve", "--config", cfgPath, "--listen", addr)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

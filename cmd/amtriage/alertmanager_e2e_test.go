@@ -94,6 +94,11 @@ services:
 		return !open && len(m) == 2
 	})
 
+	// The log notifier is a receiver like any other: its lines follow the
+	// state change through the outbox, a moment later.
+	waitFor(t, 10*time.Second, "the log notifier's resolved line", func() bool {
+		return len(eventLines(t, d.stdout.String(), "incident resolved")) > 0
+	})
 	opened := eventLines(t, d.stdout.String(), "incident opened")
 	resolved := eventLines(t, d.stdout.String(), "incident resolved")
 	var apiOpened, apiResolved int

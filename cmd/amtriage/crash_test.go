@@ -185,12 +185,18 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	}
 	// Every service was opened at least once and, at-least-once delivery
 	// aside, at most twice (a kill between a log line and its ack).
-	counts := map[any]int{}
-	for _, out := range []string{first.stdout.String(), second.stdout.String()} {
-		for _, e := range eventLines(t, out, "incident opened") {
-			counts[e["service"]]++
+	openedCounts := func() map[any]int {
+		counts := map[any]int{}
+		for _, out := range []string{first.stdout.String(), second.stdout.String()} {
+			for _, e := range eventLines(t, out, "incident opened") {
+				counts[e["service"]]++
+			}
 		}
+		return counts
 	}
+	// Log lines follow the state through the outbox: wait for them.
+	waitFor(t, 10*time.Second, "every service's opened line", func() bool { return len(openedCounts()) == services })
+	counts := openedCounts()
 	for s := 0; s < services; s++ {
 		if c := counts[fmt.Sprintf("svc-%02d", s)]; c < 1 || c > 2 {
 			t.Errorf("svc-%02d opened %d times in the log notifier, want 1 (at most 2 across the crash)", s, c)

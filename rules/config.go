@@ -23,6 +23,7 @@ type Config struct {
 	Incidents  IncidentsConfig  `yaml:"incidents"`
 	Severity   ThresholdsConfig `yaml:"severity"` // global defaults; profiles override
 	Prometheus PrometheusConfig `yaml:"prometheus"`
+	Probes     ProbesConfig     `yaml:"probes"`
 	Kubernetes KubernetesConfig `yaml:"kubernetes"`
 	PagerDuty  PagerDutyConfig  `yaml:"pagerduty"`
 	Slack      SlackConfig      `yaml:"slack"`
@@ -91,6 +92,10 @@ type IncidentsConfig struct {
 	// incident is open. Defaults 2m and 5m.
 	Sev1Updates Duration `yaml:"sev1_updates"`
 	Sev2Updates Duration `yaml:"sev2_updates"`
+	// Reevaluate is how often an open incident is triaged again with fresh
+	// signals, by current severity (keys 1..4). Defaults 1: 2m, 2: 5m, 3: 15m;
+	// Sev 4 is not re-evaluated unless set. 0 turns one severity off.
+	Reevaluate map[int]Duration `yaml:"reevaluate"`
 }
 
 // ThresholdsConfig overrides severity thresholds; nil fields keep the default.
@@ -106,16 +111,42 @@ type ThresholdsConfig struct {
 	FallbackDefault    *int           `yaml:"fallback_default"` // rule 13 for other/missing labels
 }
 
-// PrometheusConfig is where signal queries go (issue: signals).
+// PrometheusConfig is where the profiles' signal queries go.
 type PrometheusConfig struct {
 	URL     string   `yaml:"url"`
 	Timeout Duration `yaml:"timeout"` // per query; default 2s
+	// TrendWindow is how far back the error-ratio range query looks to tell
+	// whether a service is recovering. Default 10m.
+	TrendWindow Duration `yaml:"trend_window"`
+	// RecoveringDrop is the share by which the error ratio must have fallen
+	// over TrendWindow (from its peak) to count as recovering. Default 0.3.
+	RecoveringDrop *float64 `yaml:"recovering_drop"`
 }
 
-// KubernetesConfig enables the Kubernetes snapshot.
+// ProbesConfig tunes the health probes of the profiles' health_url.
+type ProbesConfig struct {
+	// Timeout is a whole probe's deadline; past it the service is "hung".
+	// Default 2s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// KubernetesConfig enables the Kubernetes snapshot and diagnosis.
 type KubernetesConfig struct {
 	Enabled    bool   `yaml:"enabled"`
 	Kubeconfig string `yaml:"kubeconfig"` // empty: in-cluster
+	// Namespaces the informers watch. Default: the namespaces the service
+	// profiles name; AllNamespaces watches the whole cluster instead.
+	Namespaces    []string `yaml:"namespaces"`
+	AllNamespaces bool     `yaml:"all_namespaces"`
+	// RolloutWindow: a rollout this long before an alert is a suspect and
+	// gets the exact rollback command. Default 30m.
+	RolloutWindow Duration `yaml:"rollout_window"`
+	// EventWindow bounds the Warning events shown. Default 15m.
+	EventWindow Duration `yaml:"event_window"`
+	// LogTimeout and LogBytes bound the one pod-log read per incident.
+	// Defaults 2s and 64 KiB.
+	LogTimeout Duration `yaml:"log_timeout"`
+	LogBytes   int64    `yaml:"log_bytes"`
 }
 
 // PagerDutyConfig is the Events API v2 receiver.
@@ -159,11 +190,18 @@ type GrafanaConfig struct {
 
 // Service is a service profile: which alerts belong to it and how to judge them.
 type Service struct {
-	Name            string           `yaml:"name"`
-	Match           []string         `yaml:"match"` // Alertmanager matcher syntax, all must match
-	Namespace       string           `yaml:"namespace"`
-	Deployment      string           `yaml:"deployment"`
-	HealthURL       string           `yaml:"health_url"`
+	Name       string   `yaml:"name"`
+	Match      []string `yaml:"match"` // Alertmanager matcher syntax, all must match
+	Namespace  string   `yaml:"namespace"`
+	Deployment string   `yaml:"deployment"`
+	// Selector finds the workload's pods by label (Kubernetes label-selector
+	// syntax) when it is not a Deployment.
+	Selector  string `yaml:"selector"`
+	HealthURL string `yaml:"health_url"`
+	// DependsOn names other profiles (a database, a queue) whose health
+	// probes are checked for the diagnosis: a dependency down means
+	// infrastructure, not this service.
+	DependsOn       []string         `yaml:"depends_on"`
 	Queries         ServiceQueries   `yaml:"queries"`
 	LatencyBaseline Duration         `yaml:"latency_baseline"`
 	DataLoss        *bool            `yaml:"data_loss"`

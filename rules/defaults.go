@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"strings"
@@ -11,15 +12,22 @@ import (
 // `listen` (or no file at all) a working loopback daemon with the embedded
 // store and the log notifier.
 const (
-	DefaultListen       = "127.0.0.1:9095"
-	DefaultStorePath    = "./data"
-	DefaultMaxBodyBytes = 32 << 20 // enough for a 10,000-alert storm
-	DefaultMaxPending   = 4096
-	DefaultStaleAfter   = 12 * time.Hour
-	DefaultRetention    = 168 * time.Hour
-	DefaultPromTimeout  = 2 * time.Second
-	DefaultPagerDutyURL = "https://events.pagerduty.com"
-	DefaultSlackAPIURL  = "https://slack.com/api/"
+	DefaultListen         = "127.0.0.1:9095"
+	DefaultStorePath      = "./data"
+	DefaultMaxBodyBytes   = 32 << 20 // enough for a 10,000-alert storm
+	DefaultMaxPending     = 4096
+	DefaultStaleAfter     = 12 * time.Hour
+	DefaultRetention      = 168 * time.Hour
+	DefaultPromTimeout    = 2 * time.Second
+	DefaultTrendWindow    = 10 * time.Minute
+	DefaultRecoveringDrop = 0.3
+	DefaultProbeTimeout   = 2 * time.Second
+	DefaultRolloutWindow  = 30 * time.Minute
+	DefaultEventWindow    = 15 * time.Minute
+	DefaultLogTimeout     = 2 * time.Second
+	DefaultLogBytes       = 64 << 10
+	DefaultPagerDutyURL   = "https://events.pagerduty.com"
+	DefaultSlackAPIURL    = "https://slack.com/api/"
 )
 
 //go:embed default.yaml
@@ -77,6 +85,29 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	}
 	if c.Prometheus.Timeout == 0 {
 		c.Prometheus.Timeout = Duration(DefaultPromTimeout)
+	}
+	if c.Prometheus.TrendWindow == 0 {
+		c.Prometheus.TrendWindow = Duration(DefaultTrendWindow)
+	}
+	if c.Prometheus.RecoveringDrop == nil {
+		d := DefaultRecoveringDrop
+		c.Prometheus.RecoveringDrop = &d
+	}
+	if c.Probes.Timeout == 0 {
+		c.Probes.Timeout = Duration(DefaultProbeTimeout)
+	}
+	k := &c.Kubernetes
+	k.RolloutWindow = cmp.Or(k.RolloutWindow, Duration(DefaultRolloutWindow))
+	k.EventWindow = cmp.Or(k.EventWindow, Duration(DefaultEventWindow))
+	k.LogTimeout = cmp.Or(k.LogTimeout, Duration(DefaultLogTimeout))
+	k.LogBytes = cmp.Or(k.LogBytes, DefaultLogBytes)
+	if c.Incidents.Reevaluate == nil {
+		c.Incidents.Reevaluate = map[int]Duration{}
+	}
+	for sev, d := range map[int]time.Duration{1: 2 * time.Minute, 2: 5 * time.Minute, 3: 15 * time.Minute} {
+		if _, set := c.Incidents.Reevaluate[sev]; !set {
+			c.Incidents.Reevaluate[sev] = Duration(d)
+		}
 	}
 	// Receivers append paths to these bases; normalising here keeps every
 	// client free of slash handling. Slack's Web API base ends in "/".

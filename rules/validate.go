@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 
 	"github.com/amtriage/amtriage/severity"
 )
@@ -67,6 +68,7 @@ func (v *validator) config(c *Config) {
 			v.failf(key, "must be at least 30s, got %s", d)
 		}
 	}
+	v.signals(c)
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
 	}
@@ -111,6 +113,65 @@ func (v *validator) config(c *Config) {
 	for i := range c.Services {
 		v.service(i, &c.Services[i], global, seen)
 	}
+	for i, s := range c.Services {
+		for j, dep := range s.DependsOn {
+			key := fmt.Sprintf("services[%d].depends_on[%d]", i, j)
+			switch first, ok := seen[dep]; {
+			case !ok:
+				v.failf(key, "no service profile named %q", dep)
+			case first == i:
+				v.failf(key, "a service cannot depend on itself")
+			case c.Services[first].HealthURL == "":
+				v.failf(key, "service %q has no health_url to probe", dep)
+			}
+		}
+	}
+}
+
+// signals checks the keys of the measured-signal sources.
+func (v *validator) signals(c *Config) {
+	positive := map[string]Duration{
+		"prometheus.timeout":        c.Prometheus.Timeout,
+		"prometheus.trend_window":   c.Prometheus.TrendWindow,
+		"probes.timeout":            c.Probes.Timeout,
+		"kubernetes.rollout_window": c.Kubernetes.RolloutWindow,
+		"kubernetes.event_window":   c.Kubernetes.EventWindow,
+		"kubernetes.log_timeout":    c.Kubernetes.LogTimeout,
+	}
+	for key, d := range positive {
+		if d < 0 {
+			v.failf(key, "must not be negative, got %s", d)
+		}
+	}
+	if d := c.Prometheus.TrendWindow; d != 0 && time.Duration(d) < time.Minute {
+		v.failf("prometheus.trend_window", "must be at least 1m (a trend needs several scrapes), got %s", d)
+	}
+	if r := c.Prometheus.RecoveringDrop; r != nil && !(*r > 0 && *r < 1) {
+		v.failf("prometheus.recovering_drop", "must be a share between 0 and 1 exclusive, got %v", *r)
+	}
+	if c.Kubernetes.LogBytes < 0 {
+		v.failf("kubernetes.log_bytes", "must not be negative, got %d", c.Kubernetes.LogBytes)
+	}
+	if len(c.Kubernetes.Namespaces) > 0 && c.Kubernetes.AllNamespaces {
+		v.failf("kubernetes.namespaces", "set together with kubernetes.all_namespaces: choose one")
+	}
+	for i, ns := range c.Kubernetes.Namespaces {
+		if strings.TrimSpace(ns) == "" {
+			v.failf(fmt.Sprintf("kubernetes.namespaces[%d]", i), "empty namespace name")
+		}
+	}
+	if c.Kubernetes.Kubeconfig != "" && !c.Kubernetes.Enabled {
+		v.failf("kubernetes.kubeconfig", "set, but kubernetes.enabled is false: the snapshot would never run")
+	}
+	for sev, d := range c.Incidents.Reevaluate {
+		key := fmt.Sprintf("incidents.reevaluate.%d", sev)
+		switch {
+		case sev < 1 || sev > 4:
+			v.failf(key, "severity must be 1..4, got %d", sev)
+		case d < 0 || (d > 0 && time.Duration(d) < 5*time.Second):
+			v.failf(key, "must be 0 (off) or at least 5s, got %s", d)
+		}
+	}
 }
 
 func (v *validator) service(i int, s *Service, global severity.Thresholds, seen map[string]int) {
@@ -148,6 +209,13 @@ func (v *validator) service(i int, s *Service, global severity.Thresholds, seen 
 	}
 
 	v.url(at+".health_url", s.HealthURL)
+	if s.Selector != "" {
+		if s.Deployment != "" {
+			v.failf(at+".selector", "set both selector and deployment: name the workload one way")
+		} else if _, err := k8slabels.Parse(s.Selector); err != nil {
+			v.failf(at+".selector", "invalid label selector: %v", err)
+		}
+	}
 	switch strings.ToLower(s.Impact) {
 	case "", "none":
 		s.Impact = strings.ToLower(s.Impact)

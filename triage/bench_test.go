@@ -246,7 +246,7 @@ services:
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		t.Classify(ctx, alerts[i%len(alerts)])
+		t.Classify(ctx, nil, alerts[i%len(alerts)], nil)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }

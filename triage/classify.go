@@ -2,26 +2,36 @@ package triage
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/triage/signal"
 )
 
-// SignalSource supplies measured signals for an alert: Prometheus queries,
-// health probes, Kubernetes. A source that cannot tell leaves a signal unknown
-// and says why in its Note; an error makes all of its signals unknown.
-type SignalSource interface {
-	Name() string
-	Signals(ctx context.Context, a *template.Alert, svc *rules.Service) (severity.Signals, error)
+// SignalSource supplies measured signals: Prometheus queries, health probes,
+// Kubernetes. See signal.Source.
+type SignalSource = signal.Source
+
+// Enricher attaches the runbook's quick diagnosis to an incident: the
+// Kubernetes snapshot, dependency probes and the Step 3 verdict. It is
+// called once per service and evaluation, for the most severe alert.
+type Enricher interface {
+	Diagnose(ctx context.Context, ev *signal.Evaluation, a *template.Alert, svc *rules.Service, d severity.Decision) *diagnosis.Diagnosis
 }
 
 // Triager decides the service and severity of alerts.
 type Triager struct {
 	Config  *rules.Config
 	Sources []SignalSource
+	// RecoveringDrop is the share by which a measured error ratio must fall
+	// between two evaluations of an open incident to count as recovering
+	// (prometheus.recovering_drop).
+	RecoveringDrop float64
 }
 
 // Result is one alert's triage.
@@ -29,27 +39,69 @@ type Result struct {
 	Service  string
 	Profile  *rules.Service
 	Decision severity.Decision
+	// Failed names the sources that could not answer at all.
+	Failed []string
 }
 
-// Classify triages one alert. Signals come from the alert's annotations, then
-// its labels, then the service profile, then each source in order: the first
-// that knows wins.
-func (t *Triager) Classify(ctx context.Context, a *template.Alert) Result {
+// Classify triages one alert at the evaluation's instant. Signals come from
+// the alert's annotations, then its labels, then the service profile, then
+// each source in order: the first that knows wins. prev, when the alert was
+// decided before (a re-evaluation), lets two measurements of the error ratio
+// tell whether the service is recovering when no source could.
+func (t *Triager) Classify(ctx context.Context, ev *signal.Evaluation, a *template.Alert, prev *severity.Decision) Result {
 	svc := t.Config.MatchService(a.Labels)
 	sig := severity.FromAnnotations(a.Annotations, a.Labels).Fill(profileSignals(svc))
+	var failed []string
+	var notes []string
 	for _, src := range t.Sources {
-		s, err := src.Signals(ctx, a, svc)
+		s, err := src.Signals(ctx, ev, a, svc)
 		if err != nil {
-			continue // the source's reason is carried in its Notes when it has one
+			failed = append(failed, src.Name())
+			notes = append(notes, fmt.Sprintf("%s unavailable: %v", src.Name(), err))
+			continue
 		}
 		sig = sig.Fill(s)
 	}
+	if prev != nil && !sig.Recovering.Known {
+		sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.RecoveringDrop)
+	}
+	d := severity.Decide(sig, t.Config.Thresholds(svc))
+	d.Reasons = append(d.Reasons, notes...)
 	return Result{
 		Service:  ServiceName(a.Labels, svc),
 		Profile:  svc,
-		Decision: severity.Decide(sig, t.Config.Thresholds(svc)),
+		Decision: d,
+		Failed:   failed,
 	}
 }
+
+// trend compares two measurements of the error ratio from evaluations of an
+// open incident: fallen by at least drop → recovering; otherwise staying
+// broken (rule 8). Only fresh measurements count: an annotation says the same
+// thing every time and proves nothing about a trend.
+func trend(before, now severity.Float, drop float64) severity.Bool {
+	if !measured(before) || !measured(now) || !(before.Value > 0) {
+		return severity.Bool{}
+	}
+	if drop <= 0 || drop >= 1 {
+		drop = rules.DefaultRecoveringDrop
+	}
+	note := fmt.Sprintf("error ratio %s → %s between evaluations", pct(before.Value), pct(now.Value))
+	return severity.Bool{
+		Known:  true,
+		Value:  now.Value <= before.Value*(1-drop),
+		Source: "re-evaluation",
+		Note:   note,
+	}
+}
+
+// measured reports whether a signal came from a source that measures afresh
+// at each evaluation.
+func measured(f severity.Float) bool {
+	return f.Known && f.Source == "prometheus"
+}
+
+func pct(r float64) string { return fmt.Sprintf("%.3g%%", r*100) }
 
 // ServiceName is the profile's name, else the alert's service, job or
 // namespace label: the unit incidents are grouped by.

@@ -32,6 +32,15 @@ type Daemon struct {
 	wakes           []chan struct{}
 	nmetrics        *notify.Metrics
 	ShutdownTimeout time.Duration
+	enrichRun       func(ctx context.Context)
+}
+
+func reevaluateEvery(cfg *rules.Config) map[severity.Level]time.Duration {
+	every := map[severity.Level]time.Duration{}
+	for sev, d := range cfg.Incidents.Reevaluate {
+		every[severity.Level(sev)] = time.Duration(d)
+	}
+	return every
 }
 
 // Options are the parts of a Daemon that are not configuration.
@@ -42,7 +51,20 @@ type Options struct {
 	// those that keep per-incident state (Slack message ts, Grafana ids).
 	Receivers func(state notify.ReceiverState) ([]notify.Notifier, error)
 	Sources   []SignalSource
-	Now       func() time.Time
+	// Enrichment, when set, builds the measuring sources and the diagnosis
+	// once the metrics registry exists; its Run (informers) runs with Serve.
+	Enrichment func(reg prometheus.Registerer) (*Enrichment, error)
+	Now        func() time.Time
+}
+
+// Enrichment is what measures and diagnoses beyond the alert itself.
+type Enrichment struct {
+	Sources  []SignalSource
+	Enricher Enricher
+	// RecoveringDrop: see Triager.
+	RecoveringDrop float64
+	// Run, if set, runs background work (Kubernetes informers) until ctx ends.
+	Run func(ctx context.Context)
 }
 
 // NewDaemon opens the store and restores the incident state.
@@ -68,13 +90,24 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: o.Log, store: store, registry: reg, notifiers: o.Notifiers, ShutdownTimeout: 25 * time.Second}
 	metrics := NewMetrics(reg)
 	d.nmetrics = notify.NewMetrics(reg)
+	enrich := &Enrichment{Sources: o.Sources}
+	if o.Enrichment != nil {
+		if enrich, err = o.Enrichment(reg); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("signal sources: %w", err)
+		}
+		enrich.Sources = append(append([]SignalSource(nil), o.Sources...), enrich.Sources...)
+	}
+	d.enrichRun = enrich.Run
 	names := make([]string, len(o.Notifiers))
 	for i, n := range o.Notifiers {
 		names[i] = n.Name()
 		d.wakes = append(d.wakes, make(chan struct{}, 1))
 	}
 	d.pipeline, err = NewPipeline(PipelineOptions{
-		Store: store, Triager: &Triager{Config: cfg, Sources: o.Sources}, Log: o.Log, Metrics: metrics,
+		Store: store, Log: o.Log, Metrics: metrics,
+		Triager:  &Triager{Config: cfg, Sources: enrich.Sources, RecoveringDrop: enrich.RecoveringDrop},
+		Enricher: enrich.Enricher, Reevaluate: reevaluateEvery(cfg),
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,
 		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
@@ -128,6 +161,9 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	if d.enrichRun != nil {
+		wg.Go(func() { d.enrichRun(workCtx) })
+	}
 	wg.Go(func() { d.pipeline.Run(workCtx) })
 	for i, n := range d.notifiers {
 		dl := &notify.Deliverer{Queue: d.store, Notifier: n, Wake: d.wakes[i], Log: d.log, Metrics: d.nmetrics}

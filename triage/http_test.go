@@ -77,11 +77,15 @@ type harness struct {
 	stop   func() // idempotent; also run by t.Cleanup
 }
 
-func newHarnessDaemon(t *testing.T, cfg *rules.Config) *harness {
+func newHarnessDaemon(t *testing.T, cfg *rules.Config, opts ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, rec: &eventRecorder{}, logs: &testutil.SyncBuffer{}, client: &http.Client{Timeout: 60 * time.Second}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := NewDaemon(cfg, Options{Log: log, Notifiers: []notify.Notifier{h.rec}})
+	o := Options{Log: log, Notifiers: []notify.Notifier{h.rec}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d, err := NewDaemon(cfg, o)
 	if err != nil {
 		t.Fatalf("NewDaemon: %v", err)
 	}
@@ -116,9 +120,9 @@ func handlerHarness(t *testing.T, cfg *rules.Config) *harness {
 }
 
 // servingHarness runs the whole daemon with Serve: intake, pipeline, receivers.
-func servingHarness(t *testing.T, cfg *rules.Config) *harness {
+func servingHarness(t *testing.T, cfg *rules.Config, opts ...func(*Options)) *harness {
 	t.Helper()
-	h := newHarnessDaemon(t, cfg)
+	h := newHarnessDaemon(t, cfg, opts...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,11 @@ type Metrics struct {
 	CommitDuration  *prometheus.HistogramVec
 	CommitBatch     prometheus.Histogram
 	InboxPending    prometheus.Gauge
+	// Enrichment: time spent gathering signals and diagnoses, and how often
+	// a source could not answer (the decision went on without it).
+	EnrichmentDuration *prometheus.HistogramVec
+	EnrichmentPartial  *prometheus.CounterVec
+	Reevaluations      *prometheus.CounterVec
 
 	decisions [5][14]lazyCounter // by severity and rule
 }
@@ -87,7 +92,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtriage_inbox_pending",
 			Help: "Acknowledged notifications not yet processed.",
 		}),
+		EnrichmentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "amtriage_enrichment_duration_seconds",
+			Help:    "Time to gather measured signals for one notification (stage=signals) and to diagnose one service (stage=diagnosis).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17),
+		}, []string{"stage"}),
+		EnrichmentPartial: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_enrichment_partial_total",
+			Help: "Evaluations of a service where a source could not answer (triage went on without it), by source.",
+		}, []string{"source"}),
+		Reevaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_reevaluations_total",
+			Help: "Re-evaluations of open incidents, by outcome (raised, lowered, unchanged).",
+		}, []string{"outcome"}),
 	}
+	reg.MustRegister(m.EnrichmentDuration, m.EnrichmentPartial, m.Reevaluations)
 	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.AlertsReceived, m.Decisions,
 		m.IncidentsOpen, m.IncidentEvents, m.CommitDuration, m.CommitBatch, m.InboxPending)
 	for _, s := range []string{"1", "2", "3", "4"} {

@@ -5,13 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/signal"
 )
 
 // Pipeline folds acknowledged notifications into incidents, one at a time in
@@ -20,6 +26,7 @@ import (
 type Pipeline struct {
 	store     *Store
 	triager   *Triager
+	enricher  Enricher
 	log       *slog.Logger
 	metrics   *Metrics
 	receivers []string
@@ -28,6 +35,7 @@ type Pipeline struct {
 	staleAfter  time.Duration
 	retention   time.Duration
 	statusEvery map[severity.Level]time.Duration
+	reevaluate  map[severity.Level]time.Duration
 	now         func() time.Time
 
 	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
@@ -61,6 +69,7 @@ const (
 type PipelineOptions struct {
 	Store      *Store
 	Triager    *Triager
+	Enricher   Enricher // nil: no diagnosis
 	Log        *slog.Logger
 	Metrics    *Metrics
 	Receivers  []string // outbox queues to fan events out to
@@ -69,13 +78,16 @@ type PipelineOptions struct {
 	Retention  time.Duration
 	// StatusEvery is the periodic update interval per severity (absent or 0: none).
 	StatusEvery map[severity.Level]time.Duration
-	Now         func() time.Time
+	// Reevaluate is how often open incidents are triaged again, by severity
+	// (absent or 0: never). Only useful with measuring sources.
+	Reevaluate map[severity.Level]time.Duration
+	Now        func() time.Time
 }
 
 // NewPipeline loads the persisted incident state.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
-		store: o.Store, triager: o.Triager, log: o.Log, metrics: o.Metrics,
+		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		wake:    make(chan struct{}, 1),
@@ -162,7 +174,7 @@ func (p *Pipeline) Wake() {
 
 // Run processes the inbox until ctx ends, then finishes the batch in hand.
 func (p *Pipeline) Run(ctx context.Context) {
-	sweep := time.NewTicker(sweepInterval(p.staleAfter))
+	sweep := time.NewTicker(p.tick())
 	defer sweep.Stop()
 	p.Wake() // entries acknowledged before a crash resume at once
 	var lastDrain time.Time
@@ -189,6 +201,9 @@ func (p *Pipeline) Run(ctx context.Context) {
 			if err := p.Sweep(); err != nil {
 				p.log.Error("sweeping stale alerts", "err", err)
 			}
+			if err := p.Reevaluate(ctx); err != nil {
+				p.log.Error("re-evaluating open incidents", "err", err)
+			}
 		}
 	}
 }
@@ -203,6 +218,18 @@ func sweepInterval(staleAfter time.Duration) time.Duration {
 		return time.Second
 	}
 	return staleAfter / 10
+}
+
+// tick paces sweeps and re-evaluations: a re-evaluation is at most a
+// quarter of its interval late.
+func (p *Pipeline) tick() time.Duration {
+	d := sweepInterval(p.staleAfter)
+	for _, every := range p.reevaluate {
+		if every > 0 && every/4 < d {
+			d = max(every/4, time.Second)
+		}
+	}
+	return d
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -243,6 +270,10 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			return nil
 		}
 		batches := make([]incident.Batch, 0, len(entries))
+		// One evaluation per chunk, at the time its last notification
+		// arrived (replays after a crash measure the same instant): every
+		// query and probe runs once for all its notifications.
+		ev := signal.NewEvaluation(entries[len(entries)-1].ReceivedAt)
 		for _, e := range entries {
 			msg, err := p.takeDecoded(e.Seq), error(nil)
 			if msg == nil {
@@ -254,7 +285,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 				p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
 				continue
 			}
-			batches = append(batches, p.Triage(work, msg, e.ReceivedAt))
+			batches = append(batches, p.Triage(work, ev, msg, e.ReceivedAt))
 		}
 		last := entries[len(entries)-1].Seq
 		if err := p.apply(last, batches); err != nil {
@@ -266,8 +297,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	return nil
 }
 
-// Triage classifies every alert of a notification.
-func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incident.Batch {
+// Triage classifies every alert of a notification, and diagnoses each
+// service with newly decided firing alerts.
+func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Message, at time.Time) incident.Batch {
 	b := incident.Batch{
 		At:           at,
 		GroupKey:     msg.GroupKey,
@@ -275,6 +307,8 @@ func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incid
 		Complete:     msg.TruncatedAlerts == 0,
 		Observations: make([]incident.Observation, len(msg.Alerts)),
 	}
+	start := time.Now()
+	fresh := map[string]freshAlert{} // per service: the most severe newly decided firing alert
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		key := OccurrenceKey(a)
@@ -286,9 +320,13 @@ func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incid
 		if known, svc := p.book.Firing(key); known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations) {
 			service, decision = svc, known.Decision
 		} else {
-			r := p.triager.Classify(ctx, a)
+			r := p.triager.Classify(ctx, ev, a, nil)
 			service, decision = r.Service, r.Decision
 			p.metrics.decided(decision)
+			p.countPartial(ev, service, r.Failed)
+			if f, ok := fresh[service]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
+				fresh[service] = freshAlert{alert: a, profile: r.Profile, decision: decision}
+			}
 		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,
@@ -309,7 +347,52 @@ func (p *Pipeline) Triage(ctx context.Context, msg *Message, at time.Time) incid
 			b.Observations[i].Alert.EndsAt = time.Time{}
 		}
 	}
+	if len(p.triager.Sources) > 0 {
+		p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
+	}
+	b.Diagnoses = p.diagnose(ctx, ev, fresh)
 	return b
+}
+
+type freshAlert struct {
+	alert    *template.Alert
+	profile  *rules.Service
+	decision severity.Decision
+}
+
+// diagnose runs the enricher once per service, for its most severe alert.
+func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh map[string]freshAlert) map[string]*diagnosis.Diagnosis {
+	if p.enricher == nil || len(fresh) == 0 {
+		return nil
+	}
+	out := make(map[string]*diagnosis.Diagnosis, len(fresh))
+	for _, service := range slices.Sorted(maps.Keys(fresh)) {
+		f := fresh[service]
+		d, err := signal.Memo(ev, "diagnosis\x00"+service, func() (*diagnosis.Diagnosis, error) {
+			start := time.Now()
+			d := p.enricher.Diagnose(ctx, ev, f.alert, f.profile, f.decision)
+			p.metrics.EnrichmentDuration.WithLabelValues("diagnosis").Observe(time.Since(start).Seconds())
+			if d != nil && d.Snapshot != nil && len(d.Snapshot.Partial) > 0 {
+				p.metrics.EnrichmentPartial.WithLabelValues("kubernetes").Inc()
+			}
+			return d, nil
+		})
+		if err == nil && d != nil {
+			out[service] = d
+		}
+	}
+	return out
+}
+
+// countPartial counts, once per service and evaluation, each source that
+// could not answer.
+func (p *Pipeline) countPartial(ev *signal.Evaluation, service string, failed []string) {
+	for _, src := range failed {
+		_, _ = ev.Do("partial\x00"+service+"\x00"+src, func() (any, error) {
+			p.metrics.EnrichmentPartial.WithLabelValues(src).Inc()
+			return nil, nil
+		})
+	}
 }
 
 // apply folds batches into the book and commits them with lastSeq in one

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -19,7 +20,12 @@ type IncidentView struct {
 	Reasons      []string       `json:"reasons"`
 	Started      time.Time      `json:"started"`
 	AlertsFiring int            `json:"alerts_firing"`
-	Alerts       []AlertView    `json:"alerts"`
+	// LastEvaluated is when fresh signals were last gathered.
+	LastEvaluated time.Time `json:"last_evaluated,omitzero"`
+	// Diagnosis is the quick diagnosis: Kubernetes snapshot, verdict and,
+	// after a recent bad rollout, the rollback command.
+	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
+	Alerts    []AlertView          `json:"alerts"`
 }
 
 // AlertView is one member alert with its own decision.
@@ -72,6 +78,7 @@ func viewOf(inc *incident.Incident) IncidentView {
 		ID: inc.ID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
 		Severity: inc.Severity, PeakSeverity: inc.PeakSeverity, Rule: inc.Rule, Reasons: inc.Reasons,
 		Started: inc.StartedAt, AlertsFiring: inc.Firing, Alerts: []AlertView{},
+		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
 	}
 	for _, a := range inc.SortedAlerts() {
 		v.Alerts = append(v.Alerts, AlertView{

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
+	"github.com/amtriage/amtriage/triage/signal"
 )
 
 // classification is one line of `amtriage classify` output.
@@ -64,10 +66,11 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// Offline: no Prometheus, probes or Kubernetes, only what the payload and profiles say.
 	t := &triage.Triager{Config: cfg}
+	ev := signal.NewEvaluation(time.Now())
 	enc := json.NewEncoder(stdout)
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
-		r := t.Classify(ctx, a)
+		r := t.Classify(ctx, ev, a, nil)
 		if err := enc.Encode(classification{
 			Fingerprint: a.Fingerprint, Alertname: a.Labels["alertname"], Service: r.Service, Status: a.Status,
 			Severity: r.Decision.Severity, Rule: r.Decision.Rule, Reasons: r.Decision.Reasons,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // lastSeenGranularity bounds how stale a persisted LastSeen may be: after a
@@ -34,6 +35,9 @@ type Batch struct {
 	// lists every alert of its group, so a member missing from it has resolved.
 	Complete     bool
 	Observations []Observation
+	// Diagnoses are fresh diagnoses by service, for the incidents this
+	// notification opens or changes.
+	Diagnoses map[string]*diagnosis.Diagnosis
 }
 
 // EventKind is what happened to an incident.
@@ -206,7 +210,65 @@ func (b *Book) Apply(batch Batch) *Changes {
 	if batch.Complete && batch.GroupKey != "" {
 		s.resolveAbsent(batch, present)
 	}
+	for _, service := range slices.Sorted(maps.Keys(batch.Diagnoses)) {
+		if inc := b.open[service]; inc != nil && batch.Diagnoses[service] != nil {
+			inc.Diagnosis = batch.Diagnoses[service]
+			s.touch(inc, false)
+		}
+	}
 	return s.finish(batch.At)
+}
+
+// Reevaluation is a fresh triage of an open incident's firing alerts.
+type Reevaluation struct {
+	IncidentID string
+	// Decisions are the new decisions by occurrence key; alerts that stopped
+	// firing meanwhile are ignored.
+	Decisions map[string]severity.Decision
+	Diagnosis *diagnosis.Diagnosis // nil keeps the previous one
+}
+
+// Reevaluate folds fresh decisions into open incidents. A change of the
+// incident's severity, either way, is announced (SeverityChanged): receivers
+// decide what a drop means (PagerDuty does not un-page while alerts fire).
+func (b *Book) Reevaluate(at time.Time, rs []Reevaluation) *Changes {
+	s := b.newStep()
+	for _, r := range rs {
+		inc := b.byID[r.IncidentID]
+		if inc == nil || inc.Status != Firing {
+			continue // resolved while it was being re-evaluated
+		}
+		inc.LastEvaluated = at
+		if r.Diagnosis != nil {
+			inc.Diagnosis = r.Diagnosis
+		}
+		s.touch(inc, false)
+		for _, key := range slices.Sorted(maps.Keys(r.Decisions)) {
+			a := inc.Alerts[key]
+			if a == nil || a.Status != Firing {
+				continue
+			}
+			if d := r.Decisions[key]; !sameDecision(a.Decision, d) {
+				a.Decision = d
+				s.ch.Decisions++
+				s.markAlert(inc, a)
+				s.rescan[inc] = true // a lower decision can dethrone the decisive alert
+			}
+		}
+	}
+	return s.finish(at)
+}
+
+// DueForReevaluation returns the open incidents whose severity has a
+// re-evaluation interval that has passed since their last evaluation.
+func (b *Book) DueForReevaluation(now time.Time, every map[severity.Level]time.Duration) []*Incident {
+	var due []*Incident
+	for _, inc := range b.sortedOpen() {
+		if interval := every[inc.Severity]; interval > 0 && now.Sub(inc.LastEvaluated) >= interval {
+			due = append(due, inc)
+		}
+	}
+	return due
 }
 
 func (s *step) observe(batch Batch, o *Observation) {
@@ -397,7 +459,7 @@ func (s *step) finish(at time.Time) *Changes {
 		}
 		switch {
 		case prev.isNew:
-			inc.LastStatus = at
+			inc.LastStatus, inc.LastEvaluated = at, at
 			s.ch.Events = append(s.ch.Events, s.b.event(Opened, at, inc, 0))
 			if inc.Status == Resolved {
 				s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))

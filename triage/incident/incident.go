@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // Status of an alert or an incident, as Alertmanager spells it.
@@ -59,6 +60,12 @@ type Incident struct {
 	ResolvedAt   time.Time      `json:"resolved,omitzero"`
 	ExternalURL  string         `json:"externalURL,omitempty"`
 	Firing       int            `json:"alertsFiring"`
+	// LastEvaluated is when the incident was last triaged with fresh
+	// signals: on open, and at each re-evaluation.
+	LastEvaluated time.Time `json:"lastEvaluated,omitzero"`
+	// Diagnosis is the runbook's quick diagnosis, from the latest evaluation
+	// that made one; nil without Kubernetes or probes to look at.
+	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
 	// Alerts are the members of an open incident, keyed by occurrence. A
 	// resolved incident keeps none in memory: tombstones remember them.
 	Alerts map[string]*Alert `json:"-"`

@@ -1,0 +1,130 @@
+package triage
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/signal"
+)
+
+// Reevaluate triages again, with fresh signals, the firing alerts of every
+// open incident whose re-evaluation is due (Sev 1 every 2 min, Sev 2 every
+// 5 min by default). Severity may rise or drop; either is announced. Two
+// measurements of the error ratio that do not fall tell that the service is
+// staying broken (rule 8).
+//
+// It must run on the pipeline's goroutine, the book's only writer: the
+// queries and probes run without the lock, then one commit folds them in.
+func (p *Pipeline) Reevaluate(ctx context.Context) error {
+	if len(p.reevaluate) == 0 || (len(p.triager.Sources) == 0 && p.enricher == nil) {
+		return nil // nothing could measure anything new
+	}
+	now := p.now()
+	due := p.dueForReevaluation(now)
+	if len(due) == 0 {
+		return nil
+	}
+	ev := signal.NewEvaluation(now)
+	rs := make([]incident.Reevaluation, 0, len(due))
+	for _, inc := range due {
+		r := incident.Reevaluation{IncidentID: inc.id, Decisions: map[string]severity.Decision{}}
+		fresh := map[string]freshAlert{}
+		for _, m := range inc.members {
+			res := p.triager.Classify(ctx, ev, m.alert, &m.prev)
+			p.countPartial(ev, inc.service, res.Failed)
+			d := res.Decision
+			if len(res.Failed) > 0 || lostMeasurement(m.prev.Signals, d.Signals) {
+				// A source that cannot answer now is not news about the
+				// service: keep what was measured rather than announce a
+				// drop because Prometheus is down.
+				d = m.prev
+			} else {
+				p.metrics.decided(d)
+			}
+			r.Decisions[m.key] = d
+			if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
+				fresh[inc.service] = freshAlert{alert: m.alert, profile: res.Profile, decision: d}
+			}
+		}
+		if ds := p.diagnose(ctx, ev, fresh); ds != nil {
+			r.Diagnosis = ds[inc.service]
+		}
+		rs = append(rs, r)
+	}
+	if ctx.Err() != nil {
+		return nil // shutting down: measurements cut short prove nothing
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := p.book.Reevaluate(now, rs)
+	for _, inc := range due {
+		outcome := "unchanged"
+		if now := p.book.Get(inc.id); now != nil && now.Status == incident.Firing {
+			switch {
+			case now.Severity < inc.severity:
+				outcome = "raised"
+			case now.Severity > inc.severity:
+				outcome = "lowered"
+			}
+		}
+		p.metrics.Reevaluations.WithLabelValues(outcome).Inc()
+	}
+	return p.commit(&Commit{Receivers: p.receivers, Changes: []*incident.Changes{ch}})
+}
+
+type dueIncident struct {
+	id, service string
+	severity    severity.Level
+	members     []dueAlert
+}
+
+type dueAlert struct {
+	key   string
+	alert *template.Alert
+	prev  severity.Decision
+}
+
+// dueForReevaluation copies what the re-evaluation needs, so the queries
+// run without holding the lock.
+func (p *Pipeline) dueForReevaluation(now time.Time) []dueIncident {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []dueIncident
+	for _, inc := range p.book.DueForReevaluation(now, p.reevaluate) {
+		d := dueIncident{id: inc.ID, service: inc.Service, severity: inc.Severity}
+		for _, a := range inc.SortedAlerts() {
+			if a.Status == incident.Firing {
+				d.members = append(d.members, dueAlert{key: a.Key, alert: alertFor(a), prev: a.Decision})
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// alertFor rebuilds the alert as Alertmanager sent it, for the sources.
+func alertFor(a *incident.Alert) *template.Alert {
+	return &template.Alert{
+		Status:       a.Status,
+		Labels:       template.KV(maps.Clone(a.Labels)),
+		Annotations:  template.KV(maps.Clone(a.Annotations)),
+		StartsAt:     a.StartsAt,
+		GeneratorURL: a.GeneratorURL,
+		Fingerprint:  a.Fingerprint,
+	}
+}
+
+// lostMeasurement reports whether a signal that a measuring source knew
+// before is unknown now: the source failed for that query, which says
+// nothing about the service.
+func lostMeasurement(prev, now severity.Signals) bool {
+	lost := func(pk bool, ps string, nk bool) bool { return pk && !nk && (ps == "prometheus" || ps == "probe") }
+	return lost(prev.Reachable.Known, prev.Reachable.Source, now.Reachable.Known) ||
+		lost(prev.ErrorRatio.Known, prev.ErrorRatio.Source, now.ErrorRatio.Known) ||
+		lost(prev.P99Latency.Known, prev.P99Latency.Source, now.P99Latency.Known)
+}

@@ -1,0 +1,226 @@
+package triage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/signal"
+)
+
+// fakeProm measures an error ratio the test sets, as the Prometheus source
+// would (Source "prometheus"), and counts its calls.
+type fakeProm struct {
+	mu    sync.Mutex
+	ratio float64
+	err   error
+	calls int
+}
+
+func (f *fakeProm) Name() string { return "prometheus" }
+
+func (f *fakeProm) Signals(_ context.Context, ev *signal.Evaluation, _ *template.Alert, _ *rules.Service) (severity.Signals, error) {
+	v, err := signal.Memo(ev, "fake", func() (float64, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.calls++
+		return f.ratio, f.err
+	})
+	if err != nil {
+		return severity.Signals{}, err
+	}
+	return severity.Signals{ErrorRatio: severity.Float{Known: true, Value: v, Source: "prometheus"}}, nil
+}
+
+func (f *fakeProm) set(ratio float64, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ratio, f.err = ratio, err
+}
+
+func (f *fakeProm) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// fakeEnricher diagnoses every service the same way and counts its calls.
+type fakeEnricher struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (e *fakeEnricher) Diagnose(_ context.Context, _ *signal.Evaluation, a *template.Alert, _ *rules.Service, d severity.Decision) *diagnosis.Diagnosis {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	return &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: "call " + string(rune('0'+e.calls)) + " for " + a.Labels["service"],
+		Command: "kubectl rollout undo deployment/api -n shop --to-revision=6"}
+}
+
+// clockAt moves the pipeline's clock to start+d.
+func clockAt(p *Pipeline, start time.Time, d time.Duration) {
+	p.mu.Lock()
+	p.now = func() time.Time { return start.Add(d) }
+	p.mu.Unlock()
+}
+
+func withSources(src ...SignalSource) func(*Options) {
+	return func(o *Options) { o.Sources = append(o.Sources, src...) }
+}
+
+func TestReevaluationRaisesLowersAndKeepsOnSourceFailure(t *testing.T) {
+	prom := &fakeProm{ratio: 0.07}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	inc := p.OpenIncidents()[0]
+	if inc.Severity != 3 || inc.Rule != 5 {
+		t.Fatalf("opened at Sev %d rule %d, want Sev 3 rule 5 (7%% errors)", inc.Severity, inc.Rule)
+	}
+	start := time.Now()
+	ctx := context.Background()
+	steps := []struct {
+		name     string
+		after    time.Duration
+		ratio    float64
+		err      error
+		wantSev  severity.Level
+		wantKind incident.EventKind // "" = no new event
+	}{
+		{"not due yet: Sev 3 waits 15m", 10 * time.Minute, 0.62, nil, 3, ""},
+		{"worse: raised to Sev 1 and announced", 16 * time.Minute, 0.62, nil, 1, incident.SeverityChanged},
+		{"Prometheus down: the decision stands", 19 * time.Minute, 0, errors.New("connection refused"), 1, ""},
+		{"better: lowered to Sev 2 and announced", 22 * time.Minute, 0.30, nil, 2, incident.SeverityChanged},
+		{"unchanged: no event", 28 * time.Minute, 0.30, nil, 2, ""},
+	}
+	for _, st := range steps {
+		events := len(h.rec.Events())
+		prom.set(st.ratio, st.err)
+		clockAt(p, start, st.after)
+		if err := p.Reevaluate(ctx); err != nil {
+			t.Fatalf("%s: Reevaluate: %v", st.name, err)
+		}
+		h.settle()
+		got := p.OpenIncidents()[0]
+		if got.Severity != st.wantSev {
+			t.Errorf("%s: Sev %d, want %d (reasons %v)", st.name, got.Severity, st.wantSev, got.Reasons)
+		}
+		evs := h.rec.Events()
+		switch {
+		case st.wantKind == "" && len(evs) != events:
+			t.Errorf("%s: new events %v, want none", st.name, h.rec.kinds()[events:])
+		case st.wantKind != "":
+			h.waitFor(st.name+": event", func() bool { return len(h.rec.Events()) > events })
+			last := h.rec.Events()[events]
+			if last.Kind != st.wantKind || last.Incident.Severity != st.wantSev {
+				t.Errorf("%s: event %s at Sev %d, want %s at Sev %d", st.name, last.Kind, last.Incident.Severity, st.wantKind, st.wantSev)
+			}
+		}
+	}
+	if got := p.OpenIncidents()[0].PeakSeverity; got != 1 {
+		t.Errorf("peak severity %d, want 1: a drop keeps the peak (PagerDuty is not un-paged)", got)
+	}
+	mfs := h.scrape()
+	if v := scalar(mfs, "amtriage_enrichment_partial_total", map[string]string{"source": "prometheus"}); v != 1 {
+		t.Errorf("amtriage_enrichment_partial_total{source=prometheus} = %v, want 1", v)
+	}
+	for outcome, want := range map[string]float64{"raised": 1, "lowered": 1, "unchanged": 2} {
+		if v := scalar(mfs, "amtriage_reevaluations_total", map[string]string{"outcome": outcome}); v != want {
+			t.Errorf("amtriage_reevaluations_total{outcome=%s} = %v, want %v", outcome, v, want)
+		}
+	}
+}
+
+// Rule 8: two measurements that do not fall mean the service is staying
+// broken; a fall by the configured share means it is recovering.
+func TestReevaluationObservesStayingBroken(t *testing.T) {
+	prom := &fakeProm{ratio: 0.02}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	if inc := p.OpenIncidents()[0]; inc.Severity != 3 || inc.Rule != 11 {
+		t.Fatalf("opened at Sev %d rule %d, want Sev 3 rule 11 (2%% errors, recovery unknown)", inc.Severity, inc.Rule)
+	}
+	start := time.Now()
+	clockAt(p, start, 16*time.Minute)
+	if err := p.Reevaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inc := p.OpenIncidents()[0]
+	if inc.Severity != 2 || inc.Rule != 8 {
+		t.Fatalf("after a flat re-evaluation: Sev %d rule %d, want Sev 2 rule 8 (staying broken); reasons %v", inc.Severity, inc.Rule, inc.Reasons)
+	}
+	if !strings.Contains(strings.Join(inc.Reasons, "\n"), "recovering=false [re-evaluation] (error ratio 2% → 2% between evaluations)") {
+		t.Errorf("reasons do not show the trend: %v", inc.Reasons)
+	}
+	prom.set(0.01, nil) // halved: recovering
+	clockAt(p, start, 22*time.Minute)
+	if err := p.Reevaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if inc := p.OpenIncidents()[0]; inc.Severity != 3 || inc.Rule != 10 {
+		t.Fatalf("after the ratio halved: Sev %d rule %d, want Sev 3 rule 10 (recovering); reasons %v", inc.Severity, inc.Rule, inc.Reasons)
+	}
+}
+
+// A storm is measured once per evaluation, and diagnosed once per service;
+// the diagnosis reaches the events and /api/incidents.
+func TestStormMeasuredOnceAndDiagnosed(t *testing.T) {
+	prom := &fakeProm{ratio: 0.62}
+	enr := &fakeEnricher{}
+	h := servingHarness(t, testConfig(t), withSources(prom), func(o *Options) {
+		o.Enrichment = func(prometheus.Registerer) (*Enrichment, error) {
+			return &Enrichment{Enricher: enr}, nil
+		}
+	})
+	h.mustPost(stormPayload(t, 500), "")
+	h.settle()
+	if n := prom.count(); n != 1 {
+		t.Errorf("source called %d times for a 500-alert storm, want 1", n)
+	}
+	enr.mu.Lock()
+	calls := enr.calls
+	enr.mu.Unlock()
+	if calls != 1 {
+		t.Errorf("enricher called %d times, want 1 (once per service)", calls)
+	}
+	h.waitFor("opened event", func() bool { return len(h.rec.Events()) > 0 })
+	ev := h.rec.Events()[0]
+	if ev.Incident.Diagnosis == nil || ev.Incident.Diagnosis.Category != diagnosis.ConfigOrDeployment {
+		t.Fatalf("opened event carries diagnosis %+v", ev.Incident.Diagnosis)
+	}
+	res := h.do(http.MethodGet, "/api/incidents", nil, "")
+	var body struct {
+		Incidents []struct {
+			Diagnosis *diagnosis.Diagnosis `json:"diagnosis"`
+		} `json:"incidents"`
+	}
+	if err := json.Unmarshal(res.body, &body); err != nil {
+		t.Fatalf("/api/incidents: %v: %s", err, res.body)
+	}
+	if len(body.Incidents) != 1 || body.Incidents[0].Diagnosis == nil ||
+		body.Incidents[0].Diagnosis.Command != "kubectl rollout undo deployment/api -n shop --to-revision=6" {
+		t.Fatalf("/api/incidents diagnosis: %s", res.body)
+	}
+	// A redelivery reuses decisions: no new measurement, no new diagnosis.
+	h.mustPost(stormPayload(t, 500), "")
+	h.settle()
+	if n := prom.count(); n != 1 {
+		t.Errorf("redelivery measured again (%d calls)", n)
+	}
+}

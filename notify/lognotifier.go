@@ -46,6 +46,13 @@ func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, err
 	if ev.Kind == incident.SeverityChanged {
 		attrs = append(attrs, slog.Int("previous_severity", int(ev.PreviousSeverity)))
 	}
+	if d := inc.Diagnosis; d != nil && ev.Kind != incident.ResolvedEvent {
+		diag := []any{slog.String("category", string(d.Category)), slog.String("summary", d.Summary)}
+		if d.Command != "" {
+			diag = append(diag, slog.String("command", d.Command))
+		}
+		attrs = append(attrs, slog.Group("diagnosis", diag...))
+	}
 	if ev.Kind == incident.ResolvedEvent {
 		attrs = append(attrs, slog.Time("resolved", inc.ResolvedAt),
 			slog.String("duration", inc.Duration(inc.ResolvedAt).Round(time.Second).String()))

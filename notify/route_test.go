@@ -11,6 +11,7 @@ import (
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -81,6 +82,8 @@ func TestLogNotifierWritesOneStructuredLine(t *testing.T) {
 	ev := event(incident.SeverityChanged, 1, 1)
 	ev.PreviousSeverity = 3
 	ev.Incident.Title, ev.Incident.Rule, ev.Incident.Reasons = "INCIDENT: API Gateway - down since 14:30 UTC", 1, []string{"Q1: no user can reach the service (reachable=false) [annotation]"}
+	ev.Incident.Diagnosis = &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: "3/3 pods CrashLoopBackOff",
+		Command: "kubectl rollout undo deployment/api -n shop --to-revision=6"}
 	if retry, err := n.Notify(context.Background(), ev); err != nil || retry {
 		t.Fatalf("Notify = %v, %v", retry, err)
 	}
@@ -104,6 +107,9 @@ func TestLogNotifierWritesOneStructuredLine(t *testing.T) {
 	}
 	if reasons, _ := got["reasons"].([]any); len(reasons) != 1 {
 		t.Errorf("reasons = %v", got["reasons"])
+	}
+	if d, _ := got["diagnosis"].(map[string]any); d["command"] != "kubectl rollout undo deployment/api -n shop --to-revision=6" || d["category"] != "config_or_deployment" {
+		t.Errorf("diagnosis = %v", got["diagnosis"])
 	}
 }
 

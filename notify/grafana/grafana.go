@@ -297,6 +297,14 @@ func Text(ev *incident.Event) string {
 	default:
 		b.WriteString(sevName(inc.Severity))
 	}
+	if d := inc.Diagnosis; d != nil && d.Summary != "" {
+		b.WriteString("\nDiagnosis: ")
+		b.WriteString(clip(strings.TrimSpace(d.Summary), maxReasonRunes))
+		if d.Command != "" {
+			b.WriteString("\n")
+			b.WriteString(d.Command)
+		}
+	}
 	for i, r := range inc.Reasons {
 		if i == maxReasons {
 			fmt.Fprintf(&b, "\n… and %d more", len(inc.Reasons)-maxReasons)

@@ -16,6 +16,7 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -562,5 +563,15 @@ func TestNewValidation(t *testing.T) {
 	n, err := New(Config{URL: "https://grafana.example.com/sub/", Token: token}, st)
 	if err != nil || n.base != "https://grafana.example.com/sub" || n.cfg.Client == nil {
 		t.Errorf("New = %+v, %v", n, err)
+	}
+}
+
+func TestTextCarriesDiagnosis(t *testing.T) {
+	inc := newIncident(1)
+	inc.Diagnosis = &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: "config or bad deployment: 3/3 pods CrashLoopBackOff",
+		Command: "kubectl rollout undo deployment/api -n shop --to-revision=6"}
+	text := Text(opened(inc))
+	if !strings.Contains(text, "\nDiagnosis: config or bad deployment: 3/3 pods CrashLoopBackOff\nkubectl rollout undo deployment/api -n shop --to-revision=6") {
+		t.Errorf("text = %q", text)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -393,6 +394,10 @@ type details struct {
 	// under PagerDuty's size limit.
 	AlertsDropped int    `json:"alerts_dropped,omitempty"`
 	Note          string `json:"note,omitempty"`
+	// Diagnosis is the quick diagnosis with its Kubernetes snapshot and,
+	// after a bad rollout, the rollback command. Bounded by the snapshot's
+	// own caps (pods, events, log lines).
+	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
 }
 
 // decisive is the alert whose decision is the incident's (or the first).
@@ -460,6 +465,7 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		Reasons:     inc.Reasons,
 		Started:     inc.StartedAt.UTC().Format(time.RFC3339),
 		AlertsTotal: ev.AlertsTotal,
+		Diagnosis:   inc.Diagnosis,
 	}
 	if ev.Kind == incident.SeverityChanged {
 		d.PreviousSeverity = int(ev.PreviousSeverity)
@@ -537,6 +543,11 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 	// Even without alerts it is too large (huge reasons, signals or labels):
 	// keep what identifies the incident.
 	d.Signals, d.Reasons = nil, truncateList(d.Reasons, 10, 1024)
+	if d.Diagnosis != nil { // keep the verdict and the command, drop the snapshot
+		short := *d.Diagnosis
+		short.Snapshot = nil
+		d.Diagnosis = &short
+	}
 	d.Note = "details trimmed to stay under PagerDuty's 512 KB event limit"
 	if sz, _ = size(); sz <= MaxEventBytes {
 		return e, nil

@@ -143,6 +143,13 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 		blocks = append(blocks, section(b.String()))
 	}
 
+	if d := inc.Diagnosis; d != nil {
+		blocks = append(blocks, section(diagnosisText(d)))
+		if snap := snapshotText(d.Snapshot); snap != "" {
+			blocks = append(blocks, section(snap))
+		}
+	}
+
 	if links := collectLinks(inc, ev.Alerts); len(links) > 0 {
 		blocks = append(blocks, section("*Links:* "+strings.Join(links, " · ")))
 	}

@@ -18,11 +18,11 @@ func crashLoopDiagnosis(evil string) *diagnosis.Diagnosis {
 		Snapshot: &diagnosis.Snapshot{
 			Namespace: "shop", Workload: "deployment/api",
 			Deployment: &diagnosis.Deployment{Name: "api", Desired: 3, Updated: 3, Ready: 0, Available: 0},
-			Pods: []diagnosis.Pod{{Name: "api-7d9f-x2" + evil, Phase: "Running", Reason: "CrashLoopBackOff", Restarts: 4, LastTerminated: "Error (exit 1)"}},
-			PodsTotal: 3,
-			Rollouts:  []diagnosis.Rollout{{Revision: 7, Created: started.Add(-12 * time.Minute), Change: "api: shop/api:1.4.2 → shop/api:1.5.0"}},
-			Events:    []diagnosis.Event{{Time: started, Object: "Pod/api-7d9f-x2", Reason: "BackOff", Message: "Back-off restarting failed container " + evil}},
-			Logs:      &diagnosis.Logs{Pod: "api-7d9f-x2", Container: "api", Previous: true, Lines: []string{"FATAL: config key db.url missing " + evil}},
+			Pods:       []diagnosis.Pod{{Name: "api-7d9f-x2" + evil, Phase: "Running", Reason: "CrashLoopBackOff", Restarts: 4, LastTerminated: "Error (exit 1)"}},
+			PodsTotal:  3,
+			Rollouts:   []diagnosis.Rollout{{Revision: 7, Created: started.Add(-12 * time.Minute), Change: "api: shop/api:1.4.2 → shop/api:1.5.0"}},
+			Events:     []diagnosis.Event{{Time: started, Object: "Pod/api-7d9f-x2", Reason: "BackOff", Message: "Back-off restarting failed container " + evil}},
+			Logs:       &diagnosis.Logs{Pod: "api-7d9f-x2", Container: "api", Previous: true, Lines: []string{"FATAL: config key db.url missing " + evil}},
 		},
 	}
 }

@@ -105,7 +105,7 @@ services:
 		wantErrOut []string
 	}{
 		{"valid", []string{"check-config", good}, 0, []string{"ok (0 service profiles)"}, nil},
-		{"the shipped example", []string{"check-config", "../../deploy/amtriage.yml"}, 0, []string{"ok (3 service profiles)"}, nil},
+		{"the shipped example", []string{"check-config", "../../deploy/amtriage.yml"}, 0, []string{"ok (4 service profiles)"}, nil},
 		{"every error listed", []string{"check-config", bad}, 1, nil, []string{
 			"4 error(s)", `line 1: listen`, `line 2: unknown key "stor"`, "line 6: services[0].match[0]", `duplicate service name "api"`}},
 		{"missing file", []string{"check-config", filepath.Join(dir, "nope.yml")}, 1, nil, []string{"nope.yml"}},

@@ -1,0 +1,133 @@
+// Package kubernetes_test checks the shipped manifests against a real
+// kube-apiserver: they are accepted as written, and the RBAC grants the
+// snapshot exactly what it reads and nothing more.
+package kubernetes_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/amtriage/amtriage/internal/kubetest"
+	"github.com/amtriage/amtriage/rules"
+)
+
+// apply creates every object of a multi-document manifest.
+func apply(t *testing.T, cfg *rest.Config, file string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plural := map[string]string{"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings",
+		"Namespace": "namespaces", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
+		"Deployment": "deployments", "Service": "services"}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		res := dyn.Resource(schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: plural[gvk.Kind]})
+		var ri dynamic.ResourceInterface = res
+		if ns := u.GetNamespace(); ns != "" {
+			ri = res.Namespace(ns)
+		}
+		// Strict field validation: a misspelt field is an error, as kubectl apply would report.
+		if _, err := ri.Create(context.Background(), u, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+			t.Fatalf("%s: create %s %s: %v", file, gvk.Kind, u.GetName(), err)
+		}
+		objs = append(objs, u)
+	}
+	return objs
+}
+
+func TestManifestsAndLeastPrivilege(t *testing.T) {
+	env := kubetest.Start(t)
+	ctx := context.Background()
+	for _, ns := range []string{"shop", "other"} {
+		if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs := apply(t, env.Config, "amtriage.yaml") // creates the amtriage namespace first
+	apply(t, env.Config, "rbac.yaml")
+
+	for _, o := range objs {
+		if o.GetKind() != "ConfigMap" {
+			continue
+		}
+		text, _, _ := unstructured.NestedString(o.Object, "data", "amtriage.yml")
+		if _, err := rules.Parse([]byte(text)); err != nil {
+			t.Errorf("the ConfigMap's amtriage.yml is not a valid configuration: %v", err)
+		}
+	}
+
+	// What the ServiceAccount may do, asked of the API server itself.
+	sa := rest.CopyConfig(env.Config)
+	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:amtriage:amtriage"}
+	client, err := kubernetes.NewForConfig(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		verb, group, resource, sub, ns string
+		allowed                        bool
+	}{
+		{"list", "", "pods", "", "shop", true},
+		{"watch", "", "pods", "", "shop", true},
+		{"list", "", "events", "", "shop", true},
+		{"watch", "apps", "deployments", "", "shop", true},
+		{"list", "apps", "replicasets", "", "shop", true},
+		{"get", "", "pods", "log", "shop", true},
+		{"list", "", "pods", "", "other", false}, // only the profiles' namespaces
+		{"get", "", "secrets", "", "shop", false},
+		{"list", "", "configmaps", "", "shop", false},
+		{"delete", "", "pods", "", "shop", false},
+		{"patch", "apps", "deployments", "", "shop", false}, // may print the rollback command, never run it
+		{"create", "", "pods", "exec", "shop", false},
+	}
+	for _, c := range cases {
+		r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
+			Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+				Verb: c.verb, Group: c.group, Resource: c.resource, Subresource: c.sub, Namespace: c.ns}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("access review: %v", err)
+		}
+		if r.Status.Allowed != c.allowed {
+			t.Errorf("%s %s/%s %s in %s: allowed=%v, want %v", c.verb, c.group, c.resource, c.sub, c.ns, r.Status.Allowed, c.allowed)
+		}
+	}
+	// And for real: listing pods works, reading secrets does not.
+	if _, err := client.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list pods as the ServiceAccount: %v", err)
+	}
+	if _, err := client.CoreV1().Secrets("shop").List(ctx, metav1.ListOptions{}); err == nil {
+		t.Error("the ServiceAccount can list secrets")
+	}
+}

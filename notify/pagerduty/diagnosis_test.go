@@ -30,23 +30,25 @@ func TestTriggerCarriesDiagnosis(t *testing.T) {
 	if diag["command"] != undo || diag["category"] != "config_or_deployment" {
 		t.Fatalf("custom_details.diagnosis = %v", d["diagnosis"])
 	}
-	pods := diag["snapshot"].(map[string]any)["pods"].([]any)
+	pods, _ := diag["pods"].([]any)
 	if pods[0].(map[string]any)["reason"] != "CrashLoopBackOff" {
 		t.Fatalf("snapshot pods = %v", pods)
 	}
 
-	// Oversized: the snapshot goes, the verdict and the command stay.
+	// Oversized (here by a runaway reason): the snapshot goes, the verdict
+	// and the command stay.
 	ev = event(incident.Opened, "api", 1, 0, 1)
 	ev.Incident.ID = "api-big"
 	big := strings.Repeat("x", MaxEventBytes)
+	ev.Incident.Reasons = []string{big}
 	ev.Incident.Diagnosis = &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: "s", Command: undo,
-		Snapshot: &diagnosis.Snapshot{Partial: []string{big}}}
+		Snapshot: &diagnosis.Snapshot{Namespace: "shop", Partial: []string{big}}}
 	if _, err := notify1(t, n, ev); err != nil {
 		t.Fatal(err)
 	}
 	d = fake.Triggers("api-big")[0].Payload.CustomDetails
 	diag, _ = d["diagnosis"].(map[string]any)
-	if diag["command"] != undo || diag["snapshot"] != nil {
+	if diag["command"] != undo || diag["partial"] != nil || diag["namespace"] != nil {
 		t.Fatalf("oversized: diagnosis = %.200v", d["diagnosis"])
 	}
 }

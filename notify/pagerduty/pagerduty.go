@@ -36,7 +36,6 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -394,10 +393,9 @@ type details struct {
 	// under PagerDuty's size limit.
 	AlertsDropped int    `json:"alerts_dropped,omitempty"`
 	Note          string `json:"note,omitempty"`
-	// Diagnosis is the quick diagnosis with its Kubernetes snapshot and,
-	// after a bad rollout, the rollback command. Bounded by the snapshot's
-	// own caps (pods, events, log lines).
-	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
+	// Diagnosis is the quick diagnosis with a compact Kubernetes snapshot
+	// and, after a bad rollout, the rollback command.
+	Diagnosis map[string]any `json:"diagnosis,omitempty"`
 }
 
 // decisive is the alert whose decision is the incident's (or the first).
@@ -465,7 +463,9 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		Reasons:     inc.Reasons,
 		Started:     inc.StartedAt.UTC().Format(time.RFC3339),
 		AlertsTotal: ev.AlertsTotal,
-		Diagnosis:   inc.Diagnosis,
+	}
+	if inc.Diagnosis != nil {
+		d.Diagnosis = inc.Diagnosis.Details()
 	}
 	if ev.Kind == incident.SeverityChanged {
 		d.PreviousSeverity = int(ev.PreviousSeverity)
@@ -543,10 +543,10 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 	// Even without alerts it is too large (huge reasons, signals or labels):
 	// keep what identifies the incident.
 	d.Signals, d.Reasons = nil, truncateList(d.Reasons, 10, 1024)
-	if d.Diagnosis != nil { // keep the verdict and the command, drop the snapshot
-		short := *d.Diagnosis
-		short.Snapshot = nil
-		d.Diagnosis = &short
+	if inc.Diagnosis != nil { // keep the verdict and the command, drop the snapshot
+		short := *inc.Diagnosis
+		short.Snapshot, short.Evidence = nil, truncateList(short.Evidence, 3, 256)
+		d.Diagnosis = short.Details()
 	}
 	d.Note = "details trimmed to stay under PagerDuty's 512 KB event limit"
 	if sz, _ = size(); sz <= MaxEventBytes {

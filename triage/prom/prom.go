@@ -1,0 +1,314 @@
+// Package prom is the Prometheus signal source: it runs a service profile's
+// PromQL queries (error ratio, p99 latency, latency baseline) and the trend
+// of the error ratio, at the evaluation's instant.
+//
+// Every query of one alert runs concurrently, each with its own deadline
+// (prometheus.timeout, default 2s), and is memoised in the signal.Evaluation
+// under (Prometheus URL, kind, time, query text): a storm of a thousand
+// alerts of one service in one evaluation runs each query exactly once.
+//
+// A query that cannot answer leaves its signal unknown with a Note saying
+// why ("prometheus: query error_ratio timed out after 2s"); Signals itself
+// fails only when its context ends.
+//
+// # Latency baseline
+//
+// The baseline is the profile's queries.latency_baseline when set. Else,
+// when the profile has neither that query nor a static latency_baseline
+// duration, it is the p99_latency query evaluated one day before the
+// evaluation instant ("the p99 at the same time yesterday"). The query is not
+// rewritten with `offset 1d`: PromQL's offset modifier binds to a selector or
+// a subquery only, and Prometheus 2.42 rejects `(<expr>) offset 1d` with
+// "offset modifier must be preceded by an instant vector selector or range
+// vector selector or a subquery". Inserting the offset into every selector of
+// an arbitrary query would need a PromQL parser; evaluating the unchanged
+// query at t-24h means exactly the same and works for any query.
+//
+// # Recovering
+//
+// A range query of the error-ratio query over prometheus.trend_window
+// (default 10m) ending at the evaluation instant, with step = window/20
+// (at least 1s): ~21 points, enough to see a trend, cheap for Prometheus.
+// Steps without traffic (NaN) are left out. The points are smoothed with a
+// trailing median of 3 so a single noisy sample makes neither a peak nor a
+// fake recovery. If the latest smoothed value is
+// at least prometheus.recovering_drop (default 30%) below the window's
+// smoothed peak, the service is recovering; flat or rising (the peak at the
+// end) is not. Fewer than 3 points or a peak of 0 leave it unknown.
+package prom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/signal"
+)
+
+const (
+	// Name is the source's name, the Source of the values it measures and
+	// the "source" label of its metrics.
+	Name = "prometheus"
+	// TrendSource is the Source of the recovering signal.
+	TrendSource = "prometheus trend"
+
+	// BaselineLag is how far back the default latency baseline looks.
+	BaselineLag = 24 * time.Hour
+
+	// Query outcomes, the "outcome" label of signal.Metrics.
+	OutcomeOK      = "ok"      // a usable value (or, for a range query, series)
+	OutcomeEmpty   = "empty"   // no series
+	OutcomeNaN     = "nan"     // NaN or ±Inf only
+	OutcomeError   = "error"   // HTTP or PromQL error, or a result of the wrong shape
+	OutcomeTimeout = "timeout" // our deadline, or Prometheus's own query timeout
+
+	minTrendPoints = 3
+	trendSteps     = 20
+	minTrendStep   = time.Second
+	maxShownError  = 160
+)
+
+// Options are New's optional collaborators.
+type Options struct {
+	Metrics *signal.Metrics // nil: no metrics
+	Log     *slog.Logger    // nil: slog.Default()
+}
+
+// Source is the Prometheus signal.Source. It is safe for concurrent use.
+type Source struct {
+	api      v1.API
+	key      string // the redacted URL: part of every memo key
+	timeout  time.Duration
+	window   time.Duration
+	step     time.Duration
+	drop     float64
+	metrics  *signal.Metrics
+	log      *slog.Logger
+	redacted string
+	secret   string // the URL's password, scrubbed from error texts
+}
+
+var _ signal.Source = (*Source)(nil)
+
+// New returns a Source querying the Prometheus at cfg.URL. Zero values in
+// cfg take the defaults (timeout 2s, trend window 10m, recovering drop 0.3).
+// The URL must be absolute http(s); it may carry basic-auth credentials,
+// which never appear in notes or logs.
+func New(cfg rules.PrometheusConfig, o Options) (*Source, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: bad url: %v", redactErr(err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("prometheus: url %q must be an absolute http(s) URL", u.Redacted())
+	}
+	s := &Source{
+		timeout:  time.Duration(cfg.Timeout),
+		window:   time.Duration(cfg.TrendWindow),
+		drop:     rules.DefaultRecoveringDrop,
+		metrics:  o.Metrics,
+		log:      o.Log,
+		redacted: u.Redacted(),
+	}
+	if p, ok := u.User.Password(); ok {
+		s.secret = p
+	}
+	s.key = s.redacted
+	if s.timeout <= 0 {
+		s.timeout = rules.DefaultPromTimeout
+	}
+	if s.window <= 0 {
+		s.window = rules.DefaultTrendWindow
+	}
+	if r := cfg.RecoveringDrop; r != nil && *r > 0 && *r < 1 {
+		s.drop = *r
+	}
+	s.step = max((s.window / trendSteps).Truncate(time.Millisecond), minTrendStep)
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	client, err := api.NewClient(api.Config{Address: u.String(), RoundTripper: newTransport()})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: %v", redactErr(err))
+	}
+	s.api = v1.NewAPI(client)
+	return s, nil
+}
+
+// newTransport is the go-retryablehttp round tripper of the API client. A
+// query has a short deadline, so it is retried at most once and only when
+// it cannot have reached Prometheus (the connection was refused or failed
+// to open), after a short wait; a 5xx or a timeout is reported as is.
+func newTransport() http.RoundTripper {
+	c := retryablehttp.NewClient()
+	c.RetryMax = 1
+	c.RetryWaitMin = 50 * time.Millisecond
+	c.RetryWaitMax = 250 * time.Millisecond
+	c.Backoff = retryablehttp.LinearJitterBackoff
+	c.Logger = nil // the URL may carry credentials; never log requests
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	c.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return resp == nil && isDialError(err), nil
+	}
+	return &retryablehttp.RoundTripper{Client: c}
+}
+
+// Name implements signal.Source.
+func (s *Source) Name() string { return Name }
+
+// Signals implements signal.Source: the profile's error ratio, p99 latency,
+// latency baseline and recovering trend at ev.Time(). A nil profile or one
+// without queries gives empty Signals. The error is non-nil only when ctx
+// ends before the queries do.
+func (s *Source) Signals(ctx context.Context, ev *signal.Evaluation, _ *template.Alert, svc *rules.Service) (severity.Signals, error) {
+	var out severity.Signals
+	if svc == nil {
+		return out, nil
+	}
+	q := svc.Queries
+	at := ev.Time()
+	var tasks []func() func(*severity.Signals)
+	if q.ErrorRatio != "" {
+		tasks = append(tasks,
+			func() func(*severity.Signals) {
+				f := s.ratio(ctx, ev, q.ErrorRatio, at)
+				return func(o *severity.Signals) { o.ErrorRatio = f }
+			},
+			func() func(*severity.Signals) {
+				b := s.recovering(ctx, ev, q.ErrorRatio, at)
+				return func(o *severity.Signals) { o.Recovering = b }
+			})
+	}
+	if q.P99Latency != "" {
+		tasks = append(tasks, func() func(*severity.Signals) {
+			f := s.latency(ctx, ev, "p99_latency", q.P99Latency, at)
+			return func(o *severity.Signals) { o.P99Latency = f }
+		})
+	}
+	switch {
+	case q.LatencyBaseline != "":
+		tasks = append(tasks, func() func(*severity.Signals) {
+			f := s.baseline(ctx, ev, q.LatencyBaseline, at, false)
+			return func(o *severity.Signals) { o.LatencyBaseline = f }
+		})
+	case q.P99Latency != "" && svc.LatencyBaseline <= 0:
+		tasks = append(tasks, func() func(*severity.Signals) {
+			f := s.baseline(ctx, ev, q.P99Latency, at, true)
+			return func(o *severity.Signals) { o.LatencyBaseline = f }
+		})
+	}
+	if len(tasks) == 0 {
+		return out, nil
+	}
+	// Buffered: a task outliving a cancelled caller finishes (bounded by
+	// its deadline) without blocking.
+	done := make(chan func(*severity.Signals), len(tasks))
+	for _, task := range tasks {
+		go func() { done <- task() }()
+	}
+	for range tasks {
+		select {
+		case set := <-done:
+			set(&out)
+		case <-ctx.Done():
+			return severity.Signals{}, fmt.Errorf("prometheus: %w", ctx.Err())
+		}
+	}
+	return out, nil
+}
+
+// ratio is the error_ratio signal.
+func (s *Source) ratio(ctx context.Context, ev *signal.Evaluation, query string, at time.Time) severity.Float {
+	const name = "error_ratio"
+	r := s.instant(ctx, ev, name, query, at)
+	if r.reason != "" {
+		return unknown(name, r.reason)
+	}
+	v := r.value
+	switch {
+	case v < 0:
+		return unknown(name, fmt.Sprintf("returned %s, outside 0..1", num(v)))
+	case v > 1:
+		// Two rates from one scrape cannot exceed 1 except by rounding.
+		if v > 1+1e-9 {
+			return unknown(name, fmt.Sprintf("returned %s, outside 0..1 (is it a percentage?)", num(v)))
+		}
+		v = 1
+	}
+	return severity.Float{Known: true, Value: v, Source: Name}
+}
+
+// latency is the p99_latency signal, in seconds.
+func (s *Source) latency(ctx context.Context, ev *signal.Evaluation, name, query string, at time.Time) severity.Float {
+	return seconds(name, s.instant(ctx, ev, name, query, at), "")
+}
+
+// baseline is the latency_baseline signal, from the profile's baseline query
+// at the evaluation instant, or (lagged) from the p99 query one day earlier.
+// It must be positive, since the latency factor divides by it.
+func (s *Source) baseline(ctx context.Context, ev *signal.Evaluation, query string, at time.Time, lagged bool) severity.Float {
+	name, note := "latency_baseline", ""
+	if lagged {
+		name, note = "p99_latency 1d earlier", "p99_latency 1d earlier"
+		at = at.Add(-BaselineLag)
+	}
+	r := s.instant(ctx, ev, name, query, at)
+	if lagged && r.outcome == OutcomeEmpty {
+		r.reason += " (a new service, or less than 1d of retention?)"
+	}
+	f := seconds(name, r, note)
+	if f.Known && f.Value <= 0 {
+		return unknown(name, "returned 0, a baseline must be positive")
+	}
+	return f
+}
+
+func seconds(name string, r result, note string) severity.Float {
+	if r.reason != "" {
+		return unknown(name, r.reason)
+	}
+	if r.value < 0 {
+		return unknown(name, fmt.Sprintf("returned %s, a latency cannot be negative", num(r.value)))
+	}
+	return severity.Float{Known: true, Value: r.value, Source: Name, Note: note}
+}
+
+func unknown(name, reason string) severity.Float {
+	return severity.Float{Note: fmt.Sprintf("%s: query %s %s", Name, name, reason)}
+}
+
+func num(v float64) string { return fmt.Sprintf("%.4g", v) }
+
+func pct(r float64) string { return fmt.Sprintf("%.3g%%", r*100) }
+
+// window prints a duration in Prometheus syntax ("10m", "30s").
+func window(d time.Duration) string {
+	if d%time.Millisecond == 0 {
+		return model.Duration(d).String()
+	}
+	return d.String()
+}
+
+// redactErr strips a URL (with its credentials) out of url.Parse's errors.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -6,11 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 
@@ -25,7 +29,12 @@ type classification struct {
 	Reasons     []string          `json:"reasons"`
 	Signals     severity.Signals  `json:"signals"`
 	Labels      map[string]string `json:"labels"`
+	// Diagnosis of a firing alert, when Kubernetes or probes are configured.
+	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
 }
+
+// classifySyncTimeout bounds the wait for Kubernetes caches in a one-shot run.
+const classifySyncTimeout = 15 * time.Second
 
 func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("classify", flag.ContinueOnError)
@@ -64,18 +73,42 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "amtriage classify: %s: %v\n", name, err)
 		return 1
 	}
-	// Offline: no Prometheus, probes or Kubernetes, only what the payload and profiles say.
-	t := &triage.Triager{Config: cfg}
+	// The sources the configuration names are used, as serve would; the
+	// others are skipped. Logs go to stderr, results to stdout.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := newSignalSources(cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		fmt.Fprintf(stderr, "amtriage classify: %v\n", err)
+		return 1
+	}
+	if e.Run != nil {
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { e.Run(runCtx); close(done) }()
+		defer func() { stop(); <-done }()
+		if e.cluster != nil {
+			wctx, cancel := context.WithTimeout(ctx, classifySyncTimeout)
+			if err := e.cluster.WaitForSync(wctx); err != nil {
+				fmt.Fprintf(stderr, "amtriage classify: %v; the snapshot will be partial\n", err)
+			}
+			cancel()
+		}
+	}
+	t := &triage.Triager{Config: cfg, Sources: e.Sources, RecoveringDrop: e.RecoveringDrop}
 	ev := signal.NewEvaluation(time.Now())
 	enc := json.NewEncoder(stdout)
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		r := t.Classify(ctx, ev, a, nil)
-		if err := enc.Encode(classification{
+		out := classification{
 			Fingerprint: a.Fingerprint, Alertname: a.Labels["alertname"], Service: r.Service, Status: a.Status,
 			Severity: r.Decision.Severity, Rule: r.Decision.Rule, Reasons: r.Decision.Reasons,
 			Signals: r.Decision.Signals, Labels: a.Labels,
-		}); err != nil {
+		}
+		if a.Status == "firing" && (r.Profile != nil || e.cluster != nil) {
+			out.Diagnosis = e.enricher.Diagnose(ctx, ev, a, r.Profile, r.Decision)
+		}
+		if err := enc.Encode(out); err != nil {
 			fmt.Fprintf(stderr, "amtriage classify: %v\n", err)
 			return 1
 		}

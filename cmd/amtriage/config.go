@@ -28,9 +28,6 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d service profiles)\n", path, len(cfg.Services))
-	for _, w := range receiverWarnings(cfg) {
-		fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
-	}
 	return 0
 }
 
@@ -58,17 +55,4 @@ func loadConfig(path string) (*rules.Config, error) {
 		return cfg, nil
 	}
 	return rules.Load(path)
-}
-
-// receiverWarnings names configured receivers this version does not deliver
-// to yet, so nobody believes they are paging when they are not.
-func receiverWarnings(cfg *rules.Config) []string {
-	var out []string
-	if cfg.Prometheus.URL != "" {
-		out = append(out, "prometheus is configured but this version does not query it yet; signals come from alerts and profiles")
-	}
-	if cfg.Kubernetes.Enabled {
-		out = append(out, "kubernetes is enabled but this version has no Kubernetes diagnosis yet")
-	}
-	return out
 }

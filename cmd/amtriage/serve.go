@@ -38,9 +38,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	for _, w := range receiverWarnings(cfg) {
-		log.Warn(w)
-	}
 	if cfg.Auth.BearerToken == "" && cfg.Auth.BasicAuth.Password == "" && !loopback(cfg.Listen) {
 		log.Warn("no webhook authentication on a non-loopback address: anyone who can reach it can post alerts; set auth.bearer_token_file or $AMTRIAGE_BEARER_TOKEN", "listen", cfg.Listen)
 	}
@@ -50,7 +47,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Routes: cfg.RouteFor,
 	}
 	var peak func(string) (severity.Level, bool)
-	d, err := triage.NewDaemon(cfg, triage.Options{Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak)})
+	d, err := triage.NewDaemon(cfg, triage.Options{
+		Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak),
+		Enrichment: enrichment(cfg, log),
+	})
 	if err != nil {
 		log.Error("starting amtriage", "err", err)
 		return 1

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/triage"
+	"github.com/amtriage/amtriage/triage/enrich"
+	"github.com/amtriage/amtriage/triage/kube"
+	"github.com/amtriage/amtriage/triage/probe"
+	"github.com/amtriage/amtriage/triage/prom"
+	"github.com/amtriage/amtriage/triage/signal"
+)
+
+// enrichment builds the measuring sources the configuration asks for. What
+// is not configured is skipped; the diagnosis says why. Source order is the
+// SPEC's "first that knows wins" after the alert itself: the health probe,
+// then Prometheus, then Kubernetes.
+func enrichment(cfg *rules.Config, log *slog.Logger) func(prometheus.Registerer) (*triage.Enrichment, error) {
+	return func(reg prometheus.Registerer) (*triage.Enrichment, error) {
+		s, err := newSignalSources(cfg, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		return s.Enrichment, nil
+	}
+}
+
+// signalSources is the Enrichment with its parts, for the classify command.
+type signalSources struct {
+	*triage.Enrichment
+	enricher *enrich.Enricher
+	cluster  *kube.Cluster // nil without Kubernetes
+}
+
+func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Registerer) (*signalSources, error) {
+	metrics := signal.NewMetrics(reg)
+	e := &triage.Enrichment{RecoveringDrop: *cfg.Prometheus.RecoveringDrop}
+	prober := probe.New(probe.Options{Timeout: time.Duration(cfg.Probes.Timeout), Metrics: metrics})
+	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
+		e.Sources = append(e.Sources, prober)
+	}
+	if cfg.Prometheus.URL != "" {
+		src, err := prom.New(cfg.Prometheus, prom.Options{Metrics: metrics, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("prometheus: %w", err)
+		}
+		e.Sources = append(e.Sources, src)
+	}
+	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
+	out := &signalSources{Enrichment: e, enricher: en}
+	if cfg.Kubernetes.Enabled {
+		cluster, err := newCluster(cfg, log, metrics, reg)
+		if err != nil {
+			// Triage must go on without a cluster: say why in every diagnosis.
+			log.Error("kubernetes snapshot disabled", "err", err)
+			en.SkipReason = "Kubernetes client not available: " + err.Error()
+		} else {
+			e.Sources = append(e.Sources, cluster)
+			en.Cluster, out.cluster = cluster, cluster
+			e.Run = func(ctx context.Context) {
+				cluster.Start(ctx)
+				go func() {
+					if err := cluster.WaitForSync(ctx); err == nil {
+						log.Info("kubernetes informer caches synced")
+					}
+				}()
+				<-ctx.Done()
+				cluster.Shutdown()
+			}
+		}
+	}
+	e.Enricher = en
+	return out, nil
+}
+
+// newCluster creates the informers (not started) for the namespaces to watch.
+func newCluster(cfg *rules.Config, log *slog.Logger, metrics *signal.Metrics, reg prometheus.Registerer) (*kube.Cluster, error) {
+	client, err := kube.NewClientFromConfig(cfg.Kubernetes.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	namespaces := watchedNamespaces(cfg)
+	if len(namespaces) == 0 {
+		log.Info("kubernetes: watching all namespaces")
+	} else {
+		log.Info("kubernetes: watching namespaces", "namespaces", namespaces)
+	}
+	return kube.New(client, kube.Options{
+		Namespaces:  namespaces,
+		EventWindow: time.Duration(cfg.Kubernetes.EventWindow),
+		LogTimeout:  time.Duration(cfg.Kubernetes.LogTimeout),
+		LogBytes:    cfg.Kubernetes.LogBytes,
+		Metrics:     metrics,
+		Registerer:  reg,
+		Log:         log,
+	}), nil
+}
+
+// watchedNamespaces: kubernetes.namespaces, else the profiles' namespaces;
+// nil (all) with all_namespaces, or when nothing names one (alerts' own
+// namespace labels are then the only way to find a workload).
+func watchedNamespaces(cfg *rules.Config) []string {
+	if cfg.Kubernetes.AllNamespaces {
+		return nil
+	}
+	if len(cfg.Kubernetes.Namespaces) > 0 {
+		return slices.Compact(slices.Sorted(slices.Values(cfg.Kubernetes.Namespaces)))
+	}
+	var out []string
+	for _, s := range cfg.Services {
+		if s.Namespace != "" {
+			out = append(out, s.Namespace)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -274,14 +274,21 @@ func declaredText(inc *incident.Incident, now time.Time) string {
 	if len(inc.Reasons) > 0 {
 		status = "Unknown — triage: " + clip(escape(inc.Reasons[0]), 500)
 	}
-	return strings.Join([]string{
+	lines := []string{
 		"🔴 INCIDENT DECLARED",
 		"Service: " + escape(inc.Service),
 		"Severity: 1 (Critical)",
 		"Time Detected: " + inc.StartedAt.UTC().Format("15:04") + " UTC",
 		"Current Status: " + status,
-		"Next Update: " + now.Add(2*time.Minute).UTC().Format("15:04") + " UTC",
-	}, "\n")
+	}
+	if d := inc.Diagnosis; d != nil && d.Summary != "" {
+		lines = append(lines, "Diagnosis: "+clip(escape(oneLine(d.Summary)), 500))
+		if d.Command != "" {
+			lines = append(lines, "Roll back: `"+escape(oneLine(d.Command))+"`")
+		}
+	}
+	lines = append(lines, "Next Update: "+now.Add(2*time.Minute).UTC().Format("15:04")+" UTC")
+	return strings.Join(lines, "\n")
 }
 
 func (n *Notifier) save(id string, st *State) error {

@@ -350,3 +350,70 @@ func blockTexts(t *testing.T, raw json.RawMessage) string {
 	}
 	return b.String()
 }
+
+// TestReevaluationFollowsRealPrometheus: an open incident is triaged again
+// with fresh measurements. A rise re-pages at the new level; a drop is
+// announced but leaves the page open while the alert fires.
+func TestReevaluationFollowsRealPrometheus(t *testing.T) {
+	amtest.Binary(t)
+	exp := promtest.NewExporter(t, "api")
+	exp.SetErrorRatio(0.07)
+	prom := promtest.Start(t, exp)
+	prom.WaitFor(t, ratioQuery("api"), 30*time.Second, promtest.Near(0.07, 1e-6))
+
+	e := newReceiversEnv(t, `
+prometheus:
+  url: `+prom.URL()+`
+incidents:
+  reevaluate: {1: 5s, 2: 5s, 3: 5s}
+services:
+  - name: api
+    match: ['service="api"']
+    queries:
+      error_ratio: '`+ratioQuery("api")+`'
+`)
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	am := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook")})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := am.PostAlerts(ctx, []amtest.Alert{{Labels: map[string]string{"alertname": "HighErrorRate", "service": "api", "severity": "warning"},
+		Annotations: map[string]string{"summary": "api errors"}, StartsAt: time.Now().Add(-time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	severityIs := func(want int) func() bool {
+		return func() bool { incs := d.incidents(); return len(incs) == 1 && incs[0].Severity == want }
+	}
+	waitFor(t, 20*time.Second, "Sev 3 from 7% errors", severityIs(3))
+	if inc := d.incidents()[0]; inc.Rule != 5 || len(e.pd.Events()) != 0 {
+		t.Fatalf("opened: rule %d, %d PagerDuty events; want rule 5 and no page", inc.Rule, len(e.pd.Events()))
+	}
+	id := d.incidents()[0].ID
+
+	exp.SetErrorRatio(0.62)
+	waitFor(t, 40*time.Second, "re-evaluated to Sev 1", severityIs(1))
+	waitFor(t, 20*time.Second, "paged at critical", func() bool {
+		trs := e.pd.Triggers(id)
+		return len(trs) == 1 && trs[0].Payload.Severity == "critical"
+	})
+
+	exp.SetErrorRatio(0.07)
+	waitFor(t, 40*time.Second, "re-evaluated back to Sev 3", severityIs(3))
+	waitFor(t, 20*time.Second, "the drop announced in Slack", func() bool {
+		for _, c := range e.slack.Calls() {
+			for _, s := range c.Strings {
+				if strings.Contains(s, "Severity lowered") {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if n := len(e.pd.Resolves(id)); n != 0 || len(e.pd.OpenAlerts()) != 1 {
+		t.Errorf("after the drop: %d resolves, %d open pages; a drop must not un-page while the alert fires", n, len(e.pd.OpenAlerts()))
+	}
+	lines := eventLines(t, d.stdout.String(), "incident severity changed")
+	if len(lines) < 2 {
+		t.Fatalf("%d severity-changed lines, want the rise and the drop", len(lines))
+	}
+	t.Logf("severity changes: %v → %v, then %v → %v", lines[0]["previous_severity"], lines[0]["severity"], lines[1]["previous_severity"], lines[1]["severity"])
+}

@@ -297,6 +297,17 @@ services:
 	}
 	t.Logf("GET /api/incidents:\n%s", raw)
 
+	// The sources' work shows in /metrics.
+	for _, m := range []string{
+		`amtriage_signal_request_duration_seconds_count{outcome="ok",source="prometheus"}`,
+		`amtriage_signal_request_duration_seconds_count{outcome="ok",source="kubernetes_logs"}`, // the one log read
+		`amtriage_enrichment_duration_seconds_count{stage="diagnosis"}`,
+	} {
+		if v, ok := d.metric(m); !ok || v < 1 {
+			t.Errorf("%s = %v (found %v), want ≥ 1", m, v, ok)
+		}
+	}
+
 	// The responder's first message and page.
 	apiChannel := "incident-" + started.UTC().Format("20060102") + "-api"
 	waitFor(t, 20*time.Second, "Sev 1 channels and pages", func() bool {
@@ -308,7 +319,8 @@ services:
 	}
 	text := blockTexts(t, msgs[1].Blocks)
 	for _, want := range []string{"🩺 *Diagnosis (config or bad deployment):*", "*Roll back:* `" + undo + "`",
-		"desired 3, updated 3, ready 0, available 0", "CrashLoopBackOff, not ready, 5 restarts", "revision 2"} {
+		"desired 3, updated 3, ready 0, available 0", "CrashLoopBackOff, not ready, 5 restarts", "revision 2",
+		"*logs of the previous container* `api-7d9f-a/api`: no error lines"} { // no kubelet: the API server has no log to give
 		if !strings.Contains(text, want) {
 			t.Errorf("Slack message in %s lacks %q:\n%s", apiChannel, want, text)
 		}

@@ -99,17 +99,20 @@ func snapshotText(s *diagnosis.Snapshot) string {
 		}
 		b.WriteString(clip(fmt.Sprintf("\n⚠️ %s `%s` %s: %s", e.Time.UTC().Format(time.TimeOnly), escape(e.Object), escape(e.Reason), escape(oneLine(e.Message))), 400))
 	}
-	if l := s.Logs; l != nil && len(l.Lines) > 0 {
+	if l := s.Logs; l != nil {
 		which := "logs"
 		if l.Previous {
 			which = "logs of the previous container"
 		}
-		fmt.Fprintf(&b, "\n*%s* `%s/%s`:\n```", which, escape(l.Pod), escape(l.Container))
-		lines := l.Lines[max(0, len(l.Lines)-shownLogLines):]
-		for _, line := range lines {
-			b.WriteString("\n" + clip(escape(oneLine(line)), 300))
+		if len(l.Lines) == 0 {
+			fmt.Fprintf(&b, "\n*%s* `%s/%s`: no error lines", which, escape(l.Pod), escape(l.Container))
+		} else {
+			fmt.Fprintf(&b, "\n*%s* `%s/%s`:\n```", which, escape(l.Pod), escape(l.Container))
+			for _, line := range l.Lines[max(0, len(l.Lines)-shownLogLines):] {
+				b.WriteString("\n" + clip(escape(oneLine(line)), 300))
+			}
+			b.WriteString("\n```")
 		}
-		b.WriteString("\n```")
 	}
 	for _, p := range s.Partial {
 		b.WriteString("\n_" + clip(escape(oneLine(p)), 200) + "_")

@@ -152,11 +152,15 @@ func (c *Cluster) readLogs(parent context.Context, req logRequest) (*diagnosis.L
 		c.log.Debug("kubernetes: pod logs not read", "pod", req.ns+"/"+req.pod, "container", req.container, "err", err)
 		return nil, fmt.Errorf("logs of %s: %w", what, err)
 	}
+	lines := errorLines(data, diagnosis.MaxLogLines)
+	if lines == nil {
+		lines = []string{} // read, and no error line in it: not the same as unread
+	}
 	return &diagnosis.Logs{
 		Pod:       req.pod,
 		Container: req.container,
 		Previous:  req.previous,
-		Lines:     errorLines(data, diagnosis.MaxLogLines),
+		Lines:     lines,
 	}, nil
 }
 

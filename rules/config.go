@@ -93,8 +93,8 @@ type IncidentsConfig struct {
 	Sev1Updates Duration `yaml:"sev1_updates"`
 	Sev2Updates Duration `yaml:"sev2_updates"`
 	// Reevaluate is how often an open incident is triaged again with fresh
-	// signals, by current severity (keys 1..4). Defaults 1: 2m, 2: 5m, 3: 15m;
-	// Sev 4 is not re-evaluated unless set. 0 turns one severity off.
+	// signals, by current severity (keys 1..4). Defaults 1: 2m, 2: 5m,
+	// 3: 15m, 4: 30m. 0 turns one severity off.
 	Reevaluate map[int]Duration `yaml:"reevaluate"`
 }
 

@@ -104,7 +104,7 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	if c.Incidents.Reevaluate == nil {
 		c.Incidents.Reevaluate = map[int]Duration{}
 	}
-	for sev, d := range map[int]time.Duration{1: 2 * time.Minute, 2: 5 * time.Minute, 3: 15 * time.Minute} {
+	for sev, d := range map[int]time.Duration{1: 2 * time.Minute, 2: 5 * time.Minute, 3: 15 * time.Minute, 4: 30 * time.Minute} {
 		if _, set := c.Incidents.Reevaluate[sev]; !set {
 			c.Incidents.Reevaluate[sev] = Duration(d)
 		}

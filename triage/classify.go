@@ -45,15 +45,30 @@ type Result struct {
 
 // Classify triages one alert at the evaluation's instant. Signals come from
 // the alert's annotations, then its labels, then the service profile, then
-// each source in order: the first that knows wins. prev, when the alert was
-// decided before (a re-evaluation), lets two measurements of the error ratio
-// tell whether the service is recovering when no source could.
+// each source in order: the first that knows wins.
+//
+// prev is the alert's previous decision when it was decided before (a
+// re-evaluation, or a redelivery with new annotations). Two measurements of
+// the error ratio then tell whether the service is recovering when no source
+// could; and a value measured before that cannot be measured now (Prometheus
+// down, a probe erroring) is carried over, marked so: a source's outage is
+// not news about the service, and must not announce a drop.
 func (t *Triager) Classify(ctx context.Context, ev *signal.Evaluation, a *template.Alert, prev *severity.Decision) Result {
+	return t.classify(ctx, ev, a, prev, t.Sources)
+}
+
+// ClassifyStatic triages from the alert and its profile alone, for alerts
+// whose decision matters little (resolved ones): no query, no probe.
+func (t *Triager) ClassifyStatic(a *template.Alert) Result {
+	return t.classify(context.Background(), nil, a, nil, nil)
+}
+
+func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *template.Alert, prev *severity.Decision, sources []SignalSource) Result {
 	svc := t.Config.MatchService(a.Labels)
 	sig := severity.FromAnnotations(a.Annotations, a.Labels).Fill(profileSignals(svc))
 	var failed []string
 	var notes []string
-	for _, src := range t.Sources {
+	for _, src := range sources {
 		s, err := src.Signals(ctx, ev, a, svc)
 		if err != nil {
 			failed = append(failed, src.Name())
@@ -62,8 +77,11 @@ func (t *Triager) Classify(ctx context.Context, ev *signal.Evaluation, a *templa
 		}
 		sig = sig.Fill(s)
 	}
-	if prev != nil && !sig.Recovering.Known {
-		sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.RecoveringDrop)
+	if prev != nil {
+		if !sig.Recovering.Known {
+			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.RecoveringDrop)
+		}
+		sig = carryMeasured(sig, prev.Signals)
 	}
 	d := severity.Decide(sig, t.Config.Thresholds(svc))
 	d.Reasons = append(d.Reasons, notes...)
@@ -93,6 +111,48 @@ func trend(before, now severity.Float, drop float64) severity.Bool {
 		Source: "re-evaluation",
 		Note:   note,
 	}
+}
+
+// carryMeasured keeps, for each signal unknown now, the value a measuring
+// source gave before. Kubernetes is not carried: its reachable=false turns
+// unknown when pods become available again, which is the recovery itself.
+// The latency factor is derived again from the carried p99 and baseline.
+func carryMeasured(now, prev severity.Signals) severity.Signals {
+	carry := func(cur, old severity.Float) severity.Float {
+		if cur.Known || !old.Known || !measuring(old.Source) {
+			return cur
+		}
+		old.Note = carriedNote(cur.Note)
+		return old
+	}
+	carryBool := func(cur, old severity.Bool) severity.Bool {
+		if cur.Known || !old.Known || !measuring(old.Source) {
+			return cur
+		}
+		old.Note = carriedNote(cur.Note)
+		return old
+	}
+	now.Reachable = carryBool(now.Reachable, prev.Reachable)
+	now.ErrorRatio = carry(now.ErrorRatio, prev.ErrorRatio)
+	now.P99Latency = carry(now.P99Latency, prev.P99Latency)
+	now.LatencyBaseline = carry(now.LatencyBaseline, prev.LatencyBaseline)
+	now.Recovering = carryBool(now.Recovering, prev.Recovering)
+	return now
+}
+
+func measuring(source string) bool {
+	switch source {
+	case "prometheus", "prometheus trend", "probe", "re-evaluation":
+		return true
+	}
+	return false
+}
+
+func carriedNote(why string) string {
+	if why == "" {
+		return "last measured value: not measurable now"
+	}
+	return "last measured value; now: " + why
 }
 
 // measured reports whether a signal came from a source that measures afresh

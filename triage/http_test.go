@@ -1001,7 +1001,7 @@ func TestMetricsAfterRequests(t *testing.T) {
 		{"amtriage_alerts_received_total", map[string]string{"status": "firing"}, 2},
 		{"amtriage_alerts_received_total", map[string]string{"status": "resolved"}, 1},
 		{"amtriage_decisions_total", map[string]string{"severity": "3", "rule": "13"}, 1},
-		{"amtriage_decisions_total", map[string]string{"severity": "2", "rule": "13"}, 2},
+		{"amtriage_decisions_total", map[string]string{"severity": "2", "rule": "13"}, 1}, // firing alerts only
 		{"amtriage_incidents_open", map[string]string{"severity": "1"}, 0},
 		{"amtriage_incidents_open", map[string]string{"severity": "2"}, 1},
 		{"amtriage_incidents_open", map[string]string{"severity": "3"}, 1},

@@ -68,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"status"}),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtriage_decisions_total",
-			Help: "Severity decisions made for alerts, by severity and deciding rule.",
+			Help: "Severity decisions made for firing alerts (new, changed or re-evaluated), by severity and deciding rule.",
 		}, []string{"severity", "rule"}),
 		IncidentsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "amtriage_incidents_open",

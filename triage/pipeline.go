@@ -317,10 +317,22 @@ func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Messa
 		// measured signals for open incidents are a re-evaluation's job.)
 		// The book is only written by this goroutine, so reading it is safe.
 		service, decision := "", severity.Decision{}
-		if known, svc := p.book.Firing(key); known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations) {
+		known, svc := p.book.Firing(key)
+		switch {
+		case known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations):
 			service, decision = svc, known.Decision
-		} else {
-			r := p.triager.Classify(ctx, ev, a, nil)
+		case a.Status != incident.Firing:
+			// A resolution: its decision is kept for the record only.
+			r := p.triager.ClassifyStatic(a)
+			service, decision = r.Service, r.Decision
+		default:
+			// New, or redelivered with new annotations (templated values
+			// change): decide afresh, from the previous decision if any.
+			var prev *severity.Decision
+			if known != nil {
+				prev = &known.Decision
+			}
+			r := p.triager.Classify(ctx, ev, a, prev)
 			service, decision = r.Service, r.Decision
 			p.metrics.decided(decision)
 			p.countPartial(ev, service, r.Failed)
@@ -368,7 +380,9 @@ func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh ma
 	out := make(map[string]*diagnosis.Diagnosis, len(fresh))
 	for _, service := range slices.Sorted(maps.Keys(fresh)) {
 		f := fresh[service]
-		d, err := signal.Memo(ev, "diagnosis\x00"+service, func() (*diagnosis.Diagnosis, error) {
+		// Per alert: another notification of the chunk may name another
+		// workload of the same service.
+		d, err := signal.Memo(ev, "diagnosis\x00"+service+"\x00"+f.alert.Fingerprint, func() (*diagnosis.Diagnosis, error) {
 			start := time.Now()
 			d := p.enricher.Diagnose(ctx, ev, f.alert, f.profile, f.decision)
 			p.metrics.EnrichmentDuration.WithLabelValues("diagnosis").Observe(time.Since(start).Seconds())

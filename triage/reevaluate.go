@@ -31,21 +31,22 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 	}
 	ev := signal.NewEvaluation(now)
 	rs := make([]incident.Reevaluation, 0, len(due))
-	for _, inc := range due {
+	for i, inc := range due {
+		if i > 0 && len(p.wake) > 0 {
+			// New notifications wait: triage them first; the rest stay due
+			// and are re-evaluated at the next tick.
+			due = due[:i]
+			break
+		}
 		r := incident.Reevaluation{IncidentID: inc.id, Decisions: map[string]severity.Decision{}}
 		fresh := map[string]freshAlert{}
 		for _, m := range inc.members {
+			// Classify carries over what a failing source measured before,
+			// so an outage of Prometheus does not announce a drop.
 			res := p.triager.Classify(ctx, ev, m.alert, &m.prev)
 			p.countPartial(ev, inc.service, res.Failed)
 			d := res.Decision
-			if len(res.Failed) > 0 || lostMeasurement(m.prev.Signals, d.Signals) {
-				// A source that cannot answer now is not news about the
-				// service: keep what was measured rather than announce a
-				// drop because Prometheus is down.
-				d = m.prev
-			} else {
-				p.metrics.decided(d)
-			}
+			p.metrics.decided(d)
 			r.Decisions[m.key] = d
 			if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
 				fresh[inc.service] = freshAlert{alert: m.alert, profile: res.Profile, decision: d}
@@ -117,14 +118,4 @@ func alertFor(a *incident.Alert) *template.Alert {
 		GeneratorURL: a.GeneratorURL,
 		Fingerprint:  a.Fingerprint,
 	}
-}
-
-// lostMeasurement reports whether a signal that a measuring source knew
-// before is unknown now: the source failed for that query, which says
-// nothing about the service.
-func lostMeasurement(prev, now severity.Signals) bool {
-	lost := func(pk bool, ps string, nk bool) bool { return pk && !nk && (ps == "prometheus" || ps == "probe") }
-	return lost(prev.Reachable.Known, prev.Reachable.Source, now.Reachable.Known) ||
-		lost(prev.ErrorRatio.Known, prev.ErrorRatio.Source, now.ErrorRatio.Known) ||
-		lost(prev.P99Latency.Known, prev.P99Latency.Source, now.P99Latency.Known)
 }

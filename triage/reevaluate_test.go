@@ -224,3 +224,91 @@ func TestStormMeasuredOnceAndDiagnosed(t *testing.T) {
 		t.Errorf("redelivery measured again (%d calls)", n)
 	}
 }
+
+// failingSource always fails, as Kubernetes does with unsynced caches.
+type failingSource struct{}
+
+func (failingSource) Name() string { return "kubernetes" }
+func (failingSource) Signals(context.Context, *signal.Evaluation, *template.Alert, *rules.Service) (severity.Signals, error) {
+	return severity.Signals{}, errors.New("kubernetes caches not synced")
+}
+
+// Alertmanager resends groups with templated annotations that change; a
+// redelivery while Prometheus is down must not announce a drop.
+func TestRedeliveryWithNewAnnotationsKeepsMeasurements(t *testing.T) {
+	prom := &fakeProm{ratio: 0.62}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	body := alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC))
+	h.mustPost(body, "")
+	h.settle()
+	p := h.d.Pipeline()
+	if inc := p.OpenIncidents()[0]; inc.Severity != 1 {
+		t.Fatalf("opened at Sev %d, want 1", inc.Severity)
+	}
+	prom.set(0, errors.New("i/o timeout"))
+	h.mustPost([]byte(strings.Replace(string(body), `"summary":"errors on api"`, `"summary":"errors on api: 61.9%"`, 1)), "")
+	h.settle()
+	inc := p.OpenIncidents()[0]
+	if inc.Severity != 1 || inc.Rule != 2 {
+		t.Fatalf("after a redelivery with Prometheus down: Sev %d rule %d, want Sev 1 rule 2; reasons %v", inc.Severity, inc.Rule, inc.Reasons)
+	}
+	if !strings.Contains(strings.Join(inc.Reasons, "\n"), "error_ratio=62% [prometheus] (last measured value") {
+		t.Errorf("reasons do not say the value was carried over: %v", inc.Reasons)
+	}
+	if prom.count() != 2 {
+		t.Errorf("source called %d times, want 2 (the changed redelivery is measured again)", prom.count())
+	}
+	for _, ev := range h.rec.Events() {
+		if ev.Kind == incident.SeverityChanged {
+			t.Errorf("a severity change was announced: %d → %d", ev.PreviousSeverity, ev.Incident.Severity)
+		}
+	}
+}
+
+// A source that fails does not block what the others measure: a rise is
+// adopted while Kubernetes cannot answer.
+func TestReevaluationRisesDespiteAFailingSource(t *testing.T) {
+	prom := &fakeProm{ratio: 0.07}
+	h := servingHarness(t, testConfig(t), withSources(prom, failingSource{}))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	prom.set(0.62, nil)
+	clockAt(p, time.Now(), 16*time.Minute)
+	if err := p.Reevaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if inc := p.OpenIncidents()[0]; inc.Severity != 1 {
+		t.Fatalf("Sev %d, want 1: Prometheus measured 62%% while Kubernetes failed; reasons %v", inc.Severity, inc.Reasons)
+	}
+	if v := scalar(h.scrape(), "amtriage_enrichment_partial_total", map[string]string{"source": "kubernetes"}); v != 2 {
+		t.Errorf("partial{kubernetes} = %v, want 2 (once per evaluation)", v)
+	}
+}
+
+func TestCarryMeasured(t *testing.T) {
+	known := func(v float64, src string) severity.Float { return severity.Float{Known: true, Value: v, Source: src} }
+	prev := severity.Signals{
+		Reachable:       severity.Bool{Known: true, Value: false, Source: "kubernetes"},
+		ErrorRatio:      known(0.3, "annotation"),
+		P99Latency:      known(3, "prometheus"),
+		LatencyBaseline: known(0.25, "prometheus"),
+	}
+	now := severity.Signals{P99Latency: known(2.9, "prometheus"), LatencyBaseline: severity.Float{Note: "prometheus: query latency_baseline timed out after 2s"}}
+	got := carryMeasured(now, prev)
+	if got.Reachable.Known {
+		t.Error("kubernetes reachable=false carried: pods becoming available is the recovery")
+	}
+	if got.ErrorRatio.Known {
+		t.Error("an annotation's value carried: only measurements are")
+	}
+	if got.P99Latency.Value != 2.9 {
+		t.Errorf("fresh p99 replaced: %+v", got.P99Latency)
+	}
+	if b := got.LatencyBaseline; !b.Known || b.Value != 0.25 || !strings.Contains(b.Note, "timed out") {
+		t.Errorf("baseline %+v, want 0.25 carried with the reason it is not fresh", b)
+	}
+	if d := severity.Decide(got, severity.DefaultThresholds()); d.Severity != 2 || d.Rule != 4 {
+		t.Errorf("Sev %d rule %d, want Sev 2 rule 4 (11.6× the carried baseline)", d.Severity, d.Rule)
+	}
+}

@@ -83,6 +83,9 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	if e.Run != nil {
 		runCtx, stop := context.WithCancel(ctx)
+		if e.cluster != nil {
+			e.cluster.Start(runCtx) // before waiting: Run starts it on its own goroutine (Start is idempotent)
+		}
 		done := make(chan struct{})
 		go func() { e.Run(runCtx); close(done) }()
 		defer func() { stop(); <-done }()

@@ -17,33 +17,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/amtriage/amtriage/internal/testproc"
 )
 
 // binaryNames are looked up on PATH in this order. Debian installs the
 // binary as prometheus-alertmanager, upstream releases as alertmanager.
 var binaryNames = []string{"prometheus-alertmanager", "alertmanager"}
 
-const (
-	// ReceiverName is the name of the single receiver in the generated config.
-	ReceiverName = "amtriage"
-
-	readyTimeout = 15 * time.Second
-	stopTimeout  = 5 * time.Second
-	logTailBytes = 4 << 10
-	maxLogDump   = 256 << 10
-	startTries   = 3
-)
+// ReceiverName is the name of the single receiver in the generated config.
+const ReceiverName = "amtriage"
 
 // Binary returns the path of the Alertmanager binary. If it is not
 // installed the test is skipped, or fails when the environment variable CI
@@ -55,17 +46,11 @@ func Binary(t testing.TB) string {
 			return p
 		}
 	}
-	if inCI() {
-		t.Fatalf("CI=true but neither %s is on PATH (%s): .ci/run must install the Debian package prometheus-alertmanager",
-			strings.Join(binaryNames, " nor "), os.Getenv("PATH"))
-	}
-	t.Skipf("prometheus-alertmanager not installed: apt-get install prometheus-alertmanager (CI installs it via .ci/run)")
+	testproc.Missing(t,
+		fmt.Sprintf("neither %s is on PATH (%s): .ci/run must install the Debian package prometheus-alertmanager",
+			strings.Join(binaryNames, " nor "), os.Getenv("PATH")),
+		"prometheus-alertmanager not installed: apt-get install prometheus-alertmanager (CI installs it via .ci/run)")
 	return ""
-}
-
-func inCI() bool {
-	v, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && v
 }
 
 // Config describes the Alertmanager to start. The zero value of every field
@@ -102,14 +87,8 @@ func Bool(b bool) *bool { return &b }
 
 // Alertmanager is a running Alertmanager process owned by one test.
 type Alertmanager struct {
-	url      string
-	dir      string
-	logPath  string
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the process has exited
-	waitErr  error         // valid after done is closed
-	logShown bool          // the log tail is already in a failure message
-	client   *http.Client
+	srv    *testproc.Server
+	client *http.Client
 }
 
 // Start writes an alertmanager.yml for cfg into a fresh temporary directory,
@@ -129,180 +108,37 @@ func Start(t testing.TB, cfg Config) *Alertmanager {
 		t.Fatalf("amtest: write config: %v", err)
 	}
 
-	// The port is picked by binding :0 and releasing it, so another process
-	// may grab it before Alertmanager does; retry on "address already in use".
-	var lastErr error
-	for try := 1; try <= startTries; try++ {
-		am, err := start(t, bin, dir, cfgPath, try)
-		if err == nil {
-			return am
-		}
-		lastErr = err
-		if !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	t.Fatalf("amtest: %v", lastErr)
-	return nil
-}
-
-var errAddrInUse = errors.New("address already in use")
-
-func start(t testing.TB, bin, dir, cfgPath string, try int) (*Alertmanager, error) {
-	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	am := &Alertmanager{
-		url:     "http://" + addr,
-		dir:     dir,
-		logPath: filepath.Join(dir, fmt.Sprintf("alertmanager-%d.log", try)),
-		done:    make(chan struct{}),
-		client: &http.Client{
-			Timeout:   10 * time.Second,
-			Transport: &http.Transport{Proxy: nil, DisableCompression: true},
-		},
-	}
-	storage := filepath.Join(dir, fmt.Sprintf("data-%d", try))
-	if err := os.Mkdir(storage, 0o700); err != nil {
-		return nil, err
-	}
-	logFile, err := os.Create(am.logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close() // the child has its own descriptor
-
-	am.cmd = exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.path="+storage,
-		"--web.listen-address="+addr,
-		"--web.external-url="+am.url,
-		"--cluster.listen-address=",
-		"--log.level=debug",
-	)
-	am.cmd.Dir = dir
-	am.cmd.Stdout = logFile
-	am.cmd.Stderr = logFile
-	am.cmd.SysProcAttr = sysProcAttr()
-	if err := am.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() {
-		am.waitErr = am.cmd.Wait()
-		close(am.done)
-	}()
-	t.Cleanup(func() {
-		am.stop(t)
-		if t.Failed() && !am.logShown {
-			am.dumpLog(t)
-		}
-	})
-
-	if err := am.waitReady(); err != nil {
-		am.stop(t)
-		tail := am.logTail(logTailBytes)
-		if strings.Contains(tail, "address already in use") {
-			return nil, fmt.Errorf("%w: %v", errAddrInUse, err)
-		}
-		am.logShown = true
-		return nil, fmt.Errorf("alertmanager not ready: %v\n--- log tail (%s) ---\n%s", err, am.logPath, tail)
-	}
-	return am, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (am *Alertmanager) waitReady() error {
-	deadline := time.Now().Add(readyTimeout)
-	lastErr := errors.New("no attempt")
-	for time.Now().Before(deadline) {
-		select {
-		case <-am.done:
-			return fmt.Errorf("process exited early: %v", am.waitErr)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/-/ready", nil)
-		resp, err := am.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				cancel()
-				return nil
+	srv, err := testproc.Start(t, testproc.Spec{
+		Name: "alertmanager", Bin: bin, Dir: dir, ReadyPath: "/-/ready",
+		Args: func(addr, url string, try int) ([]string, error) {
+			storage := filepath.Join(dir, fmt.Sprintf("data-%d", try))
+			if err := os.Mkdir(storage, 0o700); err != nil {
+				return nil, err
 			}
-			err = fmt.Errorf("GET /-/ready: %s", resp.Status)
-		}
-		cancel()
-		lastErr = err
-		select {
-		case <-am.done:
-			return fmt.Errorf("process exited early: %v", am.waitErr)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("timeout after %s: %v", readyTimeout, lastErr)
-}
-
-// stop sends SIGTERM, then SIGKILL after stopTimeout, and waits for the
-// process. It is safe to call more than once.
-func (am *Alertmanager) stop(t testing.TB) {
-	select {
-	case <-am.done:
-		return
-	default:
-	}
-	_ = am.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-am.done:
-		return
-	case <-time.After(stopTimeout):
-	}
-	t.Logf("amtest: alertmanager (pid %d) ignored SIGTERM for %s; killing it", am.cmd.Process.Pid, stopTimeout)
-	_ = am.cmd.Process.Kill()
-	<-am.done
-}
-
-func (am *Alertmanager) dumpLog(t testing.TB) {
-	b, err := os.ReadFile(am.logPath)
+			return []string{
+				"--config.file=" + cfgPath,
+				"--storage.path=" + storage,
+				"--web.listen-address=" + addr,
+				"--web.external-url=" + url,
+				"--cluster.listen-address=",
+				"--log.level=debug",
+			}, nil
+		},
+	})
 	if err != nil {
-		t.Logf("amtest: read alertmanager log: %v", err)
-		return
+		t.Fatalf("amtest: %v", err)
 	}
-	if len(b) > maxLogDump {
-		b = append([]byte("[...]\n"), b[len(b)-maxLogDump:]...)
-	}
-	t.Logf("amtest: alertmanager log (%s):\n%s", am.logPath, b)
-}
-
-func (am *Alertmanager) logTail(n int64) string {
-	f, err := os.Open(am.logPath)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		_, _ = f.Seek(-n, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
+	return &Alertmanager{srv: srv, client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DisableCompression: true},
+	}}
 }
 
 // URL returns the Alertmanager's base URL, http://127.0.0.1:PORT.
-func (am *Alertmanager) URL() string { return am.url }
+func (am *Alertmanager) URL() string { return am.srv.URL }
 
 // LogPath returns the file that receives the Alertmanager's stdout and stderr.
-func (am *Alertmanager) LogPath() string { return am.logPath }
+func (am *Alertmanager) LogPath() string { return am.srv.LogPath }
 
 // Alert is an alert as posted to POST /api/v2/alerts.
 type Alert struct {
@@ -361,7 +197,7 @@ func (am *Alertmanager) PostAlerts(ctx context.Context, alerts []Alert) error {
 	if err != nil {
 		return fmt.Errorf("encode alerts: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, am.url+"/api/v2/alerts", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, am.srv.URL+"/api/v2/alerts", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -381,7 +217,7 @@ func (am *Alertmanager) PostAlerts(ctx context.Context, alerts []Alert) error {
 // Alerts returns the alerts Alertmanager currently holds (GET
 // /api/v2/alerts), decoded loosely.
 func (am *Alertmanager) Alerts(ctx context.Context) ([]map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/api/v2/alerts", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.srv.URL+"/api/v2/alerts", nil)
 	if err != nil {
 		return nil, err
 	}

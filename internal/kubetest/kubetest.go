@@ -14,10 +14,8 @@ package kubetest
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +27,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/amtriage/amtriage/internal/testproc"
 )
 
 // Versions built by hack/k8sbins/build.sh; keep in step with it.
@@ -80,21 +80,15 @@ func binaries(tb testing.TB) (apiserver, etcd string) {
 	if isExecutable(apiserver) && isExecutable(etcd) {
 		return apiserver, etcd
 	}
-	if inCI() {
-		tb.Fatalf("CI=true but kube-apiserver/etcd not found in %s: .ci/run must build them via hack/k8sbins/build.sh", dir)
-	}
-	tb.Skipf("kube-apiserver/etcd not found in %s: run hack/k8sbins/build.sh (cold build ~5 min)", dir)
+	testproc.Missing(tb,
+		fmt.Sprintf("kube-apiserver/etcd not found in %s: .ci/run must build them via hack/k8sbins/build.sh", dir),
+		fmt.Sprintf("kube-apiserver/etcd not found in %s: run hack/k8sbins/build.sh (cold build ~5 min)", dir))
 	return "", ""
 }
 
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func inCI() bool {
-	v, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && v
 }
 
 // silenceLogs stops controller-runtime from printing a "log.SetLogger(...)
@@ -137,7 +131,7 @@ func Start(tb testing.TB) *Env {
 		tb.Logf("kubetest: control plane stopped in %s", time.Since(begin).Round(time.Millisecond))
 		if tb.Failed() {
 			for _, f := range []*os.File{apiLog, etcdLog} {
-				tb.Logf("kubetest: tail of %s:\n%s", f.Name(), tail(f.Name()))
+				tb.Logf("kubetest: tail of %s:\n%s", f.Name(), testproc.LogTail(f.Name(), logTailBytes))
 			}
 		}
 	})
@@ -200,17 +194,4 @@ func createLog(tb testing.TB, dir, name string) *os.File {
 	}
 	tb.Cleanup(func() { f.Close() }) // runs after the processes are stopped
 	return f
-}
-
-func tail(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > logTailBytes {
-		_, _ = f.Seek(-logTailBytes, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package amtest
+package testproc
 
 import "syscall"
 

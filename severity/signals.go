@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // FromAnnotations reads the signals an alert states about itself. Annotations
@@ -108,7 +109,7 @@ func lookup[T any](from []origin, parse func(string) (T, error), names ...string
 			}
 			v, err := parse(raw)
 			if err != nil {
-				notes = append(notes, fmt.Sprintf("%s %s=%q unparseable: %v", o.name, name, clip(raw), reason(err)))
+				notes = append(notes, fmt.Sprintf("%s %s=%q unparseable: %v", o.name, name, clip.Bytes(raw, maxShown), reason(err)))
 				continue
 			}
 			return found[T]{known: true, value: v, source: o.name, note: strings.Join(notes, "; ")}
@@ -117,22 +118,10 @@ func lookup[T any](from []origin, parse func(string) (T, error), names ...string
 	return found[T]{note: strings.Join(notes, "; ")}
 }
 
-// maxShown is how much of an unparseable value a note repeats: enough to
+// maxShown is how many bytes of an unparseable value a note repeats: enough to
 // recognise a typo, not so much that one runaway annotation fills a page or a
 // Slack message.
 const maxShown = 64
-
-// clip shortens s to at most maxShown bytes, cutting on a rune boundary.
-func clip(s string) string {
-	if len(s) <= maxShown {
-		return s
-	}
-	cut := maxShown
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 // reason strips a ParseError down to why it failed; the note around it
 // already names the input.

@@ -94,7 +94,7 @@ func TestFromAnnotations(t *testing.T) {
 		{
 			name:        "long unparseable values are clipped in notes",
 			annotations: map[string]string{"recovering": strings.Repeat("é", 40)},
-			want:        Signals{Recovering: Bool{Note: `annotation recovering="` + strings.Repeat("é", 32) + `…" unparseable: invalid syntax: want true/false, yes/no, 1/0 or on/off`}},
+			want:        Signals{Recovering: Bool{Note: `annotation recovering="` + strings.Repeat("é", 30) + `…" unparseable: invalid syntax: want true/false, yes/no, 1/0 or on/off`}},
 		},
 		{name: "nil maps", want: Signals{}},
 	}

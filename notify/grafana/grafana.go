@@ -27,6 +27,8 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // receiverName is Name() and the key of this receiver's ReceiverState.
@@ -186,7 +188,7 @@ func (n *Notifier) create(ctx context.Context, ev *incident.Event) (bool, error)
 		return classify(err)
 	}
 	if out.ID <= 0 {
-		return true, fmt.Errorf("grafana: POST /api/annotations: answer has no annotation id (message %q)", clip(out.Message, maxErrorMessage))
+		return true, fmt.Errorf("grafana: POST /api/annotations: answer has no annotation id (message %q)", clip.Runes(out.Message, maxErrorMessage))
 	}
 	if err := n.state.SaveReceiverState(receiverName, ev.Incident.ID, State{ID: out.ID}); err != nil {
 		return true, fmt.Errorf("grafana: save annotation id %d of %s: %w", out.ID, ev.Incident.ID, err)
@@ -299,7 +301,7 @@ func Text(ev *incident.Event) string {
 	}
 	if d := inc.Diagnosis; d != nil && d.Summary != "" {
 		b.WriteString("\nDiagnosis: ")
-		b.WriteString(clip(strings.TrimSpace(d.Summary), maxReasonRunes))
+		b.WriteString(clip.Runes(strings.TrimSpace(d.Summary), maxReasonRunes))
 		if d.Command != "" {
 			b.WriteString("\n")
 			b.WriteString(d.Command)
@@ -311,7 +313,7 @@ func Text(ev *incident.Event) string {
 			break
 		}
 		b.WriteString("\n")
-		b.WriteString(clip(strings.TrimSpace(r), maxReasonRunes))
+		b.WriteString(clip.Runes(strings.TrimSpace(r), maxReasonRunes))
 	}
 	return b.String()
 }
@@ -321,13 +323,6 @@ func sevName(l severity.Level) string {
 		return "Sev ?"
 	}
 	return fmt.Sprintf("Sev %d", l)
-}
-
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 // call sends one JSON request and decodes a 2xx answer into out (if not nil).
@@ -373,9 +368,9 @@ func message(raw []byte) string {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(raw, &m) == nil && m.Message != "" {
-		return clip(m.Message, maxErrorMessage)
+		return clip.Runes(m.Message, maxErrorMessage)
 	}
-	return clip(strings.Join(strings.Fields(string(raw)), " "), maxErrorMessage)
+	return clip.Runes(strings.Join(strings.Fields(string(raw)), " "), maxErrorMessage)
 }
 
 // classify maps a failed request to the Notifier contract's retry flag.

@@ -29,7 +29,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	pd "github.com/PagerDuty/go-pagerduty"
 
@@ -37,6 +36,8 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // receiverName is Name().
@@ -420,15 +421,6 @@ func firstLabel(labels map[string]string, names ...string) string {
 	return ""
 }
 
-// truncate cuts s to max runes, ending with "…" when cut.
-func truncate(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
-}
-
 // trigger builds the trigger event for ev, under MaxEventBytes.
 func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) {
 	inc := &ev.Incident
@@ -485,7 +477,7 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		}
 		all[i] = alertDetail{
 			Name: name, Status: x.Status, Labels: x.Labels,
-			Summary:  truncate(x.Annotations["summary"], 1024),
+			Summary:  clip.Runes(x.Annotations["summary"], 1024),
 			StartsAt: x.StartsAt.UTC().Format(time.RFC3339),
 		}
 	}
@@ -499,7 +491,7 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		ClientURL:  n.cfg.ClientURL,
 		Links:      n.links(ev, a),
 		Payload: &pd.V2Payload{
-			Summary:   truncate(summary, MaxSummary),
+			Summary:   clip.Runes(summary, MaxSummary),
 			Source:    source,
 			Severity:  sev,
 			Timestamp: inc.StartedAt.UTC().Format(time.RFC3339),
@@ -553,10 +545,10 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		return e, nil
 	}
 	e.Links = nil
-	e.Payload.Component = truncate(e.Payload.Component, 256)
-	e.Payload.Group = truncate(e.Payload.Group, 256)
-	e.Payload.Class = truncate(e.Payload.Class, 256)
-	e.Payload.Source = truncate(e.Payload.Source, 256)
+	e.Payload.Component = clip.Runes(e.Payload.Component, 256)
+	e.Payload.Group = clip.Runes(e.Payload.Group, 256)
+	e.Payload.Class = clip.Runes(e.Payload.Class, 256)
+	e.Payload.Source = clip.Runes(e.Payload.Source, 256)
 	d.Reasons = nil
 	return e, nil
 }
@@ -567,7 +559,7 @@ func truncateList(l []string, n, each int) []string {
 	}
 	out := make([]string, len(l))
 	for i, s := range l {
-		out[i] = truncate(s, each)
+		out[i] = clip.Runes(s, each)
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/triage/diagnosis"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // Shown in the message; the full snapshot is in /api/incidents.
@@ -31,7 +33,7 @@ func diagnosisText(d *diagnosis.Diagnosis) string {
 			fmt.Fprintf(&b, "\n… +%d more", len(d.Evidence)-i)
 			break
 		}
-		b.WriteString("\n• " + clip(escape(oneLine(e)), 300))
+		b.WriteString("\n• " + clip.Runes(escape(oneLine(e)), 300))
 	}
 	return b.String()
 }
@@ -83,7 +85,7 @@ func snapshotText(s *diagnosis.Snapshot) string {
 		if p.LastTerminated != "" {
 			line += ", last exit " + escape(p.LastTerminated)
 		}
-		b.WriteString(clip(line, 300))
+		b.WriteString(clip.Runes(line, 300))
 	}
 	if len(s.Rollouts) > 0 {
 		r := s.Rollouts[0]
@@ -91,13 +93,13 @@ func snapshotText(s *diagnosis.Snapshot) string {
 		if r.Change != "" {
 			line += " — " + escape(oneLine(r.Change))
 		}
-		b.WriteString(clip(line, 400))
+		b.WriteString(clip.Runes(line, 400))
 	}
 	for i, e := range s.Events {
 		if i == shownEvents {
 			break
 		}
-		b.WriteString(clip(fmt.Sprintf("\n⚠️ %s `%s` %s: %s", e.Time.UTC().Format(time.TimeOnly), escape(e.Object), escape(e.Reason), escape(oneLine(e.Message))), 400))
+		b.WriteString(clip.Runes(fmt.Sprintf("\n⚠️ %s `%s` %s: %s", e.Time.UTC().Format(time.TimeOnly), escape(e.Object), escape(e.Reason), escape(oneLine(e.Message))), 400))
 	}
 	if l := s.Logs; l != nil {
 		which := "logs"
@@ -109,13 +111,13 @@ func snapshotText(s *diagnosis.Snapshot) string {
 		} else {
 			fmt.Fprintf(&b, "\n*%s* `%s/%s`:\n```", which, escape(l.Pod), escape(l.Container))
 			for _, line := range l.Lines[max(0, len(l.Lines)-shownLogLines):] {
-				b.WriteString("\n" + clip(escape(oneLine(line)), 300))
+				b.WriteString("\n" + clip.Runes(escape(oneLine(line)), 300))
 			}
 			b.WriteString("\n```")
 		}
 	}
 	for _, p := range s.Partial {
-		b.WriteString("\n_" + clip(escape(oneLine(p)), 200) + "_")
+		b.WriteString("\n_" + clip.Runes(escape(oneLine(p)), 200) + "_")
 	}
 	return b.String()
 }

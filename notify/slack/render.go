@@ -7,11 +7,12 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/amtriage/amtriage/triage/incident"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // Block Kit limits (docs.slack.dev/reference/block-kit).
@@ -42,15 +43,6 @@ func plain(s string) string {
 	return broadcast.ReplaceAllString(s, "@\u200b$1")
 }
 
-// clip shortens s to at most max runes, marking the cut with "…".
-func clip(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
-}
-
 // oneLine folds whitespace so a value cannot break the table's layout.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
@@ -76,7 +68,7 @@ func link(raw, label string) string {
 }
 
 func section(text string) *slackapi.SectionBlock {
-	return slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, clip(text, maxSectionText), false, false), nil, nil)
+	return slackapi.NewSectionBlock(slackapi.NewTextBlockObject(slackapi.MarkdownType, clip.Runes(text, maxSectionText), false, false), nil, nil)
 }
 
 func duration(d time.Duration) string {
@@ -105,7 +97,7 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 		head = fmt.Sprintf("%s RESOLVED · Sev %d · %s", icon, inc.Severity, oneLine(inc.Title))
 	}
 	blocks := []slackapi.Block{
-		slackapi.NewHeaderBlock(slackapi.NewTextBlockObject(slackapi.PlainTextType, clip(plain(head), maxHeaderText), true, false)),
+		slackapi.NewHeaderBlock(slackapi.NewTextBlockObject(slackapi.PlainTextType, clip.Runes(plain(head), maxHeaderText), true, false)),
 	}
 
 	total := max(ev.AlertsTotal, len(ev.Alerts))
@@ -138,7 +130,7 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 				fmt.Fprintf(&b, "\n… +%d more reasons", len(inc.Reasons)-i)
 				break
 			}
-			b.WriteString("\n• " + clip(escape(oneLine(r)), 300))
+			b.WriteString("\n• " + clip.Runes(escape(oneLine(r)), 300))
 		}
 		blocks = append(blocks, section(b.String()))
 	}
@@ -160,7 +152,7 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 
 	ctx := fmt.Sprintf("incident `%s` · rule %d · updated %s UTC", escape(inc.ID), inc.Rule, now.Format("15:04:05"))
 	blocks = append(blocks, slackapi.NewContextBlock("",
-		slackapi.NewTextBlockObject(slackapi.MarkdownType, clip(ctx, 2000), false, false)))
+		slackapi.NewTextBlockObject(slackapi.MarkdownType, clip.Runes(ctx, 2000), false, false)))
 
 	if len(blocks) > maxBlocks { // cannot happen with the layout above; kept as a guard
 		blocks = blocks[:maxBlocks]
@@ -169,7 +161,7 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 	if resolved {
 		fallback = "✅ Resolved: " + fallback
 	}
-	return blocks, clip(fallback, maxFallback)
+	return blocks, clip.Runes(fallback, maxFallback)
 }
 
 // collectLinks gathers the distinct runbook and source links, incident's first.
@@ -205,11 +197,11 @@ func alertTable(alerts []incident.Alert, total int) string {
 			break
 		}
 		a := &alerts[i]
-		line := fmt.Sprintf("\n%s `%s` %s", statusIcon(a.Status), clip(escape(oneLine(a.Name)), 80), labelSummary(a.Labels))
+		line := fmt.Sprintf("\n%s `%s` %s", statusIcon(a.Status), clip.Runes(escape(oneLine(a.Name)), 80), labelSummary(a.Labels))
 		if s := a.Annotations["summary"]; s != "" {
 			line += " — " + escape(oneLine(s))
 		}
-		b.WriteString(clip(line, 260))
+		b.WriteString(clip.Runes(line, 260))
 		shown++
 	}
 	if more := total - shown; more > 0 {
@@ -240,7 +232,7 @@ func labelSummary(labels map[string]string) string {
 			parts = append(parts, fmt.Sprintf("+%d", len(keys)-i))
 			break
 		}
-		parts = append(parts, escape(oneLine(k))+"="+clip(escape(oneLine(labels[k])), 60))
+		parts = append(parts, escape(oneLine(k))+"="+clip.Runes(escape(oneLine(labels[k])), 60))
 	}
 	return strings.Join(parts, " ")
 }
@@ -257,7 +249,7 @@ func changeNote(ev *incident.Event) string {
 		note := fmt.Sprintf("%s Severity %s: %s Sev %d → %s %s", emoji(inc.Severity), dir,
 			emoji(ev.PreviousSeverity), ev.PreviousSeverity, emoji(inc.Severity), sevName(inc.Severity))
 		if len(inc.Reasons) > 0 {
-			note += "\nReason: " + clip(escape(oneLine(inc.Reasons[0])), 500)
+			note += "\nReason: " + clip.Runes(escape(oneLine(inc.Reasons[0])), 500)
 		}
 		return note
 	case incident.StatusUpdate:
@@ -269,7 +261,7 @@ func changeNote(ev *incident.Event) string {
 		note := fmt.Sprintf("⏱️ %s UTC UPDATE\nStatus: open for %s, %s Sev %d, %d of %d alerts firing",
 			ev.At.UTC().Format("15:04"), duration(ev.At.Sub(inc.StartedAt)), emoji(inc.Severity), inc.Severity, inc.Firing, ev.AlertsTotal)
 		if len(inc.Reasons) > 0 {
-			note += "\nFindings: " + clip(escape(oneLine(inc.Reasons[0])), 500)
+			note += "\nFindings: " + clip.Runes(escape(oneLine(inc.Reasons[0])), 500)
 		}
 		return note + "\nNext update: " + ev.At.Add(next).UTC().Format("15:04") + " UTC"
 	case incident.ResolvedEvent:
@@ -279,6 +271,6 @@ func changeNote(ev *incident.Event) string {
 		}
 		return fmt.Sprintf("✅ Resolved at %s UTC after %s", at.UTC().Format("15:04"), duration(at.Sub(inc.StartedAt)))
 	default:
-		return fmt.Sprintf("%s %s: %s", emoji(inc.Severity), ev.Kind, clip(escape(oneLine(inc.Title)), 500))
+		return fmt.Sprintf("%s %s: %s", emoji(inc.Severity), ev.Kind, clip.Runes(escape(oneLine(inc.Title)), 500))
 	}
 }

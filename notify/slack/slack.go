@@ -18,6 +18,8 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // receiverName is Name() and the key of this receiver's ReceiverState.
@@ -256,7 +258,7 @@ func (n *Notifier) declare(ctx context.Context, ev *incident.Event, st *State, n
 		text := fmt.Sprintf("%s *Sev 1 declared* for %s: <#%s> — %s", emoji(1), escape(inc.Service),
 			st.IncidentChannel, escape(inc.Title))
 		_, incidents := n.channels(inc.Service)
-		_, ts, err := n.api.PostMessageContext(ctx, incidents, slackapi.MsgOptionText(clip(text, 3000), false))
+		_, ts, err := n.api.PostMessageContext(ctx, incidents, slackapi.MsgOptionText(clip.Runes(text, 3000), false))
 		if err != nil {
 			return n.fail("chat.postMessage", err)
 		}
@@ -272,7 +274,7 @@ func (n *Notifier) declare(ctx context.Context, ev *incident.Event, st *State, n
 func declaredText(inc *incident.Incident, now time.Time) string {
 	status := "Unknown"
 	if len(inc.Reasons) > 0 {
-		status = "Unknown — triage: " + clip(escape(inc.Reasons[0]), 500)
+		status = "Unknown — triage: " + clip.Runes(escape(inc.Reasons[0]), 500)
 	}
 	lines := []string{
 		"🔴 INCIDENT DECLARED",
@@ -282,7 +284,7 @@ func declaredText(inc *incident.Incident, now time.Time) string {
 		"Current Status: " + status,
 	}
 	if d := inc.Diagnosis; d != nil && d.Summary != "" {
-		lines = append(lines, "Diagnosis: "+clip(escape(oneLine(d.Summary)), 500))
+		lines = append(lines, "Diagnosis: "+clip.Runes(escape(oneLine(d.Summary)), 500))
 		if d.Command != "" {
 			lines = append(lines, "Roll back: `"+escape(oneLine(d.Command))+"`")
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // DefaultRolloutWindow is how long before the alert a rollout still counts
@@ -109,7 +111,7 @@ func Diagnose(in Input) Diagnosis {
 	default:
 		d = f.whatChanged()
 	}
-	d.Summary = clip(clean(d.Summary), MaxSummary)
+	d.Summary = clip.Runes(clean(d.Summary), MaxSummary)
 	d.Evidence = f.finish(d.Evidence)
 	d.Snapshot = in.Snapshot
 	return d
@@ -226,7 +228,7 @@ func (f *facts) dependencySigns() {
 		if p.Detail != "" {
 			line += " — " + p.Detail
 		}
-		f.infra = append(f.infra, sign{short: fmt.Sprintf("dependency %s %s", clip(p.Target, 40), p.Outcome), line: line})
+		f.infra = append(f.infra, sign{short: fmt.Sprintf("dependency %s %s", clip.Runes(p.Target, 40), p.Outcome), line: line})
 	}
 }
 
@@ -244,7 +246,7 @@ func (f *facts) alertSigns() {
 	if name := f.in.Labels["alertname"]; name != "" {
 		if w := findWord(name, all); w != "" {
 			add(sign{
-				short: fmt.Sprintf("alert %s names %s", clip(name, 50), wordKind(w)),
+				short: fmt.Sprintf("alert %s names %s", clip.Runes(name, 50), wordKind(w)),
 				line:  fmt.Sprintf("alert label alertname=%q names %s", name, wordKind(w)),
 			})
 		}
@@ -260,7 +262,7 @@ func (f *facts) alertSigns() {
 			}
 			if w := findWord(v, all); w != "" {
 				add(sign{
-					short: fmt.Sprintf("alert %s=%s names %s", k, clip(v, 30), wordKind(w)),
+					short: fmt.Sprintf("alert %s=%s names %s", k, clip.Runes(v, 30), wordKind(w)),
 					line:  fmt.Sprintf("alert %s %s=%q names %s", src.kind, k, v, wordKind(w)),
 				})
 			}
@@ -554,13 +556,13 @@ func (f *facts) resources() Diagnosis {
 				}
 			}
 		}
-		line = "scheduler: " + clip(clean(msg), maxLine)
+		line = "scheduler: " + clip.Runes(clean(msg), maxLine)
 	default:
 		e := f.schedEvents[0]
 		msg = e.Message
 		if e.Reason == "FailedScheduling" {
 			state = fmt.Sprintf("%d/%d pods Pending, FailedScheduling", f.pending, f.total)
-			line = "scheduler: " + clip(clean(msg), maxLine)
+			line = "scheduler: " + clip.Runes(clean(msg), maxLine)
 		} else {
 			state = fmt.Sprintf("%s on %s", e.Reason, e.Object)
 			line = eventLine(e)
@@ -574,7 +576,7 @@ func (f *facts) resources() Diagnosis {
 	if len(f.unsched) == 0 && f.schedEvents[0].Reason != "FailedScheduling" {
 		advice = " — check the namespace quota"
 	}
-	sum = withAdvice(clip(sum, MaxSummary), advice)
+	sum = withAdvice(clip.Runes(sum, MaxSummary), advice)
 	ev := []string{line}
 	if len(f.unsched) > 0 {
 		ev = append(ev, podNames(f.unsched, "Pending"))
@@ -650,7 +652,7 @@ func (f *facts) finish(ev []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(s string) {
-		s = clip(clean(s), maxLine)
+		s = clip.Runes(clean(s), maxLine)
 		if s != "" && !seen[s] {
 			seen[s] = true
 			out = append(out, s)
@@ -885,10 +887,10 @@ func missingConfig(msg string) string {
 	low := lowerASCII(msg)
 	for _, k := range []string{"configmap ", "secret "} {
 		if i := strings.LastIndex(low, k); i >= 0 && strings.Contains(low[i:], "not found") {
-			return clip(msg[i:], 80)
+			return clip.Runes(msg[i:], 80)
 		}
 	}
-	return clip(msg, 80)
+	return clip.Runes(msg, 80)
 }
 
 // allImageReasons: every pod fails to get its image, not its config.
@@ -938,7 +940,7 @@ func shortChange(c string) string {
 		}
 		toks[i] = t + trail
 	}
-	return clip(strings.Join(toks, " "), 100)
+	return clip.Runes(strings.Join(toks, " "), 100)
 }
 
 // withAdvice appends advice to a summary if the whole still fits.

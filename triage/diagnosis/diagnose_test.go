@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/amtriage/amtriage/severity"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -490,8 +492,8 @@ func TestTextCapAndRunes(t *testing.T) {
 	}
 	// Every cut point lands on a rune boundary.
 	for n := 1; n <= 40; n++ {
-		if c := clip("aé数✗"+strings.Repeat("é数", 20), n); !utf8.ValidString(c) || utf8.RuneCountInString(c) > n {
-			t.Fatalf("clip(%d) = %q", n, c)
+		if c := clip.Runes("aé数✗"+strings.Repeat("é数", 20), n); !utf8.ValidString(c) || utf8.RuneCountInString(c) > n {
+			t.Fatalf("clip.Runes(%d) = %q", n, c)
 		}
 	}
 	if !strings.HasPrefix(text, "Diagnosis (config_or_deployment): ") || !strings.Contains(text, "Command: `kubectl rollout undo deployment/api -n shop --to-revision=6`") {

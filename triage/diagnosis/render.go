@@ -3,6 +3,8 @@ package diagnosis
 import (
 	"fmt"
 	"strings"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // Caps of the renderings.
@@ -26,7 +28,7 @@ const (
 func (d Diagnosis) Text() string {
 	var b strings.Builder
 	line := func(format string, args ...any) {
-		b.WriteString(clip(strings.TrimRight(flat(fmt.Sprintf(format, args...)), " "), textLine))
+		b.WriteString(clip.Runes(strings.TrimRight(flat(fmt.Sprintf(format, args...)), " "), textLine))
 		b.WriteByte('\n')
 	}
 	line("Diagnosis (%s): %s", d.Category, d.Summary)
@@ -106,7 +108,7 @@ func (d Diagnosis) Text() string {
 			line("Incomplete: %s", p)
 		}
 	}
-	return clip(strings.TrimRight(b.String(), "\n"), MaxText)
+	return clip.Runes(strings.TrimRight(b.String(), "\n"), MaxText)
 }
 
 // podText: "api-1 Running, not ready, CrashLoopBackOff, 5 restarts, last Error (exit 1): message".
@@ -146,7 +148,7 @@ func (d Diagnosis) Details() map[string]any {
 	if len(d.Evidence) > 0 {
 		ev := make([]string, len(d.Evidence))
 		for i, e := range d.Evidence {
-			ev[i] = clip(clean(e), detailMessage)
+			ev[i] = clip.Runes(clean(e), detailMessage)
 		}
 		m["evidence"] = ev
 	}
@@ -165,7 +167,7 @@ func (d Diagnosis) Details() map[string]any {
 			if i == detailPods {
 				break
 			}
-			p.Message = clip(clean(p.Message), detailMessage)
+			p.Message = clip.Runes(clean(p.Message), detailMessage)
 			pods = append(pods, p)
 		}
 		m["pods"] = pods
@@ -177,7 +179,7 @@ func (d Diagnosis) Details() map[string]any {
 			if i == detailEvents {
 				break
 			}
-			e.Message = clip(clean(e.Message), detailMessage)
+			e.Message = clip.Runes(clean(e.Message), detailMessage)
 			events = append(events, e)
 		}
 		m["events"] = events
@@ -189,7 +191,7 @@ func (d Diagnosis) Details() map[string]any {
 				break
 			}
 			r.Images = append([]string(nil), r.Images...)
-			r.Change = clip(clean(r.Change), detailMessage)
+			r.Change = clip.Runes(clean(r.Change), detailMessage)
 			rs = append(rs, r)
 		}
 		m["rollouts"] = rs
@@ -201,14 +203,14 @@ func (d Diagnosis) Details() map[string]any {
 			if i == MaxLogLines {
 				break
 			}
-			logs.Lines = append(logs.Lines, clip(clean(line), detailMessage))
+			logs.Lines = append(logs.Lines, clip.Runes(clean(line), detailMessage))
 		}
 		m["logs"] = logs
 	}
 	if len(s.Partial) > 0 {
 		partial := make([]string, len(s.Partial))
 		for i, p := range s.Partial {
-			partial[i] = clip(clean(p), detailMessage)
+			partial[i] = clip.Runes(clean(p), detailMessage)
 		}
 		m["partial"] = partial
 	}

@@ -3,7 +3,6 @@ package diagnosis
 import (
 	"sort"
 	"strings"
-	"unicode/utf8"
 )
 
 // This file holds the text matching behind the categories: which pod
@@ -277,21 +276,4 @@ func flat(s string) string {
 		s = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ", "\t", " ").Replace(s)
 	}
 	return s
-}
-
-// clip shortens s to at most n runes, ending in "…" when cut.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	if n <= 0 {
-		return ""
-	}
-	i, count := 0, 0
-	for i < len(s) && count < n-1 {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		count++
-	}
-	return strings.TrimRight(s[:i], " ") + "…"
 }

@@ -2,11 +2,12 @@ package kube
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // RevisionAnnotation is the deployment controller's revision of a
@@ -252,17 +253,5 @@ func clipKeep(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return strings.Clone(clip(s, n))
-}
-
-// clip returns the longest prefix of s of at most n bytes that ends on a
-// rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return strings.Clone(clip.Prefix(s, n))
 }

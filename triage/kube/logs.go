@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/amtriage/amtriage/triage/diagnosis"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 const (
@@ -181,7 +183,7 @@ func errorLines(data []byte, max int) []string {
 		if s == "" || !errorLine.MatchString(s) {
 			continue
 		}
-		s = clipLine(s)
+		s = clip.Bytes(s, maxLogLine)
 		if len(ring) < max {
 			ring = append(ring, s)
 			continue
@@ -206,15 +208,6 @@ func cleanLine(b []byte) string {
 		}
 		return r
 	}, s)
-}
-
-// clipLine clips a line to maxLogLine bytes on a rune boundary, marking the
-// cut with an ellipsis.
-func clipLine(s string) string {
-	if len(s) <= maxLogLine {
-		return s
-	}
-	return clip(s, maxLogLine-len("…")) + "…"
 }
 
 // logCache is a bounded LRU of log reads by pod UID, container and restart

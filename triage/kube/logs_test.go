@@ -20,6 +20,8 @@ import (
 
 	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 func TestErrorLines(t *testing.T) {
@@ -53,7 +55,7 @@ func TestErrorLines(t *testing.T) {
 		"panic: runtime error: invalid memory address",
 		"E1103 12:00:01.000000       1 main.go:10] cannot start",
 		"dial tcp 10.0.0.5:5432: connect: connection refused",
-		clip(long, maxLogLine-len("…")) + "…",
+		clip.Bytes(long, maxLogLine),
 		"bad utf8 \uFFFD error",
 	}
 	if !reflect.DeepEqual(got, want) {

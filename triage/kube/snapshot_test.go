@@ -573,25 +573,6 @@ func TestTransforms(t *testing.T) {
 	}
 }
 
-func TestClip(t *testing.T) {
-	for _, tt := range []struct {
-		s    string
-		n    int
-		want string
-	}{
-		{"hello", 10, "hello"},
-		{"hello", 3, "hel"},
-		{"héllo", 2, "h"},
-		{"héllo", 3, "hé"},
-		{"日本語", 4, "日"},
-		{"日本語", 0, ""},
-	} {
-		if got := clip(tt.s, tt.n); got != tt.want {
-			t.Errorf("clip(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestSnapshotOldReplicaSets(t *testing.T) {
 	objs := []runtime.Object{newDeployment("shop", "api", 2, "6", appsv1DeploymentAvailable(2))}
 	for rev := 1; rev <= 6; rev++ {

@@ -11,6 +11,8 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // SourceName is the name of the Kubernetes signal source.
@@ -61,7 +63,7 @@ func (c *Cluster) SnapshotFor(ctx context.Context, ev *signal.Evaluation, labels
 		cp := *snap
 		cp.Partial = slices.Clip(snap.Partial)
 		if err != nil {
-			cp.Partial = append(cp.Partial, clipLine("pod logs not read: "+err.Error()))
+			cp.Partial = append(cp.Partial, clip.Bytes("pod logs not read: "+err.Error(), maxLogLine))
 		} else {
 			cp.Logs = logs
 		}

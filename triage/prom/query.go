@@ -12,12 +12,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/clip"
 )
 
 // result is one query's outcome, shared through the evaluation's memo by
@@ -206,15 +207,7 @@ func (s *Source) clip(msg string) string {
 	if s.secret != "" {
 		msg = strings.ReplaceAll(msg, s.secret, "xxxxx")
 	}
-	msg = strings.TrimSpace(msg)
-	if len(msg) <= maxShownError {
-		return msg
-	}
-	cut := maxShownError
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + "…"
+	return clip.Bytes(strings.TrimSpace(msg), maxShownError)
 }
 
 func isDialError(err error) bool {

@@ -123,6 +123,14 @@ type PrometheusConfig struct {
 	RecoveringDrop *float64 `yaml:"recovering_drop"`
 }
 
+// Drop is RecoveringDrop, or its default when unset or out of (0, 1).
+func (p PrometheusConfig) Drop() float64 {
+	if r := p.RecoveringDrop; r != nil && *r > 0 && *r < 1 {
+		return *r
+	}
+	return DefaultRecoveringDrop
+}
+
 // ProbesConfig tunes the health probes of the profiles' health_url.
 type ProbesConfig struct {
 	// Timeout is a whole probe's deadline; past it the service is "hung".

@@ -28,10 +28,6 @@ type Enricher interface {
 type Triager struct {
 	Config  *rules.Config
 	Sources []SignalSource
-	// RecoveringDrop is the share by which a measured error ratio must fall
-	// between two evaluations of an open incident to count as recovering
-	// (prometheus.recovering_drop).
-	RecoveringDrop float64
 }
 
 // Result is one alert's triage.
@@ -79,7 +75,7 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 	}
 	if prev != nil {
 		if !sig.Recovering.Known {
-			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.RecoveringDrop)
+			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.Config.Prometheus.Drop())
 		}
 		sig = carryMeasured(sig, prev.Signals)
 	}
@@ -100,9 +96,6 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 func trend(before, now severity.Float, drop float64) severity.Bool {
 	if !measured(before) || !measured(now) || !(before.Value > 0) {
 		return severity.Bool{}
-	}
-	if drop <= 0 || drop >= 1 {
-		drop = rules.DefaultRecoveringDrop
 	}
 	note := fmt.Sprintf("error ratio %s → %s between evaluations", pct(before.Value), pct(now.Value))
 	return severity.Bool{

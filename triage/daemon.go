@@ -61,8 +61,6 @@ type Options struct {
 type Enrichment struct {
 	Sources  []SignalSource
 	Enricher Enricher
-	// RecoveringDrop: see Triager.
-	RecoveringDrop float64
 	// Run, if set, runs background work (Kubernetes informers) until ctx ends.
 	Run func(ctx context.Context)
 }
@@ -106,7 +104,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	}
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: store, Log: o.Log, Metrics: metrics,
-		Triager:  &Triager{Config: cfg, Sources: enrich.Sources, RecoveringDrop: enrich.RecoveringDrop},
+		Triager:  &Triager{Config: cfg, Sources: enrich.Sources},
 		Enricher: enrich.Enricher, Reevaluate: reevaluateEvery(cfg),
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,

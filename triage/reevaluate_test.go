@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func (e *fakeEnricher) Diagnose(_ context.Context, _ *signal.Evaluation, a *temp
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls++
-	return &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: "call " + string(rune('0'+e.calls)) + " for " + a.Labels["service"],
+	return &diagnosis.Diagnosis{Category: diagnosis.ConfigOrDeployment, Summary: fmt.Sprintf("call %d for %s", e.calls, a.Labels["service"]),
 		Command: "kubectl rollout undo deployment/api -n shop --to-revision=6"}
 }
 

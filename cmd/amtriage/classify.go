@@ -97,7 +97,7 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			cancel()
 		}
 	}
-	t := &triage.Triager{Config: cfg, Sources: e.Sources, RecoveringDrop: e.RecoveringDrop}
+	t := &triage.Triager{Config: cfg, Sources: e.Sources}
 	ev := signal.NewEvaluation(time.Now())
 	enc := json.NewEncoder(stdout)
 	for i := range msg.Alerts {

@@ -41,7 +41,7 @@ type signalSources struct {
 
 func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Registerer) (*signalSources, error) {
 	metrics := signal.NewMetrics(reg)
-	e := &triage.Enrichment{RecoveringDrop: *cfg.Prometheus.RecoveringDrop}
+	e := &triage.Enrichment{}
 	prober := probe.New(probe.Options{Timeout: time.Duration(cfg.Probes.Timeout), Metrics: metrics})
 	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
 		e.Sources = append(e.Sources, prober)
@@ -65,12 +65,7 @@ func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Regist
 			e.Sources = append(e.Sources, cluster)
 			en.Cluster, out.cluster = cluster, cluster
 			e.Run = func(ctx context.Context) {
-				cluster.Start(ctx)
-				go func() {
-					if err := cluster.WaitForSync(ctx); err == nil {
-						log.Info("kubernetes informer caches synced")
-					}
-				}()
+				cluster.Start(ctx) // logs once the caches are synced
 				<-ctx.Done()
 				cluster.Shutdown()
 			}

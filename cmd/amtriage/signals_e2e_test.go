@@ -318,7 +318,7 @@ services:
 		t.Errorf("the Sev 1 declaration lacks the rollback command:\n%s", msgs[0].Text)
 	}
 	text := blockTexts(t, msgs[1].Blocks)
-	for _, want := range []string{"🩺 *Diagnosis (config or bad deployment):*", "*Roll back:* `" + undo + "`",
+	for _, want := range []string{"🩺 *Diagnosis:* config or bad deployment: ", "*Roll back:* `" + undo + "`",
 		"desired 3, updated 3, ready 0, available 0", "CrashLoopBackOff, not ready, 5 restarts", "revision 2",
 		"*logs of the previous container* `api-7d9f-a/api`: no error lines"} { // no kubelet: the API server has no log to give
 		if !strings.Contains(text, want) {

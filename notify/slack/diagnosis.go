@@ -22,7 +22,8 @@ const (
 // command when there is one, and the evidence.
 func diagnosisText(d *diagnosis.Diagnosis) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "🩺 *Diagnosis (%s):* %s", categoryName(d.Category), escape(oneLine(d.Summary)))
+	// The summary opens with the category ("config or bad deployment: …").
+	fmt.Fprintf(&b, "🩺 *Diagnosis:* %s", escape(oneLine(d.Summary)))
 	if d.Command != "" {
 		// Inside a code span Slack shows text literally, but its control
 		// characters must still be entity-encoded.
@@ -36,24 +37,6 @@ func diagnosisText(d *diagnosis.Diagnosis) string {
 		b.WriteString("\n• " + clip.Runes(escape(oneLine(e)), 300))
 	}
 	return b.String()
-}
-
-func categoryName(c diagnosis.Category) string {
-	switch c {
-	case diagnosis.ConfigOrDeployment:
-		return "config or bad deployment"
-	case diagnosis.Resources:
-		return "resources"
-	case diagnosis.Application:
-		return "application"
-	case diagnosis.Infrastructure:
-		return "infrastructure escalation"
-	case diagnosis.WhatChanged:
-		return "what changed recently"
-	case diagnosis.Skipped:
-		return "no cluster snapshot"
-	}
-	return escape(string(c))
 }
 
 // snapshotText is the compact kubectl view: deployment counts, the most

@@ -38,7 +38,7 @@ func TestMessageCarriesDiagnosisAndRollbackCommand(t *testing.T) {
 	}
 	text := blockText(decodeBlocks(t, msgs[0].Blocks))
 	mustContain(t, "blocks", text,
-		"🩺 *Diagnosis (config or bad deployment):* config or bad deployment: 3/3 pods CrashLoopBackOff",
+		"🩺 *Diagnosis:* config or bad deployment: 3/3 pods CrashLoopBackOff",
 		"*Roll back:* `kubectl rollout undo deployment/api -n shop --to-revision=6`",
 		"• 0/3 pods available",
 		"deployment/api in `shop` — desired 3, updated 3, ready 0, available 0",

@@ -628,7 +628,7 @@ func (f *facts) whatChanged() Diagnosis {
 	} else {
 		parts = append(parts, "no rollout history")
 	}
-	sum := withAdvice("nothing clear: "+strings.Join(parts, "; "), " — check infrastructure changes")
+	sum := withAdvice("what changed recently: nothing clear; "+strings.Join(parts, "; "), " — check infrastructure changes")
 	var ev []string
 	for _, r := range f.s.Rollouts {
 		ev = append(ev, f.rolloutLine(r))

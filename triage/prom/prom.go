@@ -117,7 +117,7 @@ func New(cfg rules.PrometheusConfig, o Options) (*Source, error) {
 	s := &Source{
 		timeout:  time.Duration(cfg.Timeout),
 		window:   time.Duration(cfg.TrendWindow),
-		drop:     rules.DefaultRecoveringDrop,
+		drop:     cfg.Drop(),
 		metrics:  o.Metrics,
 		log:      o.Log,
 		redacted: u.Redacted(),
@@ -131,9 +131,6 @@ func New(cfg rules.PrometheusConfig, o Options) (*Source, error) {
 	}
 	if s.window <= 0 {
 		s.window = rules.DefaultTrendWindow
-	}
-	if r := cfg.RecoveringDrop; r != nil && *r > 0 && *r < 1 {
-		s.drop = *r
 	}
 	s.step = max((s.window / trendSteps).Truncate(time.Millisecond), minTrendStep)
 	if s.log == nil {

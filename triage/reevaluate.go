@@ -21,7 +21,7 @@ import (
 // It must run on the pipeline's goroutine, the book's only writer: the
 // queries and probes run without the lock, then one commit folds them in.
 func (p *Pipeline) Reevaluate(ctx context.Context) error {
-	if len(p.reevaluate) == 0 || (len(p.triager.Sources) == 0 && p.enricher == nil) {
+	if len(p.reevaluate) == 0 || len(p.triager.Sources) == 0 {
 		return nil // nothing could measure anything new
 	}
 	now := p.now()

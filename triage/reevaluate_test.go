@@ -313,3 +313,26 @@ func TestCarryMeasured(t *testing.T) {
 		t.Errorf("Sev %d rule %d, want Sev 2 rule 4 (11.6× the carried baseline)", d.Severity, d.Rule)
 	}
 }
+
+// Without a measuring source a re-evaluation could learn nothing: it
+// neither runs the enricher again nor rewrites the incident.
+func TestNoReevaluationWithoutSources(t *testing.T) {
+	enr := &fakeEnricher{}
+	h := servingHarness(t, testConfig(t), func(o *Options) {
+		o.Enrichment = func(prometheus.Registerer) (*Enrichment, error) { return &Enrichment{Enricher: enr}, nil }
+	})
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	before := p.OpenIncidents()[0].LastEvaluated
+	clockAt(p, time.Now(), time.Hour)
+	if err := p.Reevaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	enr.mu.Lock()
+	calls := enr.calls
+	enr.mu.Unlock()
+	if after := p.OpenIncidents()[0].LastEvaluated; !after.Equal(before) || calls != 1 {
+		t.Fatalf("last evaluated %v → %v, enricher called %d times; want no re-evaluation (1 call, at open)", before, after, calls)
+	}
+}

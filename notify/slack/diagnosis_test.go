@@ -54,6 +54,7 @@ func TestDiagnosisTextIsEscaped(t *testing.T) {
 	ev := event(incident.Opened, 3, 0, alert("HighErrorRate", 1))
 	ev.Incident.Diagnosis = crashLoopDiagnosis(evil)
 	e.notify(t, ev)
+	var shown bool
 	for _, c := range e.fake.Calls() {
 		for _, s := range c.Strings {
 			low := strings.ToLower(s)
@@ -62,6 +63,10 @@ func TestDiagnosisTextIsEscaped(t *testing.T) {
 					t.Errorf("%s sent %q containing %q", c.Method, s, bad)
 				}
 			}
+			shown = shown || strings.Contains(s, "FATAL: config key db.url missing &lt;!channel&gt;")
 		}
+	}
+	if !shown {
+		t.Error("the diagnosis (with its escaped log line) was not posted at all")
 	}
 }

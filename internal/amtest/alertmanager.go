@@ -110,11 +110,7 @@ func Start(t testing.TB, cfg Config) *Alertmanager {
 
 	srv, err := testproc.Start(t, testproc.Spec{
 		Name: "alertmanager", Bin: bin, Dir: dir, ReadyPath: "/-/ready",
-		Args: func(addr, url string, try int) ([]string, error) {
-			storage := filepath.Join(dir, fmt.Sprintf("data-%d", try))
-			if err := os.Mkdir(storage, 0o700); err != nil {
-				return nil, err
-			}
+		Args: func(addr, url, storage string) []string {
 			return []string{
 				"--config.file=" + cfgPath,
 				"--storage.path=" + storage,
@@ -122,7 +118,7 @@ func Start(t testing.TB, cfg Config) *Alertmanager {
 				"--web.external-url=" + url,
 				"--cluster.listen-address=",
 				"--log.level=debug",
-			}, nil
+			}
 		},
 	})
 	if err != nil {

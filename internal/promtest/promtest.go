@@ -75,18 +75,14 @@ func Start(t testing.TB, exporters ...*Exporter) *Prometheus {
 	}
 	srv, err := testproc.Start(t, testproc.Spec{
 		Name: "prometheus", Bin: bin, Dir: dir, ReadyPath: "/-/ready",
-		Args: func(addr, url string, try int) ([]string, error) {
-			storage := filepath.Join(dir, fmt.Sprintf("data-%d", try))
-			if err := os.Mkdir(storage, 0o700); err != nil {
-				return nil, err
-			}
+		Args: func(addr, url, storage string) []string {
 			return []string{
 				"--config.file=" + cfgPath,
 				"--storage.tsdb.path=" + storage,
 				"--web.listen-address=" + addr,
 				"--web.external-url=" + url,
 				"--log.level=info",
-			}, nil
+			}
 		},
 	})
 	if err != nil {

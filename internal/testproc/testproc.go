@@ -79,8 +79,8 @@ type Spec struct {
 	Bin  string
 	Dir  string // working directory, and where logs go
 	// Args returns the command line for one attempt listening on addr
-	// (host:port) with base URL url; try counts attempts from 1.
-	Args func(addr, url string, try int) ([]string, error)
+	// (host:port) with base URL url and a fresh, empty data directory.
+	Args func(addr, url, dataDir string) []string
 	// ReadyPath is polled until it answers 200, e.g. "/-/ready".
 	ReadyPath string
 }
@@ -120,10 +120,11 @@ func start(tb testing.TB, s Spec, try int) (*Server, error) {
 		LogPath: filepath.Join(s.Dir, fmt.Sprintf("%s-%d.log", s.Name, try)),
 		done:    make(chan struct{}),
 	}
-	args, err := s.Args(addr, srv.URL, try)
-	if err != nil {
+	dataDir := filepath.Join(s.Dir, fmt.Sprintf("data-%d", try))
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
 		return nil, err
 	}
+	args := s.Args(addr, srv.URL, dataDir)
 	logFile, err := os.Create(srv.LogPath)
 	if err != nil {
 		return nil, err

@@ -38,8 +38,8 @@ func TestMissingFailsOnlyInCI(t *testing.T) {
 func TestStartReportsAnEarlyExitWithItsLog(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Start(t, Spec{Name: "doomed", Bin: "/bin/sh", Dir: dir, ReadyPath: "/-/ready",
-		Args: func(addr, url string, try int) ([]string, error) {
-			return []string{"-c", "echo listening on " + addr + " failed: bad flag; exit 3"}, nil
+		Args: func(addr, url, dataDir string) []string {
+			return []string{"-c", "echo listening on " + addr + " failed: bad flag; exit 3"}
 		}})
 	if err == nil || !strings.Contains(err.Error(), "process exited early") || !strings.Contains(err.Error(), "failed: bad flag") {
 		t.Fatalf("Start = %v, want an early exit quoting the log", err)

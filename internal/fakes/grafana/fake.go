@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/amtriage/amtriage/internal/fakes/fault"
 )
 
 // MaxBodyBytes bounds a request body the fake reads.
@@ -53,12 +55,7 @@ type Request struct {
 }
 
 // Fault is an injected failure for the next Times requests (default 1).
-type Fault struct {
-	Status     int  // HTTP status to answer with (e.g. 500, 429)
-	RetryAfter int  // seconds, sent as Retry-After when > 0
-	Hang       bool // never answer until the request's context ends or the server closes
-	Times      int
-}
+type Fault = fault.Fault
 
 // Server is the fake Grafana. URL is the base (no trailing slash).
 type Server struct {
@@ -66,21 +63,19 @@ type Server struct {
 
 	token string
 	srv   *httptest.Server
-	hang  chan struct{}
+	hang  fault.Gate
 
 	mu          sync.Mutex
-	closed      bool
 	nextID      int64
 	annotations map[int64]*Annotation
 	requests    []Request
-	faults      []Fault
+	faults      fault.Queue
 }
 
 // New starts a fake that accepts token as its service account token.
 func New(token string) *Server {
 	s := &Server{
 		token:       token,
-		hang:        make(chan struct{}),
 		nextID:      1,
 		annotations: map[int64]*Annotation{},
 	}
@@ -91,24 +86,12 @@ func New(token string) *Server {
 
 // Close releases hung requests and stops the server.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.hang)
-	}
-	s.mu.Unlock()
+	s.hang.Close()
 	s.srv.Close()
 }
 
 // Fail queues a fault for the next f.Times requests (at least one).
-func (s *Server) Fail(f Fault) {
-	if f.Times <= 0 {
-		f.Times = 1
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, f)
-}
+func (s *Server) Fail(f Fault) { s.faults.Add(f) }
 
 // FailNext makes the next n requests fail with status.
 func (s *Server) FailNext(n, status int) { s.Fail(Fault{Status: status, Times: n}) }
@@ -180,19 +163,6 @@ func (s *Server) record(r Request) {
 	s.requests = append(s.requests, r)
 }
 
-func (s *Server) takeFault() (Fault, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.faults) == 0 {
-		return Fault{}, false
-	}
-	f := s.faults[0]
-	if s.faults[0].Times--; s.faults[0].Times <= 0 {
-		s.faults = s.faults[1:]
-	}
-	return f, true
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -230,19 +200,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	req := Request{Method: r.Method, Path: r.URL.Path, Body: string(raw), Authorized: s.authorized(r)}
 
-	if f, ok := s.takeFault(); ok {
+	if f, ok := s.faults.Next(); ok {
 		req.Fault = true
 		if f.Hang {
 			s.record(req)
-			select {
-			case <-r.Context().Done():
-			case <-s.hang:
-			}
+			s.hang.Hang(r)
 			return
 		}
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-		}
+		f.SetRetryAfter(w)
 		s.answer(w, req, f.Status, msg(http.StatusText(f.Status)))
 		return
 	}

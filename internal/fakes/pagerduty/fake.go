@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/amtriage/amtriage/internal/fakes/fault"
 )
 
 // Documented limits the fake enforces.
@@ -106,12 +108,7 @@ type Call struct {
 }
 
 // Fault is an injected failure for the next Times requests (default 1).
-type Fault struct {
-	Status     int  // HTTP status to answer with (e.g. 500, 429)
-	RetryAfter int  // seconds, sent as Retry-After when > 0
-	Hang       bool // never answer until the client gives up or the server closes
-	Times      int
-}
+type Fault = fault.Fault
 
 // Server is the fake Events API. URL is the base to give
 // pagerduty.WithV2EventsAPIEndpoint; the endpoint is URL + "/v2/enqueue".
@@ -119,10 +116,9 @@ type Server struct {
 	URL string
 
 	srv  *httptest.Server
-	hang chan struct{}
+	hang fault.Gate
 
 	mu         sync.Mutex
-	closed     bool
 	now        func() time.Time
 	rateLimit  int
 	rateWindow time.Duration
@@ -130,14 +126,13 @@ type Server struct {
 	events     []Event
 	alerts     []*Alert
 	calls      []Call
-	faults     []Fault
+	faults     fault.Queue
 }
 
 // New starts a fake with the default rate limit (120 events per minute per
 // routing key).
 func New() *Server {
 	s := &Server{
-		hang:       make(chan struct{}),
 		now:        time.Now,
 		rateLimit:  DefaultRateLimit,
 		rateWindow: DefaultRateWindow,
@@ -150,12 +145,7 @@ func New() *Server {
 
 // Close releases hung requests and stops the server.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.hang)
-	}
-	s.mu.Unlock()
+	s.hang.Close()
 	s.srv.Close()
 }
 
@@ -176,14 +166,7 @@ func (s *Server) SetNow(now func() time.Time) {
 }
 
 // Fail queues a fault for the next f.Times requests (at least one).
-func (s *Server) Fail(f Fault) {
-	if f.Times <= 0 {
-		f.Times = 1
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, f)
-}
+func (s *Server) Fail(f Fault) { s.faults.Add(f) }
 
 // Events returns every accepted event, in order.
 func (s *Server) Events() []Event {
@@ -264,19 +247,6 @@ func (s *Server) record(c Call) {
 	s.calls = append(s.calls, c)
 }
 
-func (s *Server) takeFault() (Fault, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.faults) == 0 {
-		return Fault{}, false
-	}
-	f := s.faults[0]
-	if s.faults[0].Times--; s.faults[0].Times <= 0 {
-		s.faults = s.faults[1:]
-	}
-	return f, true
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -317,21 +287,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		call.Action, call.DedupKey = ev.Action, ev.DedupKey
 	}
 
-	if f, ok := s.takeFault(); ok {
+	if f, ok := s.faults.Next(); ok {
 		call.Fault = true
 		if f.Hang {
 			s.record(call)
-			select {
-			case <-r.Context().Done():
-			case <-s.hang:
-			}
+			s.hang.Hang(r)
 			return
 		}
 		call.Status = f.Status
 		s.record(call)
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-		}
+		f.SetRetryAfter(w)
 		writeJSON(w, f.Status, map[string]any{"status": "error", "message": http.StatusText(f.Status)})
 		return
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/amtriage/amtriage/internal/fakes/fault"
 )
 
 // Documented limits the fake enforces.
@@ -85,7 +87,7 @@ type Fault struct {
 	Hang       bool   // never answer until the client gives up or the server closes
 }
 
-type fault struct {
+type methodFault struct {
 	method string
 	Fault
 }
@@ -97,10 +99,9 @@ type Server struct {
 
 	srv   *httptest.Server
 	token string
-	hang  chan struct{}
+	hang  fault.Gate
 
 	mu       sync.Mutex
-	closed   bool
 	seq      int
 	ts       int64
 	channels map[string]*Channel // by ID
@@ -109,7 +110,7 @@ type Server struct {
 	updates  []Update
 	invites  []Invite
 	calls    []Call
-	faults   []fault
+	faults   []methodFault
 }
 
 // BotUser is the user ID the fake's token belongs to.
@@ -120,7 +121,6 @@ const BotUser = "UBOT0001"
 func New(token string) *Server {
 	s := &Server{
 		token:    token,
-		hang:     make(chan struct{}),
 		ts:       1700000000,
 		channels: map[string]*Channel{},
 		byName:   map[string]string{},
@@ -134,12 +134,7 @@ func New(token string) *Server {
 
 // Close releases hung requests and stops the server.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.hang)
-	}
-	s.mu.Unlock()
+	s.hang.Close()
 	s.srv.Close()
 }
 
@@ -169,7 +164,7 @@ func (s *Server) addChannel(id, name string, created bool) *Channel {
 func (s *Server) Fail(method string, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, fault{method, f})
+	s.faults = append(s.faults, methodFault{method, f})
 }
 
 // ChannelID resolves a channel name ("#alerts" or "alerts") or ID.
@@ -380,10 +375,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if hasFault {
 		if f.Hang {
 			s.record(call)
-			select {
-			case <-r.Context().Done():
-			case <-s.hang:
-			}
+			s.hang.Hang(r)
 			return
 		}
 		if f.Status != 0 {

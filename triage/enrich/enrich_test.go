@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/testutil"
 )
 
 var alertStart = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
@@ -50,13 +51,7 @@ func server(t *testing.T, code int) string {
 
 func refusedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/health"
+	return "http://" + testutil.FreeAddr(t) + "/health"
 }
 
 func TestDiagnose(t *testing.T) {

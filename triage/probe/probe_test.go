@@ -24,6 +24,8 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/testutil"
 )
 
 const testTimeout = 200 * time.Millisecond
@@ -39,13 +41,7 @@ func server(t *testing.T, h http.Handler) *httptest.Server {
 // refusedURL is a URL on a port of 127.0.0.1 that nothing listens on.
 func refusedURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr + "/health"
+	return "http://" + testutil.FreeAddr(t) + "/health"
 }
 
 func TestProbeOutcomes(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/signal"
+
+	"github.com/amtriage/amtriage/internal/testutil"
 )
 
 // fakeProm speaks Prometheus's HTTP API JSON (values as strings, "NaN",
@@ -603,13 +604,7 @@ func TestCancelledCallerDoesNotPoisonTheEvaluation(t *testing.T) {
 }
 
 func TestCredentialsStayOutOfNotes(t *testing.T) {
-	// A port nobody listens on: connection refused.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t) // connection refused
 	src := newSource(t, "http://amtriage:s3cret@"+addr+"/prom", rules.PrometheusConfig{}, nil)
 	sig, err := src.Signals(context.Background(), signal.NewEvaluation(time.Now()), nil,
 		&rules.Service{Queries: rules.ServiceQueries{ErrorRatio: errQuery}})

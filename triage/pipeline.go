@@ -50,7 +50,7 @@ type Pipeline struct {
 	decodedMu    sync.Mutex
 	decoded      map[uint64]decodedMsg
 	decodedBytes int
-	processed    atomic.Uint64 // lastSeq, readable without p.mu
+	readThrough  atomic.Uint64 // the last sequence the pipeline has read from the inbox
 }
 
 type decodedMsg struct {
@@ -116,7 +116,7 @@ func (p *Pipeline) reload() error {
 	p.book, p.lastSeq = book, ls.LastSeq
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
-	p.processed.Store(ls.LastSeq)
+	p.readThrough.Store(ls.LastSeq)
 	p.updateGauges()
 	return nil
 }
@@ -127,7 +127,7 @@ func (p *Pipeline) Committed(entries []*InboxEntry, msgs []*Message) {
 	for i, e := range entries {
 		// The pipeline may already have read (and decoded) an entry that was
 		// visible before this callback ran: caching it then would leak.
-		if msgs[i] == nil || e.Seq <= p.processed.Load() ||
+		if msgs[i] == nil || e.Seq <= p.readThrough.Load() ||
 			len(p.decoded) >= maxDecoded || p.decodedBytes+len(e.Body) > maxDecodedBytes {
 			continue
 		}
@@ -150,12 +150,12 @@ func (p *Pipeline) takeDecoded(seq uint64) *Message {
 	return d.msg
 }
 
-// forgetDecoded drops cached messages up to seq: ones cached after the
-// pipeline had already decoded them itself.
+// forgetDecoded drops cached messages up to seq, which the pipeline has
+// read: ones cached after it had already decoded them itself.
 func (p *Pipeline) forgetDecoded(upTo uint64) {
 	p.decodedMu.Lock()
 	defer p.decodedMu.Unlock()
-	p.processed.Store(upTo) // under the lock: Committed checks it there
+	p.readThrough.Store(upTo) // under the lock: Committed checks it there
 	for seq, d := range p.decoded {
 		if seq <= upTo {
 			delete(p.decoded, seq)
@@ -288,11 +288,14 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			batches = append(batches, p.Triage(work, ev, msg, e.ReceivedAt))
 		}
 		last := entries[len(entries)-1].Seq
+		// Before apply publishes lastSeq: once a reader sees the chunk
+		// processed, nothing of it is left in the cache. (If apply fails the
+		// retry decodes from the inbox.)
+		p.forgetDecoded(last)
 		if err := p.apply(last, batches); err != nil {
 			return err
 		}
 		p.store.MarkProcessed(last)
-		p.forgetDecoded(last)
 	}
 	return nil
 }

@@ -376,11 +376,11 @@ type freshAlert struct {
 }
 
 // diagnose runs the enricher once per service, for its most severe alert.
-func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh map[string]freshAlert) map[string]*diagnosis.Diagnosis {
+func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh map[string]freshAlert) map[string]incident.Diagnosed {
 	if p.enricher == nil || len(fresh) == 0 {
 		return nil
 	}
-	out := make(map[string]*diagnosis.Diagnosis, len(fresh))
+	out := make(map[string]incident.Diagnosed, len(fresh))
 	for _, service := range slices.Sorted(maps.Keys(fresh)) {
 		f := fresh[service]
 		// Per alert: another notification of the chunk may name another
@@ -395,7 +395,7 @@ func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh ma
 			return d, nil
 		})
 		if err == nil && d != nil {
-			out[service] = d
+			out[service] = incident.Diagnosed{AlertKey: OccurrenceKey(f.alert), Diagnosis: d}
 		}
 	}
 	return out

@@ -53,7 +53,7 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 			}
 		}
 		if ds := p.diagnose(ctx, ev, fresh); ds != nil {
-			r.Diagnosis = ds[inc.service]
+			r.Diagnosis = ds[inc.service].Diagnosis
 		}
 		rs = append(rs, r)
 	}

@@ -37,7 +37,13 @@ type Batch struct {
 	Observations []Observation
 	// Diagnoses are fresh diagnoses by service, for the incidents this
 	// notification opens or changes.
-	Diagnoses map[string]*diagnosis.Diagnosis
+	Diagnoses map[string]Diagnosed
+}
+
+// Diagnosed is a diagnosis made for one alert of the notification.
+type Diagnosed struct {
+	AlertKey  string
+	Diagnosis *diagnosis.Diagnosis
 }
 
 // EventKind is what happened to an incident.
@@ -174,11 +180,14 @@ type step struct {
 	// rescan marks incidents whose decisive alert changed or left, which
 	// needs a walk over all members; otherwise only dirty alerts compete.
 	rescan map[*Incident]bool
+	// diagnosed are this step's fresh diagnoses, applied once the
+	// incident's severity is known.
+	diagnosed map[*Incident]Diagnosed
 }
 
 func (b *Book) newStep() *step {
 	return &step{b: b, ch: &Changes{Tombstones: map[string]Tombstone{}}, touched: map[*Incident]before{},
-		dirty: map[*Alert]*Incident{}, rescan: map[*Incident]bool{}}
+		dirty: map[*Alert]*Incident{}, rescan: map[*Incident]bool{}, diagnosed: map[*Incident]Diagnosed{}}
 }
 
 func (s *step) touch(inc *Incident, isNew bool) {
@@ -211,8 +220,8 @@ func (b *Book) Apply(batch Batch) *Changes {
 		s.resolveAbsent(batch, present)
 	}
 	for _, service := range slices.Sorted(maps.Keys(batch.Diagnoses)) {
-		if inc := b.open[service]; inc != nil && batch.Diagnoses[service] != nil {
-			inc.Diagnosis = batch.Diagnoses[service]
+		if inc := b.open[service]; inc != nil && batch.Diagnoses[service].Diagnosis != nil {
+			s.diagnosed[inc] = batch.Diagnoses[service]
 			s.touch(inc, false)
 		}
 	}
@@ -454,6 +463,7 @@ func (s *step) finish(at time.Time) *Changes {
 	for _, inc := range s.order {
 		prev := s.touched[inc]
 		s.recompute(inc)
+		s.diagnose(inc)
 		if inc.Firing == 0 {
 			s.resolve(inc, at)
 		}
@@ -484,6 +494,19 @@ func (s *step) finish(at time.Time) *Changes {
 	}
 	sort.Slice(s.ch.Alerts, func(i, j int) bool { return s.ch.Alerts[i].Alert.Key < s.ch.Alerts[j].Alert.Key })
 	return s.ch
+}
+
+// diagnose keeps the diagnosis of the incident's most severe alerts: a fresh
+// one made for a less severe alert joining the incident does not replace it.
+func (s *step) diagnose(inc *Incident) {
+	d, ok := s.diagnosed[inc]
+	if !ok {
+		return
+	}
+	a := inc.Alerts[d.AlertKey]
+	if inc.Diagnosis == nil || (a != nil && a.Status == Firing && a.Decision.Severity <= inc.Severity) {
+		inc.Diagnosis = d.Diagnosis
+	}
 }
 
 // recompute sets the incident's severity to its most severe firing alert's.

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,9 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/probe"
+	"github.com/amtriage/amtriage/triage/prom"
+	"github.com/amtriage/amtriage/triage/signal"
 )
 
 // benchPayload is an Alertmanager-shaped notification with n firing alerts of
@@ -361,6 +365,94 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "notifications/s")
+		})
+	}
+}
+
+// BenchmarkChunkWithHungSources is the triage of one chunk naming 20
+// services while their sources do not answer, in deadlines per chunk: how
+// long paging waits. "one at a time" classifies alert after alert (no
+// Measure), "measured together" is the pipeline's path; "healthy" is the
+// baseline with sources answering at once.
+func BenchmarkChunkWithHungSources(b *testing.B) {
+	const services = 20
+	const deadline = 50 * time.Millisecond
+	hung := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client leaving
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+	defer hung.CloseClientConnections()
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"scalar","result":[1795470725,"0.07"]}}`)
+	}))
+	defer healthy.Close()
+
+	config := func(b *testing.B, probeURL string) *rules.Config {
+		var y strings.Builder
+		y.WriteString("services:\n")
+		for i := range services {
+			fmt.Fprintf(&y, "  - name: svc%d\n    match: ['service=\"svc%d\"']\n    queries: {error_ratio: 'errors_svc%d', p99_latency: 'p99_svc%d'}\n", i, i, i, i)
+			if probeURL != "" {
+				fmt.Fprintf(&y, "    health_url: %s/health/svc%d\n", probeURL, i)
+			}
+		}
+		cfg, err := rules.Parse([]byte(y.String()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cfg
+	}
+	promSource := func(b *testing.B, url string) SignalSource {
+		s, err := prom.New(rules.PrometheusConfig{URL: url, Timeout: rules.Duration(deadline)}, prom.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	alerts := make([]*template.Alert, services)
+	for i := range alerts {
+		alerts[i] = alertOf(fmt.Sprintf("svc%d", i))
+	}
+	cases := []struct {
+		name     string
+		together bool
+		triager  func(b *testing.B) *Triager
+	}{
+		{"healthy/measured together", true, func(b *testing.B) *Triager {
+			return &Triager{Config: config(b, healthy.URL), Sources: []SignalSource{probe.New(probe.Options{Timeout: deadline}), promSource(b, healthy.URL)}}
+		}},
+		{"prometheus hung/one at a time", false, func(b *testing.B) *Triager {
+			return &Triager{Config: config(b, ""), Sources: []SignalSource{promSource(b, hung.URL)}}
+		}},
+		{"prometheus hung/measured together", true, func(b *testing.B) *Triager {
+			return &Triager{Config: config(b, ""), Sources: []SignalSource{promSource(b, hung.URL)}}
+		}},
+		{"probes hung/one at a time", false, func(b *testing.B) *Triager {
+			return &Triager{Config: config(b, hung.URL), Sources: []SignalSource{probe.New(probe.Options{Timeout: deadline})}}
+		}},
+		{"probes hung/measured together", true, func(b *testing.B) *Triager {
+			return &Triager{Config: config(b, hung.URL), Sources: []SignalSource{probe.New(probe.Options{Timeout: deadline})}}
+		}},
+	}
+	ctx := context.Background()
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			tr := c.triager(b)
+			for b.Loop() {
+				ev := signal.NewEvaluation(time.Unix(1795470725, 0))
+				if c.together {
+					tr.Measure(ctx, ev, alerts)
+				}
+				for _, a := range alerts {
+					tr.Classify(ctx, ev, a, nil)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/deadline.Seconds(), "deadlines/chunk")
 		})
 	}
 }

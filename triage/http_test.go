@@ -100,9 +100,9 @@ func newHarnessDaemon(t *testing.T, cfg *rules.Config, opts ...func(*Options)) *
 
 // handlerHarness serves d.Handler() with httptest: intake only, nothing
 // processes the inbox.
-func handlerHarness(t *testing.T, cfg *rules.Config) *harness {
+func handlerHarness(t *testing.T, cfg *rules.Config, opts ...func(*Options)) *harness {
 	t.Helper()
-	h := newHarnessDaemon(t, cfg)
+	h := newHarnessDaemon(t, cfg, opts...)
 	srv := httptest.NewServer(h.d.Handler())
 	h.url = srv.URL
 	var once sync.Once

@@ -274,7 +274,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		// arrived (replays after a crash measure the same instant): every
 		// query and probe runs once for all its notifications.
 		ev := signal.NewEvaluation(entries[len(entries)-1].ReceivedAt)
-		for _, e := range entries {
+		msgs := make([]*Message, len(entries))
+		var undecided []*template.Alert
+		for i, e := range entries {
 			msg, err := p.takeDecoded(e.Seq), error(nil)
 			if msg == nil {
 				msg, err = DecodeMessage(e.Body)
@@ -285,7 +287,18 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 				p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
 				continue
 			}
-			batches = append(batches, p.Triage(work, ev, msg, e.ReceivedAt))
+			msgs[i] = msg
+			for j := range msg.Alerts {
+				if _, _, reuse := p.decided(&msg.Alerts[j]); !reuse && msg.Alerts[j].Status == incident.Firing {
+					undecided = append(undecided, &msg.Alerts[j])
+				}
+			}
+		}
+		p.triager.Measure(work, ev, undecided)
+		for i, msg := range msgs {
+			if msg != nil {
+				batches = append(batches, p.Triage(work, ev, msg, entries[i].ReceivedAt))
+			}
 		}
 		last := entries[len(entries)-1].Seq
 		// Before apply publishes lastSeq: once a reader sees the chunk
@@ -315,14 +328,10 @@ func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Messa
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		key := OccurrenceKey(a)
-		// Alertmanager resends groups: an alert already firing with the same
-		// annotations (its labels are in the key) keeps its decision. (Fresh
-		// measured signals for open incidents are a re-evaluation's job.)
-		// The book is only written by this goroutine, so reading it is safe.
 		service, decision := "", severity.Decision{}
-		known, svc := p.book.Firing(key)
+		known, svc, reuse := p.decided(a)
 		switch {
-		case known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations):
+		case reuse:
 			service, decision = svc, known.Decision
 		case a.Status != incident.Firing:
 			// A resolution: its decision is kept for the record only.
@@ -369,6 +378,16 @@ func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Messa
 	return b
 }
 
+// decided returns the alert's occurrence when it is already firing, and
+// whether its decision stands. Alertmanager resends groups: an alert already
+// firing with the same annotations (its labels are in the key) keeps its
+// decision; fresh measured signals for open incidents are a re-evaluation's
+// job. The book is only written by the pipeline's goroutine, which calls this.
+func (p *Pipeline) decided(a *template.Alert) (known *incident.Alert, service string, reuse bool) {
+	known, service = p.book.Firing(OccurrenceKey(a))
+	return known, service, known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations)
+}
+
 type freshAlert struct {
 	alert    *template.Alert
 	profile  *rules.Service
@@ -380,22 +399,31 @@ func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh ma
 	if p.enricher == nil || len(fresh) == 0 {
 		return nil
 	}
-	out := make(map[string]incident.Diagnosed, len(fresh))
-	for _, service := range slices.Sorted(maps.Keys(fresh)) {
+	services := slices.Sorted(maps.Keys(fresh))
+	made := make([]*diagnosis.Diagnosis, len(services))
+	work := make([]func(), len(services))
+	for i, service := range services {
 		f := fresh[service]
-		// Per alert: another notification of the chunk may name another
-		// workload of the same service.
-		d, err := signal.Memo(ev, "diagnosis\x00"+service+"\x00"+f.alert.Fingerprint, func() (*diagnosis.Diagnosis, error) {
-			start := time.Now()
-			d := p.enricher.Diagnose(ctx, ev, f.alert, f.profile, f.decision)
-			p.metrics.EnrichmentDuration.WithLabelValues("diagnosis").Observe(time.Since(start).Seconds())
-			if d != nil && d.Snapshot != nil && len(d.Snapshot.Partial) > 0 {
-				p.metrics.EnrichmentPartial.WithLabelValues("kubernetes").Inc()
-			}
-			return d, nil
-		})
-		if err == nil && d != nil {
-			out[service] = incident.Diagnosed{AlertKey: OccurrenceKey(f.alert), Diagnosis: d}
+		// Several at once: each may wait for a pod's log.
+		work[i] = func() {
+			// Per alert: another notification of the chunk may name another
+			// workload of the same service.
+			made[i], _ = signal.Memo(ev, "diagnosis\x00"+service+"\x00"+f.alert.Fingerprint, func() (*diagnosis.Diagnosis, error) {
+				start := time.Now()
+				d := p.enricher.Diagnose(ctx, ev, f.alert, f.profile, f.decision)
+				p.metrics.EnrichmentDuration.WithLabelValues("diagnosis").Observe(time.Since(start).Seconds())
+				if d != nil && d.Snapshot != nil && len(d.Snapshot.Partial) > 0 {
+					p.metrics.EnrichmentPartial.WithLabelValues("kubernetes").Inc()
+				}
+				return d, nil
+			})
+		}
+	}
+	runBounded(measureParallel, work)
+	out := make(map[string]incident.Diagnosed, len(fresh))
+	for i, service := range services {
+		if made[i] != nil {
+			out[service] = incident.Diagnosed{AlertKey: OccurrenceKey(fresh[service].alert), Diagnosis: made[i]}
 		}
 	}
 	return out

@@ -31,31 +31,44 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 	}
 	ev := signal.NewEvaluation(now)
 	rs := make([]incident.Reevaluation, 0, len(due))
-	for i, inc := range due {
-		if i > 0 && len(p.wake) > 0 {
-			// New notifications wait: triage them first; the rest stay due
-			// and are re-evaluated at the next tick.
-			due = due[:i]
+	// measureParallel incidents at a time: their sources are asked at once,
+	// and between groups new notifications go first (the rest stay due and
+	// are re-evaluated at the next tick).
+	for start := 0; start < len(due); start += measureParallel {
+		if start > 0 && len(p.wake) > 0 {
+			due = due[:start]
 			break
 		}
-		r := incident.Reevaluation{IncidentID: inc.id, Decisions: map[string]severity.Decision{}}
-		fresh := map[string]freshAlert{}
-		for _, m := range inc.members {
-			// Classify carries over what a failing source measured before,
-			// so an outage of Prometheus does not announce a drop.
-			res := p.triager.Classify(ctx, ev, m.alert, &m.prev)
-			p.countPartial(ev, inc.service, res.Failed)
-			d := res.Decision
-			p.metrics.decided(d)
-			r.Decisions[m.key] = d
-			if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
-				fresh[inc.service] = freshAlert{alert: m.alert, profile: res.Profile, decision: d}
+		group := due[start:min(start+measureParallel, len(due))]
+		var alerts []*template.Alert
+		for _, inc := range group {
+			for _, m := range inc.members {
+				alerts = append(alerts, m.alert)
 			}
 		}
-		if ds := p.diagnose(ctx, ev, fresh); ds != nil {
-			r.Diagnosis = ds[inc.service].Diagnosis
+		p.triager.Measure(ctx, ev, alerts)
+		fresh := map[string]freshAlert{} // an open incident per service
+		first := len(rs)
+		for _, inc := range group {
+			r := incident.Reevaluation{IncidentID: inc.id, Decisions: map[string]severity.Decision{}}
+			for _, m := range inc.members {
+				// Classify carries over what a failing source measured before,
+				// so an outage of Prometheus does not announce a drop.
+				res := p.triager.Classify(ctx, ev, m.alert, &m.prev)
+				p.countPartial(ev, inc.service, res.Failed)
+				d := res.Decision
+				p.metrics.decided(d)
+				r.Decisions[m.key] = d
+				if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
+					fresh[inc.service] = freshAlert{alert: m.alert, profile: res.Profile, decision: d}
+				}
+			}
+			rs = append(rs, r)
 		}
-		rs = append(rs, r)
+		ds := p.diagnose(ctx, ev, fresh)
+		for i, inc := range group {
+			rs[first+i].Diagnosis = ds[inc.service].Diagnosis
+		}
 	}
 	if ctx.Err() != nil {
 		return nil // shutting down: measurements cut short prove nothing

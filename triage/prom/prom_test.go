@@ -671,3 +671,56 @@ func TestNew(t *testing.T) {
 		t.Fatalf("source %+v", s)
 	}
 }
+
+// A Prometheus that hangs costs one deadline per evaluation, not one per
+// service: once a query timed out, the evaluation's other queries are not
+// sent. The next evaluation asks again.
+func TestHungPrometheusIsAskedOncePerEvaluation(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	fake := newFakeProm(t, func(w http.ResponseWriter, r *http.Request, _ query) { hang(w, r) })
+	m := signal.NewMetrics(nil)
+	src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(timeout)}, m)
+	api := &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery, P99Latency: p99Query}}
+	other := &rules.Service{Name: "checkout", Queries: rules.ServiceQueries{ErrorRatio: `checkout_errors`, P99Latency: `checkout_p99`}}
+
+	ev := signal.NewEvaluation(time.Unix(1795470725, 0))
+	first, err := src.Signals(context.Background(), ev, nil, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "prometheus: query error_ratio timed out after 100ms"; first.ErrorRatio.Note != want {
+		t.Fatalf("first service: %q, want %q", first.ErrorRatio.Note, want)
+	}
+	if n := len(fake.requests()); n != 4 {
+		t.Fatalf("%d requests for the first service, want its 4 queries", n)
+	}
+	second, err := src.Signals(context.Background(), ev, nil, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.requests()); n != 4 {
+		t.Fatalf("the second service sent %d more requests to a Prometheus that timed out in this evaluation", n-4)
+	}
+	for name, f := range map[string]severity.Float{"error_ratio": second.ErrorRatio, "p99_latency": second.P99Latency} {
+		want := "prometheus: query " + name + " skipped: another query of this evaluation timed out after 100ms"
+		if f.Known || f.Note != want {
+			t.Errorf("second service %s: %+v, want unknown with %q", name, f, want)
+		}
+	}
+	if second.Recovering.Known {
+		t.Errorf("second service recovering known: %+v", second.Recovering)
+	}
+	if n := observations(t, m, OutcomeTimeout); n != 4 {
+		t.Errorf("%d timeouts observed, want 4", n)
+	}
+	if n := observations(t, m, OutcomeSkipped); n != 0 {
+		t.Errorf("%d skipped queries observed as requests, want 0", n)
+	}
+
+	if _, err := src.Signals(context.Background(), signal.NewEvaluation(time.Unix(1795470845, 0)), nil, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.requests()); n != 8 {
+		t.Fatalf("%d requests after the next evaluation, want 8: it asks again", n)
+	}
+}

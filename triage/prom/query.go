@@ -68,6 +68,13 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 	do func(context.Context) (model.Value, v1.Warnings, error), name string, interpret func(model.Value) result,
 ) result {
 	r, _ := signal.Memo(ev, key, func() (result, error) {
+		// A Prometheus that does not answer within the deadline once is
+		// not asked again in this evaluation: a storm naming twenty
+		// services would otherwise wait out twenty deadlines before paging.
+		backend := Name + "\x00" + s.key
+		if why, ok := ev.Tripped(backend); ok {
+			return result{outcome: OutcomeSkipped, reason: why}, nil
+		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
 		start := time.Now()
@@ -75,6 +82,9 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 		var r result
 		if err != nil {
 			r = s.describe(qctx, err)
+			if errors.Is(qctx.Err(), context.DeadlineExceeded) {
+				ev.Trip(backend, "skipped: another query of this evaluation timed out after "+s.timeout.String())
+			}
 		} else {
 			r = interpret(v)
 		}

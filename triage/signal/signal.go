@@ -29,8 +29,9 @@ type Source interface {
 type Evaluation struct {
 	At time.Time
 
-	mu   sync.Mutex
-	memo map[string]*call
+	mu      sync.Mutex
+	memo    map[string]*call
+	tripped map[string]string
 }
 
 type call struct {
@@ -63,6 +64,34 @@ func (e *Evaluation) Do(key string, fn func() (any, error)) (any, error) {
 	defer close(c.done)
 	c.val, c.err = fn()
 	return c.val, c.err
+}
+
+// Trip records that a backend stopped answering within its deadline, with
+// why: later lookups of the same evaluation skip it instead of each waiting
+// out their own deadline. The first reason is kept.
+func (e *Evaluation) Trip(backend, reason string) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tripped == nil {
+		e.tripped = map[string]string{}
+	}
+	if _, ok := e.tripped[backend]; !ok {
+		e.tripped[backend] = reason
+	}
+}
+
+// Tripped reports whether backend was tripped in this evaluation, and why.
+func (e *Evaluation) Tripped(backend string) (string, bool) {
+	if e == nil {
+		return "", false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	reason, ok := e.tripped[backend]
+	return reason, ok
 }
 
 // Time is the evaluation instant, or now for a nil Evaluation.

@@ -51,3 +51,26 @@ func TestNilEvaluationMemoisesNothing(t *testing.T) {
 		t.Fatal("Time must be At")
 	}
 }
+
+func TestTripKeepsTheFirstReasonPerBackend(t *testing.T) {
+	ev := NewEvaluation(time.Now())
+	if _, ok := ev.Tripped("prometheus"); ok {
+		t.Fatal("a fresh evaluation has a tripped backend")
+	}
+	ev.Trip("prometheus", "timed out after 2s")
+	ev.Trip("prometheus", "timed out again")
+	if why, ok := ev.Tripped("prometheus"); !ok || why != "timed out after 2s" {
+		t.Fatalf("Tripped = %q, %v; want the first reason", why, ok)
+	}
+	if _, ok := ev.Tripped("other"); ok {
+		t.Fatal("tripping one backend tripped another")
+	}
+	if _, ok := NewEvaluation(time.Now()).Tripped("prometheus"); ok {
+		t.Fatal("a trip outlived its evaluation")
+	}
+	var none *Evaluation
+	none.Trip("prometheus", "x") // no evaluation: nothing to remember, no panic
+	if _, ok := none.Tripped("prometheus"); ok {
+		t.Fatal("a nil evaluation remembers a trip")
+	}
+}

@@ -94,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		EnrichmentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "amtriage_enrichment_duration_seconds",
-			Help:    "Time to gather measured signals for one notification (stage=signals) and to diagnose one service (stage=diagnosis).",
+			Help:    "Time to ask the signal sources about the services of one processed batch or re-evaluation group (stage=signals), and to diagnose one service (stage=diagnosis).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17),
 		}, []string{"stage"}),
 		EnrichmentPartial: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -294,11 +294,21 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 				}
 			}
 		}
-		p.triager.Measure(work, ev, undecided)
+		if len(undecided) > 0 && len(p.triager.Sources) > 0 {
+			start := time.Now()
+			p.triager.Measure(work, ev, undecided)
+			p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
+		}
+		var fresh []map[string]freshAlert
 		for i, msg := range msgs {
 			if msg != nil {
-				batches = append(batches, p.Triage(work, ev, msg, entries[i].ReceivedAt))
+				b, f := p.classify(work, ev, msg, entries[i].ReceivedAt)
+				batches, fresh = append(batches, b), append(fresh, f)
 			}
+		}
+		// The whole chunk's diagnoses at once: each may wait for a pod's log.
+		for i, ds := range p.diagnose(work, ev, fresh) {
+			batches[i].Diagnoses = ds
 		}
 		last := entries[len(entries)-1].Seq
 		// Before apply publishes lastSeq: once a reader sees the chunk
@@ -313,9 +323,10 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	return nil
 }
 
-// Triage classifies every alert of a notification, and diagnoses each
-// service with newly decided firing alerts.
-func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Message, at time.Time) incident.Batch {
+// classify decides every alert of a notification, and returns by service
+// the most severe newly decided firing alert, for the diagnosis. Sources
+// were asked beforehand (Measure): it reads their answers from ev.
+func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Message, at time.Time) (incident.Batch, map[string]freshAlert) {
 	b := incident.Batch{
 		At:           at,
 		GroupKey:     msg.GroupKey,
@@ -323,7 +334,6 @@ func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Messa
 		Complete:     msg.TruncatedAlerts == 0,
 		Observations: make([]incident.Observation, len(msg.Alerts)),
 	}
-	start := time.Now()
 	fresh := map[string]freshAlert{} // per service: the most severe newly decided firing alert
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
@@ -371,11 +381,7 @@ func (p *Pipeline) Triage(ctx context.Context, ev *signal.Evaluation, msg *Messa
 			b.Observations[i].Alert.EndsAt = time.Time{}
 		}
 	}
-	if len(p.triager.Sources) > 0 {
-		p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
-	}
-	b.Diagnoses = p.diagnose(ctx, ev, fresh)
-	return b
+	return b, fresh
 }
 
 // decided returns the alert's occurrence when it is already firing, and
@@ -394,23 +400,34 @@ type freshAlert struct {
 	decision severity.Decision
 }
 
-// diagnose runs the enricher once per service, for its most severe alert.
-func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh map[string]freshAlert) map[string]incident.Diagnosed {
-	if p.enricher == nil || len(fresh) == 0 {
-		return nil
+// diagnose runs the enricher for each notification's fresh alerts (at most
+// one per service), several at once, and returns the diagnoses in the same
+// order. A diagnosis is memoised per service and alert in ev.
+func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh []map[string]freshAlert) []map[string]incident.Diagnosed {
+	out := make([]map[string]incident.Diagnosed, len(fresh))
+	if p.enricher == nil {
+		return out
 	}
-	services := slices.Sorted(maps.Keys(fresh))
-	made := make([]*diagnosis.Diagnosis, len(services))
-	work := make([]func(), len(services))
-	for i, service := range services {
-		f := fresh[service]
-		// Several at once: each may wait for a pod's log.
+	type job struct {
+		notification int
+		service      string
+		alert        freshAlert
+		made         *diagnosis.Diagnosis
+	}
+	var jobs []*job
+	for i, byService := range fresh {
+		for _, service := range slices.Sorted(maps.Keys(byService)) {
+			jobs = append(jobs, &job{notification: i, service: service, alert: byService[service]})
+		}
+	}
+	work := make([]func(), len(jobs))
+	for i, j := range jobs {
 		work[i] = func() {
 			// Per alert: another notification of the chunk may name another
 			// workload of the same service.
-			made[i], _ = signal.Memo(ev, "diagnosis\x00"+service+"\x00"+f.alert.Fingerprint, func() (*diagnosis.Diagnosis, error) {
+			j.made, _ = signal.Memo(ev, "diagnosis\x00"+j.service+"\x00"+j.alert.alert.Fingerprint, func() (*diagnosis.Diagnosis, error) {
 				start := time.Now()
-				d := p.enricher.Diagnose(ctx, ev, f.alert, f.profile, f.decision)
+				d := p.enricher.Diagnose(ctx, ev, j.alert.alert, j.alert.profile, j.alert.decision)
 				p.metrics.EnrichmentDuration.WithLabelValues("diagnosis").Observe(time.Since(start).Seconds())
 				if d != nil && d.Snapshot != nil && len(d.Snapshot.Partial) > 0 {
 					p.metrics.EnrichmentPartial.WithLabelValues("kubernetes").Inc()
@@ -420,11 +437,14 @@ func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh ma
 		}
 	}
 	runBounded(measureParallel, work)
-	out := make(map[string]incident.Diagnosed, len(fresh))
-	for i, service := range services {
-		if made[i] != nil {
-			out[service] = incident.Diagnosed{AlertKey: OccurrenceKey(fresh[service].alert), Diagnosis: made[i]}
+	for _, j := range jobs {
+		if j.made == nil {
+			continue
 		}
+		if out[j.notification] == nil {
+			out[j.notification] = map[string]incident.Diagnosed{}
+		}
+		out[j.notification][j.service] = incident.Diagnosed{AlertKey: OccurrenceKey(j.alert.alert), Diagnosis: j.made}
 	}
 	return out
 }

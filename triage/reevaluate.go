@@ -46,7 +46,9 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 				alerts = append(alerts, m.alert)
 			}
 		}
+		start := time.Now()
 		p.triager.Measure(ctx, ev, alerts)
+		p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
 		fresh := map[string]freshAlert{} // an open incident per service
 		first := len(rs)
 		for _, inc := range group {
@@ -65,7 +67,7 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 			}
 			rs = append(rs, r)
 		}
-		ds := p.diagnose(ctx, ev, fresh)
+		ds := p.diagnose(ctx, ev, []map[string]freshAlert{fresh})[0]
 		for i, inc := range group {
 			rs[first+i].Diagnosis = ds[inc.service].Diagnosis
 		}

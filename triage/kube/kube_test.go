@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,3 +149,39 @@ func TestSource(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// The pipeline asks for signals and snapshots of several services at once:
+// under -race, concurrent evaluations sharing the caches and the log cache
+// must not race, and each still sees the pods and their log lines.
+func TestConcurrentSignalsAndSnapshots(t *testing.T) {
+	c, client := testCluster(t, Options{}, shop()...)
+	r := &logReactor{text: "panic: nil map"}
+	r.install(c, client)
+	svc := &rules.Service{Name: "api", Namespace: "shop", Deployment: "api"}
+	byPod := map[string]string{"namespace": "shop", "pod": "api-7d9f-1"}
+	const evaluations, callers = 10, 8
+	var wg sync.WaitGroup
+	for i := range evaluations {
+		ev := signal.NewEvaluation(t0.Add(time.Duration(i) * time.Second))
+		for j := range callers {
+			wg.Go(func() {
+				labels := map[string]string(nil)
+				if j%2 == 1 {
+					labels = byPod
+				}
+				sig, err := c.Signals(context.Background(), ev, &template.Alert{Labels: labels}, svc)
+				if err != nil || !sig.Reachable.Known || sig.Reachable.Value {
+					t.Errorf("evaluation %d caller %d: Signals = %+v, %v", i, j, sig.Reachable, err)
+				}
+				s, ok := c.SnapshotFor(context.Background(), ev, labels, svc)
+				if !ok || len(s.Pods) != 3 || s.Logs == nil || len(s.Logs.Lines) == 0 || s.Logs.Lines[0] != "panic: nil map" {
+					t.Errorf("evaluation %d caller %d: SnapshotFor = %+v, %v", i, j, s, ok)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := r.count(); n < 1 || n > evaluations {
+		t.Errorf("%d log reads for %d evaluations of one unchanged pod", n, evaluations)
+	}
+}

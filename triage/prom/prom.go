@@ -73,8 +73,9 @@ const (
 	OutcomeNaN     = "nan"     // NaN or ±Inf only
 	OutcomeError   = "error"   // HTTP or PromQL error, or a result of the wrong shape
 	OutcomeTimeout = "timeout" // our deadline, or Prometheus's own query timeout
-	// OutcomeSkipped: not sent, because another query of the same
-	// evaluation ran out of our deadline. No request, so no latency metric.
+	// OutcomeSkipped: not sent, because Prometheus answered no query of
+	// the evaluation and one ran out of our deadline (logged once as a
+	// warning). No request, so it is never a label of the latency metric.
 	OutcomeSkipped = "skipped"
 
 	minTrendPoints = 3

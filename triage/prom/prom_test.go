@@ -601,6 +601,9 @@ func TestCancelledCallerDoesNotPoisonTheEvaluation(t *testing.T) {
 	if n := len(fake.requests()); n != 2 {
 		t.Fatalf("%d requests, want 2 (the first caller's queries, shared)", n)
 	}
+	if why, tripped := ev.Tripped(Name + "\x00" + src.key); tripped {
+		t.Fatalf("a cancelled caller tripped Prometheus: %s", why)
+	}
 }
 
 func TestCredentialsStayOutOfNotes(t *testing.T) {
@@ -702,7 +705,7 @@ func TestHungPrometheusIsAskedOncePerEvaluation(t *testing.T) {
 		t.Fatalf("the second service sent %d more requests to a Prometheus that timed out in this evaluation", n-4)
 	}
 	for name, f := range map[string]severity.Float{"error_ratio": second.ErrorRatio, "p99_latency": second.P99Latency} {
-		want := "prometheus: query " + name + " skipped: another query of this evaluation timed out after 100ms"
+		want := "prometheus: query " + name + " skipped: Prometheus answered no query of this evaluation within 100ms"
 		if f.Known || f.Note != want {
 			t.Errorf("second service %s: %+v, want unknown with %q", name, f, want)
 		}
@@ -722,5 +725,47 @@ func TestHungPrometheusIsAskedOncePerEvaluation(t *testing.T) {
 	}
 	if n := len(fake.requests()); n != 8 {
 		t.Fatalf("%d requests after the next evaluation, want 8: it asks again", n)
+	}
+}
+
+// One slow query of a Prometheus that answers the others is its own
+// timeout: the evaluation's other queries are still sent.
+func TestSlowQueryDoesNotStopTheOthers(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	fake := newFakeProm(t, func(w http.ResponseWriter, r *http.Request, q query) {
+		if q.Path == "query" && q.Query == p99Query && q.Time.Before(time.Unix(1795470725-3600, 0)) {
+			hang(w, r) // only the baseline (p99 one day earlier) is slow
+			return
+		}
+		switch q.Path {
+		case "query_range":
+			reply(w, 200, falling)
+		default:
+			reply(w, 200, vector("0.07"))
+		}
+	})
+	src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(timeout)}, signal.NewMetrics(nil))
+	api := &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery, P99Latency: p99Query}}
+	other := &rules.Service{Name: "checkout", Queries: rules.ServiceQueries{ErrorRatio: `checkout_errors`, P99Latency: `checkout_p99`}}
+	ev := signal.NewEvaluation(time.Unix(1795470725, 0))
+	first, err := src.Signals(context.Background(), ev, nil, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "prometheus: query p99_latency 1d earlier timed out after 100ms"; first.LatencyBaseline.Note != want {
+		t.Fatalf("baseline: %+v, want unknown with %q", first.LatencyBaseline, want)
+	}
+	if !first.ErrorRatio.Known || !first.P99Latency.Known {
+		t.Fatalf("the service's other queries: %+v", first)
+	}
+	second, err := src.Signals(context.Background(), ev, nil, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.ErrorRatio.Known || second.ErrorRatio.Value != 0.07 || !second.P99Latency.Known {
+		t.Fatalf("another service after a slow query: %+v; skipped although Prometheus answers", second)
+	}
+	if _, tripped := ev.Tripped(Name + "\x00" + src.key); tripped {
+		t.Fatal("Prometheus tripped by one slow query")
 	}
 }

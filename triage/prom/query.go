@@ -68,9 +68,10 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 	do func(context.Context) (model.Value, v1.Warnings, error), name string, interpret func(model.Value) result,
 ) result {
 	r, _ := signal.Memo(ev, key, func() (result, error) {
-		// A Prometheus that does not answer within the deadline once is
-		// not asked again in this evaluation: a storm naming twenty
-		// services would otherwise wait out twenty deadlines before paging.
+		// A Prometheus that answered nothing and let a query run out of
+		// the deadline is not asked again in this evaluation: a storm
+		// naming twenty services would otherwise wait out twenty
+		// deadlines before paging.
 		backend := Name + "\x00" + s.key
 		if why, ok := ev.Tripped(backend); ok {
 			return result{outcome: OutcomeSkipped, reason: why}, nil
@@ -80,11 +81,18 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 		start := time.Now()
 		v, warnings, err := do(qctx)
 		var r result
+		var apiErr *v1.Error
+		switch {
+		case err == nil || errors.As(err, &apiErr):
+			ev.Answered(backend) // up: one slow query must not stop the others
+		case errors.Is(qctx.Err(), context.DeadlineExceeded):
+			if ev.Trip(backend, "skipped: Prometheus answered no query of this evaluation within "+s.timeout.String()) {
+				s.log.WarnContext(ctx, "prometheus answered no query in time; its other queries of this evaluation are skipped",
+					"query", name, "timeout", s.timeout, "prometheus", s.redacted)
+			}
+		}
 		if err != nil {
 			r = s.describe(qctx, err)
-			if errors.Is(qctx.Err(), context.DeadlineExceeded) {
-				ev.Trip(backend, "skipped: another query of this evaluation timed out after "+s.timeout.String())
-			}
 		} else {
 			r = interpret(v)
 		}

@@ -29,9 +29,10 @@ type Source interface {
 type Evaluation struct {
 	At time.Time
 
-	mu      sync.Mutex
-	memo    map[string]*call
-	tripped map[string]string
+	mu       sync.Mutex
+	memo     map[string]*call
+	tripped  map[string]string
+	answered map[string]bool
 }
 
 type call struct {
@@ -66,21 +67,38 @@ func (e *Evaluation) Do(key string, fn func() (any, error)) (any, error) {
 	return c.val, c.err
 }
 
-// Trip records that a backend stopped answering within its deadline, with
-// why: later lookups of the same evaluation skip it instead of each waiting
-// out their own deadline. The first reason is kept.
-func (e *Evaluation) Trip(backend, reason string) {
+// Answered records that backend answered a request in this evaluation: it
+// is up, merely slow on some queries, and Trip no longer applies to it.
+func (e *Evaluation) Answered(backend string) {
 	if e == nil {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.answered == nil {
+		e.answered = map[string]bool{}
+	}
+	e.answered[backend] = true
+}
+
+// Trip records that backend ran out of a deadline without having answered
+// anything in this evaluation, with why: later lookups of the evaluation
+// skip it instead of each waiting out their own deadline. It reports
+// whether this call tripped it (false: already tripped, or it answered).
+func (e *Evaluation) Trip(backend, reason string) bool {
+	if e == nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.tripped[backend]; ok || e.answered[backend] {
+		return false
+	}
 	if e.tripped == nil {
 		e.tripped = map[string]string{}
 	}
-	if _, ok := e.tripped[backend]; !ok {
-		e.tripped[backend] = reason
-	}
+	e.tripped[backend] = reason
+	return true
 }
 
 // Tripped reports whether backend was tripped in this evaluation, and why.

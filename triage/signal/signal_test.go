@@ -57,8 +57,12 @@ func TestTripKeepsTheFirstReasonPerBackend(t *testing.T) {
 	if _, ok := ev.Tripped("prometheus"); ok {
 		t.Fatal("a fresh evaluation has a tripped backend")
 	}
-	ev.Trip("prometheus", "timed out after 2s")
-	ev.Trip("prometheus", "timed out again")
+	if !ev.Trip("prometheus", "timed out after 2s") {
+		t.Fatal("the first Trip did not trip")
+	}
+	if ev.Trip("prometheus", "timed out again") {
+		t.Fatal("a second Trip tripped again")
+	}
 	if why, ok := ev.Tripped("prometheus"); !ok || why != "timed out after 2s" {
 		t.Fatalf("Tripped = %q, %v; want the first reason", why, ok)
 	}
@@ -70,7 +74,21 @@ func TestTripKeepsTheFirstReasonPerBackend(t *testing.T) {
 	}
 	var none *Evaluation
 	none.Trip("prometheus", "x") // no evaluation: nothing to remember, no panic
+	none.Answered("prometheus")
 	if _, ok := none.Tripped("prometheus"); ok {
 		t.Fatal("a nil evaluation remembers a trip")
+	}
+}
+
+// A backend that answered once in the evaluation is up: a slow query of it
+// must not stop the others.
+func TestAnsweredBackendIsNotTripped(t *testing.T) {
+	ev := NewEvaluation(time.Now())
+	ev.Answered("prometheus")
+	if ev.Trip("prometheus", "timed out after 2s") {
+		t.Fatal("Trip tripped a backend that answered")
+	}
+	if why, ok := ev.Tripped("prometheus"); ok {
+		t.Fatalf("tripped (%q) after answering", why)
 	}
 }

@@ -275,21 +275,22 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		// query and probe runs once for all its notifications.
 		ev := signal.NewEvaluation(entries[len(entries)-1].ReceivedAt)
 		msgs := make([]*Message, len(entries))
+		priors := make([][]prior, len(entries))
 		var undecided []*template.Alert
 		for i, e := range entries {
-			msg, err := p.takeDecoded(e.Seq), error(nil)
+			msg := p.takeDecoded(e.Seq)
 			if msg == nil {
-				msg, err = DecodeMessage(e.Body)
+				var err error
+				if msg, err = DecodeMessage(e.Body); err != nil {
+					// Validated at intake, so only a format change between versions
+					// gets here: skip it loudly rather than block everything behind it.
+					p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
+					continue
+				}
 			}
-			if err != nil {
-				// Validated at intake, so only a format change between versions
-				// gets here: skip it loudly rather than block everything behind it.
-				p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
-				continue
-			}
-			msgs[i] = msg
-			for j := range msg.Alerts {
-				if _, _, reuse := p.decided(&msg.Alerts[j]); !reuse && msg.Alerts[j].Status == incident.Firing {
+			msgs[i], priors[i] = msg, p.priors(msg)
+			for j, pr := range priors[i] {
+				if !pr.reuse && msg.Alerts[j].Status == incident.Firing {
 					undecided = append(undecided, &msg.Alerts[j])
 				}
 			}
@@ -302,7 +303,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		var fresh []map[string]freshAlert
 		for i, msg := range msgs {
 			if msg != nil {
-				b, f := p.classify(work, ev, msg, entries[i].ReceivedAt)
+				b, f := p.classify(work, ev, msg, priors[i], entries[i].ReceivedAt)
 				batches, fresh = append(batches, b), append(fresh, f)
 			}
 		}
@@ -326,7 +327,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 // classify decides every alert of a notification, and returns by service
 // the most severe newly decided firing alert, for the diagnosis. Sources
 // were asked beforehand (Measure): it reads their answers from ev.
-func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Message, at time.Time) (incident.Batch, map[string]freshAlert) {
+func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Message, priors []prior, at time.Time) (incident.Batch, map[string]freshAlert) {
 	b := incident.Batch{
 		At:           at,
 		GroupKey:     msg.GroupKey,
@@ -336,13 +337,11 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 	}
 	fresh := map[string]freshAlert{} // per service: the most severe newly decided firing alert
 	for i := range msg.Alerts {
-		a := &msg.Alerts[i]
-		key := OccurrenceKey(a)
+		a, pr := &msg.Alerts[i], priors[i]
 		service, decision := "", severity.Decision{}
-		known, svc, reuse := p.decided(a)
 		switch {
-		case reuse:
-			service, decision = svc, known.Decision
+		case pr.reuse:
+			service, decision = pr.service, pr.known.Decision
 		case a.Status != incident.Firing:
 			// A resolution: its decision is kept for the record only.
 			r := p.triager.ClassifyStatic(a)
@@ -351,22 +350,22 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 			// New, or redelivered with new annotations (templated values
 			// change): decide afresh, from the previous decision if any.
 			var prev *severity.Decision
-			if known != nil {
-				prev = &known.Decision
+			if pr.known != nil {
+				prev = &pr.known.Decision
 			}
 			r := p.triager.Classify(ctx, ev, a, prev)
 			service, decision = r.Service, r.Decision
 			p.metrics.decided(decision)
 			p.countPartial(ev, service, r.Failed)
 			if f, ok := fresh[service]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
-				fresh[service] = freshAlert{alert: a, profile: r.Profile, decision: decision}
+				fresh[service] = freshAlert{key: pr.key, alert: a, profile: r.Profile, decision: decision}
 			}
 		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,
 			Decision: decision,
 			Alert: incident.Alert{
-				Key:          key,
+				Key:          pr.key,
 				Fingerprint:  a.Fingerprint,
 				Name:         a.Labels["alertname"],
 				Status:       a.Status,
@@ -384,17 +383,33 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 	return b, fresh
 }
 
-// decided returns the alert's occurrence when it is already firing, and
-// whether its decision stands. Alertmanager resends groups: an alert already
-// firing with the same annotations (its labels are in the key) keeps its
-// decision; fresh measured signals for open incidents are a re-evaluation's
-// job. The book is only written by the pipeline's goroutine, which calls this.
-func (p *Pipeline) decided(a *template.Alert) (known *incident.Alert, service string, reuse bool) {
-	known, service = p.book.Firing(OccurrenceKey(a))
-	return known, service, known != nil && a.Status == incident.Firing && maps.Equal(known.Annotations, a.Annotations)
+// prior is what the book already knows of one alert of a notification.
+type prior struct {
+	key     string          // the occurrence key
+	known   *incident.Alert // the occurrence when it is already firing
+	service string          // its incident's service
+	// reuse: Alertmanager resends groups, and an alert already firing with
+	// the same annotations (its labels are in the key) keeps its decision;
+	// fresh measured signals for open incidents are a re-evaluation's job.
+	reuse bool
+}
+
+// priors looks up each alert of msg in the book, once per alert and chunk.
+// The book is only written by the pipeline's goroutine, which calls this.
+func (p *Pipeline) priors(msg *Message) []prior {
+	out := make([]prior, len(msg.Alerts))
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
+		pr := prior{key: OccurrenceKey(a)}
+		pr.known, pr.service = p.book.Firing(pr.key)
+		pr.reuse = pr.known != nil && a.Status == incident.Firing && maps.Equal(pr.known.Annotations, a.Annotations)
+		out[i] = pr
+	}
+	return out
 }
 
 type freshAlert struct {
+	key      string // occurrence key
 	alert    *template.Alert
 	profile  *rules.Service
 	decision severity.Decision
@@ -444,7 +459,7 @@ func (p *Pipeline) diagnose(ctx context.Context, ev *signal.Evaluation, fresh []
 		if out[j.notification] == nil {
 			out[j.notification] = map[string]incident.Diagnosed{}
 		}
-		out[j.notification][j.service] = incident.Diagnosed{AlertKey: OccurrenceKey(j.alert.alert), Diagnosis: j.made}
+		out[j.notification][j.service] = incident.Diagnosed{AlertKey: j.alert.key, Diagnosis: j.made}
 	}
 	return out
 }

@@ -34,12 +34,12 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 	// measureParallel incidents at a time: their sources are asked at once,
 	// and between groups new notifications go first (the rest stay due and
 	// are re-evaluated at the next tick).
-	for start := 0; start < len(due); start += measureParallel {
-		if start > 0 && len(p.wake) > 0 {
-			due = due[:start]
+	for from := 0; from < len(due); from += measureParallel {
+		if from > 0 && len(p.wake) > 0 {
+			due = due[:from]
 			break
 		}
-		group := due[start:min(start+measureParallel, len(due))]
+		group := due[from:min(from+measureParallel, len(due))]
 		var alerts []*template.Alert
 		for _, inc := range group {
 			for _, m := range inc.members {
@@ -62,14 +62,14 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 				p.metrics.decided(d)
 				r.Decisions[m.key] = d
 				if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
-					fresh[inc.service] = freshAlert{alert: m.alert, profile: res.Profile, decision: d}
+					fresh[inc.service] = freshAlert{key: m.key, alert: m.alert, profile: res.Profile, decision: d}
 				}
 			}
 			rs = append(rs, r)
 		}
 		ds := p.diagnose(ctx, ev, []map[string]freshAlert{fresh})[0]
 		for i, inc := range group {
-			rs[first+i].Diagnosis = ds[inc.service].Diagnosis
+			rs[first+i].Diagnosis = ds[inc.service]
 		}
 	}
 	if ctx.Err() != nil {
@@ -80,11 +80,11 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 	ch := p.book.Reevaluate(now, rs)
 	for _, inc := range due {
 		outcome := "unchanged"
-		if now := p.book.Get(inc.id); now != nil && now.Status == incident.Firing {
+		if cur := p.book.Get(inc.id); cur != nil && cur.Status == incident.Firing {
 			switch {
-			case now.Severity < inc.severity:
+			case cur.Severity < inc.severity:
 				outcome = "raised"
-			case now.Severity > inc.severity:
+			case cur.Severity > inc.severity:
 				outcome = "lowered"
 			}
 		}

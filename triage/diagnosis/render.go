@@ -24,11 +24,7 @@ func (d Diagnosis) Details() map[string]any {
 		m["command"] = d.Command
 	}
 	if len(d.Evidence) > 0 {
-		ev := make([]string, len(d.Evidence))
-		for i, e := range d.Evidence {
-			ev[i] = clip.Runes(clean(e), detailMessage)
-		}
-		m["evidence"] = ev
+		m["evidence"] = firstFixed(d.Evidence, len(d.Evidence), clipText)
 	}
 	s := d.Snapshot
 	if s == nil {
@@ -40,57 +36,44 @@ func (d Diagnosis) Details() map[string]any {
 		m["deployment"] = *s.Deployment
 	}
 	if len(s.Pods) > 0 {
-		pods := make([]Pod, 0, min(len(s.Pods), detailPods))
-		for i, p := range s.Pods {
-			if i == detailPods {
-				break
-			}
-			p.Message = clip.Runes(clean(p.Message), detailMessage)
-			pods = append(pods, p)
-		}
-		m["pods"] = pods
+		m["pods"] = firstFixed(s.Pods, detailPods, func(p Pod) Pod {
+			p.Message = clipText(p.Message)
+			return p
+		})
 		m["pods_total"] = max(s.PodsTotal, len(s.Pods))
 	}
 	if len(s.Events) > 0 {
-		events := make([]Event, 0, min(len(s.Events), detailEvents))
-		for i, e := range s.Events {
-			if i == detailEvents {
-				break
-			}
-			e.Message = clip.Runes(clean(e.Message), detailMessage)
-			events = append(events, e)
-		}
-		m["events"] = events
+		m["events"] = firstFixed(s.Events, detailEvents, func(e Event) Event {
+			e.Message = clipText(e.Message)
+			return e
+		})
 	}
 	if len(s.Rollouts) > 0 {
-		rs := make([]Rollout, 0, min(len(s.Rollouts), MaxRollouts))
-		for i, r := range s.Rollouts {
-			if i == MaxRollouts {
-				break
-			}
+		m["rollouts"] = firstFixed(s.Rollouts, MaxRollouts, func(r Rollout) Rollout {
 			r.Images = append([]string(nil), r.Images...)
-			r.Change = clip.Runes(clean(r.Change), detailMessage)
-			rs = append(rs, r)
-		}
-		m["rollouts"] = rs
+			r.Change = clipText(r.Change)
+			return r
+		})
 	}
 	if l := s.Logs; l != nil {
 		logs := *l
-		logs.Lines = make([]string, 0, min(len(l.Lines), MaxLogLines))
-		for i, line := range l.Lines {
-			if i == MaxLogLines {
-				break
-			}
-			logs.Lines = append(logs.Lines, clip.Runes(clean(line), detailMessage))
-		}
+		logs.Lines = firstFixed(l.Lines, MaxLogLines, clipText)
 		m["logs"] = logs
 	}
 	if len(s.Partial) > 0 {
-		partial := make([]string, len(s.Partial))
-		for i, p := range s.Partial {
-			partial[i] = clip.Runes(clean(p), detailMessage)
-		}
-		m["partial"] = partial
+		m["partial"] = firstFixed(s.Partial, len(s.Partial), clipText)
 	}
 	return m
 }
+
+// firstFixed is a new slice of at most n of xs, each passed through fix.
+func firstFixed[T any](xs []T, n int, fix func(T) T) []T {
+	out := make([]T, 0, min(len(xs), n))
+	for _, x := range xs[:min(len(xs), n)] {
+		out = append(out, fix(x))
+	}
+	return out
+}
+
+// clipText is a message or log line as Details shows it.
+func clipText(s string) string { return clip.Runes(clean(s), detailMessage) }

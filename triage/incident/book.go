@@ -90,7 +90,7 @@ type Changes struct {
 	// DeletedTombstones are occurrences whose inferred resolution was undone.
 	DeletedTombstones []string
 	Events            []Event
-	Decisions         int // alerts (re)decided, for metrics
+	Decisions         int // alerts (re)decided: what the idempotency tests count
 }
 
 // Empty reports whether nothing changed.
@@ -234,7 +234,7 @@ type Reevaluation struct {
 	// Decisions are the new decisions by occurrence key; alerts that stopped
 	// firing meanwhile are ignored.
 	Decisions map[string]severity.Decision
-	Diagnosis *diagnosis.Diagnosis // nil keeps the previous one
+	Diagnosis Diagnosed // of its most severe alert; none keeps the previous one
 }
 
 // Reevaluate folds fresh decisions into open incidents. A change of the
@@ -248,8 +248,8 @@ func (b *Book) Reevaluate(at time.Time, rs []Reevaluation) *Changes {
 			continue // resolved while it was being re-evaluated
 		}
 		inc.LastEvaluated = at
-		if r.Diagnosis != nil {
-			inc.Diagnosis = r.Diagnosis
+		if r.Diagnosis.Diagnosis != nil {
+			s.diagnosed[inc] = r.Diagnosis // applied by finish, as Apply's are
 		}
 		s.touch(inc, false)
 		for _, key := range slices.Sorted(maps.Keys(r.Decisions)) {

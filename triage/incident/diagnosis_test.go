@@ -62,3 +62,29 @@ func summaryOf(d *diagnosis.Diagnosis) string {
 	}
 	return d.Summary
 }
+
+// Re-evaluation refreshes the diagnosis by the same rule: the most severe
+// alert's replaces it, one for an alert the incident no longer has does not.
+func TestReevaluationDiagnosisFollowsTheSameRule(t *testing.T) {
+	b := NewBook()
+	o := fire("api", "a", at(0), 1)
+	bt := batch(at(0), "g", false, o)
+	bt.Diagnoses = map[string]Diagnosed{"api": {AlertKey: o.Alert.Key, Diagnosis: &diagnosis.Diagnosis{Summary: "first"}}}
+	b.Apply(bt)
+	id := only(t, b).ID
+	reeval := func(key, summary string) string {
+		b.Reevaluate(at(time.Minute), []Reevaluation{{IncidentID: id, Decisions: map[string]severity.Decision{o.Alert.Key: decision("a", 1)},
+			Diagnosis: Diagnosed{AlertKey: key, Diagnosis: &diagnosis.Diagnosis{Summary: summary}}}})
+		return summaryOf(only(t, b).Diagnosis)
+	}
+	if got := reeval(o.Alert.Key, "fresh"); got != "fresh" {
+		t.Fatalf("after re-evaluating the decisive alert: %q, want fresh", got)
+	}
+	if got := reeval("gone@2025-01-01T00:00:00Z", "stray"); got != "fresh" {
+		t.Fatalf("a diagnosis for an alert the incident lacks replaced it: %q", got)
+	}
+	b.Reevaluate(at(2*time.Minute), []Reevaluation{{IncidentID: id}})
+	if got := summaryOf(only(t, b).Diagnosis); got != "fresh" {
+		t.Fatalf("a re-evaluation without a diagnosis changed it to %q", got)
+	}
+}

@@ -675,6 +675,12 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// twoServices are two profiles with different error and latency queries.
+func twoServices() (api, other *rules.Service) {
+	return &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery, P99Latency: p99Query}},
+		&rules.Service{Name: "checkout", Queries: rules.ServiceQueries{ErrorRatio: `checkout_errors`, P99Latency: `checkout_p99`}}
+}
+
 // A Prometheus that hangs costs one deadline per evaluation, not one per
 // service: once a query timed out, the evaluation's other queries are not
 // sent. The next evaluation asks again.
@@ -683,8 +689,7 @@ func TestHungPrometheusIsAskedOncePerEvaluation(t *testing.T) {
 	fake := newFakeProm(t, func(w http.ResponseWriter, r *http.Request, _ query) { hang(w, r) })
 	m := signal.NewMetrics(nil)
 	src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(timeout)}, m)
-	api := &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery, P99Latency: p99Query}}
-	other := &rules.Service{Name: "checkout", Queries: rules.ServiceQueries{ErrorRatio: `checkout_errors`, P99Latency: `checkout_p99`}}
+	api, other := twoServices()
 
 	ev := signal.NewEvaluation(time.Unix(1795470725, 0))
 	first, err := src.Signals(context.Background(), ev, nil, api)
@@ -745,8 +750,7 @@ func TestSlowQueryDoesNotStopTheOthers(t *testing.T) {
 		}
 	})
 	src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(timeout)}, signal.NewMetrics(nil))
-	api := &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery, P99Latency: p99Query}}
-	other := &rules.Service{Name: "checkout", Queries: rules.ServiceQueries{ErrorRatio: `checkout_errors`, P99Latency: `checkout_p99`}}
+	api, other := twoServices()
 	ev := signal.NewEvaluation(time.Unix(1795470725, 0))
 	first, err := src.Signals(context.Background(), ev, nil, api)
 	if err != nil {

@@ -141,7 +141,7 @@ func (n *Notifier) Name() string { return receiverName }
 // timeouts are retryable.
 func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
 	retry, err := n.notify(ctx, ev)
-	return retry, n.redact(err)
+	return retry, notify.Redact(err, string(n.cfg.Token))
 }
 
 func (n *Notifier) notify(ctx context.Context, ev *incident.Event) (bool, error) {
@@ -345,11 +345,8 @@ func (n *Notifier) call(ctx context.Context, method, path string, in, out any) e
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: message(raw)}
-		if resp.Header.Get("Retry-After") != "" {
-			ae.RetryAfter = notify.RetryAfter(resp.Header, 0)
-		}
-		return ae
+		return &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: message(raw),
+			RetryAfter: notify.RetryAfter(resp.Header, 0)}
 	}
 	if err != nil {
 		return fmt.Errorf("grafana: %s %s: read answer: %w", method, path, err)
@@ -391,17 +388,4 @@ func classify(err error) (bool, error) {
 	default: // 400, 401, 403, 404 on POST, …: retrying cannot help
 		return false, err
 	}
-}
-
-// redact makes sure the token never leaves in an error, whatever wrapped it.
-func (n *Notifier) redact(err error) error {
-	tok := string(n.cfg.Token)
-	if err == nil || tok == "" || !strings.Contains(err.Error(), tok) {
-		return err
-	}
-	red := errors.New(strings.ReplaceAll(err.Error(), tok, "<redacted>"))
-	if ra, ok := errors.AsType[*notify.RetryAfterError](err); ok {
-		return &notify.RetryAfterError{After: ra.After, Err: red}
-	}
-	return red
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/amtriage/amtriage/internal/fakes/grafana"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/incident"
@@ -522,21 +521,6 @@ func TestStateErrors(t *testing.T) {
 	}
 	if len(fake.Annotations()) != 1 {
 		t.Error("POST not sent")
-	}
-}
-
-func TestRedact(t *testing.T) {
-	n := &Notifier{cfg: Config{Token: rules.Secret(token)}}
-	err := n.redact(fmt.Errorf("oops %s", token))
-	if strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "<redacted>") {
-		t.Errorf("redact = %v", err)
-	}
-	ra := n.redact(&notify.RetryAfterError{After: time.Second, Err: fmt.Errorf("x %s", token)})
-	if r, ok := errors.AsType[*notify.RetryAfterError](ra); !ok || r.After != time.Second || strings.Contains(ra.Error(), token) {
-		t.Errorf("redact RetryAfterError = %v", ra)
-	}
-	if n.redact(nil) != nil {
-		t.Error("redact(nil) != nil")
 	}
 }
 

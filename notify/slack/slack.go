@@ -303,7 +303,7 @@ func (n *Notifier) save(id string, st *State) error {
 // fail classifies a Web API error and wraps it without the token.
 func (n *Notifier) fail(method string, err error) (bool, error) {
 	retry, out := classify(method, err)
-	return retry, redact(out, n.cfg.Token)
+	return retry, notify.Redact(out, n.cfg.Token)
 }
 
 func classify(method string, err error) (bool, error) {
@@ -337,27 +337,6 @@ func retryableCode(code string) bool {
 		return true
 	}
 	return false
-}
-
-// redactedError hides the token should any layer have put it in a message.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redact(err error, token string) error {
-	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
-		return err
-	}
-	msg := strings.ReplaceAll(err.Error(), token, "<redacted>")
-	var ra *notify.RetryAfterError
-	if errors.As(err, &ra) {
-		return &notify.RetryAfterError{After: ra.After, Err: &redactedError{msg: msg, err: ra.Err}}
-	}
-	return &redactedError{msg: msg, err: err}
 }
 
 func eventKey(ev *incident.Event) string {

@@ -51,7 +51,7 @@ func (e *Enricher) Diagnose(ctx context.Context, ev *signal.Evaluation, a *templ
 	}
 	if e.Prober != nil && svc != nil {
 		if svc.HealthURL != "" {
-			r := e.Prober.Probe(ctx, ev, svc.Name, svc.HealthURL)
+			r := e.Prober.Probe(ctx, ev, svc.HealthURL)
 			in.Service = &diagnosis.Probe{Target: svc.Name, Outcome: string(r.Outcome), Detail: r.Detail}
 		}
 		in.Dependencies = e.Prober.Dependencies(ctx, ev, e.Config, svc)

@@ -172,12 +172,11 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // Probe sends one GET to rawURL, which must come from the configuration
-// (a profile's health_url), never from an alert. name is the profile the URL
-// belongs to, for the caller's records. The result is memoised in ev by URL,
-// so a storm of alerts probes each URL once per evaluation; a nil ev
-// memoises nothing. Cancelling ctx gives outcome error, not hung.
-func (p *Prober) Probe(ctx context.Context, ev *signal.Evaluation, name, rawURL string) Result {
-	_ = name // the memo is per URL: two profiles sharing a health_url share the probe
+// (a profile's health_url), never from an alert. The result is memoised in
+// ev by URL, so a storm of alerts probes each URL once per evaluation (and
+// profiles sharing a health_url share the probe); a nil ev memoises
+// nothing. Cancelling ctx gives outcome error, not hung.
+func (p *Prober) Probe(ctx context.Context, ev *signal.Evaluation, rawURL string) Result {
 	r, _ := signal.Memo(ev, "probe\x00"+rawURL, func() (Result, error) {
 		return p.probe(ctx, rawURL), nil
 	})
@@ -302,7 +301,7 @@ func (p *Prober) Signals(ctx context.Context, ev *signal.Evaluation, _ *template
 	if svc == nil || svc.HealthURL == "" {
 		return s, nil
 	}
-	r := p.Probe(ctx, ev, svc.Name, svc.HealthURL)
+	r := p.Probe(ctx, ev, svc.HealthURL)
 	known, value := r.Reachable()
 	s.Reachable = severity.Bool{Known: known, Value: value, Source: SourceName, Note: r.Note()}
 	return s, nil
@@ -331,7 +330,7 @@ func (p *Prober) Dependencies(ctx context.Context, ev *signal.Evaluation, cfg *r
 			continue
 		}
 		wg.Go(func() {
-			r := p.Probe(ctx, ev, dep.Name, dep.HealthURL)
+			r := p.Probe(ctx, ev, dep.HealthURL)
 			out[i].Outcome = string(r.Outcome)
 			out[i].Detail = fmt.Sprintf("GET %s: %s", r.URL, r.Detail)
 		})

@@ -84,7 +84,7 @@ func TestProbeOutcomes(t *testing.T) {
 				u = srv.URL + "/health"
 			}
 			p := New(Options{Timeout: testTimeout})
-			r := p.Probe(context.Background(), signal.NewEvaluation(time.Now()), "svc", u)
+			r := p.Probe(context.Background(), signal.NewEvaluation(time.Now()), u)
 			if r.Outcome != tt.want || r.Status != tt.status {
 				t.Fatalf("Probe = %+v; want outcome %s, status %d", r, tt.want, tt.status)
 			}
@@ -195,7 +195,7 @@ func TestEndlessBodyReadIsCapped(t *testing.T) {
 	srv := server(t, endless(nil))
 	ct := &countingTransport{base: newTransport(testTimeout)}
 	p := New(Options{Timeout: testTimeout, Client: &http.Client{Transport: ct}})
-	r := p.Probe(context.Background(), nil, "svc", srv.URL+"/health")
+	r := p.Probe(context.Background(), nil, srv.URL+"/health")
 	if r.Outcome != Up {
 		t.Fatalf("Probe = %+v; want up", r)
 	}
@@ -215,7 +215,7 @@ func TestCrossHostRedirectRefused(t *testing.T) {
 	} {
 		first := server(t, redirectTo(target)(nil))
 		p := New(Options{Timeout: testTimeout})
-		r := p.Probe(context.Background(), nil, "svc", first.URL+"/health")
+		r := p.Probe(context.Background(), nil, first.URL+"/health")
 		if r.Outcome != Error || r.Detail != "redirect to another host refused" {
 			t.Fatalf("redirect to %s: Probe = %+v; want error, redirect refused", target, r)
 		}
@@ -239,7 +239,7 @@ func TestMemoOneRequestPerEvaluation(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Go(func() {
-			if r := p.Probe(context.Background(), ev, "svc", srv.URL+"/health"); r.Outcome != Up {
+			if r := p.Probe(context.Background(), ev, srv.URL+"/health"); r.Outcome != Up {
 				t.Errorf("Probe = %+v; want up", r)
 			}
 		})
@@ -251,7 +251,7 @@ func TestMemoOneRequestPerEvaluation(t *testing.T) {
 	if got := observations(t, m, "up"); got != 1 {
 		t.Fatalf("metrics observed %d probes; want 1", got)
 	}
-	p.Probe(context.Background(), signal.NewEvaluation(time.Now()), "svc", srv.URL+"/health")
+	p.Probe(context.Background(), signal.NewEvaluation(time.Now()), srv.URL+"/health")
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("a new evaluation must probe again; requests = %d", n)
 	}
@@ -356,7 +356,7 @@ func TestCancelledIsNotHung(t *testing.T) {
 	srv := server(t, hang(false)(make(chan struct{})))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r := New(Options{Timeout: testTimeout}).Probe(ctx, nil, "svc", srv.URL)
+	r := New(Options{Timeout: testTimeout}).Probe(ctx, nil, srv.URL)
 	if r.Outcome != Error || !strings.HasPrefix(r.Detail, "probe cancelled") {
 		t.Fatalf("Probe = %+v; want error, probe cancelled", r)
 	}

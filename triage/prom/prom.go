@@ -93,7 +93,7 @@ type Options struct {
 // Source is the Prometheus signal.Source. It is safe for concurrent use.
 type Source struct {
 	api      v1.API
-	key      string // the redacted URL: part of every memo key
+	backend  string // "prometheus\x00" + the redacted URL: starts every memo key
 	timeout  time.Duration
 	window   time.Duration
 	step     time.Duration
@@ -129,7 +129,7 @@ func New(cfg rules.PrometheusConfig, o Options) (*Source, error) {
 	if p, ok := u.User.Password(); ok {
 		s.secret = p
 	}
-	s.key = s.redacted
+	s.backend = Name + "\x00" + s.redacted
 	if s.timeout <= 0 {
 		s.timeout = rules.DefaultPromTimeout
 	}

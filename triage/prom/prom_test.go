@@ -601,7 +601,7 @@ func TestCancelledCallerDoesNotPoisonTheEvaluation(t *testing.T) {
 	if n := len(fake.requests()); n != 2 {
 		t.Fatalf("%d requests, want 2 (the first caller's queries, shared)", n)
 	}
-	if why, tripped := ev.Tripped(Name + "\x00" + src.key); tripped {
+	if why, tripped := ev.Tripped(src.backend); tripped {
 		t.Fatalf("a cancelled caller tripped Prometheus: %s", why)
 	}
 }
@@ -670,7 +670,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.timeout != time.Second || s.window != time.Hour || s.drop != 0.5 || strings.Contains(s.key, "p@") {
+	if s.timeout != time.Second || s.window != time.Hour || s.drop != 0.5 || strings.Contains(s.backend, "p@") {
 		t.Fatalf("source %+v", s)
 	}
 }
@@ -769,7 +769,7 @@ func TestSlowQueryDoesNotStopTheOthers(t *testing.T) {
 	if !second.ErrorRatio.Known || second.ErrorRatio.Value != 0.07 || !second.P99Latency.Known {
 		t.Fatalf("another service after a slow query: %+v; skipped although Prometheus answers", second)
 	}
-	if _, tripped := ev.Tripped(Name + "\x00" + src.key); tripped {
+	if _, tripped := ev.Tripped(src.backend); tripped {
 		t.Fatal("Prometheus tripped by one slow query")
 	}
 }

@@ -35,7 +35,7 @@ type result struct {
 
 // instant runs query at ts, memoised in ev.
 func (s *Source) instant(ctx context.Context, ev *signal.Evaluation, name, query string, ts time.Time) result {
-	key := fmt.Sprintf("%s\x00%s\x00instant\x00%d\x00%s", Name, s.key, ts.UnixNano(), query)
+	key := fmt.Sprintf("%s\x00instant\x00%d\x00%s", s.backend, ts.UnixNano(), query)
 	return s.memo(ctx, ev, key, func(qctx context.Context) (model.Value, v1.Warnings, error) {
 		v, w, _, err := s.api.Query(qctx, query, ts)
 		return v, w, err
@@ -45,7 +45,7 @@ func (s *Source) instant(ctx context.Context, ev *signal.Evaluation, name, query
 // rangeQuery runs query over [end-window, end], memoised in ev.
 func (s *Source) rangeQuery(ctx context.Context, ev *signal.Evaluation, name, query string, end time.Time) result {
 	r := v1.Range{Start: end.Add(-s.window), End: end, Step: s.step}
-	key := fmt.Sprintf("%s\x00%s\x00range\x00%d\x00%d\x00%d\x00%s", Name, s.key, r.Start.UnixNano(), r.End.UnixNano(), r.Step, query)
+	key := fmt.Sprintf("%s\x00range\x00%d\x00%d\x00%d\x00%s", s.backend, r.Start.UnixNano(), r.End.UnixNano(), r.Step, query)
 	return s.memo(ctx, ev, key, func(qctx context.Context) (model.Value, v1.Warnings, error) {
 		v, w, _, err := s.api.QueryRange(qctx, query, r)
 		return v, w, err
@@ -72,8 +72,7 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 		// the deadline is not asked again in this evaluation: a storm
 		// naming twenty services would otherwise wait out twenty
 		// deadlines before paging.
-		backend := Name + "\x00" + s.key
-		if why, ok := ev.Tripped(backend); ok {
+		if why, ok := ev.Tripped(s.backend); ok {
 			return result{outcome: OutcomeSkipped, reason: why}, nil
 		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
@@ -84,9 +83,9 @@ func (s *Source) memo(ctx context.Context, ev *signal.Evaluation, key string,
 		var apiErr *v1.Error
 		switch {
 		case err == nil || errors.As(err, &apiErr):
-			ev.Answered(backend) // up: one slow query must not stop the others
+			ev.Answered(s.backend) // up: one slow query must not stop the others
 		case errors.Is(qctx.Err(), context.DeadlineExceeded):
-			if ev.Trip(backend, "skipped: Prometheus answered no query of this evaluation within "+s.timeout.String()) {
+			if ev.Trip(s.backend, "skipped: Prometheus answered no query of this evaluation within "+s.timeout.String()) {
 				s.log.WarnContext(ctx, "prometheus answered no query in time; its other queries of this evaluation are skipped",
 					"query", name, "timeout", s.timeout, "prometheus", s.redacted)
 			}

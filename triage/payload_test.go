@@ -3,8 +3,10 @@ package triage
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -332,6 +334,154 @@ func TestOccurrenceKey(t *testing.T) {
 	for name, a := range map[string]*template.Alert{"other zone": &sameInstantOtherZone, "resolved": &resolved} {
 		if got := OccurrenceKey(a); got != k {
 			t.Errorf("%s: key %q, want %q", name, got, k)
+		}
+	}
+}
+
+// Every limit of the store and the encoder is checked at intake: what is
+// over it is refused naming the field, what is at it is accepted.
+func TestDecodeMessageLimits(t *testing.T) {
+	const ts = `"2026-11-23T19:22:45Z"`
+	body := func(alert string) string {
+		return `{"version":"4","status":"firing","groupKey":"g","alerts":[` + alert + `]}`
+	}
+	firing := func(extra string) string {
+		return body(`{"status":"firing","labels":{"alertname":"X"},"startsAt":` + ts + extra + `}`)
+	}
+	kv := func(n, nameLen, valueLen int) string {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			name := fmt.Sprintf("l%d", i)
+			if nameLen > len(name) {
+				name += strings.Repeat("n", nameLen-len(name))
+			}
+			fmt.Fprintf(&b, "%q:%q", name, strings.Repeat("v", valueLen))
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	withKV := func(field, obj string) string {
+		return body(`{"status":"firing","` + field + `":` + obj + `,"startsAt":` + ts + `}`)
+	}
+	tests := []struct {
+		name string
+		body string
+		want []string // empty: accepted; else substrings of the error
+	}{
+		{"fingerprint at the limit", firing(`,"fingerprint":"` + strings.Repeat("f", MaxFingerprintBytes) + `"`), nil},
+		{"fingerprint over the limit", firing(`,"fingerprint":"` + strings.Repeat("f", 40000) + `"`), []string{"alerts[0].fingerprint", "40000 bytes"}},
+		{"startsAt year 10000 in UTC", body(`{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59-23:59"}`), []string{"alerts[0].startsat", "year 10000"}},
+		{"startsAt year 9999 in UTC", body(`{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59+23:59"}`), nil},
+		{"endsAt year 10000 in UTC", firing(`,"endsAt":"9999-12-31T23:00:00-01:30"`), []string{"alerts[0].endsat", "year 10000"}},
+		{"startsAt year 0 in UTC", body(`{"status":"firing","labels":{},"startsAt":"0001-01-01T00:30:00+01:00"}`), []string{"alerts[0].startsat", "year 0"}},
+		{"endsAt zero (firing)", firing(`,"endsAt":"0001-01-01T00:00:00Z"`), nil},
+		{"labels at the count limit", withKV("labels", kv(MaxLabels, 0, 1)), nil},
+		{"too many labels", withKV("labels", kv(MaxLabels+1, 0, 1)), []string{"alerts[0].labels", "257 entries"}},
+		{"too many annotations", withKV("annotations", kv(MaxLabels+1, 0, 1)), []string{"alerts[0].annotations", "entries"}},
+		{"label name over the limit", withKV("labels", kv(1, MaxLabelNameBytes+1, 1)), []string{"alerts[0].labels", "name of 1025 bytes"}},
+		{"label value at the limit", withKV("labels", kv(1, 0, MaxLabelValueBytes)), nil},
+		{"label value over the limit", withKV("labels", kv(1, 0, MaxLabelValueBytes+1)), []string{`alerts[0].labels["l0"]`, "value of 16385 bytes"}},
+		{"annotation value at the limit", withKV("annotations", kv(1, 0, MaxAnnotationValueBytes)), nil},
+		{"annotation value over the limit", withKV("annotations", kv(1, 0, MaxAnnotationValueBytes+1)), []string{`alerts[0].annotations["l0"]`}},
+		{"annotation name over the limit", withKV("annotations", kv(1, MaxLabelNameBytes+1, 1)), []string{"alerts[0].annotations", "name of"}},
+		{"generatorURL over the limit", firing(`,"generatorURL":"http://x/` + strings.Repeat("g", MaxURLBytes) + `"`), []string{"alerts[0].generatorurl"}},
+		{"groupKey over the limit", `{"version":"4","groupKey":"` + strings.Repeat("k", MaxGroupKeyBytes+1) + `","alerts":[]}`, []string{"groupkey"}},
+		{"externalURL over the limit", `{"version":"4","externalURL":"http://` + strings.Repeat("e", MaxURLBytes) + `","alerts":[]}`, []string{"externalurl"}},
+		{"receiver over the limit", `{"version":"4","receiver":"` + strings.Repeat("r", MaxReceiverBytes+1) + `","alerts":[]}`, []string{"receiver"}},
+		{"second alert wrong", body(`{"status":"firing","labels":{},"startsAt":` + ts + `},{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59-23:59"}`), []string{"alerts[1].startsat"}},
+		{"alerts not an array", `{"version":"4","alerts":{"status":"firing"}}`, []string{"field alerts", "array"}},
+		{"alerts null", `{"version":"4","alerts":null}`, nil},
+		{"an alert a number", `{"version":"4","alerts":[1]}`, []string{"alerts[0]", "object"}},
+		{"an alert's labels a list", body(`{"status":"firing","labels":["a"],"startsAt":` + ts + `}`), []string{"alerts[0].labels", "object"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeMessage([]byte(tc.body))
+			_, perr := ParseNotification([]byte(tc.body))
+			if (err == nil) != (perr == nil) || (err != nil && err.Error() != perr.Error()) {
+				t.Fatalf("DecodeMessage and ParseNotification disagree: %v / %v", err, perr)
+			}
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error %T is not an *InputError", err)
+			}
+			msg := strings.ToLower(err.Error())
+			for _, w := range tc.want {
+				if !strings.Contains(msg, strings.ToLower(w)) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if len(err.Error()) > 400 {
+				t.Errorf("error of %d bytes: Alertmanager logs it, keep it short", len(err.Error()))
+			}
+		})
+	}
+}
+
+// A notification is read a part at a time, and the parts are the alerts
+// DecodeMessage gives, in order, with the same derived fingerprints.
+func TestAlertReaderParts(t *testing.T) {
+	for _, f := range payloadFiles(t) {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := DecodeMessage(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := ParseNotification(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Count != len(whole.Alerts) || n.GroupKey != whole.GroupKey || n.Receiver != whole.Receiver || n.ExternalURL != whole.ExternalURL {
+			t.Fatalf("%s: header %+v / count %d, want %d alerts", f, n.Message, n.Count, len(whole.Alerts))
+		}
+		for _, size := range []int{1, 2, 3} {
+			r := n.Alerts()
+			var got []template.Alert
+			for {
+				part, err := r.Next(size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(part) == 0 {
+					break
+				}
+				if len(part) > size {
+					t.Fatalf("part of %d alerts, asked for %d", len(part), size)
+				}
+				got = append(got, part...)
+			}
+			if !reflect.DeepEqual(got, []template.Alert(whole.Alerts)) {
+				t.Fatalf("%s: parts of %d differ from the whole", f, size)
+			}
+		}
+		if n.Count > 1 {
+			r := n.Alerts()
+			if err := r.Skip(1); err != nil {
+				t.Fatal(err)
+			}
+			rest, err := r.Next(-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rest, []template.Alert(whole.Alerts[1:])) {
+				t.Fatalf("%s: after Skip(1) got %d alerts, want the last %d", f, len(rest), n.Count-1)
+			}
 		}
 	}
 }

@@ -3,8 +3,10 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,7 +188,7 @@ func (d *Deliverer) waitFor(ctx context.Context, wait time.Duration, timed bool)
 func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 	name := d.Notifier.Name()
 	actx, cancel := context.WithTimeout(ctx, d.Timeout)
-	retry, err := d.Notifier.Notify(actx, &env.Event)
+	retry, err := d.notify(actx, env)
 	cancel()
 	now := d.Now()
 	if errors.Is(err, ErrSkipped) {
@@ -244,6 +246,23 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) {
 		"attempt", env.Attempts, "next", env.NextAttempt, "err", err)
 	d.persist(ctx, env)
 }
+
+// notify calls the receiver; a panic is an error that will happen again for
+// this event: it is dead-lettered after MaxPanics attempts, and the
+// receiver's other events flow on.
+func (d *Deliverer) notify(ctx context.Context, env *Envelope) (retry bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.Log.Error("receiver panicked", "receiver", d.Notifier.Name(), "incident", env.Event.Incident.ID,
+				"event", env.Event.Kind, "panic", r, "stack", string(debug.Stack()))
+			retry, err = env.Attempts+1 < maxPanics, fmt.Errorf("receiver panicked: %v", r)
+		}
+	}()
+	return d.Notifier.Notify(ctx, &env.Event)
+}
+
+// maxPanics: an event whose delivery panicked this many times is dead-lettered.
+const maxPanics = 3
 
 // ack and persist back off when the store fails, instead of spinning on an
 // envelope whose state could not be recorded.

@@ -308,3 +308,36 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 		}
 	}
 }
+
+// A receiver that panics on one event does not take the daemon down: the
+// event is retried a bounded number of times, then dead-lettered, and the
+// receiver's other events are delivered.
+func TestDelivererSurvivesAPanickingReceiver(t *testing.T) {
+	mk := func(seq uint64, id string) *Envelope {
+		return &Envelope{Seq: seq, Receiver: "test", Enqueued: time.Now(), Event: incident.Event{Kind: incident.Opened, Incident: incident.Incident{ID: id}}}
+	}
+	q := &memQueue{items: []*Envelope{mk(1, "bad"), mk(2, "good")}}
+	var mu sync.Mutex
+	var delivered []string
+	calls := 0
+	n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Incident.ID == "bad" {
+			calls++
+			var m map[string]int
+			m["nil map"]++ // a receiver bug
+		}
+		delivered = append(delivered, ev.Incident.ID)
+		return false, nil
+	})
+	d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: NewMetrics(prometheus.NewRegistry()), BaseBackoff: time.Millisecond}
+	runUntil(t, d, q.empty)
+	if len(q.dead) != 1 || q.dead[0].Event.Incident.ID != "bad" || calls != maxPanics {
+		t.Fatalf("dead %d, calls %d; want the bad event dead-lettered after %d tries", len(q.dead), calls, maxPanics)
+	}
+	if !slices.Equal(delivered, []string{"good"}) {
+		t.Fatalf("delivered %v, want the good event", delivered)
+	}
+}

@@ -78,6 +78,10 @@ type IntakeConfig struct {
 	// once; past it new webhooks get 503 before their body is read. Default
 	// 8 × max_body_bytes.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+	// MinBodyRate (bytes/s) cuts a webhook body that arrives slower, once
+	// its first 10 s have passed, with 408: slow clients cannot hold the
+	// in-flight budget or the connections. Default 16384; 0 turns it off.
+	MinBodyRate int64 `yaml:"min_body_rate"`
 }
 
 // IncidentsConfig tunes the incident lifecycle.

@@ -69,7 +69,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Listen: DefaultListen,
 		Store:  StoreConfig{Path: DefaultStorePath},
-		Intake: IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20},
+		Intake: IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20, MinBodyRate: 16 << 10},
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second), TrendWindow: Duration(10 * time.Minute), RecoveringDrop: &drop},

@@ -16,6 +16,7 @@ const (
 	DefaultStorePath      = "./data"
 	DefaultMaxBodyBytes   = 32 << 20 // enough for a 10,000-alert storm
 	DefaultMaxPending     = 4096
+	DefaultMinBodyRate    = 16 << 10 // bytes/s
 	DefaultStaleAfter     = 12 * time.Hour
 	DefaultRetention      = 168 * time.Hour
 	DefaultPromTimeout    = 2 * time.Second
@@ -50,9 +51,9 @@ func Default() *Config {
 	return c
 }
 
-// applyDefaults fills keys left out of the file. staleAfterSet tells an
-// explicit `stale_after: 0` (disables staleness) from an absent key.
-func applyDefaults(c *Config, staleAfterSet bool) {
+// applyDefaults fills keys left out of the file. set tells an explicit 0
+// (`stale_after: 0` disables staleness) from an absent key.
+func applyDefaults(c *Config, set func(key string) bool) {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -77,7 +78,10 @@ func applyDefaults(c *Config, staleAfterSet bool) {
 	if c.Intake.MaxInflightBytes == 0 {
 		c.Intake.MaxInflightBytes = 8 * c.Intake.MaxBodyBytes
 	}
-	if c.Incidents.StaleAfter == 0 && !staleAfterSet {
+	if c.Intake.MinBodyRate == 0 && !set("intake.min_body_rate") {
+		c.Intake.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.Incidents.StaleAfter == 0 && !set("incidents.stale_after") {
 		c.Incidents.StaleAfter = Duration(DefaultStaleAfter)
 	}
 	if c.Incidents.Retention == 0 {

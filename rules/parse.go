@@ -55,8 +55,7 @@ func Parse(data []byte) (*Config, error) {
 		sortByLine(errs)
 		return nil, errs
 	}
-	_, staleAfterSet := t.byPath["incidents.stale_after"]
-	applyDefaults(cfg, staleAfterSet)
+	applyDefaults(cfg, func(key string) bool { _, ok := t.byPath[key]; return ok })
 	return cfg, nil
 }
 

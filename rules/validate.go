@@ -69,6 +69,9 @@ func (v *validator) config(c *Config) {
 		}
 	}
 	v.signals(c)
+	if c.Intake.MinBodyRate < 0 {
+		v.failf("intake.min_body_rate", "must not be negative (0 turns it off), got %d", c.Intake.MinBodyRate)
+	}
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
 	}

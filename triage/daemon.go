@@ -55,6 +55,9 @@ type Options struct {
 	// once the metrics registry exists; its Run (informers) runs with Serve.
 	Enrichment func(reg prometheus.Registerer) (*Enrichment, error)
 	Now        func() time.Time
+	// BodyGrace is how long a webhook body may take before
+	// intake.min_body_rate applies; default 10s.
+	BodyGrace time.Duration
 }
 
 // Enrichment is what measures and diagnoses beyond the alert itself.
@@ -116,10 +119,16 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	}
 	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
 	d.api = &API{
-		Committer: d.committer, Pipeline: d.pipeline, Metrics: metrics, Registry: reg, Log: o.Log,
-		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes,
+		Committer: d.committer, Pipeline: d.pipeline, Store: store, Receivers: names, OnReplay: d.wakeReceivers,
+		Metrics: metrics, Registry: reg, Log: o.Log,
+		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes, MinBodyRate: cfg.Intake.MinBodyRate, BodyGrace: o.BodyGrace,
 		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
 	}
+	store.OnDeadLetter = func(dl *DeadLetter) {
+		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
+			"id", dl.ID, "kind", dl.Kind, "queue", dl.Queue, "incident", dl.Incident, "err", dl.Error)
+	}
+	reg.MustRegister(deadLetterCollector{store})
 	return d, nil
 }
 

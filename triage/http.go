@@ -5,9 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,14 +27,22 @@ import (
 type API struct {
 	Committer    *Committer
 	Pipeline     *Pipeline
+	Store        *Store
+	Receivers    []string // names of the configured receivers, for replays
+	OnReplay     func()   // wakes the receivers after an event is replayed
 	Metrics      *Metrics
 	Registry     *prometheus.Registry
 	Log          *slog.Logger
 	Auth         rules.AuthConfig
 	MaxBodyBytes int64
 	// Inflight bounds the bytes of webhook bodies being read, decoded and
-	// committed at once, so concurrent storms cannot exhaust memory; nil: no bound.
+	// committed at once, so concurrent storms cannot exhaust memory; nil: no
+	// bound. It is charged as bodies arrive.
 	Inflight *ByteBudget
+	// MinBodyRate (bytes/s; 0: none) cuts bodies slower than it once
+	// BodyGrace (default 10s) has passed, with 408.
+	MinBodyRate int64
+	BodyGrace   time.Duration
 
 	draining atomic.Bool
 }
@@ -55,6 +67,13 @@ func (b *ByteBudget) TryAcquire(n int64) bool {
 	return true
 }
 
+// Used is how many bytes are taken.
+func (b *ByteBudget) Used() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
 // Release returns n bytes.
 func (b *ByteBudget) Release(n int64) {
 	b.mu.Lock()
@@ -65,17 +84,65 @@ func (b *ByteBudget) Release(n int64) {
 // SetDraining makes /readyz and new webhooks answer 503 during shutdown.
 func (a *API) SetDraining() { a.draining.Store(true) }
 
-// Handler routes the daemon's endpoints.
+// Handler routes the daemon's endpoints. With auth configured every one of
+// them but /healthz and /readyz requires it, as Prometheus' exporter-toolkit
+// does: incidents carry labels, reasons and log lines, metrics the
+// services' names.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/webhook", a.webhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/webhook", a.webhook) // authenticates itself, to count 401s as webhook answers
+	mux.HandleFunc("/healthz", getOnly(a, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("GET /api/incidents", a.incidents)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
+	}))
+	mux.HandleFunc("/readyz", getOnly(a, a.readyz))
+	mux.Handle("GET /api/incidents", a.authed(http.HandlerFunc(a.incidents)))
+	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
+	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
+	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})))
+	mux.Handle("/", a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})))
 	return mux
+}
+
+// getOnly answers 405 to anything but GET and HEAD, without credentials:
+// the probes are open, and the catch-all route would otherwise take them.
+func getOnly(a *API, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			a.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// authed answers 401 unless the request carries the configured credentials.
+func (a *API) authed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.deny(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deny answers 401 and returns true unless r carries the configured
+// credentials. The answer invites a browser to ask for basic auth when it
+// is configured.
+func (a *API) deny(w http.ResponseWriter, r *http.Request) bool {
+	if a.authorized(r) {
+		return false
+	}
+	if a.Auth.BasicAuth.Password != "" {
+		w.Header().Add("WWW-Authenticate", `Basic realm="amtriage", charset="UTF-8"`)
+	}
+	if a.Auth.BearerToken != "" {
+		w.Header().Add("WWW-Authenticate", `Bearer realm="amtriage"`)
+	}
+	a.fail(w, http.StatusUnauthorized, "missing or invalid credentials")
+	return true
 }
 
 type errorBody struct {
@@ -102,15 +169,13 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
+	if a.deny(w, r) {
+		return http.StatusUnauthorized
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		a.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST an Alertmanager webhook payload")
 		return http.StatusMethodNotAllowed
-	}
-	if !a.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="amtriage"`)
-		a.fail(w, http.StatusUnauthorized, "missing or invalid credentials")
-		return http.StatusUnauthorized
 	}
 	if a.draining.Load() {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
@@ -119,35 +184,37 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	if r.ContentLength > a.MaxBodyBytes {
 		return a.tooLarge(w)
 	}
-	if a.Inflight != nil {
-		// Reserve what the body may take before reading it: the declared
-		// length, or the maximum when the sender streams it.
-		reserve := r.ContentLength
-		if reserve < 0 {
-			reserve = a.MaxBodyBytes
+	body, release, code, msg := a.readBody(w, r)
+	defer release()
+	if code != 0 {
+		if code == http.StatusRequestTimeout || code == http.StatusServiceUnavailable {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
 		}
-		if !a.Inflight.TryAcquire(reserve) {
-			a.fail(w, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry")
-			return http.StatusServiceUnavailable
+		a.fail(w, code, msg)
+		return code
+	}
+	// Small bodies are decoded whole, and the message handed to the
+	// pipeline; larger ones are validated one alert at a time and read
+	// again in parts when processed, so a storm is never all in memory.
+	var decoded *Message
+	var count, firing int
+	if len(body) <= wholeDecodeBytes {
+		m, err := DecodeMessage(body)
+		if err != nil {
+			a.fail(w, http.StatusBadRequest, err.Error())
+			return http.StatusBadRequest
 		}
-		defer a.Inflight.Release(reserve)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return a.tooLarge(w)
+		decoded, count, firing = m, len(m.Alerts), len(m.Alerts.Firing())
+	} else {
+		n, err := ParseNotification(body)
+		if err != nil {
+			a.fail(w, http.StatusBadRequest, err.Error())
+			return http.StatusBadRequest
 		}
-		a.fail(w, http.StatusBadRequest, "reading body: "+err.Error())
-		return http.StatusBadRequest
+		count, firing = n.Count, n.Firing
 	}
-	msg, err := DecodeMessage(body)
-	if err != nil {
-		a.fail(w, http.StatusBadRequest, err.Error())
-		return http.StatusBadRequest
-	}
-	if len(msg.Alerts) > 0 {
-		if err := a.Committer.Append(r.Context(), body, msg, time.Now().UTC()); err != nil {
+	if count > 0 {
+		if err := a.Committer.Append(r.Context(), body, decoded, time.Now().UTC()); err != nil {
 			switch {
 			case errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
 				a.fail(w, http.StatusServiceUnavailable, err.Error()+"; retry")
@@ -158,16 +225,105 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 			return http.StatusServiceUnavailable
 		}
 	}
-	firing := len(msg.Alerts.Firing())
 	a.Metrics.AlertsReceived.WithLabelValues("firing").Add(float64(firing))
-	a.Metrics.AlertsReceived.WithLabelValues("resolved").Add(float64(len(msg.Alerts) - firing))
-	writeJSON(w, http.StatusOK, map[string]any{"status": "stored", "alerts": len(msg.Alerts)})
+	a.Metrics.AlertsReceived.WithLabelValues("resolved").Add(float64(count - firing))
+	writeJSON(w, http.StatusOK, map[string]any{"status": "stored", "alerts": count})
 	return http.StatusOK
 }
 
+// Reading bodies: the first buffer, the time a body may take before the
+// minimum rate applies, and the longest any body may take.
+const (
+	firstBodyBuffer = 4 << 10
+	bodyGrace       = 10 * time.Second
+	maxBodyTime     = 60 * time.Second
+)
+
+// readBody reads the body, charging the in-flight budget for the memory it
+// takes as it grows (a declared Content-Length reserves nothing), and cuts a
+// body that arrives slower than MinBodyRate after the grace period (408) or
+// that would exceed the budget (503). code is 0 on success; release returns
+// what was charged and must be called once the body is no longer needed.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), code int, msg string) {
+	var charged int64
+	release = func() {
+		if a.Inflight != nil && charged > 0 {
+			a.Inflight.Release(charged)
+			charged = 0
+		}
+	}
+	grow := func(buf []byte, to int) ([]byte, bool) {
+		if a.Inflight != nil && !a.Inflight.TryAcquire(int64(to-cap(buf))) {
+			return buf, false
+		}
+		charged += int64(to - cap(buf))
+		next := make([]byte, len(buf), to)
+		copy(next, buf)
+		return next, true
+	}
+	limit := int(a.MaxBodyBytes)
+	declared := int(r.ContentLength) // -1 when streamed
+	rc := http.NewResponseController(w)
+	start := time.Now()
+	grace, rate := a.BodyGrace, a.MinBodyRate
+	if grace == 0 {
+		grace = bodyGrace
+	}
+	buf, ok := grow(nil, min(firstBodyBuffer, max(declared, 1), limit+1))
+	if !ok {
+		return nil, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
+	}
+	for {
+		if declared >= 0 && len(buf) == declared {
+			break // net/http ends the body at its Content-Length
+		}
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+			}
+			to := min(2*cap(buf), limit+1)
+			if declared >= 0 {
+				to = min(to, declared)
+			}
+			if buf, ok = grow(buf, to); !ok {
+				return nil, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
+			}
+		}
+		if rate > 0 {
+			// Like Apache's mod_reqtimeout: the deadline moves on by one
+			// second for every MinBodyRate bytes received.
+			allowed := grace + time.Duration(float64(len(buf))/float64(rate)*float64(time.Second))
+			_ = rc.SetReadDeadline(start.Add(min(allowed, maxBodyTime)))
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+				a.Log.Warn("webhook body too slow; cut", "remote", r.RemoteAddr, "received", len(buf), "after", time.Since(start).Round(time.Millisecond))
+				return nil, release, http.StatusRequestTimeout, fmt.Sprintf("body too slow: %d bytes in %s, at least %d bytes/s wanted (intake.min_body_rate)", len(buf), time.Since(start).Round(time.Millisecond), rate)
+			default:
+				return nil, release, http.StatusBadRequest, "reading body: " + err.Error()
+			}
+		}
+	}
+	if len(buf) > limit {
+		return nil, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+	}
+	return buf, release, 0, ""
+}
+
 func (a *API) tooLarge(w http.ResponseWriter) int {
-	a.fail(w, http.StatusRequestEntityTooLarge, "body exceeds "+strconv.FormatInt(a.MaxBodyBytes, 10)+" bytes (intake.max_body_bytes)")
+	a.fail(w, http.StatusRequestEntityTooLarge, a.tooLargeMsg())
 	return http.StatusRequestEntityTooLarge
+}
+
+func (a *API) tooLargeMsg() string {
+	return "body exceeds " + strconv.FormatInt(a.MaxBodyBytes, 10) + " bytes (intake.max_body_bytes)"
 }
 
 // authorized checks the bearer token or basic auth in constant time. Hashing
@@ -222,9 +378,105 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
+	if why := a.Pipeline.Stuck(); why != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "error", "error": why, "inbox_pending": a.Pipeline.Pending()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "inbox_pending": a.Pipeline.Pending()})
 }
 
+// API answers are bounded: ?limit= (default 100, at most maxLimit) items.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// limitParam reads ?limit=; ok is false once it has answered 400.
+func (a *API) limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return defaultLimit, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		a.fail(w, http.StatusBadRequest, fmt.Sprintf("limit: %q is not a whole number from 1 to %d", v, maxLimit))
+		return 0, false
+	}
+	return n, true
+}
+
 func (a *API) incidents(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": a.Pipeline.OpenIncidents()})
+	limit, ok := a.limitParam(w, r)
+	if !ok {
+		return
+	}
+	incs, total := a.Pipeline.OpenIncidentsPage(limit)
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": incs, "total": total, "truncated": total > len(incs)})
+}
+
+func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
+	limit, ok := a.limitParam(w, r)
+	if !ok {
+		return
+	}
+	list, total, err := a.Store.DeadLetters(limit)
+	if err != nil {
+		a.Log.Error("listing dead letters", "err", err)
+		a.fail(w, http.StatusInternalServerError, "could not read the dead letters")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": list, "total": total, "truncated": total > len(list)})
+}
+
+// replayDeadLetter puts a dead letter back: a notification into the inbox
+// (processed as if it had just been acknowledged, at its original arrival
+// time), an event at the end of its receiver's queue.
+func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
+		return
+	}
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		a.fail(w, http.StatusBadRequest, fmt.Sprintf("id: %q is not a dead letter id (GET /api/deadletters lists them)", r.PathValue("id")))
+		return
+	}
+	d, err := a.Store.ReadDeadLetter(id)
+	if errors.Is(err, ErrNotFound) {
+		a.fail(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
+		return
+	}
+	if err != nil {
+		a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d cannot be read: %v", id, err))
+		return
+	}
+	switch d.Kind {
+	case DeadNotification:
+		// Into the inbox first, then out of the dead letters: a crash in
+		// between replays it twice, which processing takes as a redelivery.
+		if err := a.Committer.Append(r.Context(), d.Payload, nil, d.ReceivedAt); err != nil {
+			a.fail(w, http.StatusServiceUnavailable, "could not store the notification: "+err.Error()+"; retry")
+			return
+		}
+		if err := a.Store.RemoveDeadLetter(id); err != nil && !errors.Is(err, ErrNotFound) {
+			a.Log.Error("removing a replayed dead letter", "id", id, "err", err)
+		}
+	case DeadEvent:
+		if !slices.Contains(a.Receivers, d.Queue) {
+			a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d is for receiver %q, which is not configured", id, d.Queue))
+			return
+		}
+		if err := a.Store.ReplayEvent(id); err != nil {
+			a.fail(w, http.StatusConflict, err.Error())
+			return
+		}
+		if a.OnReplay != nil {
+			a.OnReplay()
+		}
+	default:
+		a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d cannot be replayed: %s", id, d.Error))
+		return
+	}
+	a.Log.Info("dead letter replayed", "id", id, "kind", d.Kind, "queue", d.Queue)
+	writeJSON(w, http.StatusOK, map[string]any{"status": "replayed", "id": id, "kind": d.Kind, "queue": d.Queue})
 }

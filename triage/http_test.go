@@ -362,9 +362,20 @@ func padTo(t *testing.T, body []byte, n int) []byte {
 
 // ---- metrics ---------------------------------------------------------------
 
+// authHeader is the Authorization header the configuration asks for, if any.
+func (h *harness) authHeader() string {
+	if tok := h.cfg.Auth.BearerToken; tok != "" {
+		return "Bearer " + string(tok)
+	}
+	if ba := h.cfg.Auth.BasicAuth; ba.Password != "" {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(ba.Username+":"+string(ba.Password)))
+	}
+	return ""
+}
+
 func (h *harness) scrape() map[string]*dto.MetricFamily {
 	h.t.Helper()
-	res := h.do(http.MethodGet, "/metrics", nil, "")
+	res := h.do(http.MethodGet, "/metrics", nil, h.authHeader())
 	if res.code != http.StatusOK {
 		h.t.Fatalf("GET /metrics = %d", res.code)
 	}
@@ -900,7 +911,7 @@ func TestAPIIncidents(t *testing.T) {
 	if res.code != http.StatusOK || res.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /api/incidents = %d %q", res.code, res.header.Get("Content-Type"))
 	}
-	if got := strings.TrimSpace(string(res.body)); got != `{"incidents":[]}` {
+	if got := strings.TrimSpace(string(res.body)); got != `{"incidents":[],"total":0,"truncated":false}` {
 		t.Errorf("no incidents: %s, want an empty list", got)
 	}
 
@@ -952,12 +963,20 @@ func TestAPIIncidents(t *testing.T) {
 
 func TestHealthAndReady(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Auth.BearerToken = "s3cret" // probes need no credentials
+	cfg.Auth.BearerToken = "s3cret" // probes need no credentials; the rest does
 	h := servingHarness(t, cfg)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/api/incidents"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		res := h.do(http.MethodGet, path, nil, "")
 		if res.code != http.StatusOK {
 			t.Errorf("GET %s = %d %s", path, res.code, res.body)
+		}
+	}
+	for _, path := range []string{"/metrics", "/api/incidents", "/api/deadletters"} {
+		if res := h.do(http.MethodGet, path, nil, ""); res.code != http.StatusUnauthorized {
+			t.Errorf("GET %s without credentials = %d %s, want 401", path, res.code, res.body)
+		}
+		if res := h.do(http.MethodGet, path, nil, "Bearer s3cret"); res.code != http.StatusOK {
+			t.Errorf("GET %s with the token = %d %s", path, res.code, res.body)
 		}
 	}
 	res := h.do(http.MethodGet, "/readyz", nil, "")

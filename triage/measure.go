@@ -39,6 +39,8 @@ func (t *Triager) Measure(ctx context.Context, ev *signal.Evaluation, alerts []*
 }
 
 // runBounded runs work with at most n at a time and returns when all ended.
+// A panic in one is raised again on the caller's goroutine, where the
+// pipeline recovers it, instead of ending the process.
 func runBounded(n int, work []func()) {
 	if len(work) == 1 {
 		work[0]()
@@ -46,12 +48,22 @@ func runBounded(n int, work []func()) {
 	}
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
+	var once sync.Once
+	var panicked any
 	for _, w := range work {
 		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { panicked = r })
+				}
+				<-sem
+			}()
 			w()
 		})
 	}
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
 }

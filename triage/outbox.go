@@ -68,6 +68,7 @@ func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error 
 		if err != nil {
 			return fmt.Errorf("outbox %s: %w", r, err)
 		}
+		q.FillPercent = appendFill
 		seq, err := q.NextSequence()
 		if err != nil {
 			return fmt.Errorf("outbox %s sequence: %w", r, err)
@@ -84,14 +85,29 @@ func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error 
 }
 
 // Next implements notify.Queue: the oldest due envelope that heads its
-// incident's events.
+// incident's events. An entry that cannot be decoded can never be
+// delivered: it is moved to the dead letters, and the queue flows on.
 func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Time, notify.QueueStats, error) {
-	var (
-		env   *notify.Envelope
-		wake  time.Time
-		stats notify.QueueStats
-	)
-	err := s.state.View(func(tx *bolt.Tx) error {
+	for {
+		env, wake, stats, bad, err := s.next(receiver, now)
+		if err != nil || bad == nil {
+			return env, wake, stats, err
+		}
+		if err := s.deadLetterRaw(receiver, bad); err != nil {
+			return nil, time.Time{}, stats, err
+		}
+	}
+}
+
+// undecodable is an outbox entry that does not decode.
+type undecodable struct {
+	seq uint64
+	raw []byte
+	err error
+}
+
+func (s *Store) next(receiver string, now time.Time) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
+	err = s.state.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
 		if q == nil {
 			return nil
@@ -100,9 +116,11 @@ func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Tim
 		heads := map[string]bool{}
 		c := q.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
 			h, err := decodeHeader(v)
 			if err != nil {
-				return fmt.Errorf("outbox %s entry %d: %w", receiver, binary.BigEndian.Uint64(k), err)
+				bad = &undecodable{seq: seq, raw: append([]byte(nil), v...), err: err}
+				return nil
 			}
 			if stats.Oldest.IsZero() {
 				stats.Oldest = h.enqueued
@@ -117,16 +135,42 @@ func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Tim
 				}
 				continue
 			}
-			env = new(notify.Envelope)
-			if err := json.Unmarshal(h.body, env); err != nil {
-				return fmt.Errorf("outbox %s entry %d: %w", receiver, binary.BigEndian.Uint64(k), err)
+			e := new(notify.Envelope)
+			if err := json.Unmarshal(h.body, e); err != nil {
+				bad = &undecodable{seq: seq, raw: append([]byte(nil), v...), err: err}
+				return nil
 			}
-			env.Seq = binary.BigEndian.Uint64(k)
+			e.Seq = seq
+			env = e
 			return nil
 		}
 		return nil
 	})
-	return env, wake, stats, err
+	return env, wake, stats, bad, err
+}
+
+// deadLetterRaw moves an undecodable outbox entry to the dead letters, as
+// it was stored.
+func (s *Store) deadLetterRaw(receiver string, bad *undecodable) error {
+	err := s.state.Update(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
+		if q == nil || q.Get(u64(bad.seq)) == nil {
+			return nil // gone meanwhile
+		}
+		if err := q.Delete(u64(bad.seq)); err != nil {
+			return err
+		}
+		d := &DeadLetter{Kind: DeadEvent, Queue: receiver, Attempts: 0, At: time.Now().UTC(), Payload: bad.raw,
+			Error: fmt.Sprintf("outbox entry %d does not decode: %v", bad.seq, bad.err)}
+		if h, err := decodeHeader(bad.raw); err == nil {
+			d.Incident = h.incident
+		}
+		return s.putDeadLetter(tx, d)
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter undecodable outbox entry %d of %s: %w", bad.seq, receiver, err)
+	}
+	return nil
 }
 
 // Ack implements notify.Queue.
@@ -156,18 +200,20 @@ func (s *Store) Retry(env *notify.Envelope) error {
 
 // DeadLetter implements notify.Queue.
 func (s *Store) DeadLetter(env *notify.Envelope) error {
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
 	return s.state.Update(func(tx *bolt.Tx) error {
 		if q := tx.Bucket(bucketOutbox).Bucket([]byte(env.Receiver)); q != nil {
 			if err := q.Delete(u64(env.Seq)); err != nil {
 				return err
 			}
 		}
-		dead := tx.Bucket(bucketDead)
-		seq, err := dead.NextSequence()
-		if err != nil {
-			return err
-		}
-		return putJSON(dead, u64(seq), env)
+		return s.putDeadLetter(tx, &DeadLetter{
+			Kind: DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts, At: time.Now().UTC(),
+			Incident: env.Event.Incident.ID, EventKind: env.Event.Kind, Payload: payload,
+		})
 	})
 }
 

@@ -57,6 +57,7 @@ func inputErrorf(format string, args ...any) error {
 type Notification struct {
 	Message     // without its alerts
 	Count   int // alerts in the body
+	Firing  int // of which firing
 	raw     []byte
 }
 
@@ -106,6 +107,9 @@ func ParseNotification(body []byte) (*Notification, error) {
 		}
 		if !ok {
 			break
+		}
+		if a.Status == string(model.AlertFiring) {
+			n.Firing++
 		}
 		a = template.Alert{}
 	}

@@ -2,9 +2,12 @@ package triage
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
@@ -44,6 +48,17 @@ type Pipeline struct {
 
 	wake chan struct{}
 
+	// Progress, for /readyz: the last error of a drain that could not go
+	// on, and when a commit last succeeded.
+	healthMu     sync.Mutex
+	lastError    error
+	lastErrorAt  time.Time
+	lastProgress time.Time
+	// Failures: a chunk that failed is retried entry by entry up to
+	// isolateThrough; failedSeq failed failedTries times alone.
+	isolateThrough, failedSeq uint64
+	failedTries               int
+
 	// decoded holds messages the intake already decoded, by inbox sequence,
 	// so the pipeline need not decode them again. Bounded: on overflow, or
 	// after a restart, the body is decoded from the inbox instead.
@@ -62,7 +77,7 @@ type decodedMsg struct {
 // behind decodes from the inbox instead of pinning memory.
 const (
 	maxDecoded      = 1024
-	maxDecodedBytes = 64 << 20
+	maxDecodedBytes = 16 << 20
 )
 
 // PipelineOptions configures a Pipeline.
@@ -102,6 +117,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if err := p.reload(); err != nil {
 		return nil, err
 	}
+	p.lastProgress = time.Now()
 	return p, nil
 }
 
@@ -138,16 +154,12 @@ func (p *Pipeline) Committed(entries []*InboxEntry, msgs []*Message) {
 	p.Wake()
 }
 
-func (p *Pipeline) takeDecoded(seq uint64) *Message {
+// cachedDecoded is the message the intake decoded for seq, or nil. It stays
+// cached until forgetDecoded, as its entry may not fit the chunk in hand.
+func (p *Pipeline) cachedDecoded(seq uint64) *Message {
 	p.decodedMu.Lock()
 	defer p.decodedMu.Unlock()
-	d, ok := p.decoded[seq]
-	if !ok {
-		return nil
-	}
-	delete(p.decoded, seq)
-	p.decodedBytes -= d.size
-	return d.msg
+	return p.decoded[seq].msg
 }
 
 // forgetDecoded drops cached messages up to seq, which the pipeline has
@@ -244,83 +256,350 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 const (
-	coalesce        = 5 * time.Millisecond
-	drainBatch      = 256
-	drainBatchBytes = 64 << 20
+	coalesce   = 5 * time.Millisecond
+	drainBatch = 256
+	// drainBatchBytes bounds the bodies read from the inbox at once; a body
+	// larger than that is read alone.
+	drainBatchBytes = 4 << 20
+	// partAlerts bounds the alerts one commit folds in: whole notifications
+	// up to it together, a larger one in parts of it. A storm's transaction,
+	// and the memory it takes, stay the size of a part.
+	partAlerts = 2000
+	// wholeDecodeBytes: bodies up to this are decoded at once; larger ones
+	// are read a part at a time.
+	wholeDecodeBytes = 1 << 20
+	// maxProcessingTries: a notification whose processing fails
+	// deterministically this many times, alone, is dead-lettered.
+	maxProcessingTries = 3
 )
 
-// Drain processes every committed inbox entry not yet folded in, in chunks
-// that each commit atomically. When ctx ends it stops after the chunk in
-// hand; the rest waits in the inbox for the next start.
+// pending is one inbox entry about to be processed.
+type pending struct {
+	entry InboxEntry
+	msg   *Message      // decoded whole, or nil
+	large *Notification // read a part at a time, or nil
+	err   error         // the body does not decode
+}
+
+func (e *pending) alerts() int {
+	if e.msg != nil {
+		return len(e.msg.Alerts)
+	}
+	return 0
+}
+
+// Drain processes every committed inbox entry not yet folded in. One commit
+// folds in whole notifications of at most partAlerts alerts in all, or one
+// part of a larger notification. When ctx ends it stops after the commit in
+// hand; the rest waits in the inbox for the next start (a notification cut
+// between parts is processed again from its start: its first parts are
+// then redeliveries, which change nothing).
+//
+// A chunk that fails is retried one notification at a time; a notification
+// that fails alone deterministically (it cannot be decoded or encoded, or
+// processing it panics) is dead-lettered after maxProcessingTries and the
+// rest flow on. Other failures (the disk) are retried until they pass,
+// and /readyz says the pipeline is failing meanwhile.
 func (p *Pipeline) Drain(ctx context.Context) error {
-	work := context.WithoutCancel(ctx) // a chunk, once begun, is triaged whole
+	work := context.WithoutCancel(ctx) // a commit, once begun, is triaged whole
 	for ctx.Err() == nil {
 		p.mu.RLock()
 		after := p.lastSeq
 		p.mu.RUnlock()
-		entries, err := p.store.ReadInbox(after, drainBatch, drainBatchBytes)
+		max := drainBatch
+		if p.isolateThrough > after {
+			max = 1
+		}
+		entries, err := p.store.ReadInbox(after, max, drainBatchBytes)
 		if err != nil {
-			return err
+			return p.failing(err)
 		}
 		if len(entries) == 0 {
 			// Idle: delete what is processed, unless appends already did.
 			if err := p.store.TrimInbox(after); err != nil {
 				p.log.Warn("trimming inbox", "err", err) // harmless: entries ≤ lastSeq are skipped
 			}
+			p.progressed()
 			return nil
 		}
-		batches := make([]incident.Batch, 0, len(entries))
-		// One evaluation per chunk, at the time its last notification
-		// arrived (replays after a crash measure the same instant): every
-		// query and probe runs once for all its notifications.
-		ev := signal.NewEvaluation(entries[len(entries)-1].ReceivedAt)
-		msgs := make([]*Message, len(entries))
-		priors := make([][]prior, len(entries))
-		var undecided []*template.Alert
-		for i, e := range entries {
-			msg := p.takeDecoded(e.Seq)
-			if msg == nil {
-				var err error
-				if msg, err = DecodeMessage(e.Body); err != nil {
-					// Validated at intake, so only a format change between versions
-					// gets here: skip it loudly rather than block everything behind it.
-					p.log.Error("skipping undecodable inbox entry", "seq", e.Seq, "err", err)
-					continue
-				}
-			}
-			msgs[i], priors[i] = msg, p.priors(msg)
-			for j, pr := range priors[i] {
-				if !pr.reuse && msg.Alerts[j].Status == incident.Firing {
-					undecided = append(undecided, &msg.Alerts[j])
-				}
-			}
+		chunk := p.prepare(entries)
+		err = p.process(ctx, work, chunk)
+		if err == nil {
+			p.progressed()
+			continue
 		}
-		if len(undecided) > 0 && len(p.triager.Sources) > 0 {
-			start := time.Now()
-			p.triager.Measure(work, ev, undecided)
-			p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
+		if len(chunk) > 1 {
+			p.isolateThrough = chunk[len(chunk)-1].entry.Seq
+			p.log.Warn("processing notifications failed; retrying them one at a time",
+				"from_seq", chunk[0].entry.Seq, "to_seq", p.isolateThrough, "err", err)
+			continue
 		}
-		var fresh []map[string]freshAlert
-		for i, msg := range msgs {
-			if msg != nil {
-				b, f := p.classify(work, ev, msg, priors[i], entries[i].ReceivedAt)
-				batches, fresh = append(batches, b), append(fresh, f)
-			}
+		if dead, derr := p.giveUp(chunk[0], err); derr != nil {
+			return p.failing(fmt.Errorf("%w (and dead-lettering it failed: %v)", err, derr))
+		} else if dead {
+			p.progressed()
+			continue
 		}
-		// The whole chunk's diagnoses at once: each may wait for a pod's log.
-		for i, ds := range p.diagnose(work, ev, fresh) {
-			batches[i].Diagnoses = ds
+		return p.failing(err)
+	}
+	return nil
+}
+
+// prepare decodes what entries it can and keeps those one commit takes:
+// small notifications up to partAlerts alerts in all, or a large one alone.
+func (p *Pipeline) prepare(entries []InboxEntry) []*pending {
+	var out []*pending
+	total := 0
+	for _, e := range entries {
+		pe := &pending{entry: e}
+		switch msg := p.cachedDecoded(e.Seq); {
+		case msg != nil:
+			pe.msg = msg
+		case len(e.Body) <= wholeDecodeBytes:
+			pe.msg, pe.err = DecodeMessage(e.Body)
+		default:
+			pe.large, pe.err = parseHeader(e.Body)
 		}
-		last := entries[len(entries)-1].Seq
-		// Before apply publishes lastSeq: once a reader sees the chunk
-		// processed, nothing of it is left in the cache. (If apply fails the
-		// retry decodes from the inbox.)
-		p.forgetDecoded(last)
-		if err := p.apply(last, batches); err != nil {
+		alone := pe.err != nil || pe.large != nil || pe.alerts() > partAlerts
+		if len(out) > 0 && (alone || total+pe.alerts() > partAlerts) {
+			break
+		}
+		out = append(out, pe)
+		total += pe.alerts()
+		if alone {
+			break
+		}
+	}
+	return out
+}
+
+// process folds chunk into the book and commits it. Whatever goes wrong
+// leaves the book as the store has it: a failed commit reloads it, and so
+// does a panic, which may have left it half changed.
+func (p *Pipeline) process(ctx, work context.Context, chunk []*pending) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &processingPanic{value: r, stack: debug.Stack()}
+			p.restoreBook()
+		}
+	}()
+	if first := chunk[0]; len(chunk) == 1 && (first.err != nil || first.large != nil || first.alerts() > partAlerts) {
+		return p.processInParts(ctx, work, first)
+	}
+	units := make([]unit, len(chunk))
+	for i, pe := range chunk {
+		units[i] = unit{receivedAt: pe.entry.ReceivedAt, msg: pe.msg, complete: pe.msg.TruncatedAlerts == 0}
+	}
+	last := chunk[len(chunk)-1].entry.Seq
+	// Before apply publishes lastSeq: once a reader sees the chunk
+	// processed, nothing of it is left in the cache. (If apply fails the
+	// retry decodes from the inbox.)
+	p.forgetDecoded(last)
+	return p.fold(work, units, last)
+}
+
+// processInParts folds one large notification in, partAlerts at a time.
+// Only the last part advances lastSeq.
+func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error {
+	if pe.err != nil {
+		return pe.err
+	}
+	header, next := pe.msg, func(max int) ([]template.Alert, error) { return nil, nil }
+	if pe.large != nil {
+		header, next = &pe.large.Message, pe.large.Alerts().Next
+	} else {
+		rest := pe.msg.Alerts
+		next = func(max int) ([]template.Alert, error) {
+			part := rest[:min(max, len(rest))]
+			rest = rest[len(part):]
+			return part, nil
+		}
+	}
+	part, err := next(partAlerts)
+	for first := true; ; first = false {
+		if err != nil {
 			return err
 		}
-		p.store.MarkProcessed(last)
+		following, err2 := next(partAlerts)
+		lastPart := err2 == nil && len(following) == 0
+		msg := *header
+		msg.Alerts = part
+		u := unit{receivedAt: pe.entry.ReceivedAt, msg: &msg, continues: !first, complete: lastPart && header.TruncatedAlerts == 0}
+		seq := uint64(0)
+		if lastPart {
+			p.forgetDecoded(pe.entry.Seq)
+			seq = pe.entry.Seq
+		}
+		if err := p.fold(work, []unit{u}, seq); err != nil {
+			return err
+		}
+		if lastPart {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil // the notification is processed again from its start
+		}
+		p.progressed()
+		part, err = following, err2
 	}
+}
+
+// unit is one notification, or one part of a large one, to fold in.
+type unit struct {
+	receivedAt time.Time
+	msg        *Message // its header, and the alerts of this part
+	continues  bool     // a later part of the notification of the unit before
+	complete   bool     // lists every alert of its group (nothing truncated; the last part)
+}
+
+// fold triages units, folds them into the book and commits them, with
+// lastSeq (0: the inbox position does not advance) in one transaction.
+func (p *Pipeline) fold(work context.Context, units []unit, lastSeq uint64) error {
+	if len(units) == 0 {
+		return nil
+	}
+	// One evaluation per commit, at the time its last notification
+	// arrived (replays after a crash measure the same instant): every
+	// query and probe runs once for all its notifications.
+	ev := signal.NewEvaluation(units[len(units)-1].receivedAt)
+	priors := make([][]prior, len(units))
+	var undecided []*template.Alert
+	for i, u := range units {
+		priors[i] = p.priors(u.msg)
+		for j, pr := range priors[i] {
+			if !pr.reuse && u.msg.Alerts[j].Status == incident.Firing {
+				undecided = append(undecided, &u.msg.Alerts[j])
+			}
+		}
+	}
+	if len(undecided) > 0 && len(p.triager.Sources) > 0 {
+		start := time.Now()
+		p.triager.Measure(work, ev, undecided)
+		p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
+	}
+	batches := make([]incident.Batch, 0, len(units))
+	fresh := make([]map[string]freshAlert, 0, len(units))
+	for i, u := range units {
+		b, f := p.classify(work, ev, u.msg, priors[i], u.receivedAt)
+		b.Complete, b.Continues = u.complete, u.continues
+		batches, fresh = append(batches, b), append(fresh, f)
+	}
+	// The whole chunk's diagnoses at once: each may wait for a pod's log.
+	for i, ds := range p.diagnose(work, ev, fresh) {
+		batches[i].Diagnoses = ds
+	}
+	return p.apply(lastSeq, batches)
+}
+
+// processingPanic is a panic while processing a notification: deterministic
+// for that input, so it is dead-lettered rather than retried forever.
+type processingPanic struct {
+	value any
+	stack []byte
+}
+
+func (e *processingPanic) Error() string { return fmt.Sprintf("processing panicked: %v", e.value) }
+
+// deterministic reports whether err will happen again for the same input:
+// the body does not decode, a value cannot be encoded or stored, or the code
+// panicked. Anything else (I/O) may pass on a retry.
+func deterministic(err error) bool {
+	var in *InputError
+	var pp *processingPanic
+	var unsupported *json.UnsupportedValueError
+	var unsupportedType *json.UnsupportedTypeError
+	var marshaler *json.MarshalerError
+	return errors.As(err, &in) || errors.As(err, &pp) || errors.As(err, &unsupported) ||
+		errors.As(err, &unsupportedType) || errors.As(err, &marshaler) ||
+		errors.Is(err, bolt.ErrKeyTooLarge) || errors.Is(err, bolt.ErrValueTooLarge) || errors.Is(err, bolt.ErrKeyRequired)
+}
+
+// giveUp dead-letters a notification that failed alone deterministically,
+// once it has failed maxProcessingTries times (an undecodable one at once),
+// advancing the inbox past it in the same transaction.
+func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
+	seq := pe.entry.Seq
+	if p.failedSeq != seq {
+		p.failedSeq, p.failedTries = seq, 0
+	}
+	p.failedTries++
+	var in *InputError
+	if !deterministic(err) || (p.failedTries < maxProcessingTries && !errors.As(err, &in)) {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := &DeadLetter{
+		Kind: DeadNotification, Queue: InboxQueue, Error: err.Error(), Attempts: p.failedTries,
+		At: p.now().UTC(), Seq: seq, ReceivedAt: pe.entry.ReceivedAt, Alerts: pe.alerts(), Payload: pe.entry.Body,
+	}
+	if err := p.commit(&Commit{LastSeq: seq, DeadLetters: []*DeadLetter{d}}); err != nil {
+		return false, err
+	}
+	attrs := []any{"seq", seq, "dead_letter", d.ID, "attempts", d.Attempts, "err", err}
+	if pp, ok := errors.AsType[*processingPanic](err); ok {
+		attrs = append(attrs, "stack", string(pp.stack))
+	}
+	p.log.Error("notification dead-lettered: it cannot be processed; GET /api/deadletters lists it", attrs...)
+	p.forgetDecoded(seq)
+	p.failedSeq, p.failedTries = 0, 0
+	return true, nil
+}
+
+// failing records that processing is stuck on err, for /readyz.
+func (p *Pipeline) failing(err error) error {
+	p.healthMu.Lock()
+	p.lastError, p.lastErrorAt = err, time.Now()
+	p.healthMu.Unlock()
+	return err
+}
+
+// progressed records that the pipeline is not stuck.
+func (p *Pipeline) progressed() {
+	p.healthMu.Lock()
+	p.lastError, p.lastProgress = nil, time.Now()
+	p.healthMu.Unlock()
+}
+
+// stallAfter: pending work with no commit for this long makes /readyz not
+// ready even without an error (a hung step).
+const stallAfter = 2 * time.Minute
+
+// Stuck says why the pipeline makes no progress on pending work, or "".
+func (p *Pipeline) Stuck() string {
+	pending := p.Pending()
+	if pending == 0 {
+		return ""
+	}
+	p.healthMu.Lock()
+	defer p.healthMu.Unlock()
+	if p.lastError != nil {
+		return fmt.Sprintf("processing fails since %s, %d notifications waiting: %v", p.lastErrorAt.UTC().Format(time.RFC3339), pending, p.lastError)
+	}
+	if since := time.Since(p.lastProgress); since > stallAfter {
+		return fmt.Sprintf("no notification processed for %s, %d waiting", since.Round(time.Second), pending)
+	}
+	return ""
+}
+
+// restoreBook rebuilds the book from the store after a failed step, so
+// memory never runs ahead of disk.
+func (p *Pipeline) restoreBook() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.restoreLocked(); err != nil {
+		p.log.Error("reloading state after a failed step", "err", err)
+	}
+}
+
+func (p *Pipeline) restoreLocked() error {
+	ls, err := p.store.LoadState()
+	if err != nil {
+		return err
+	}
+	p.book = incident.NewBook()
+	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
+	p.lastSeq = ls.LastSeq
 	return nil
 }
 
@@ -498,8 +777,12 @@ func (p *Pipeline) Sweep() error {
 	}}
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
+		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {
+			commit.PruneDeadBefore = now.Add(-p.retention)
+		}
 	}
-	if commit.Changes[0].Empty() && commit.Changes[1].Empty() && len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 {
+	if commit.Changes[0].Empty() && commit.Changes[1].Empty() && len(commit.PrunedIncidents) == 0 &&
+		len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero() {
 		return nil
 	}
 	return p.commit(commit)
@@ -512,13 +795,9 @@ func (p *Pipeline) commit(c *Commit) error {
 	err := p.store.Apply(c)
 	p.metrics.CommitDuration.WithLabelValues("state").Observe(time.Since(start).Seconds())
 	if err != nil {
-		ls, lerr := p.store.LoadState()
-		if lerr != nil {
+		if lerr := p.restoreLocked(); lerr != nil {
 			return fmt.Errorf("%w (and reloading state failed: %v)", err, lerr)
 		}
-		p.book = incident.NewBook()
-		p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
-		p.lastSeq = ls.LastSeq
 		return err
 	}
 	if c.LastSeq > 0 {

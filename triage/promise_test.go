@@ -1,10 +1,29 @@
 package triage
 
 import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/signal"
 )
 
 // The inputs that used to be answered 200 and then failed every commit,
@@ -33,5 +52,395 @@ func TestInputsTheStoreCannotHoldAreRefused(t *testing.T) {
 	h.settle()
 	if open := h.d.Pipeline().OpenIncidents(); len(open) != 1 || open[0].Service != "api" {
 		t.Fatalf("open incidents %+v, want the api incident", open)
+	}
+}
+
+// panickyEnricher diagnoses like a buggy diagnosis would: it panics for
+// alerts of the service named boom while armed.
+type panickyEnricher struct{ armed atomic.Bool }
+
+func (e *panickyEnricher) Diagnose(_ context.Context, _ *signal.Evaluation, a *template.Alert, _ *rules.Service, _ severity.Decision) *diagnosis.Diagnosis {
+	if a.Labels["service"] == "boom" && e.armed.Load() {
+		panic("diagnosis bug")
+	}
+	return &diagnosis.Diagnosis{Category: diagnosis.Application, Summary: "ok"}
+}
+
+type deadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
+	Total       int          `json:"total"`
+}
+
+func (h *harness) deadLetters() deadLetterList {
+	h.t.Helper()
+	res := h.do(http.MethodGet, "/api/deadletters", nil, h.authHeader())
+	if res.code != http.StatusOK {
+		h.t.Fatalf("GET /api/deadletters = %d %s", res.code, res.body)
+	}
+	var l deadLetterList
+	if err := json.Unmarshal(res.body, &l); err != nil {
+		h.t.Fatal(err)
+	}
+	return l
+}
+
+// A notification whose processing fails deterministically (here a panic in
+// the diagnosis) is tried a bounded number of times, then dead-lettered:
+// listed, counted in a metric, replayable; the notifications behind it flow
+// on. Processed in one chunk, the good ones are isolated from the bad one.
+func TestNotificationThatCannotBeProcessedIsDeadLettered(t *testing.T) {
+	enricher := &panickyEnricher{}
+	enricher.armed.Store(true)
+	h := handlerHarness(t, testConfig(t), withEnricher(enricher))
+	start := time.Now().Add(-time.Minute)
+	h.mustPost(alertPayload("api", "firing", start), "")
+	h.mustPost(namedAlertPayload("boom", "Explodes", "critical", nil, start), "")
+	h.mustPost(alertPayload("checkout", "firing", start), "")
+
+	// Run drains one chunk of all three: it fails, is retried one by one,
+	// and the bad one is dead-lettered after maxProcessingTries.
+	p := h.d.Pipeline()
+	for i := 0; i < 10 && p.Pending() > 0; i++ {
+		_ = p.Drain(context.Background())
+	}
+	if n := p.Pending(); n != 0 {
+		t.Fatalf("%d notifications still pending: the bad one holds up the rest", n)
+	}
+	services := map[string]bool{}
+	for _, inc := range p.OpenIncidents() {
+		services[inc.Service] = true
+	}
+	if !services["api"] || !services["checkout"] || services["boom"] {
+		t.Fatalf("open incidents for %v, want api and checkout", services)
+	}
+	l := h.deadLetters()
+	if l.Total != 1 || len(l.DeadLetters) != 1 {
+		t.Fatalf("dead letters %+v, want the boom notification", l)
+	}
+	d := l.DeadLetters[0]
+	if d.Kind != DeadNotification || d.Queue != InboxQueue || d.Attempts != maxProcessingTries ||
+		!strings.Contains(d.Error, "diagnosis bug") || d.Alerts != 1 || d.Bytes == 0 {
+		t.Errorf("dead letter %+v", d)
+	}
+	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": InboxQueue}); got != 1 {
+		t.Errorf("amtriage_dead_letters{queue=inbox} = %v, want 1", got)
+	}
+	if !strings.Contains(h.logs.String(), "notification dead-lettered") || !strings.Contains(h.logs.String(), "goroutine") {
+		t.Errorf("no dead-letter log line with the panic's stack:\n%s", h.logs.String())
+	}
+
+	// Fixed, the replay processes it.
+	enricher.armed.Store(false)
+	res := h.do(http.MethodPost, "/api/deadletters/"+strconv.FormatUint(d.ID, 10)+"/replay", nil, "")
+	if res.code != http.StatusOK {
+		t.Fatalf("replay = %d %s", res.code, res.body)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, inc := range p.OpenIncidents() {
+		found = found || inc.Service == "boom"
+	}
+	if !found {
+		t.Fatal("replayed notification not processed")
+	}
+	if l := h.deadLetters(); l.Total != 0 {
+		t.Errorf("dead letters after the replay: %+v", l)
+	}
+	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": InboxQueue}); got != 0 {
+		t.Errorf("amtriage_dead_letters{queue=inbox} = %v after the replay, want 0", got)
+	}
+	if res := h.do(http.MethodPost, "/api/deadletters/"+strconv.FormatUint(d.ID, 10)+"/replay", nil, ""); res.code != http.StatusNotFound {
+		t.Errorf("second replay = %d %s, want 404", res.code, res.body)
+	}
+	if res := h.do(http.MethodPost, "/api/deadletters/x/replay", nil, ""); res.code != http.StatusBadRequest {
+		t.Errorf("replay of id x = %d, want 400", res.code)
+	}
+}
+
+// An inbox entry that does not decode (written by another version, say)
+// cannot ever be processed: it is dead-lettered at once, not skipped
+// silently, and the entries behind it are processed.
+func TestUndecodableInboxEntryIsDeadLettered(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	if err := h.d.committer.Append(context.Background(), []byte(`{"version":"5","alerts":[]}`), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
+	if err := h.d.Pipeline().Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if open := h.d.Pipeline().OpenIncidents(); len(open) != 1 {
+		t.Fatalf("open incidents %d, want the api one", len(open))
+	}
+	l := h.deadLetters()
+	if l.Total != 1 || !strings.Contains(l.DeadLetters[0].Error, "version") || l.DeadLetters[0].Attempts != 1 {
+		t.Fatalf("dead letters %+v", l)
+	}
+	full, err := h.d.store.ReadDeadLetter(l.DeadLetters[0].ID)
+	if err != nil || string(full.Payload) != `{"version":"5","alerts":[]}` {
+		t.Fatalf("dead letter payload %q, %v: the body must be kept as received", full.Payload, err)
+	}
+}
+
+// A failure that is not the input's (the disk) is never dead-lettered: it
+// is retried until it passes, and /readyz says the pipeline is failing
+// meanwhile.
+func TestTransientCommitFailureIsRetriedAndMakesNotReady(t *testing.T) {
+	h := servingHarness(t, testConfig(t))
+	var failing atomic.Bool
+	var tries atomic.Int32
+	failing.Store(true)
+	fault := func(*Commit) error {
+		if failing.Load() {
+			tries.Add(1)
+			return &fs.PathError{Op: "write", Path: "state.db", Err: syscall.ENOSPC}
+		}
+		return nil
+	}
+	h.d.store.faultApply.Store(&fault)
+	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
+	h.waitFor("readyz not ready", func() bool {
+		res := h.do(http.MethodGet, "/readyz", nil, "")
+		return res.code == http.StatusServiceUnavailable && strings.Contains(string(res.body), "no space left")
+	})
+	h.waitFor("more tries than maxProcessingTries", func() bool { return tries.Load() > maxProcessingTries+1 })
+	if l := h.deadLetters(); l.Total != 0 {
+		t.Fatalf("a disk failure dead-lettered the notification: %+v", l)
+	}
+	failing.Store(false)
+	h.settle()
+	if open := h.d.Pipeline().OpenIncidents(); len(open) != 1 {
+		t.Fatalf("open incidents %d after the disk recovered, want 1", len(open))
+	}
+	if res := h.do(http.MethodGet, "/readyz", nil, ""); res.code != http.StatusOK {
+		t.Errorf("readyz = %d %s after recovery", res.code, res.body)
+	}
+}
+
+// slowClient opens a connection, sends a webhook's headers declaring
+// declared bytes and the first byte of the body, then stalls.
+func slowClient(t *testing.T, url string, declared int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", declared)
+	return conn
+}
+
+// Eight clients trickling a byte at a time, each declaring a 32 MiB body,
+// used to reserve the whole in-flight budget and make every real webhook
+// 503. The budget is now charged by the bytes that arrived, so real
+// webhooks are stored; and the slow bodies are cut with 408.
+func TestSlowClientsDoNotDenyIntake(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Intake.MinBodyRate = 1024
+	h := servingHarness(t, cfg, func(o *Options) { o.BodyGrace = 500 * time.Millisecond })
+	var slow []net.Conn
+	for range 8 {
+		slow = append(slow, slowClient(t, h.url, int(cfg.Intake.MaxBodyBytes)))
+	}
+	h.waitFor("the slow bodies being read", func() bool { return h.d.api.Inflight.Used() >= 8*firstBodyBuffer })
+	for i := 0; i < 5; i++ {
+		h.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", time.Now().Add(-time.Minute)), "")
+	}
+	for i, conn := range slow {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("slow client %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "min_body_rate") {
+			t.Errorf("slow client %d: %d %s, want 408 naming intake.min_body_rate", i, resp.StatusCode, body)
+		}
+	}
+	mfs := h.scrape()
+	if got := scalar(mfs, "amtriage_webhook_requests_total", map[string]string{"code": "408"}); got != 8 {
+		t.Errorf("408s counted: %v, want 8", got)
+	}
+}
+
+// The budget is charged by what arrives: a body that would take more than
+// is left is refused with 503 once it has arrived that far, and what it
+// held is returned.
+func TestInflightBudgetChargedAsBytesArrive(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Intake.MaxBodyBytes = 1 << 20
+	cfg.Intake.MaxInflightBytes = 1 << 20
+	h := handlerHarness(t, cfg, func(o *Options) { o.BodyGrace = 300 * time.Millisecond })
+	// One slow client holding a little of the budget does not stop another.
+	slowClient(t, h.url, 1<<20)
+	h.waitFor("the slow body being read", func() bool { return h.d.api.Inflight.Used() > 0 })
+	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
+	// A body that needs all of the budget while some is held gets 503.
+	big := padTo(t, alertPayload("big", "firing", time.Now().Add(-time.Minute)), 1<<20)
+	if res := h.post(big, ""); res.code != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "in flight") {
+		t.Fatalf("POST of the whole budget beside a slow client = %d %s, want 503", res.code, res.body)
+	}
+	h.waitFor("the slow client cut and its bytes returned", func() bool { return h.d.api.Inflight.Used() == 0 })
+	h.mustPost(big, "")
+	if used := h.d.api.Inflight.Used(); used != 0 {
+		t.Errorf("%d bytes still charged after every request ended", used)
+	}
+}
+
+// With auth configured, everything but the probes needs it: the incidents
+// (labels, reasons, log lines), the dead letters, the metrics, and paths
+// that do not exist (no probing for what does). Basic auth is offered to
+// browsers.
+func TestEveryEndpointButProbesNeedsAuth(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Auth.BasicAuth = rules.BasicAuthConfig{Username: "sre", Password: "pw"}
+	h := servingHarness(t, cfg)
+	basic := h.authHeader()
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/api/incidents"}, {"GET", "/api/incidents?limit=1"}, {"GET", "/api/deadletters"},
+		{"POST", "/api/deadletters/1/replay"}, {"GET", "/metrics"}, {"POST", "/webhook"}, {"GET", "/nope"}, {"GET", "/"},
+	} {
+		res := h.do(tc.method, tc.path, nil, "")
+		if res.code != http.StatusUnauthorized {
+			t.Errorf("%s %s without credentials = %d, want 401", tc.method, tc.path, res.code)
+			continue
+		}
+		if got := res.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic ") {
+			t.Errorf("%s %s: WWW-Authenticate %q, want Basic for browsers", tc.method, tc.path, got)
+		}
+		if res := h.do(tc.method, tc.path, nil, "Basic "+base64.StdEncoding.EncodeToString([]byte("sre:wrong"))); res.code != http.StatusUnauthorized {
+			t.Errorf("%s %s with a wrong password = %d, want 401", tc.method, tc.path, res.code)
+		}
+		if res := h.do(tc.method, tc.path, nil, basic); res.code == http.StatusUnauthorized {
+			t.Errorf("%s %s with credentials = 401", tc.method, tc.path)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if res := h.do("GET", path, nil, ""); res.code != http.StatusOK {
+			t.Errorf("GET %s without credentials = %d, want 200", path, res.code)
+		}
+	}
+}
+
+// /api/incidents answers at most ?limit= incidents (default 100) and at most
+// 50 alerts of each, with the counts.
+func TestAPIIncidentsAreBounded(t *testing.T) {
+	h := servingHarness(t, testConfig(t))
+	start := time.Now().Add(-time.Minute)
+	for i := 0; i < 3; i++ {
+		h.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", start), "")
+	}
+	h.mustPost(stormPayload(t, 120), "")
+	h.settle()
+	var page struct {
+		Incidents []IncidentView `json:"incidents"`
+		Total     int            `json:"total"`
+		Truncated bool           `json:"truncated"`
+	}
+	res := h.do(http.MethodGet, "/api/incidents?limit=2", nil, "")
+	if err := json.Unmarshal(res.body, &page); err != nil || res.code != http.StatusOK {
+		t.Fatalf("GET ?limit=2 = %d %s", res.code, res.body)
+	}
+	if len(page.Incidents) != 2 || page.Total != 4 || !page.Truncated {
+		t.Fatalf("?limit=2: %d incidents, total %d, truncated %v; want 2 of 4", len(page.Incidents), page.Total, page.Truncated)
+	}
+	res = h.do(http.MethodGet, "/api/incidents", nil, "")
+	page.Incidents = nil
+	if err := json.Unmarshal(res.body, &page); err != nil {
+		t.Fatal(err)
+	}
+	var storm *IncidentView
+	for i := range page.Incidents {
+		if page.Incidents[i].Service == "api" {
+			storm = &page.Incidents[i]
+		}
+	}
+	if storm == nil || len(storm.Alerts) != MaxViewAlerts || storm.AlertsTotal != 120 || storm.AlertsFiring != 120 {
+		t.Fatalf("storm incident %+v, want %d of 120 alerts shown", storm, MaxViewAlerts)
+	}
+	for _, bad := range []string{"0", "-1", "x", "1001", "1e3"} {
+		res := h.do(http.MethodGet, "/api/incidents?limit="+bad, nil, "")
+		if res.code != http.StatusBadRequest {
+			t.Errorf("?limit=%s = %d, want 400", bad, res.code)
+		}
+		assertErrorBody(t, res, "limit")
+	}
+}
+
+// compactStorm is one complete notification of the alerts numbered in ids,
+// all of service api in one group, about 150 bytes each.
+func compactStorm(ids []int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"version":"4","status":"firing","receiver":"r","groupKey":"{}:{service=\"api\"}","truncatedAlerts":0,"alerts":[`)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"status":"firing","labels":{"alertname":"PodDown","service":"api","pod":"p%05d"},"startsAt":"2026-11-23T03:00:00Z","fingerprint":"%016x"}`, id, id+1)
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+func seq(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// A notification of more alerts than one commit takes is folded in a part
+// at a time, whether it was decoded whole (small alerts) or is read from
+// the inbox in parts (a large body); "absent from a complete notification"
+// still sees the whole notification; and a commit that fails between two
+// parts makes the notification be processed again from its start, with
+// nothing doubled.
+func TestLargeNotificationsAreProcessedInParts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		body func([]int) []byte
+	}{
+		{"decoded whole", 3 * partAlerts, compactStorm},
+		{"read in parts", 2*partAlerts + 500, func(ids []int) []byte { return padTo(t, compactStorm(ids), wholeDecodeBytes+1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := servingHarness(t, testConfig(t))
+			var commits, failAt atomic.Int32
+			failAt.Store(2) // the second part's commit fails once
+			fault := func(c *Commit) error {
+				if n := commits.Add(1); n == failAt.Load() {
+					failAt.Store(0)
+					return &fs.PathError{Op: "write", Path: "state.db", Err: syscall.EIO}
+				}
+				return nil
+			}
+			h.d.store.faultApply.Store(&fault)
+			h.mustPost(tc.body(seq(0, tc.n)), "")
+			h.settle()
+			wantParts := int32((tc.n+partAlerts-1)/partAlerts) + 2 // and the failed one, and the first again
+			if got := commits.Load(); got < wantParts {
+				t.Errorf("%d state commits, want at least %d: one per part", got, wantParts)
+			}
+			open := h.d.Pipeline().OpenIncidents()
+			if len(open) != 1 || open[0].AlertsFiring != tc.n {
+				t.Fatalf("open incidents %+v, want one of %d alerts", open, tc.n)
+			}
+			if k := h.rec.kinds(); len(k) != 1 || k[0] != incident.Opened {
+				t.Fatalf("events %v, want one opened", k)
+			}
+			// The group again without its first alert: only that one resolves,
+			// though the rest were seen in other parts than the last.
+			h.mustPost(tc.body(seq(1, tc.n)), "")
+			h.settle()
+			open = h.d.Pipeline().OpenIncidents()
+			if len(open) != 1 || open[0].AlertsFiring != tc.n-1 {
+				t.Fatalf("after the group without its first alert: %+v, want %d firing", open, tc.n-1)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,30 @@ type Store struct {
 	// transaction, so trimming costs no extra fsync while webhooks arrive.
 	processed atomic.Uint64
 	trimmed   atomic.Uint64
+
+	deadMu sync.Mutex
+	dead   map[string]int // dead letters by queue
+
+	// OnDeadLetter, if set, is told of every dead letter once it is stored.
+	OnDeadLetter func(*DeadLetter)
+	// faultApply, in tests, fails a state commit before it is written.
+	faultApply atomic.Pointer[func(*Commit) error]
+}
+
+// Buckets fill their pages to this share when a node splits. bbolt's
+// default of half suits random inserts into a large tree; every write here
+// is a batch (a commit of a chunk) or an append, which half-full pages made
+// twice the size they need to be.
+const (
+	storeFill  = 0.9
+	appendFill = 0.9
+)
+
+// wb is a bucket of a write transaction with the store's fill percent.
+func wb(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = storeFill
+	return b
 }
 
 // MarkProcessed records that entries up to seq are durable in state.db and
@@ -88,6 +113,10 @@ func OpenStore(dir string) (*Store, error) {
 	if err := s.alignInbox(); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if err := s.countDeadLetters(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	return s, nil
 }
@@ -170,6 +199,7 @@ func (s *Store) AppendInbox(entries []*InboxEntry) error {
 	upTo := s.processed.Load()
 	err := s.inbox.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInbox)
+		b.FillPercent = appendFill
 		if err := trim(b, upTo); err != nil {
 			return err
 		}
@@ -316,20 +346,28 @@ func cutNul(k []byte) (string, string, bool) {
 }
 
 // Commit is one processing step made durable: the state changes, the events
-// queued for each receiver, pruned records, and the last inbox sequence
-// folded in, all in one transaction.
+// queued for each receiver, pruned records, notifications given up on, and
+// the last inbox sequence folded in, all in one transaction.
 type Commit struct {
 	LastSeq          uint64
 	Changes          []*incident.Changes
 	Receivers        []string
 	PrunedIncidents  []string
 	PrunedTombstones []string
+	DeadLetters      []*DeadLetter
+	// PruneDeadBefore, when set, deletes dead letters given up on before it.
+	PruneDeadBefore time.Time
 }
 
 // Apply writes a commit.
 func (s *Store) Apply(c *Commit) error {
+	if fault := s.faultApply.Load(); fault != nil {
+		if err := (*fault)(c); err != nil {
+			return fmt.Errorf("commit state: %w", err)
+		}
+	}
 	err := s.state.Update(func(tx *bolt.Tx) error {
-		incs, alerts, tombs := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts), tx.Bucket(bucketTombstones)
+		incs, alerts, tombs := wb(tx, bucketIncidents), wb(tx, bucketAlerts), wb(tx, bucketTombstones)
 		outbox := tx.Bucket(bucketOutbox)
 		for _, ch := range c.Changes {
 			for _, inc := range ch.Incidents {
@@ -378,6 +416,16 @@ func (s *Store) Apply(c *Commit) error {
 		for _, k := range c.PrunedTombstones {
 			if err := tombs.Delete([]byte(k)); err != nil {
 				return err
+			}
+		}
+		for _, d := range c.DeadLetters {
+			if err := s.putDeadLetter(tx, d); err != nil {
+				return err
+			}
+		}
+		if !c.PruneDeadBefore.IsZero() {
+			if err := s.pruneDeadLetters(tx, c.PruneDeadBefore); err != nil {
+				return fmt.Errorf("prune dead letters: %w", err)
 			}
 		}
 		if c.LastSeq > 0 {

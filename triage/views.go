@@ -25,8 +25,15 @@ type IncidentView struct {
 	// Diagnosis is the quick diagnosis: Kubernetes snapshot, verdict and,
 	// after a recent bad rollout, the rollback command.
 	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
-	Alerts    []AlertView          `json:"alerts"`
+	// Alerts are its members, firing first, at most MaxViewAlerts of
+	// AlertsTotal.
+	Alerts      []AlertView `json:"alerts"`
+	AlertsTotal int         `json:"alerts_total"`
 }
+
+// MaxViewAlerts bounds the alerts an incident shows in the API; a storm's
+// count is in alerts_total.
+const MaxViewAlerts = 50
 
 // AlertView is one member alert with its own decision.
 type AlertView struct {
@@ -45,14 +52,24 @@ type AlertView struct {
 
 // OpenIncidents snapshots the open incidents, most severe first.
 func (p *Pipeline) OpenIncidents() []IncidentView {
+	out, _ := p.OpenIncidentsPage(0)
+	return out
+}
+
+// OpenIncidentsPage snapshots at most limit (0: all) open incidents, most
+// severe first, and how many are open.
+func (p *Pipeline) OpenIncidentsPage(limit int) ([]IncidentView, int) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	open := p.book.Open()
+	if limit > 0 && len(open) > limit {
+		open = open[:limit]
+	}
 	out := make([]IncidentView, 0, len(open))
 	for _, inc := range open {
 		out = append(out, viewOf(inc))
 	}
-	return out
+	return out, p.book.OpenCount()
 }
 
 // Incident returns one incident (open or recently resolved) by id.
@@ -80,7 +97,9 @@ func viewOf(inc *incident.Incident) IncidentView {
 		Started: inc.StartedAt, AlertsFiring: inc.Firing, Alerts: []AlertView{},
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
 	}
-	for _, a := range inc.SortedAlerts() {
+	sorted := inc.SortedAlerts()
+	v.AlertsTotal = len(sorted)
+	for _, a := range sorted[:min(len(sorted), MaxViewAlerts)] {
 		v.Alerts = append(v.Alerts, AlertView{
 			Fingerprint: a.Fingerprint, Alertname: a.Name, Status: a.Status,
 			StartsAt: a.StartsAt, EndsAt: a.EndsAt,

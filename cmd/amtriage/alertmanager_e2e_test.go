@@ -30,6 +30,7 @@ services:
     latency_baseline: 250ms
 `)
 	d := startDaemon(t, cfg, freeAddr(t))
+	d.token = token
 	am := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook"), BearerToken: token})
 
 	started := time.Now().Add(-time.Minute).Truncate(time.Millisecond) // older than group_wait: flushed at once

@@ -47,6 +47,19 @@ type daemon struct {
 	stdout *testutil.SyncBuffer // incident events (log notifier)
 	stderr *testutil.SyncBuffer // daemon logs
 	done   chan error
+	token  string // bearer token for the API, when the config asks for one
+}
+
+// get fetches an API path with the daemon's credentials.
+func (d *daemon) get(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, d.url(path), nil)
+	if err != nil {
+		return nil, err
+	}
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
+	}
+	return httpClient.Do(req)
 }
 
 func freeAddr(t testing.TB) string { return testutil.FreeAddr(t) }
@@ -130,7 +143,7 @@ type incidentJSON struct {
 
 func (d *daemon) incidents() []incidentJSON {
 	d.t.Helper()
-	resp, err := httpClient.Get(d.url("/api/incidents"))
+	resp, err := d.get("/api/incidents")
 	if err != nil {
 		d.t.Fatalf("GET /api/incidents: %v", err)
 	}

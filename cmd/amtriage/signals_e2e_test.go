@@ -150,7 +150,7 @@ func ptr[T any](v T) *T { return &v }
 
 // metric returns the value of one sample line of /metrics ("name{labels}").
 func (d *daemon) metric(sample string) (float64, bool) {
-	resp, err := httpClient.Get(d.url("/metrics"))
+	resp, err := d.get("/metrics")
 	if err != nil {
 		return 0, false
 	}
@@ -185,7 +185,7 @@ type diagnosisJSON struct {
 
 func (d *daemon) incidentsRaw() (string, map[string]diagnosisJSON) {
 	d.t.Helper()
-	resp, err := httpClient.Get(d.url("/api/incidents"))
+	resp, err := d.get("/api/incidents")
 	if err != nil {
 		d.t.Fatal(err)
 	}

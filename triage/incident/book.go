@@ -35,6 +35,10 @@ type Batch struct {
 	// lists every alert of its group, so a member missing from it has resolved.
 	Complete     bool
 	Observations []Observation
+	// Continues marks a later part of one notification too large for one
+	// commit: its parts are applied one after another, only the last is
+	// Complete, and a member of the group seen in any part is present.
+	Continues bool
 	// Diagnoses are fresh diagnoses by service, for the incidents this
 	// notification opens or changes.
 	Diagnoses map[string]Diagnosed
@@ -109,6 +113,9 @@ type Book struct {
 	// groups indexes firing alerts by the group that last delivered them, so
 	// a complete notification checks only its own group's members.
 	groups map[string]map[string]*Incident
+	// notification counts Apply calls but for continued parts; a member
+	// whose seen mark is not the current one is absent from the notification.
+	notification uint64
 }
 
 // NewBook returns an empty book.
@@ -210,14 +217,14 @@ func (s *step) markAlert(inc *Incident, a *Alert) {
 // status already seen for it is a duplicate.
 func (b *Book) Apply(batch Batch) *Changes {
 	s := b.newStep()
-	present := make(map[string]struct{}, len(batch.Observations))
+	if !batch.Continues || b.notification == 0 {
+		b.notification++
+	}
 	for i := range batch.Observations {
-		o := &batch.Observations[i]
-		present[o.Alert.Key] = struct{}{}
-		s.observe(batch, o)
+		s.observe(batch, &batch.Observations[i])
 	}
 	if batch.Complete && batch.GroupKey != "" {
-		s.resolveAbsent(batch, present)
+		s.resolveAbsent(batch)
 	}
 	for _, service := range slices.Sorted(maps.Keys(batch.Diagnoses)) {
 		if inc := b.open[service]; inc != nil && batch.Diagnoses[service].Diagnosis != nil {
@@ -285,6 +292,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 	key := o.Alert.Key
 	if inc, ok := b.live[key]; ok {
 		a := inc.Alerts[key]
+		a.seen = b.notification
 		switch {
 		case o.Alert.Status == Firing && a.Status == Firing:
 			// A redelivery. Persist it only when it says something new, or
@@ -369,7 +377,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 		b.byID[inc.ID] = inc
 	}
 	a := o.Alert
-	a.Decision, a.LastSeen, a.GroupKey = o.Decision, batch.At, batch.GroupKey
+	a.Decision, a.LastSeen, a.GroupKey, a.seen = o.Decision, batch.At, batch.GroupKey, b.notification
 	inc.Alerts[key] = &a
 	inc.Firing++
 	if a.StartsAt.Before(inc.StartedAt) {
@@ -382,11 +390,11 @@ func (s *step) observe(batch Batch, o *Observation) {
 	s.markAlert(inc, &a)
 }
 
-func (s *step) resolveAbsent(batch Batch, present map[string]struct{}) {
+func (s *step) resolveAbsent(batch Batch) {
 	members := s.b.groups[batch.GroupKey]
 	keys := make([]string, 0, len(members))
-	for key := range members {
-		if _, ok := present[key]; !ok {
+	for key, inc := range members {
+		if inc.Alerts[key].seen != s.b.notification {
 			keys = append(keys, key)
 		}
 	}
@@ -616,6 +624,9 @@ func (b *Book) CountOpen() (counts [5]int) {
 	}
 	return counts
 }
+
+// OpenCount is the number of open incidents.
+func (b *Book) OpenCount() int { return len(b.open) }
 
 // Open returns the open incidents, most severe first, then oldest.
 func (b *Book) Open() []*Incident { return b.sortedOpen() }

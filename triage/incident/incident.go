@@ -42,6 +42,8 @@ type Alert struct {
 	Decision     severity.Decision `json:"decision"`
 	LastSeen     time.Time         `json:"lastSeen"`
 	ResolvedBy   string            `json:"resolvedBy,omitempty"`
+	// seen is the book's mark of the last notification that listed it.
+	seen uint64
 }
 
 // Incident is the alerts of one service firing together.

@@ -17,10 +17,10 @@ import (
 // Envelope is one incident event queued for one receiver in the durable outbox.
 type Envelope struct {
 	Seq          uint64         `json:"-"`
-	Receiver     string         `json:"receiver"`
+	Receiver     string         `json:"receiver,omitempty"`
 	Event        incident.Event `json:"event"`
-	Enqueued     time.Time      `json:"enqueued"`
-	Attempts     int            `json:"attempts"`
+	Enqueued     time.Time      `json:"enqueued,omitzero"`
+	Attempts     int            `json:"attempts,omitempty"`
 	FirstFailure time.Time      `json:"firstFailure,omitzero"`
 	NextAttempt  time.Time      `json:"nextAttempt,omitzero"`
 	LastError    string         `json:"lastError,omitempty"`

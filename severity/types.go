@@ -26,15 +26,18 @@ type Float struct {
 }
 
 // Signals are what one alert is triaged on. Every signal may be unknown.
+//
+// An unknown signal without a note is left out of the JSON: decisions are
+// stored with every alert and carried in events.
 type Signals struct {
-	Reachable       Bool  `json:"reachable"`
-	ErrorRatio      Float `json:"error_ratio"`      // share of requests failing, 0..1
-	LatencyFactor   Float `json:"latency_factor"`   // p99 ÷ normal
-	P99Latency      Float `json:"p99_latency"`      // seconds
-	LatencyBaseline Float `json:"latency_baseline"` // seconds, the "normal" p99
-	Recovering      Bool  `json:"recovering"`
-	DataLoss        Bool  `json:"data_loss"`
-	ImpactNone      Bool  `json:"impact_none"` // true when impact is "none"
+	Reachable       Bool  `json:"reachable,omitzero"`
+	ErrorRatio      Float `json:"error_ratio,omitzero"`      // share of requests failing, 0..1
+	LatencyFactor   Float `json:"latency_factor,omitzero"`   // p99 ÷ normal
+	P99Latency      Float `json:"p99_latency,omitzero"`      // seconds
+	LatencyBaseline Float `json:"latency_baseline,omitzero"` // seconds, the "normal" p99
+	Recovering      Bool  `json:"recovering,omitzero"`
+	DataLoss        Bool  `json:"data_loss,omitzero"`
+	ImpactNone      Bool  `json:"impact_none,omitzero"` // true when impact is "none"
 	// AlertSeverity is the alert's `severity` label, used only by rule 13.
 	AlertSeverity string `json:"alert_severity,omitempty"`
 }
@@ -61,6 +64,6 @@ type Decision struct {
 	Rule     int   `json:"rule"` // 1..13, the SPEC's rule that decided
 	// Reasons: first the deciding rule's reason with values and sources, e.g.
 	// "Q2: 62% of requests failing (> 50%) [prometheus]", then one line per signal.
-	Reasons []string `json:"reasons"`
+	Reasons []string `json:"reasons,omitempty"`
 	Signals Signals  `json:"signals"`
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,7 +18,20 @@ import (
 //
 //	next attempt (unix ns, 8) | enqueued (unix ns, 8) | len(incident id) (2) | incident id | JSON
 func encodeEnvelope(env *notify.Envelope) ([]byte, error) {
-	body, err := json.Marshal(env)
+	// The receiver is the queue's name, the enqueue time is in the header,
+	// and the incident's reasons are its decisive alert's, in the event too.
+	stored := storedEnvelope{Envelope: *env}
+	stored.Receiver, stored.Enqueued = "", time.Time{}
+	if a := decisiveOf(&env.Event); a != nil && slices.Equal(a.Decision.Reasons, env.Event.Incident.Reasons) {
+		stored.Event.Incident.Reasons, stored.ReasonsOfDecisive = nil, true
+	}
+	if len(env.Event.Alerts) > 0 {
+		stored.Event.Alerts = slices.Clone(env.Event.Alerts)
+		for i := range stored.Event.Alerts {
+			slimAlert(&stored.Event.Alerts[i])
+		}
+	}
+	body, err := json.Marshal(&stored)
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +43,23 @@ func encodeEnvelope(env *notify.Envelope) ([]byte, error) {
 	copy(v[18:], id)
 	copy(v[18+len(id):], body)
 	return v, nil
+}
+
+// storedEnvelope is an envelope as the outbox holds it.
+type storedEnvelope struct {
+	notify.Envelope
+	// ReasonsOfDecisive: the incident's reasons were left out, being those
+	// of its decisive alert, which the event carries.
+	ReasonsOfDecisive bool `json:"reasonsOfDecisive,omitempty"`
+}
+
+func decisiveOf(ev *incident.Event) *incident.Alert {
+	for i := range ev.Alerts {
+		if ev.Alerts[i].Key == ev.Incident.Decisive {
+			return &ev.Alerts[i]
+		}
+	}
+	return nil
 }
 
 func unixNano(t time.Time) int64 {
@@ -135,12 +166,19 @@ func (s *Store) next(receiver string, now time.Time) (env *notify.Envelope, wake
 				}
 				continue
 			}
-			e := new(notify.Envelope)
-			if err := json.Unmarshal(h.body, e); err != nil {
+			var st storedEnvelope
+			if err := json.Unmarshal(h.body, &st); err != nil {
 				bad = &undecodable{seq: seq, raw: append([]byte(nil), v...), err: err}
 				return nil
 			}
-			e.Seq = seq
+			e := &st.Envelope
+			for i := range e.Event.Alerts {
+				fillAlert(&e.Event.Alerts[i])
+			}
+			if a := decisiveOf(&e.Event); st.ReasonsOfDecisive && a != nil {
+				e.Event.Incident.Reasons = a.Decision.Reasons
+			}
+			e.Seq, e.Receiver, e.Enqueued = seq, receiver, h.enqueued
 			env = e
 			return nil
 		}

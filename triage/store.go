@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +69,7 @@ type Store struct {
 // twice the size they need to be.
 const (
 	storeFill  = 0.9
-	appendFill = 0.9
+	appendFill = 1.0
 )
 
 // wb is a bucket of a write transaction with the store's fill percent.
@@ -105,6 +107,9 @@ func OpenStore(dir string) (*Store, error) {
 		inbox.Close()
 		return nil, fmt.Errorf("open %s (is another amtriage using %s?): %w", stateFile, dir, err)
 	}
+	// Grow the files 4 MiB at a time rather than bbolt's 16: a store is a
+	// few MiB until a storm, and its size on disk should say so.
+	inbox.AllocSize, state.AllocSize = 4<<20, 4<<20
 	s := &Store{inbox: inbox, state: state}
 	if err := s.init(); err != nil {
 		s.Close()
@@ -296,22 +301,36 @@ func (s *Store) LoadState() (*LoadedState, error) {
 		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
 			ls.LastSeq = binary.BigEndian.Uint64(v)
 		}
+		reasonsOf := map[string]*incident.Incident{} // decisive alert key → incident
 		if err := tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
-			inc := new(incident.Incident)
-			if err := json.Unmarshal(v, inc); err != nil {
+			var st storedIncident
+			if err := json.Unmarshal(v, &st); err != nil {
 				return fmt.Errorf("incident %s: %w", k, err)
 			}
-			ls.Incidents = append(ls.Incidents, inc)
+			if st.ReasonsOfDecisive {
+				reasonsOf[st.ID+"\x00"+st.Decisive] = st.Incident
+			}
+			ls.Incidents = append(ls.Incidents, st.Incident)
 			return nil
 		}); err != nil {
 			return err
 		}
+		defer func() {
+			for _, inc := range reasonsOf {
+				if inc.Reasons == nil { // its decisive alert's record is gone: say so
+					inc.Reasons = []string{fmt.Sprintf("decided by rule %d; the reasons were not kept", inc.Rule)}
+				}
+			}
+		}()
 		if err := tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
-			a := new(incident.Alert)
-			if err := json.Unmarshal(v, a); err != nil {
+			id, key, _ := cutNul(k)
+			a, err := decodeAlert(key, v)
+			if err != nil {
 				return fmt.Errorf("alert %q: %w", k, err)
 			}
-			id, _, _ := cutNul(k)
+			if inc := reasonsOf[string(k)]; inc != nil {
+				inc.Reasons = a.Decision.Reasons
+			}
 			ls.Alerts = append(ls.Alerts, incident.AlertRef{IncidentID: id, Alert: a})
 			return nil
 		}); err != nil {
@@ -371,12 +390,16 @@ func (s *Store) Apply(c *Commit) error {
 		outbox := tx.Bucket(bucketOutbox)
 		for _, ch := range c.Changes {
 			for _, inc := range ch.Incidents {
-				if err := putJSON(incs, []byte(inc.ID), inc); err != nil {
+				if err := putJSON(incs, []byte(inc.ID), storeIncident(inc)); err != nil {
 					return fmt.Errorf("incident %s: %w", inc.ID, err)
 				}
 			}
 			for _, ref := range ch.Alerts {
-				if err := putJSON(alerts, alertKey(ref.IncidentID, ref.Alert.Key), ref.Alert); err != nil {
+				v, err := encodeAlert(ref.Alert)
+				if err == nil {
+					err = alerts.Put(alertKey(ref.IncidentID, ref.Alert.Key), v)
+				}
+				if err != nil {
 					return fmt.Errorf("alert %s: %w", ref.Alert.Key, err)
 				}
 			}
@@ -437,6 +460,71 @@ func (s *Store) Apply(c *Commit) error {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	return nil
+}
+
+// storedIncident is an incident record. An open incident's reasons are
+// those of its decisive alert's decision, which its record holds: they are
+// written once, there.
+type storedIncident struct {
+	*incident.Incident
+	ReasonsOfDecisive bool `json:"reasonsOfDecisive,omitempty"`
+}
+
+func storeIncident(inc *incident.Incident) storedIncident {
+	if inc.Status != incident.Firing {
+		return storedIncident{Incident: inc}
+	}
+	if a := inc.Alerts[inc.Decisive]; a != nil && a.Status == incident.Firing && slices.Equal(a.Decision.Reasons, inc.Reasons) {
+		c := *inc
+		c.Reasons = nil
+		return storedIncident{Incident: &c, ReasonsOfDecisive: true}
+	}
+	return storedIncident{Incident: inc}
+}
+
+// encodeAlert writes an alert record without what its record key already
+// says (its occurrence key, and so its fingerprint) or its labels do (its
+// name): a storm stores one record per alert.
+func encodeAlert(a *incident.Alert) ([]byte, error) {
+	stored := *a
+	stored.Key = ""
+	slimAlert(&stored)
+	return json.Marshal(&stored)
+}
+
+func decodeAlert(key string, v []byte) (*incident.Alert, error) {
+	a := new(incident.Alert)
+	if err := json.Unmarshal(v, a); err != nil {
+		return nil, err
+	}
+	if a.Key == "" {
+		a.Key = key
+	}
+	fillAlert(a)
+	return a, nil
+}
+
+// slimAlert leaves out of a stored alert what its key and labels say: its
+// fingerprint (the key is fingerprint@startsAt) and its name.
+func slimAlert(a *incident.Alert) {
+	if at := strings.LastIndexByte(a.Key, '@'); at >= 0 && a.Key[:at] == a.Fingerprint {
+		a.Fingerprint = ""
+	}
+	if a.Name == a.Labels["alertname"] {
+		a.Name = ""
+	}
+}
+
+// fillAlert puts back what slimAlert left out.
+func fillAlert(a *incident.Alert) {
+	if a.Fingerprint == "" {
+		if at := strings.LastIndexByte(a.Key, '@'); at >= 0 {
+			a.Fingerprint = a.Key[:at]
+		}
+	}
+	if a.Name == "" {
+		a.Name = a.Labels["alertname"]
+	}
 }
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {

@@ -3,6 +3,7 @@ package triage
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,14 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 	}
 	if len(ls.Alerts) != 1 || ls.Alerts[0].IncidentID != ch.Incidents[0].ID || ls.Alerts[0].Alert.Key != a.Key {
 		t.Errorf("alerts = %+v", ls.Alerts)
+	}
+	// What the records leave out (the alert's key, fingerprint and name; the
+	// open incident's reasons, its decisive alert's) reads back as it was.
+	if got := ls.Alerts[0].Alert; got.Fingerprint != a.Fingerprint || got.Name != a.Name || !slices.Equal(got.Decision.Reasons, dec.Reasons) {
+		t.Errorf("alert read back as %+v", got)
+	}
+	if got := ls.Incidents[0].Reasons; !slices.Equal(got, dec.Reasons) {
+		t.Errorf("incident reasons read back as %q, want %q", got, dec.Reasons)
 	}
 	// The event was fanned out to each receiver's queue in the same commit.
 	for _, r := range []string{"r1", "r2"} {

@@ -590,14 +590,25 @@ func (s *step) resolve(inc *Incident, at time.Time) {
 	})
 }
 
+// event snapshots the incident for receivers. It carries what they show:
+// the incident's decision and reasons, and of its alerts their labels,
+// annotations and severity, with the whole decision of the decisive one
+// only. An event is queued for every receiver, so what none of them reads
+// is left out.
 func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.Level) Event {
 	ev := Event{Kind: kind, At: at, Incident: *inc, PreviousSeverity: prev, AlertsTotal: len(inc.Alerts)}
 	ev.Incident.Alerts = nil
+	ev.Incident.LastStatus, ev.Incident.LastEvaluated = time.Time{}, time.Time{}
 	for _, a := range inc.sortedAlerts() {
 		if len(ev.Alerts) == MaxEventAlerts {
 			break
 		}
-		ev.Alerts = append(ev.Alerts, *a)
+		ea := *a
+		if ea.Key != inc.Decisive {
+			ea.Decision.Reasons, ea.Decision.Signals = nil, severity.Signals{}
+		}
+		ea.LastSeen, ea.GroupKey = time.Time{}, ""
+		ev.Alerts = append(ev.Alerts, ea)
 	}
 	return ev
 }

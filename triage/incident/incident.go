@@ -29,9 +29,9 @@ const (
 
 // Alert is one alert occurrence (fingerprint + startsAt) inside an incident.
 type Alert struct {
-	Key          string            `json:"key"`
-	Fingerprint  string            `json:"fingerprint"`
-	Name         string            `json:"alertname"`
+	Key          string            `json:"key,omitempty"`
+	Fingerprint  string            `json:"fingerprint,omitempty"`
+	Name         string            `json:"alertname,omitempty"`
 	Status       string            `json:"status"`
 	StartsAt     time.Time         `json:"startsAt"`
 	EndsAt       time.Time         `json:"endsAt,omitzero"`
@@ -40,7 +40,7 @@ type Alert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 	GroupKey     string            `json:"groupKey,omitempty"`
 	Decision     severity.Decision `json:"decision"`
-	LastSeen     time.Time         `json:"lastSeen"`
+	LastSeen     time.Time         `json:"lastSeen,omitzero"`
 	ResolvedBy   string            `json:"resolvedBy,omitempty"`
 	// seen is the book's mark of the last notification that listed it.
 	seen uint64
@@ -55,7 +55,7 @@ type Incident struct {
 	Severity     severity.Level `json:"severity"`
 	PeakSeverity severity.Level `json:"peakSeverity"`
 	Rule         int            `json:"rule"`
-	Reasons      []string       `json:"reasons"`
+	Reasons      []string       `json:"reasons,omitempty"`
 	Decisive     string         `json:"decisiveAlert"`       // key of the alert whose decision is the incident's
 	StartedAt    time.Time      `json:"started"`             // detection: earliest startsAt, UTC
 	LastStatus   time.Time      `json:"lastStatus,omitzero"` // when the last event (or status update) went out

@@ -444,3 +444,60 @@ func TestLargeNotificationsAreProcessedInParts(t *testing.T) {
 		})
 	}
 }
+
+// flap posts n firing-then-resolved occurrences of one alert of service api,
+// beside whatever else fires, and processes them.
+func flap(h *harness, from, n int) {
+	h.t.Helper()
+	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	for i := from; i < from+n; i++ {
+		start := t0.Add(time.Duration(i) * time.Minute)
+		body := alertPayload("api", "firing", start)
+		// A flapping alert of its own name, so its group is not the steady one's.
+		body = []byte(strings.ReplaceAll(string(body), "HighErrorRate", "Flapping"))
+		h.mustPost(body, "")
+		h.mustPost([]byte(strings.ReplaceAll(string(alertPayload("api", "resolved", start)), "HighErrorRate", "Flapping")), "")
+		if i%50 == 49 {
+			if err := h.d.Pipeline().Drain(context.Background()); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+	}
+	if err := h.d.Pipeline().Drain(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// An alert flapping beside a steady one: each resolved occurrence leaves the
+// open incident, so membership and /api/incidents stay the size of what
+// fires, however long the history.
+func TestFlappingAlertDoesNotGrowItsIncident(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)), "")
+	flap(h, 0, 50)
+	apiBytes := func() int {
+		res := h.do(http.MethodGet, "/api/incidents", nil, "")
+		return len(res.body)
+	}
+	after50 := apiBytes()
+	flap(h, 50, 450)
+	after500 := apiBytes()
+	open := h.d.Pipeline().OpenIncidents()
+	if len(open) != 1 || len(open[0].Alerts) != 1 || open[0].AlertsFiring != 1 || open[0].AlertsTotal != 501 {
+		t.Fatalf("incident after 500 flaps: %d incidents, %d members shown, %d firing, %d total; want the steady alert alone, 501 in all",
+			len(open), len(open[0].Alerts), open[0].AlertsFiring, open[0].AlertsTotal)
+	}
+	if after500-after50 > 8 {
+		t.Errorf("/api/incidents grew from %d to %d bytes between 50 and 500 flaps", after50, after500)
+	}
+	ls, err := h.d.store.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.Alerts) != 1 {
+		t.Errorf("%d alert records stored, want the steady one", len(ls.Alerts))
+	}
+	if len(ls.Tombstones) != 500 {
+		t.Errorf("%d tombstones, want one per flap (until retention)", len(ls.Tombstones))
+	}
+}

@@ -25,8 +25,9 @@ type IncidentView struct {
 	// Diagnosis is the quick diagnosis: Kubernetes snapshot, verdict and,
 	// after a recent bad rollout, the rollback command.
 	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
-	// Alerts are its members, firing first, at most MaxViewAlerts of
-	// AlertsTotal.
+	// Alerts are its members, firing first, at most MaxViewAlerts.
+	// AlertsTotal counts every alert it had: members, and those that
+	// resolved and left it.
 	Alerts      []AlertView `json:"alerts"`
 	AlertsTotal int         `json:"alerts_total"`
 }
@@ -98,7 +99,7 @@ func viewOf(inc *incident.Incident) IncidentView {
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
 	}
 	sorted := inc.SortedAlerts()
-	v.AlertsTotal = len(sorted)
+	v.AlertsTotal = len(sorted) + inc.Left
 	for _, a := range sorted[:min(len(sorted), MaxViewAlerts)] {
 		v.Alerts = append(v.Alerts, AlertView{
 			Fingerprint: a.Fingerprint, Alertname: a.Name, Status: a.Status,

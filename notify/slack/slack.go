@@ -66,7 +66,11 @@ type State struct {
 	InviteError         string `json:"inviteError,omitempty"`
 	DeclaredTS          string `json:"declaredTs,omitempty"`
 	AnnouncedTS         string `json:"announcedTs,omitempty"`
-	// Events whose thread reply was posted, so a redelivery does not repeat it.
+	// Events whose thread reply was posted, so a redelivery does not repeat
+	// it: the last maxNoted. Events of one incident are delivered in order
+	// and each is acknowledged before the next, so only the latest can come
+	// again (a replayed dead letter aside); the bound keeps a long incident's
+	// state from growing with every status update.
 	Noted []string `json:"noted,omitempty"`
 }
 
@@ -343,9 +347,15 @@ func eventKey(ev *incident.Event) string {
 	return fmt.Sprintf("%s/%d/%d", ev.Kind, ev.At.UnixNano(), ev.Incident.Severity)
 }
 
+// maxNoted bounds State.Noted.
+const maxNoted = 16
+
 func appendOnce(list []string, s string) []string {
 	if contains(list, s) {
 		return list
+	}
+	if len(list) >= maxNoted {
+		list = append(list[:0:0], list[len(list)-maxNoted+1:]...)
 	}
 	return append(list, s)
 }

@@ -580,3 +580,29 @@ func TestChannelsPerService(t *testing.T) {
 		t.Fatalf("#alerts messages = %d, want 0", n)
 	}
 }
+
+// A Sev 1 open for a day gets 720 status updates; what the receiver keeps
+// per incident stays bounded, and a redelivery of the latest is still
+// recognised.
+func TestNotedStateIsBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.notify(t, event(incident.Opened, 2, 0, alert("HighErrorRate", 1)))
+	var upd *incident.Event
+	for i := 1; i <= 200; i++ {
+		upd = event(incident.StatusUpdate, 2, 0, alert("HighErrorRate", 1))
+		upd.At = now.Add(time.Duration(i) * 5 * time.Minute)
+		e.notify(t, upd)
+	}
+	st := e.loadState(t)
+	if len(st.Noted) > maxNoted {
+		t.Fatalf("state remembers %d events, want at most %d", len(st.Noted), maxNoted)
+	}
+	before := len(e.fake.Replies(st.Channel, st.TS))
+	e.notify(t, upd) // the latest, redelivered
+	if after := len(e.fake.Replies(st.Channel, st.TS)); after != before {
+		t.Fatalf("redelivered update posted again: %d replies, then %d", before, after)
+	}
+	if before != 200 {
+		t.Fatalf("%d replies for 200 updates", before)
+	}
+}

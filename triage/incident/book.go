@@ -72,6 +72,7 @@ type Event struct {
 	Incident         Incident       `json:"incident"`
 	PreviousSeverity severity.Level `json:"previousSeverity,omitempty"`
 	// Alerts: the incident's members, firing first, at most MaxEventAlerts.
+	// AlertsTotal counts every alert it had, the resolved ones that left too.
 	Alerts      []Alert `json:"alerts"`
 	AlertsTotal int     `json:"alertsTotal"`
 }
@@ -336,6 +337,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 		s.markAlert(inc, a)
 		return
 	}
+	rejoins := "" // the incident an inferred resolution took it out of
 	if t, ok := b.tombs[key]; ok {
 		if o.Alert.Status == Resolved && t.ResolvedBy != ByAlertmanager {
 			// Alertmanager confirms an inferred resolution: it is now final.
@@ -350,6 +352,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 		delete(b.tombs, key) // inferred resolution undone below
 		delete(s.ch.Tombstones, key)
 		s.ch.DeletedTombstones = append(s.ch.DeletedTombstones, key)
+		rejoins = t.IncidentID
 	}
 	if o.Alert.Status == Resolved {
 		// Never seen firing (cut by max_alerts, or before we started): remember
@@ -380,6 +383,9 @@ func (s *step) observe(batch Batch, o *Observation) {
 	a.Decision, a.LastSeen, a.GroupKey, a.seen = o.Decision, batch.At, batch.GroupKey, b.notification
 	inc.Alerts[key] = &a
 	inc.Firing++
+	if rejoins == inc.ID && inc.Left > 0 {
+		inc.Left-- // counted once, as a member again
+	}
 	if a.StartsAt.Before(inc.StartedAt) {
 		inc.StartedAt = a.StartsAt.UTC()
 	}
@@ -474,6 +480,8 @@ func (s *step) finish(at time.Time) *Changes {
 		s.diagnose(inc)
 		if inc.Firing == 0 {
 			s.resolve(inc, at)
+		} else {
+			s.dropResolved(inc, at)
 		}
 		switch {
 		case prev.isNew:
@@ -496,7 +504,7 @@ func (s *step) finish(at time.Time) *Changes {
 		}
 	}
 	for a, inc := range s.dirty {
-		if inc.Status == Firing {
+		if inc.Status == Firing && inc.Alerts[a.Key] == a {
 			s.ch.Alerts = append(s.ch.Alerts, AlertRef{IncidentID: inc.ID, Alert: a})
 		}
 	}
@@ -565,9 +573,36 @@ func (s *step) recompute(inc *Incident) {
 	}
 }
 
+// dropResolved takes the members that resolved in this step out of an
+// incident that stays open: membership is bounded by what fires, not by
+// history. A tombstone remembers each, as for a resolved incident, so a
+// redelivery is still a duplicate; one seen firing again after an inferred
+// resolution joins the service's incident anew.
+func (s *step) dropResolved(inc *Incident, at time.Time) {
+	var gone []*Alert
+	for a, owner := range s.dirty {
+		if owner == inc && a.Status == Resolved && inc.Alerts[a.Key] == a {
+			gone = append(gone, a)
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].Key < gone[j].Key })
+	for _, a := range gone {
+		delete(inc.Alerts, a.Key)
+		delete(s.b.live, a.Key)
+		inc.Left++
+		if a.EndsAt.After(inc.LeftEnded) {
+			inc.LeftEnded = a.EndsAt
+		}
+		t := Tombstone{IncidentID: inc.ID, ResolvedBy: a.ResolvedBy, At: at}
+		s.b.tombs[a.Key] = t
+		s.ch.Tombstones[a.Key] = t
+		s.ch.DeletedAlerts = append(s.ch.DeletedAlerts, AlertRef{IncidentID: inc.ID, Alert: a})
+	}
+}
+
 func (s *step) resolve(inc *Incident, at time.Time) {
 	inc.Status = Resolved
-	end := time.Time{}
+	end := inc.LeftEnded
 	for _, a := range inc.Alerts {
 		if a.EndsAt.After(end) {
 			end = a.EndsAt
@@ -596,7 +631,7 @@ func (s *step) resolve(inc *Incident, at time.Time) {
 // only. An event is queued for every receiver, so what none of them reads
 // is left out.
 func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.Level) Event {
-	ev := Event{Kind: kind, At: at, Incident: *inc, PreviousSeverity: prev, AlertsTotal: len(inc.Alerts)}
+	ev := Event{Kind: kind, At: at, Incident: *inc, PreviousSeverity: prev, AlertsTotal: len(inc.Alerts) + inc.Left}
 	ev.Incident.Alerts = nil
 	ev.Incident.LastStatus, ev.Incident.LastEvaluated = time.Time{}, time.Time{}
 	for _, a := range inc.sortedAlerts() {

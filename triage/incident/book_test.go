@@ -372,15 +372,26 @@ func TestResolve(t *testing.T) {
 		{name: "a resolves", op: apply(batch(at(5*time.Minute), "g", false, resolve("api", "a", at(-5*time.Minute), at(4*time.Minute), 2))),
 			events: []string{"severity_changed api sev3 from sev2 firing=1 alerts=2"},
 			check: func(t *testing.T, b *Book, ch *Changes) {
-				equal(t, "alerts put", keysOf(ch.Alerts), []string{keyA})
-				a := ch.Alerts[0].Alert
+				// A resolved member leaves the incident that stays open: its
+				// record goes, a tombstone remembers it.
+				equal(t, "alerts put", len(ch.Alerts), 0)
+				equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA})
+				a := ch.DeletedAlerts[0].Alert
 				if a.Status != Resolved || a.ResolvedBy != ByAlertmanager || !a.EndsAt.Equal(at(4*time.Minute)) || !a.LastSeen.Equal(at(5*time.Minute)) {
 					t.Errorf("resolved alert = %+v", a)
 				}
-				if len(ch.DeletedAlerts) != 0 || len(ch.Tombstones) != 0 {
-					t.Errorf("an open incident's members are not deleted or tombstoned: %v %v", ch.DeletedAlerts, ch.Tombstones)
-				}
+				equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyA: {IncidentID: firstID, ResolvedBy: ByAlertmanager, At: at(5 * time.Minute)}})
+				inc := b.Get(firstID)
+				equal(t, "members", len(inc.Alerts), 1)
+				equal(t, "left", inc.Left, 1)
+				equal(t, "live", len(b.live), 1)
 				equal(t, "ch.Decisions", ch.Decisions, 0)
+			}},
+		{name: "a's resolve redelivered: a duplicate", op: apply(batch(at(5*time.Minute+30*time.Second), "g", false, resolve("api", "a", at(-5*time.Minute), at(4*time.Minute), 2))),
+			check: func(t *testing.T, b *Book, ch *Changes) {
+				if !ch.Empty() {
+					t.Errorf("a redelivered resolve of a member that left changed %+v", ch)
+				}
 			}},
 		{name: "b resolves: incident resolves", op: apply(batch(at(6*time.Minute), "g", false, resolve("api", "b", at(-time.Minute), at(3*time.Minute), 3))),
 			events: []string{"resolved api sev3 firing=0 alerts=2"},
@@ -397,20 +408,23 @@ func TestResolve(t *testing.T) {
 				ev := ch.Events[0]
 				equal(t, "event status", ev.Incident.Status, Resolved)
 				equal(t, "event resolved at", ev.Incident.ResolvedAt, at(4*time.Minute))
-				equal(t, "event alerts", len(ev.Alerts), 2)
+				equal(t, "event alerts", len(ev.Alerts), 1)
+				equal(t, "event alerts total", ev.AlertsTotal, 2)
 				if len(ch.Incidents) != 1 || ch.Incidents[0] != inc {
 					t.Errorf("incidents put = %v", ch.Incidents)
 				}
 				equal(t, "alerts put", len(ch.Alerts), 0)
-				equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA, keyB})
+				equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyB})
 				for _, ref := range ch.DeletedAlerts {
 					equal(t, "deleted from", ref.IncidentID, firstID)
 				}
 				equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{
-					keyA: {IncidentID: firstID, ResolvedBy: ByAlertmanager, At: at(6 * time.Minute)},
 					keyB: {IncidentID: firstID, ResolvedBy: ByAlertmanager, At: at(6 * time.Minute)},
 				})
-				equal(t, "book tombstones", b.tombs, ch.Tombstones)
+				equal(t, "book tombstones", b.tombs, map[string]Tombstone{
+					keyA: {IncidentID: firstID, ResolvedBy: ByAlertmanager, At: at(5 * time.Minute)},
+					keyB: {IncidentID: firstID, ResolvedBy: ByAlertmanager, At: at(6 * time.Minute)},
+				})
 				equal(t, "open", len(b.Open()), 0)
 				equal(t, "live", len(b.live), 0)
 				equal(t, "groups", len(b.groups), 0)
@@ -548,8 +562,11 @@ func TestIdempotency(t *testing.T) {
 				equal(t, "firing", inc.Firing, 1)
 				equal(t, "severity", inc.Severity, severity.Level(3))
 				equal(t, "alerts put", keysOf(ch.Alerts), []string{keyB})
-				equal(t, "a", inc.Alerts[keyA].ResolvedBy, ByAlertmanager)
-				equal(t, "a LastSeen", inc.Alerts[keyA].LastSeen, at(5*time.Minute))
+				// a left the incident when it resolved; its tombstone is final.
+				if inc.Alerts[keyA] != nil {
+					t.Errorf("resolved a is still a member: %+v", inc.Alerts[keyA])
+				}
+				equal(t, "a's tombstone", b.tombs[keyA], Tombstone{IncidentID: inc.ID, ResolvedBy: ByAlertmanager, At: at(5 * time.Minute)})
 			},
 		},
 		{
@@ -572,7 +589,9 @@ func TestIdempotency(t *testing.T) {
 				inc := only(t, b)
 				equal(t, "firing", inc.Firing, 1)
 				equal(t, "severity", inc.Severity, severity.Level(3))
-				equal(t, "a status", inc.Alerts[keyA].Status, Resolved)
+				if inc.Alerts[keyA] != nil {
+					t.Errorf("resolved a is still a member")
+				}
 				equal(t, "a groups", len(b.groups["other"]), 0)
 			},
 		},
@@ -652,9 +671,20 @@ func TestAbsentMembers(t *testing.T) {
 	keyA, keyB, keyC := occKey("a", t0), occKey("b", t0), occKey("c", t0)
 	a, bb, c := fire("api", "a", t0, 1), fire("api", "b", t0, 3), fire("api", "c", t0, 3)
 	firstID := newID("api", keyA)
+	// member checks an alert: firing in its incident, or resolved (by whom),
+	// which takes it out of the incident and leaves a tombstone.
 	member := func(key, status, by string, endsAt time.Time) func(*testing.T, *Book, *Changes) {
 		return func(t *testing.T, b *Book, _ *Changes) {
 			t.Helper()
+			if status == Resolved {
+				if inc := b.live[key]; inc != nil {
+					t.Errorf("%s resolved but still a member of %s", key, inc.ID)
+				}
+				if tomb, ok := b.tombs[key]; !ok || tomb.ResolvedBy != by {
+					t.Errorf("%s: tombstone %+v (%v), want resolved by %q", key, tomb, ok, by)
+				}
+				return
+			}
 			inc := b.live[key]
 			if inc == nil {
 				t.Fatalf("%s not live", key)
@@ -684,12 +714,13 @@ func TestAbsentMembers(t *testing.T) {
 				events: []string{"severity_changed api sev3 from sev1 firing=2 alerts=3"},
 				check: func(t *testing.T, b *Book, ch *Changes) {
 					member(keyA, Resolved, ByAbsence, at(5*time.Minute))(t, b, ch)
-					equal(t, "alerts put", keysOf(ch.Alerts), []string{keyA, keyB})
-					equal(t, "no tombstones while open", len(ch.Tombstones), 0)
+					equal(t, "alerts put", keysOf(ch.Alerts), []string{keyB})
+					equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA})
+					equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyA: {IncidentID: firstID, ResolvedBy: ByAbsence, At: at(5 * time.Minute)}})
 				}},
 			{name: "same complete batch again", op: apply(batch(at(6*time.Minute), "g", true, bb)),
 				check: member(keyA, Resolved, ByAbsence, at(5*time.Minute))},
-			{name: "a seen firing again: reopened in the open incident", op: apply(batch(at(7*time.Minute), "g", false, a, bb)),
+			{name: "a seen firing again: rejoins the open incident", op: apply(batch(at(7*time.Minute), "g", false, a, bb)),
 				events: []string{"severity_changed api sev1 from sev3 firing=3 alerts=3"},
 				check: func(t *testing.T, b *Book, ch *Changes) {
 					member(keyA, Firing, "", time.Time{})(t, b, ch)
@@ -703,7 +734,8 @@ func TestAbsentMembers(t *testing.T) {
 				check: func(t *testing.T, b *Book, ch *Changes) {
 					member(keyA, Resolved, ByAbsence, at(8*time.Minute))(t, b, ch)
 					member(keyB, Resolved, ByAbsence, at(8*time.Minute))(t, b, ch)
-					equal(t, "alerts put", keysOf(ch.Alerts), []string{keyA, keyB})
+					equal(t, "alerts put", len(ch.Alerts), 0)
+					equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA, keyB})
 				}},
 			{name: "empty complete h batch: incident resolves", op: apply(batch(at(9*time.Minute), "h", true)),
 				events: []string{"resolved api sev3 firing=0 alerts=3"},
@@ -711,9 +743,8 @@ func TestAbsentMembers(t *testing.T) {
 					inc := b.Get(firstID)
 					equal(t, "status", inc.Status, Resolved)
 					equal(t, "resolved at", inc.ResolvedAt, at(9*time.Minute))
-					tomb := Tombstone{IncidentID: firstID, ResolvedBy: ByAbsence, At: at(9 * time.Minute)}
-					equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyA: tomb, keyB: tomb, keyC: tomb})
-					equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA, keyB, keyC})
+					equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyC: {IncidentID: firstID, ResolvedBy: ByAbsence, At: at(9 * time.Minute)}})
+					equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyC})
 				}},
 			{name: "a seen firing again: a new incident", op: apply(batch(at(10*time.Minute), "g", false, a)),
 				events: []string{"opened api sev1 firing=1 alerts=1"},
@@ -792,17 +823,20 @@ func TestSweepStale(t *testing.T) {
 		{name: "a and x stale", op: sweep(at(15*time.Minute), 10*time.Minute),
 			events: []string{"severity_changed api sev3 from sev1 firing=1 alerts=2", "resolved db sev2 firing=0 alerts=1"},
 			check: func(t *testing.T, b *Book, ch *Changes) {
-				ra := b.Get(apiID).Alerts[keyA]
-				if ra.Status != Resolved || ra.ResolvedBy != ByStaleness || !ra.EndsAt.Equal(at(15*time.Minute)) || !ra.LastSeen.Equal(t0) {
-					t.Errorf("a = %+v", ra)
+				// a leaves the api incident, stale; x's db incident resolves.
+				if ra := b.Get(apiID).Alerts[keyA]; ra != nil {
+					t.Errorf("stale a still a member: %+v", ra)
 				}
 				equal(t, "b", b.Get(apiID).Alerts[occKey("b", t0)].Status, Firing)
 				db := b.Get(dbID)
 				equal(t, "db status", db.Status, Resolved)
 				equal(t, "db resolved at", db.ResolvedAt, at(15*time.Minute))
-				equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyX: {IncidentID: dbID, ResolvedBy: ByStaleness, At: at(15 * time.Minute)}})
-				equal(t, "alerts put", keysOf(ch.Alerts), []string{keyA})
-				equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyX})
+				equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{
+					keyA: {IncidentID: apiID, ResolvedBy: ByStaleness, At: at(15 * time.Minute)},
+					keyX: {IncidentID: dbID, ResolvedBy: ByStaleness, At: at(15 * time.Minute)},
+				})
+				equal(t, "alerts put", len(ch.Alerts), 0)
+				equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyA, keyX})
 				equal(t, "incidents put", len(ch.Incidents), 2)
 			}},
 		{name: "sweeping again changes nothing", op: sweep(at(16*time.Minute), 10*time.Minute), empty: true},
@@ -819,6 +853,7 @@ func TestSweepStale(t *testing.T) {
 			check: func(t *testing.T, b *Book, ch *Changes) {
 				equal(t, "resolved at", b.Get(apiID).ResolvedAt, at(30*time.Minute))
 				equal(t, "tombstones", tombKeys(ch.Tombstones), []string{keyA, occKey("b", t0)})
+				equal(t, "alerts had", b.Get(apiID).Left+len(b.Get(apiID).Alerts), 0) // none kept once resolved
 				for _, tomb := range ch.Tombstones {
 					equal(t, "tombstone by", tomb.ResolvedBy, ByStaleness)
 				}
@@ -862,7 +897,7 @@ func TestSweepStale(t *testing.T) {
 		if !ch.Empty() {
 			t.Fatalf("sweep touched a resolved member: %q, %d alerts", evSummaries(ch), len(ch.Alerts))
 		}
-		equal(t, "a", only(t, b).Alerts[keyA].ResolvedBy, ByAlertmanager)
+		equal(t, "a's tombstone", b.tombs[keyA].ResolvedBy, ByAlertmanager)
 	})
 }
 
@@ -986,20 +1021,27 @@ func TestEventAlerts(t *testing.T) {
 			equal(t, "opened carried", len(ev.Alerts), min(tt.n, MaxEventAlerts))
 			equal(t, "opened order", eventKeys(ev), wantOrder(all)[:min(tt.n, MaxEventAlerts)])
 
-			// Second notification: some resolve, and a sev 1 alert whose key
-			// sorts last joins, so one severity_changed event lists a mix.
+			// Second notification: some resolve and leave, and a sev 1 alert
+			// whose key sorts last joins, in one severity_changed event.
 			var next []Observation
+			gone := map[int]bool{}
 			for _, i := range tt.resolve {
 				o := obs[i]
 				o.Alert.Status, o.Alert.EndsAt = Resolved, at(time.Minute)
 				next = append(next, o)
-				all[i].Status = Resolved
+				gone[i] = true
+			}
+			var members []Alert
+			for i, a := range all {
+				if !gone[i] {
+					members = append(members, a)
+				}
 			}
 			late := fire("api", "zzz", t0, 1)
 			next = append(next, late)
 			a := late.Alert
 			a.Decision = late.Decision
-			all = append(all, a)
+			all = append(members, a)
 
 			ch = b.Apply(batch(at(time.Minute), "g", false, next...))
 			if len(ch.Events) != 1 || ch.Events[0].Kind != SeverityChanged {
@@ -1007,14 +1049,14 @@ func TestEventAlerts(t *testing.T) {
 			}
 			ev = ch.Events[0]
 			total := tt.n + 1
-			equal(t, "total", ev.AlertsTotal, total)
-			equal(t, "carried", len(ev.Alerts), min(total, MaxEventAlerts))
+			equal(t, "total (with those that left)", ev.AlertsTotal, total)
+			equal(t, "carried", len(ev.Alerts), min(len(all), MaxEventAlerts))
 			order := wantOrder(all)
 			equal(t, "first carried", ev.Alerts[0].Key, occKey("zzz", t0))
-			equal(t, "order", eventKeys(ev), order[:min(total, MaxEventAlerts)])
-			if total <= MaxEventAlerts {
-				if last := ev.Alerts[len(ev.Alerts)-1]; last.Status != Resolved {
-					t.Errorf("last carried alert %s is %s, want a resolved one last", last.Key, last.Status)
+			equal(t, "order", eventKeys(ev), order[:min(len(all), MaxEventAlerts)])
+			for _, a := range ev.Alerts {
+				if a.Status != Firing {
+					t.Errorf("carried alert %s is %s: resolved members leave", a.Key, a.Status)
 				}
 			}
 			inc := b.Get(ev.Incident.ID)

@@ -62,14 +62,20 @@ type Incident struct {
 	ResolvedAt   time.Time      `json:"resolved,omitzero"`
 	ExternalURL  string         `json:"externalURL,omitempty"`
 	Firing       int            `json:"alertsFiring"`
+	// Left counts the members that resolved while the incident stayed open:
+	// they leave it, tombstones remember them.
+	Left int `json:"alertsLeft,omitempty"`
+	// LeftEnded is the latest endsAt of those, for the incident's end.
+	LeftEnded time.Time `json:"leftEnded,omitzero"`
 	// LastEvaluated is when the incident was last triaged with fresh
 	// signals: on open, and at each re-evaluation.
 	LastEvaluated time.Time `json:"lastEvaluated,omitzero"`
 	// Diagnosis is the runbook's quick diagnosis, from the latest evaluation
 	// that made one; nil without Kubernetes or probes to look at.
 	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
-	// Alerts are the members of an open incident, keyed by occurrence. A
-	// resolved incident keeps none in memory: tombstones remember them.
+	// Alerts are the firing members of an open incident (and those that
+	// resolved in the step in hand), keyed by occurrence. A resolved
+	// incident keeps none in memory: tombstones remember them.
 	Alerts map[string]*Alert `json:"-"`
 }
 

@@ -188,16 +188,23 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("http server: %w", err)
 	}
+	// The drain: the listener keeps answering (new webhooks 503, so
+	// Alertmanager retries elsewhere or later; probes say not ready) while
+	// webhooks already being read are stored, the pipeline finishes the
+	// commit in hand and the receivers stop. Only then does it close.
 	d.log.Info("shutting down: draining in-flight requests")
 	d.api.SetDraining()
 	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
-	if serr := srv.Shutdown(sctx); serr != nil {
-		d.log.Warn("http shutdown", "err", serr)
+	defer cancel()
+	if werr := d.api.WaitWebhooks(sctx); werr != nil {
+		d.log.Warn("webhooks still in flight at the shutdown timeout", "err", werr)
 	}
-	cancel()
 	d.committer.Close()
 	stopWork()
 	wg.Wait()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		d.log.Warn("http shutdown", "err", serr)
+	}
 	if cerr := d.store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}

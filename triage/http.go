@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -45,6 +46,10 @@ type API struct {
 	BodyGrace   time.Duration
 
 	draining atomic.Bool
+	// Webhooks being answered: the drain waits for them to be stored.
+	inflightMu   sync.Mutex
+	inflightN    int
+	inflightIdle chan struct{} // closed when inflightN drops to 0
 }
 
 // ByteBudget is a non-blocking counting semaphore over bytes.
@@ -83,6 +88,48 @@ func (b *ByteBudget) Release(n int64) {
 
 // SetDraining makes /readyz and new webhooks answer 503 during shutdown.
 func (a *API) SetDraining() { a.draining.Store(true) }
+
+// begin counts a webhook in, unless the drain has begun.
+func (a *API) begin() bool {
+	a.inflightMu.Lock()
+	defer a.inflightMu.Unlock()
+	if a.draining.Load() {
+		return false
+	}
+	a.inflightN++
+	return true
+}
+
+func (a *API) end() {
+	a.inflightMu.Lock()
+	defer a.inflightMu.Unlock()
+	a.inflightN--
+	if a.inflightN == 0 && a.inflightIdle != nil {
+		close(a.inflightIdle)
+		a.inflightIdle = nil
+	}
+}
+
+// WaitWebhooks waits until the webhooks that began before the drain have
+// been answered, or ctx ends. Call it after SetDraining.
+func (a *API) WaitWebhooks(ctx context.Context) error {
+	a.inflightMu.Lock()
+	if a.inflightN == 0 {
+		a.inflightMu.Unlock()
+		return nil
+	}
+	if a.inflightIdle == nil {
+		a.inflightIdle = make(chan struct{})
+	}
+	idle := a.inflightIdle
+	a.inflightMu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Handler routes the daemon's endpoints. With auth configured every one of
 // them but /healthz and /readyz requires it, as Prometheus' exporter-toolkit
@@ -177,10 +224,11 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 		a.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST an Alertmanager webhook payload")
 		return http.StatusMethodNotAllowed
 	}
-	if a.draining.Load() {
+	if !a.begin() {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
 		return http.StatusServiceUnavailable
 	}
+	defer a.end()
 	if r.ContentLength > a.MaxBodyBytes {
 		return a.tooLarge(w)
 	}

@@ -501,3 +501,42 @@ func TestFlappingAlertDoesNotGrowItsIncident(t *testing.T) {
 		t.Errorf("%d tombstones, want one per flap (until retention)", len(ls.Tombstones))
 	}
 }
+
+// SIGTERM: while a webhook that began before it is still being read, the
+// listener keeps answering, new webhooks get 503 (not a refused
+// connection), and the one in flight is stored and answered 200.
+func TestDrainKeepsAnsweringWith503(t *testing.T) {
+	h := servingHarness(t, testConfig(t))
+	body := alertPayload("api", "firing", time.Now().Add(-time.Minute))
+	slow := slowClient(t, h.url, len(body))
+	h.waitFor("the slow body being read", func() bool { return h.d.api.Inflight.Used() > 0 })
+	stopped := make(chan struct{})
+	go func() { h.stop(); close(stopped) }()
+	h.waitFor("the drain to begin", func() bool { return h.d.api.draining.Load() })
+	for range 3 {
+		res := h.post(alertPayload("other", "firing", time.Now()), "")
+		if res.code != http.StatusServiceUnavailable {
+			t.Fatalf("a new webhook during the drain: %d %s, want 503", res.code, res.body)
+		}
+	}
+	if res := h.do(http.MethodGet, "/readyz", nil, ""); res.code != http.StatusServiceUnavailable {
+		t.Errorf("readyz during the drain = %d", res.code)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("stopped before the webhook in flight was answered")
+	default:
+	}
+	if _, err := slow.Write(body[1:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the webhook in flight got %d, want 200", resp.StatusCode)
+	}
+	<-stopped
+}

@@ -98,14 +98,28 @@ func OpenStore(dir string) (*Store, error) {
 	// NoFreelistSync: the freelist is rebuilt on open instead of written on
 	// every commit, which halves commit I/O without weakening durability.
 	opts := &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
-	inbox, err := bolt.Open(filepath.Join(dir, inboxFile), 0o600, opts)
+	inbox, err := openFile(filepath.Join(dir, inboxFile), opts)
 	if err != nil {
-		return nil, fmt.Errorf("open %s (is another amtriage using %s?): %w", inboxFile, dir, err)
+		return nil, err
 	}
-	state, err := bolt.Open(filepath.Join(dir, stateFile), 0o600, opts)
+	var used uint64
+	if err := inbox.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketInbox); b != nil {
+			used = b.Sequence()
+		}
+		return nil
+	}); err != nil {
+		inbox.Close()
+		return nil, &CorruptError{Path: filepath.Join(dir, inboxFile), Err: err}
+	}
+	if err := refuseLostState(dir, used); err != nil {
+		inbox.Close()
+		return nil, err
+	}
+	state, err := openFile(filepath.Join(dir, stateFile), opts)
 	if err != nil {
 		inbox.Close()
-		return nil, fmt.Errorf("open %s (is another amtriage using %s?): %w", stateFile, dir, err)
+		return nil, err
 	}
 	// Grow the files 4 MiB at a time rather than bbolt's 16: a store is a
 	// few MiB until a storm, and its size on disk should say so.

@@ -1,0 +1,119 @@
+package triage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// openFile opens one of the store's bbolt files after reading all of it
+// once, read-only, where a panic can be recovered: bbolt panics on a
+// damaged page (some of it in goroutines of its own, as it rebuilds the
+// freelist), and a truncated file faults when its pages are touched. Either
+// would end the daemon with a goroutine dump instead of saying which file is
+// damaged and what to do.
+func openFile(path string, opts *bolt.Options) (*bolt.DB, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		if err := readAll(path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := bolt.Open(path, 0o600, opts)
+	if err != nil {
+		return nil, describeOpenError(path, err)
+	}
+	return db, nil
+}
+
+func describeOpenError(path string, err error) error {
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("open %s: another process holds it (is another amtriage using %s?)", path, filepath.Dir(path))
+	}
+	return &CorruptError{Path: path, Err: err}
+}
+
+// CorruptError is a store file that cannot be read.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	what := "the incident state (open incidents, dead letters, what receivers remember)"
+	if filepath.Base(e.Path) == inboxFile {
+		what = "the notifications acknowledged but not yet processed"
+	}
+	return fmt.Sprintf("store file %s is damaged or not an amtriage store (%v). Restore it from a backup; "+
+		"or move it aside to start without %s.", e.Path, e.Err, what)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// readAll walks every bucket, key and value of a bbolt file read-only,
+// touching each page, and turns a panic or a fault into an error.
+func readAll(path string) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &CorruptError{Path: path, Err: fmt.Errorf("%v", r)}
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return describeOpenError(path, err)
+	}
+	defer db.Close()
+	var sink byte
+	var walk func(b *bolt.Bucket) error
+	walk = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				if nested := b.Bucket(k); nested != nil {
+					return walk(nested)
+				}
+				return nil
+			}
+			for i := 0; i < len(v); i += 4096 {
+				sink ^= v[i]
+			}
+			if len(v) > 0 {
+				sink ^= v[len(v)-1]
+			}
+			return nil
+		})
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walk(b) })
+	})
+	_ = sink
+	if err != nil {
+		return &CorruptError{Path: path, Err: err}
+	}
+	return nil
+}
+
+// refuseLostState refuses a missing or empty state.db beside an inbox.db
+// that has been used: starting empty would forget every open incident and
+// leave the inbox's processed entries looking unprocessed.
+func refuseLostState(dir string, inboxSeq uint64) error {
+	path := filepath.Join(dir, stateFile)
+	fi, err := os.Stat(path)
+	switch {
+	case inboxSeq == 0:
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("store: %s is missing but %s beside it has been used (%d notifications): the incident state is lost. "+
+			"Restore %s from a backup; to start anew on purpose, move both files aside", path, inboxFile, inboxSeq, stateFile)
+	case err != nil:
+		return fmt.Errorf("store: %w", err)
+	case fi.Size() == 0:
+		return fmt.Errorf("store: %s is empty but %s beside it has been used (%d notifications): the incident state is lost. "+
+			"Restore %s from a backup; to start anew on purpose, move both files aside", path, inboxFile, inboxSeq, stateFile)
+	}
+	return nil
+}

@@ -62,9 +62,18 @@ func knownLine(name, value, source, note string) string {
 
 func unknownLine(name, note string) string {
 	if note == "" {
+		if line, ok := unknownLines[name]; ok {
+			return line // one string for every alert: a storm holds millions
+		}
 		return name + " unknown"
 	}
 	return name + " unknown: " + note
+}
+
+var unknownLines = map[string]string{
+	"reachable": "reachable unknown", "error_ratio": "error_ratio unknown", "latency_factor": "latency_factor unknown",
+	"p99_latency": "p99_latency unknown", "latency_baseline": "latency_baseline unknown", "recovering": "recovering unknown",
+	"data_loss": "data_loss unknown", "impact": "impact unknown",
 }
 
 // src renders a signal's source as the runbook-style " [source]" suffix, or

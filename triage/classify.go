@@ -3,6 +3,7 @@ package triage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -81,6 +82,13 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 	}
 	d := severity.Decide(sig, t.Config.Thresholds(svc))
 	d.Reasons = append(d.Reasons, notes...)
+	if ev != nil {
+		// Alerts decided alike in one evaluation share one list of reasons:
+		// a storm's alerts would otherwise hold a million copies of the
+		// same lines. Nothing changes a decision's reasons in place.
+		reasons := d.Reasons
+		d.Reasons, _ = signal.Memo(ev, "reasons\x00"+strings.Join(reasons, "\x00"), func() ([]string, error) { return reasons, nil })
+	}
 	return Result{
 		Service:  ServiceName(a.Labels, svc),
 		Profile:  svc,

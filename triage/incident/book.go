@@ -184,7 +184,8 @@ type step struct {
 	ch      *Changes
 	touched map[*Incident]before
 	order   []*Incident
-	dirty   map[*Alert]*Incident
+	// dirty are the alerts this step changed, by incident.
+	dirty map[*Incident]map[*Alert]struct{}
 	// rescan marks incidents whose decisive alert changed or left, which
 	// needs a walk over all members; otherwise only dirty alerts compete.
 	rescan map[*Incident]bool
@@ -195,7 +196,7 @@ type step struct {
 
 func (b *Book) newStep() *step {
 	return &step{b: b, ch: &Changes{Tombstones: map[string]Tombstone{}}, touched: map[*Incident]before{},
-		dirty: map[*Alert]*Incident{}, rescan: map[*Incident]bool{}, diagnosed: map[*Incident]Diagnosed{}}
+		dirty: map[*Incident]map[*Alert]struct{}{}, rescan: map[*Incident]bool{}, diagnosed: map[*Incident]Diagnosed{}}
 }
 
 func (s *step) touch(inc *Incident, isNew bool) {
@@ -207,7 +208,12 @@ func (s *step) touch(inc *Incident, isNew bool) {
 }
 
 func (s *step) markAlert(inc *Incident, a *Alert) {
-	s.dirty[a] = inc
+	set := s.dirty[inc]
+	if set == nil {
+		set = map[*Alert]struct{}{}
+		s.dirty[inc] = set
+	}
+	set[a] = struct{}{}
 	if a.Key == inc.Decisive {
 		s.rescan[inc] = true
 	}
@@ -503,9 +509,11 @@ func (s *step) finish(at time.Time) *Changes {
 			inc.Alerts = nil // tombstones remember its occurrences
 		}
 	}
-	for a, inc := range s.dirty {
-		if inc.Status == Firing && inc.Alerts[a.Key] == a {
-			s.ch.Alerts = append(s.ch.Alerts, AlertRef{IncidentID: inc.ID, Alert: a})
+	for inc, set := range s.dirty {
+		for a := range set {
+			if inc.Status == Firing && inc.Alerts[a.Key] == a {
+				s.ch.Alerts = append(s.ch.Alerts, AlertRef{IncidentID: inc.ID, Alert: a})
+			}
 		}
 	}
 	sort.Slice(s.ch.Alerts, func(i, j int) bool { return s.ch.Alerts[i].Alert.Key < s.ch.Alerts[j].Alert.Key })
@@ -549,8 +557,8 @@ func (s *step) recompute(inc *Incident) {
 			}
 		}
 	} else {
-		for a, owner := range s.dirty {
-			if owner == inc && better(a) {
+		for a := range s.dirty[inc] {
+			if better(a) {
 				best = a
 			}
 		}
@@ -580,8 +588,8 @@ func (s *step) recompute(inc *Incident) {
 // resolution joins the service's incident anew.
 func (s *step) dropResolved(inc *Incident, at time.Time) {
 	var gone []*Alert
-	for a, owner := range s.dirty {
-		if owner == inc && a.Status == Resolved && inc.Alerts[a.Key] == a {
+	for a := range s.dirty[inc] {
+		if a.Status == Resolved && inc.Alerts[a.Key] == a {
 			gone = append(gone, a)
 		}
 	}

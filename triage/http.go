@@ -232,7 +232,7 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	if r.ContentLength > a.MaxBodyBytes {
 		return a.tooLarge(w)
 	}
-	body, release, code, msg := a.readBody(w, r)
+	body, charge, release, code, msg := a.readBody(w, r)
 	defer release()
 	if code != 0 {
 		if code == http.StatusRequestTimeout || code == http.StatusServiceUnavailable {
@@ -243,10 +243,12 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	}
 	// Small bodies are decoded whole, and the message handed to the
 	// pipeline; larger ones are validated one alert at a time and read
-	// again in parts when processed, so a storm is never all in memory.
+	// again in parts when processed, so a storm is never all in memory. A
+	// decoded message takes several times its body: that is charged too,
+	// and without room the body is validated one alert at a time instead.
 	var decoded *Message
 	var count, firing int
-	if len(body) <= wholeDecodeBytes {
+	if len(body) <= wholeDecodeBytes && charge(decodeFactor*int64(len(body))) {
 		m, err := DecodeMessage(body)
 		if err != nil {
 			a.fail(w, http.StatusBadRequest, err.Error())
@@ -279,6 +281,10 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	return http.StatusOK
 }
 
+// decodeFactor is what a decoded message takes per byte of its body, at
+// most (measured: 3× for a storm of large alerts, 8× for small ones).
+const decodeFactor = 8
+
 // Reading bodies: the first buffer, the time a body may take before the
 // minimum rate applies, and the longest any body may take.
 const (
@@ -292,7 +298,7 @@ const (
 // body that arrives slower than MinBodyRate after the grace period (408) or
 // that would exceed the budget (503). code is 0 on success; release returns
 // what was charged and must be called once the body is no longer needed.
-func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), code int, msg string) {
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, charge func(n int64) bool, release func(), code int, msg string) {
 	var charged int64
 	release = func() {
 		if a.Inflight != nil && charged > 0 {
@@ -300,11 +306,17 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, rel
 			charged = 0
 		}
 	}
+	charge = func(n int64) bool {
+		if a.Inflight != nil && !a.Inflight.TryAcquire(n) {
+			return false
+		}
+		charged += n
+		return true
+	}
 	grow := func(buf []byte, to int) ([]byte, bool) {
-		if a.Inflight != nil && !a.Inflight.TryAcquire(int64(to-cap(buf))) {
+		if !charge(int64(to - cap(buf))) {
 			return buf, false
 		}
-		charged += int64(to - cap(buf))
 		next := make([]byte, len(buf), to)
 		copy(next, buf)
 		return next, true
@@ -319,7 +331,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, rel
 	}
 	buf, ok := grow(nil, min(firstBodyBuffer, max(declared, 1), limit+1))
 	if !ok {
-		return nil, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
+		return nil, charge, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
 	}
 	for {
 		if declared >= 0 && len(buf) == declared {
@@ -327,14 +339,14 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, rel
 		}
 		if len(buf) == cap(buf) {
 			if len(buf) > limit {
-				return nil, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+				return nil, charge, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
 			}
 			to := min(2*cap(buf), limit+1)
 			if declared >= 0 {
 				to = min(to, declared)
 			}
 			if buf, ok = grow(buf, to); !ok {
-				return nil, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
+				return nil, charge, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
 			}
 		}
 		if rate > 0 {
@@ -353,16 +365,16 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, rel
 			switch {
 			case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
 				a.Log.Warn("webhook body too slow; cut", "remote", r.RemoteAddr, "received", len(buf), "after", time.Since(start).Round(time.Millisecond))
-				return nil, release, http.StatusRequestTimeout, fmt.Sprintf("body too slow: %d bytes in %s, at least %d bytes/s wanted (intake.min_body_rate)", len(buf), time.Since(start).Round(time.Millisecond), rate)
+				return nil, charge, release, http.StatusRequestTimeout, fmt.Sprintf("body too slow: %d bytes in %s, at least %d bytes/s wanted (intake.min_body_rate)", len(buf), time.Since(start).Round(time.Millisecond), rate)
 			default:
-				return nil, release, http.StatusBadRequest, "reading body: " + err.Error()
+				return nil, charge, release, http.StatusBadRequest, "reading body: " + err.Error()
 			}
 		}
 	}
 	if len(buf) > limit {
-		return nil, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+		return nil, charge, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
 	}
-	return buf, release, 0, ""
+	return buf, charge, release, 0, ""
 }
 
 func (a *API) tooLarge(w http.ResponseWriter) int {

@@ -77,7 +77,7 @@ type decodedMsg struct {
 // behind decodes from the inbox instead of pinning memory.
 const (
 	maxDecoded      = 1024
-	maxDecodedBytes = 16 << 20
+	maxDecodedBytes = 4 << 20 // of bodies: up to decodeFactor times that decoded
 )
 
 // PipelineOptions configures a Pipeline.

@@ -802,6 +802,7 @@ func (p *Pipeline) commit(c *Commit) error {
 	}
 	if c.LastSeq > 0 {
 		p.lastSeq = c.LastSeq
+		p.store.MarkProcessed(c.LastSeq) // the next append may delete them from the inbox
 	}
 	events := 0
 	for _, ch := range c.Changes {

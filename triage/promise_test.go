@@ -540,3 +540,29 @@ func TestDrainKeepsAnsweringWith503(t *testing.T) {
 	}
 	<-stopped
 }
+
+// Processed entries are deleted from the inbox by the appends that follow,
+// even while the pipeline is never idle (an idle pipeline trims as well).
+func TestProcessedEntriesAreTrimmedByLaterAppends(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	for i := 0; i < 3; i++ {
+		h.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", time.Now().Add(-time.Minute)), "")
+	}
+	p := h.d.Pipeline()
+	entries, err := h.d.store.ReadInbox(0, 10, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := p.prepare(entries)
+	if err := p.process(context.Background(), context.Background(), chunk); err != nil { // one commit, no idle trim
+		t.Fatal(err)
+	}
+	h.mustPost(alertPayload("svc-3", "firing", time.Now().Add(-time.Minute)), "")
+	left, err := h.d.store.ReadInbox(0, 10, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].Seq != 4 {
+		t.Fatalf("inbox holds %d entries after the append, want only the unprocessed one", len(left))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -453,6 +454,65 @@ func BenchmarkChunkWithHungSources(b *testing.B) {
 				}
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/deadline.Seconds(), "deadlines/chunk")
+		})
+	}
+}
+
+// BenchmarkFlapGrowth: one alert flapping (firing, then resolved, each
+// time a new occurrence) beside one steady alert of the same service, for
+// 200 and 2,000 flaps. It reports what the history costs: state.db's size,
+// the alert records kept, the tombstones (one per flap, pruned after
+// incidents.retention) and the bytes of GET /api/incidents.
+func BenchmarkFlapGrowth(b *testing.B) {
+	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	named := func(status string, start time.Time) []byte {
+		body := alertPayload("api", status, start)
+		return []byte(strings.ReplaceAll(string(body), "HighErrorRate", "Flapping"))
+	}
+	for _, flaps := range []int{200, 2000} {
+		b.Run(fmt.Sprintf("flaps=%d", flaps), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				cfg := rules.Default()
+				cfg.Store.Path = b.TempDir()
+				d, err := NewDaemon(cfg, Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{&discardNotifier{}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				appendBody := func(body []byte) {
+					if err := d.committer.Append(context.Background(), body, nil, time.Now()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				appendBody(alertPayload("api", "firing", t0.Add(-time.Hour)))
+				for f := 0; f < flaps; f++ {
+					start := t0.Add(time.Duration(f) * time.Minute)
+					appendBody(named("firing", start))
+					appendBody(named("resolved", start))
+					if f%100 == 99 {
+						if err := d.pipeline.Drain(context.Background()); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := d.pipeline.Drain(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				rec := httptest.NewRecorder()
+				d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/incidents", nil))
+				ls, err := d.store.LoadState()
+				if err != nil {
+					b.Fatal(err)
+				}
+				d.Close()
+				fi, err := os.Stat(filepath.Join(cfg.Store.Path, stateFile))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(fi.Size())/1024, "state-KiB")
+				b.ReportMetric(float64(len(ls.Alerts)), "alert-records")
+				b.ReportMetric(float64(len(ls.Tombstones)), "tombstones")
+				b.ReportMetric(float64(rec.Body.Len()), "api-incidents-bytes")
+			}
 		})
 	}
 }

@@ -156,9 +156,12 @@ func parseHeader(body []byte) (*Notification, error) {
 }
 
 // AlertReader decodes a notification's alerts in order, validating each.
+// The alerts array was checked as JSON with the body, so finding where each
+// alert ends is a plain scan; each is then decoded on its own.
 type AlertReader struct {
-	dec  *json.Decoder
-	read int // alerts decoded so far
+	raw  []byte // the alerts array
+	pos  int    // where the next element starts
+	read int    // alerts decoded so far
 	done bool
 }
 
@@ -168,7 +171,7 @@ func (n *Notification) Alerts() *AlertReader {
 	if len(raw) == 0 || string(raw) == "null" {
 		return &AlertReader{done: true}
 	}
-	return &AlertReader{dec: json.NewDecoder(bytes.NewReader(raw))}
+	return &AlertReader{raw: raw}
 }
 
 // Next returns up to max further alerts (max < 0: all of them); none once
@@ -208,21 +211,19 @@ func (r *AlertReader) next(a *template.Alert) (bool, error) {
 	if r.done {
 		return false, nil
 	}
-	if r.read == 0 {
-		tok, err := r.dec.Token()
-		if err != nil {
-			return false, describeJSONError(err, "alerts")
+	if r.read == 0 && r.pos == 0 {
+		if r.raw[0] != '[' {
+			return false, inputErrorf("field alerts: expected JSON array, got %s", jsonKind(r.raw[0]))
 		}
-		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return false, inputErrorf("field alerts: expected JSON array, got %s", tokenKind(tok))
-		}
+		r.pos = 1
 	}
-	if !r.dec.More() {
+	elem, ok := r.element()
+	if !ok {
 		r.done = true
 		return false, nil
 	}
 	i := r.read
-	if err := r.dec.Decode(a); err != nil {
+	if err := json.Unmarshal(elem, a); err != nil {
 		return false, describeJSONError(err, fmt.Sprintf("alerts[%d]", i))
 	}
 	if err := validateAlert(i, a); err != nil {
@@ -232,15 +233,62 @@ func (r *AlertReader) next(a *template.Alert) (bool, error) {
 	return true, nil
 }
 
-func tokenKind(tok json.Token) string {
-	switch tok.(type) {
-	case json.Delim:
+// element returns the next element of the array, valid JSON (checked with
+// the whole body), or false at its end.
+func (r *AlertReader) element() ([]byte, bool) {
+	b, i := r.raw, r.pos
+	for i < len(b) && (b[i] == ',' || isSpace(b[i])) {
+		i++
+	}
+	if i >= len(b) || b[i] == ']' {
+		r.pos = len(b)
+		return nil, false
+	}
+	start, depth, inString := i, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 { // the array's own end, after a scalar
+				r.pos = i
+				return bytes.TrimSpace(b[start:i]), true
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				r.pos = i
+				return bytes.TrimSpace(b[start:i]), true
+			}
+		}
+	}
+	r.pos = len(b)
+	return bytes.TrimSpace(b[start:]), true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
 		return "JSON object"
-	case string:
+	case '"':
 		return "JSON string"
-	case bool:
+	case 't', 'f':
 		return "JSON boolean"
-	case nil:
+	case 'n':
 		return "JSON null"
 	}
 	return "JSON number"

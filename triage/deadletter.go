@@ -172,7 +172,9 @@ func (s *Store) DeadLetters(limit int) ([]*DeadLetter, int, error) {
 	total := 0
 	err := s.state.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDead)
-		total = b.Stats().KeyN
+		for _, n := range s.DeadLetterCounts() {
+			total += n
+		}
 		c := b.Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			d, err := decodeDeadLetter(k, v, false)
@@ -242,7 +244,7 @@ func (s *Store) ReplayEvent(id uint64) error {
 		if err := json.Unmarshal(d.Payload, &env); err != nil {
 			return fmt.Errorf("dead letter %d cannot be replayed: its event does not decode: %w", id, err)
 		}
-		if err := enqueue(tx.Bucket(bucketOutbox), []string{env.Receiver}, &env.Event); err != nil {
+		if err := s.enqueue(tx, []string{env.Receiver}, &env.Event); err != nil {
 			return err
 		}
 		tx.OnCommit(func() { s.deadCount(d.Queue, -1) })

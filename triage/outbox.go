@@ -93,7 +93,8 @@ func decodeHeader(v []byte) (envelopeHeader, error) {
 
 // enqueue fans an event out to every receiver's queue inside the state
 // transaction that produced it, so an event exists iff its state change does.
-func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error {
+func (s *Store) enqueue(tx *bolt.Tx, receivers []string, ev *incident.Event) error {
+	outbox := tx.Bucket(bucketOutbox)
 	for _, r := range receivers {
 		q, err := outbox.CreateBucketIfNotExists([]byte(r))
 		if err != nil {
@@ -111,8 +112,35 @@ func enqueue(outbox *bolt.Bucket, receivers []string, ev *incident.Event) error 
 		if err := q.Put(u64(seq), v); err != nil {
 			return fmt.Errorf("outbox %s put: %w", r, err)
 		}
+		s.queued(tx, r, 1)
 	}
 	return nil
+}
+
+// queued counts what a transaction adds to (or removes from) a receiver's
+// queue, once it has committed: the depth is read on every delivery, and
+// counting the bucket's keys walks all of its pages.
+func (s *Store) queued(tx *bolt.Tx, receiver string, delta int) {
+	tx.OnCommit(func() {
+		s.depthMu.Lock()
+		s.depth[receiver] += delta
+		s.depthMu.Unlock()
+	})
+}
+
+// countQueued reads each receiver's queue depth, once at open.
+func (s *Store) countQueued() error {
+	depth := map[string]int{}
+	err := s.state.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEachBucket(func(k []byte) error {
+			depth[string(k)] = tx.Bucket(bucketOutbox).Bucket(k).Stats().KeyN
+			return nil
+		})
+	})
+	s.depthMu.Lock()
+	s.depth = depth
+	s.depthMu.Unlock()
+	return err
 }
 
 // Next implements notify.Queue: the oldest due envelope that heads its
@@ -143,7 +171,7 @@ func (s *Store) next(receiver string, now time.Time) (env *notify.Envelope, wake
 		if q == nil {
 			return nil
 		}
-		stats.Depth = q.Stats().KeyN
+		stats.Depth = s.queueDepth(receiver)
 		heads := map[string]bool{}
 		c := q.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -198,6 +226,7 @@ func (s *Store) deadLetterRaw(receiver string, bad *undecodable) error {
 		if err := q.Delete(u64(bad.seq)); err != nil {
 			return err
 		}
+		s.queued(tx, receiver, -1)
 		d := &DeadLetter{Kind: DeadEvent, Queue: receiver, Attempts: 0, At: time.Now().UTC(), Payload: bad.raw,
 			Error: fmt.Sprintf("outbox entry %d does not decode: %v", bad.seq, bad.err)}
 		if h, err := decodeHeader(bad.raw); err == nil {
@@ -213,12 +242,17 @@ func (s *Store) deadLetterRaw(receiver string, bad *undecodable) error {
 
 // Ack implements notify.Queue.
 func (s *Store) Ack(receiver string, seq uint64) error {
-	return s.state.Update(func(tx *bolt.Tx) error {
-		if q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver)); q != nil {
-			return q.Delete(u64(seq))
-		}
+	return s.state.Update(func(tx *bolt.Tx) error { return s.dequeue(tx, receiver, seq) })
+}
+
+// dequeue deletes one envelope, if it is still queued.
+func (s *Store) dequeue(tx *bolt.Tx, receiver string, seq uint64) error {
+	q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
+	if q == nil || q.Get(u64(seq)) == nil {
 		return nil
-	})
+	}
+	s.queued(tx, receiver, -1)
+	return q.Delete(u64(seq))
 }
 
 // Retry implements notify.Queue.
@@ -243,10 +277,8 @@ func (s *Store) DeadLetter(env *notify.Envelope) error {
 		return fmt.Errorf("dead letter: %w", err)
 	}
 	return s.state.Update(func(tx *bolt.Tx) error {
-		if q := tx.Bucket(bucketOutbox).Bucket([]byte(env.Receiver)); q != nil {
-			if err := q.Delete(u64(env.Seq)); err != nil {
-				return err
-			}
+		if err := s.dequeue(tx, env.Receiver, env.Seq); err != nil {
+			return err
 		}
 		return s.putDeadLetter(tx, &DeadLetter{
 			Kind: DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts, At: time.Now().UTC(),
@@ -255,16 +287,21 @@ func (s *Store) DeadLetter(env *notify.Envelope) error {
 	})
 }
 
-// OutboxDepth counts queued envelopes per receiver.
+// OutboxDepth is the number of queued envelopes per receiver.
 func (s *Store) OutboxDepth() (map[string]int, error) {
-	out := map[string]int{}
-	err := s.state.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEachBucket(func(k []byte) error {
-			out[string(k)] = tx.Bucket(bucketOutbox).Bucket(k).Stats().KeyN
-			return nil
-		})
-	})
-	return out, err
+	s.depthMu.Lock()
+	defer s.depthMu.Unlock()
+	out := make(map[string]int, len(s.depth))
+	for r, n := range s.depth {
+		out[r] = n
+	}
+	return out, nil
+}
+
+func (s *Store) queueDepth(receiver string) int {
+	s.depthMu.Lock()
+	defer s.depthMu.Unlock()
+	return s.depth[receiver]
 }
 
 // LoadReceiverState implements notify.ReceiverState.

@@ -57,6 +57,9 @@ type Store struct {
 	deadMu sync.Mutex
 	dead   map[string]int // dead letters by queue
 
+	depthMu sync.Mutex
+	depth   map[string]int // queued envelopes by receiver
+
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
 	OnDeadLetter func(*DeadLetter)
 	// faultApply, in tests, fails a state commit before it is written.
@@ -136,6 +139,10 @@ func OpenStore(dir string) (*Store, error) {
 	if err := s.countDeadLetters(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	if err := s.countQueued(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
 	return s, nil
 }
@@ -401,7 +408,6 @@ func (s *Store) Apply(c *Commit) error {
 	}
 	err := s.state.Update(func(tx *bolt.Tx) error {
 		incs, alerts, tombs := wb(tx, bucketIncidents), wb(tx, bucketAlerts), wb(tx, bucketTombstones)
-		outbox := tx.Bucket(bucketOutbox)
 		for _, ch := range c.Changes {
 			for _, inc := range ch.Incidents {
 				if err := putJSON(incs, []byte(inc.ID), storeIncident(inc)); err != nil {
@@ -433,7 +439,7 @@ func (s *Store) Apply(c *Commit) error {
 				}
 			}
 			for i := range ch.Events {
-				if err := enqueue(outbox, c.Receivers, &ch.Events[i]); err != nil {
+				if err := s.enqueue(tx, c.Receivers, &ch.Events[i]); err != nil {
 					return err
 				}
 			}

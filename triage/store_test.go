@@ -3,6 +3,7 @@ package triage
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -448,5 +449,44 @@ func TestPruneDeletesReceiverState(t *testing.T) {
 		if found, _ := s.LoadReceiverState(r, "inc-new", &v); !found {
 			t.Errorf("%s state of a live incident was deleted", r)
 		}
+	}
+}
+
+// The queue depth is kept as envelopes come and go (counting a bucket's keys
+// walks all of its pages, and it is read on every delivery), and read again
+// on open.
+func TestOutboxDepthIsCounted(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	var evs []incident.Event
+	for _, id := range []string{"A", "B", "C"} {
+		evs = append(evs, incident.Event{Kind: incident.Opened, At: t0, Incident: incident.Incident{ID: id}})
+	}
+	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r1", "r2"}}); err != nil {
+		t.Fatal(err)
+	}
+	env, _, stats, err := s.Next("r1", t0)
+	if err != nil || stats.Depth != 3 {
+		t.Fatalf("depth %d, %v", stats.Depth, err)
+	}
+	if err := s.Ack("r1", env.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack("r1", env.Seq); err != nil { // again: nothing left to remove
+		t.Fatal(err)
+	}
+	env, _, _, _ = s.Next("r1", t0)
+	if err := s.DeadLetter(env); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"r1": 1, "r2": 3}
+	if got, _ := s.OutboxDepth(); !maps.Equal(got, want) {
+		t.Fatalf("depth %v, want %v", got, want)
+	}
+	s.Close()
+	s = openTestStore(t, dir)
+	if got, _ := s.OutboxDepth(); !maps.Equal(got, want) {
+		t.Fatalf("depth after reopening %v, want %v", got, want)
 	}
 }

@@ -516,3 +516,52 @@ func BenchmarkFlapGrowth(b *testing.B) {
 		})
 	}
 }
+
+// wideBody is one notification of n firing alerts, each of its own service.
+func wideBody(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"version":"4","status":"firing","receiver":"amtriage","groupKey":"{}:{alertname=\"Wide\"}","truncatedAlerts":0,"externalURL":"http://am:9093","alerts":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"status":"firing","labels":{"alertname":"Wide","service":"s%06d"},"startsAt":"2026-11-23T03:00:00Z","fingerprint":"%016x"}`, i, i+1)
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+// BenchmarkWideStormInProcess is BenchmarkWideStorm (cmd/amtriage) without
+// a process or deliveries: one notification of 50,000 alerts of distinct
+// services appended and processed; it reports state.db's bytes per alert.
+func BenchmarkWideStormInProcess(b *testing.B) {
+	const n = 50000
+	body := wideBody(n)
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg := rules.Default()
+		cfg.Store.Path = b.TempDir()
+		d, err := NewDaemon(cfg, Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{&discardNotifier{}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := d.committer.Append(context.Background(), body, nil, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.pipeline.Drain(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if got := d.pipeline.book.OpenCount(); got != n {
+			b.Fatalf("%d incidents open, want %d", got, n)
+		}
+		d.Close()
+		fi, err := os.Stat(filepath.Join(cfg.Store.Path, stateFile))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(fi.Size())/n, "state-B/alert")
+	}
+}

@@ -41,7 +41,11 @@ var (
 	keySchema        = []byte("schema")
 )
 
-const schemaVersion = "1"
+// schemaVersion "2": alert records leave out their key, fingerprint and
+// name, open incidents their decisive alert's reasons, decisions their
+// signal lines. "1" stores read as they are and are marked "2", so an older
+// amtriage refuses them instead of misreading them.
+const schemaVersion = "2"
 
 // Store is the durable state of the daemon.
 type Store struct {
@@ -62,6 +66,7 @@ type Store struct {
 
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
 	OnDeadLetter func(*DeadLetter)
+	statePath string
 	// faultApply, in tests, fails a state commit before it is written.
 	faultApply atomic.Pointer[func(*Commit) error]
 }
@@ -127,22 +132,27 @@ func OpenStore(dir string) (*Store, error) {
 	// Grow the files 4 MiB at a time rather than bbolt's 16: a store is a
 	// few MiB until a storm, and its size on disk should say so.
 	inbox.AllocSize, state.AllocSize = 4<<20, 4<<20
-	s := &Store{inbox: inbox, state: state}
-	if err := s.init(); err != nil {
+	s := &Store{inbox: inbox, state: state, statePath: filepath.Join(dir, stateFile)}
+	// bbolt rebuilds the freelist on the first write: a damaged page it
+	// meets there panics, which guarded turns into an error naming the file.
+	err = guarded(filepath.Join(dir, stateFile), func() error {
+		if err := s.init(); err != nil {
+			return err
+		}
+		if err := s.alignInbox(); err != nil {
+			return err
+		}
+		if err := s.countDeadLetters(); err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		if err := s.countQueued(); err != nil {
+			return fmt.Errorf("read the outbox: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		s.Close()
 		return nil, err
-	}
-	if err := s.alignInbox(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.countDeadLetters(); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	if err := s.countQueued(); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("read the outbox: %w", err)
 	}
 	return s, nil
 }
@@ -195,10 +205,10 @@ func (s *Store) init() error {
 		}
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get(keySchema); {
-		case v == nil:
+		case v == nil, string(v) == "1":
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
-			return fmt.Errorf("state.db has schema %q, this amtriage reads %q", v, schemaVersion)
+			return fmt.Errorf("state.db has schema %q, this amtriage reads %q (and \"1\"): it was written by a newer amtriage", v, schemaVersion)
 		}
 		return nil
 	})
@@ -315,8 +325,22 @@ type LoadedState struct {
 	Tombstones map[string]incident.Tombstone
 }
 
-// LoadState reads the persisted incident state.
+// LoadState reads the persisted incident state. A record that does not
+// decode is a damaged state.db.
 func (s *Store) LoadState() (*LoadedState, error) {
+	var ls *LoadedState
+	err := guarded(s.statePath, func() error {
+		var err error
+		ls, err = s.loadState()
+		if err != nil {
+			return &CorruptError{Path: s.statePath, Err: err}
+		}
+		return nil
+	})
+	return ls, err
+}
+
+func (s *Store) loadState() (*LoadedState, error) {
 	ls := &LoadedState{Tombstones: map[string]incident.Tombstone{}}
 	err := s.state.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {

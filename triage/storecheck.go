@@ -23,11 +23,17 @@ func openFile(path string, opts *bolt.Options) (*bolt.DB, error) {
 			return nil, err
 		}
 	}
-	db, err := bolt.Open(path, 0o600, opts)
-	if err != nil {
-		return nil, describeOpenError(path, err)
+	var db *bolt.DB
+	err := guarded(path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
+	var corrupt *CorruptError
+	if err != nil && !errors.As(err, &corrupt) {
+		err = describeOpenError(path, err)
 	}
-	return db, nil
+	return db, err
 }
 
 func describeOpenError(path string, err error) error {
@@ -54,15 +60,25 @@ func (e *CorruptError) Error() string {
 
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-// readAll walks every bucket, key and value of a bbolt file read-only,
-// touching each page, and turns a panic or a fault into an error.
-func readAll(path string) (err error) {
+// guarded runs f, turning a panic or a memory fault (a truncated file's
+// pages) into a CorruptError naming path.
+func guarded(path string, f func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = &CorruptError{Path: path, Err: fmt.Errorf("%v", r)}
 		}
 	}()
+	return f()
+}
+
+// readAll walks every bucket, key and value of a bbolt file read-only,
+// touching each page, and turns a panic or a fault into an error.
+func readAll(path string) error {
+	return guarded(path, func() error { return walkFile(path) })
+}
+
+func walkFile(path string) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
 	if err != nil {
 		return describeOpenError(path, err)
@@ -88,7 +104,18 @@ func readAll(path string) (err error) {
 		})
 	}
 	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walk(b) })
+		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walk(b) }); err != nil {
+			return err
+		}
+		// Then bbolt's own check of the pages and the freelist, which the
+		// walk above made safe: every page it reads has been read once.
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		return first
 	})
 	_ = sink
 	if err != nil {
@@ -114,6 +141,27 @@ func refuseLostState(dir string, inboxSeq uint64) error {
 	case fi.Size() == 0:
 		return fmt.Errorf("store: %s is empty but %s beside it has been used (%d notifications): the incident state is lost. "+
 			"Restore %s from a backup; to start anew on purpose, move both files aside", path, inboxFile, inboxSeq, stateFile)
+	}
+	return nil
+}
+
+// CheckStore reads every file of the store under dir once, read-only, and
+// runs bbolt's own consistency check on it, telling checking which file it
+// is about to read. A damaged file is a *CorruptError. It may still crash
+// on some damage (bbolt reads pages in goroutines of its own, where a fault
+// cannot be recovered): `amtriage serve` runs it in a child process first.
+func CheckStore(dir string, checking func(path string)) error {
+	for _, name := range []string{inboxFile, stateFile} {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+			continue // missing or new: OpenStore decides
+		}
+		if checking != nil {
+			checking(path)
+		}
+		if err := readAll(path); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ const usage = `amtriage: incident triage for Alertmanager webhooks
 Usage:
   amtriage serve [--config FILE]            run the daemon (embedded default config without --config)
   amtriage check-config FILE                validate a configuration file, listing every error
+  amtriage check-store DIR                  read and check the store's files, changing nothing
   amtriage classify [--config FILE] [PAYLOAD.json | -]
                                             triage one webhook payload offline; one JSON object per alert
   amtriage version                          print the version
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "check-store":
+		return checkStoreCmd(args[1:], stdout, stderr)
 	case "classify":
 		return classify(ctx, args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-version":

@@ -46,6 +46,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
 		Routes: cfg.RouteFor,
 	}
+	if err := checkStoreIsolated(ctx, cfg.Store.Path); err != nil {
+		log.Error("starting amtriage", "err", err)
+		return 1
+	}
 	var peak func(string) (severity.Level, bool)
 	d, err := triage.NewDaemon(cfg, triage.Options{
 		Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak),

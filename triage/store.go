@@ -531,8 +531,8 @@ func storeIncident(inc *incident.Incident) storedIncident {
 // name): a storm stores one record per alert.
 func encodeAlert(a *incident.Alert) ([]byte, error) {
 	stored := *a
+	slimAlert(&stored) // needs the key
 	stored.Key = ""
-	slimAlert(&stored)
 	return json.Marshal(&stored)
 }
 

@@ -2,6 +2,7 @@ package triage
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -488,5 +489,56 @@ func TestOutboxDepthIsCounted(t *testing.T) {
 	s = openTestStore(t, dir)
 	if got, _ := s.OutboxDepth(); !maps.Equal(got, want) {
 		t.Fatalf("depth after reopening %v, want %v", got, want)
+	}
+}
+
+// A store of schema 1 (records written whole) reads as it is, and is marked
+// 2 so that an amtriage that knows only 1 refuses it instead of misreading
+// the slimmer records written from now on.
+func TestStoreSchema1IsUpgraded(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	a := incident.Alert{Key: "fp1@2026-11-23T03:00:00Z", Fingerprint: "fp1", Name: "X", Status: incident.Firing,
+		Labels: map[string]string{"alertname": "X"}, Decision: severity.Decision{Severity: 2, Rule: 13, Reasons: []string{"r"}}}
+	inc := &incident.Incident{ID: "api-1", Service: "api", Status: incident.Firing, Severity: 2, Rule: 13, Reasons: []string{"r"}, Decisive: a.Key}
+	if err := s.state.Update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketIncidents), []byte(inc.ID), inc); err != nil { // as schema 1 wrote them
+			return err
+		}
+		if err := putJSON(tx.Bucket(bucketAlerts), alertKey(inc.ID, a.Key), &a); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTestStore(t, dir)
+	ls, err := s.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.Incidents) != 1 || !slices.Equal(ls.Incidents[0].Reasons, []string{"r"}) || len(ls.Alerts) != 1 || ls.Alerts[0].Alert.Fingerprint != "fp1" {
+		t.Fatalf("schema 1 records read back as %+v / %+v", ls.Incidents, ls.Alerts)
+	}
+	var schema string
+	_ = s.state.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta).Get(keySchema)); return nil })
+	if schema != schemaVersion {
+		t.Errorf("schema %q after opening, want %q", schema, schemaVersion)
+	}
+	// What is stored from now on is the slim form.
+	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Alerts: []incident.AlertRef{{IncidentID: inc.ID, Alert: &a}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := s.state.View(func(tx *bolt.Tx) error {
+		return json.Unmarshal(tx.Bucket(bucketAlerts).Get(alertKey(inc.ID, a.Key)), &raw)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"key", "fingerprint", "alertname"} {
+		if _, ok := raw[field]; ok {
+			t.Errorf("stored alert repeats %s, which its record key or labels say: %v", field, raw)
+		}
 	}
 }

@@ -49,11 +49,14 @@ type Pipeline struct {
 	wake chan struct{}
 
 	// Progress, for /readyz: the last error of a drain that could not go
-	// on, and when a commit last succeeded.
+	// on, and when a commit last succeeded or, after the pipeline went
+	// idle, work arrived. clock is time.Now but in tests.
 	healthMu     sync.Mutex
 	lastError    error
 	lastErrorAt  time.Time
 	lastProgress time.Time
+	idle         bool
+	clock        func() time.Time
 	// Failures: a chunk that failed is retried entry by entry up to
 	// isolateThrough; failedSeq failed failedTries times alone.
 	isolateThrough, failedSeq uint64
@@ -117,7 +120,8 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if err := p.reload(); err != nil {
 		return nil, err
 	}
-	p.lastProgress = time.Now()
+	p.clock = time.Now
+	p.lastProgress = p.clock()
 	return p, nil
 }
 
@@ -139,6 +143,11 @@ func (p *Pipeline) reload() error {
 
 // Committed is the committer's callback: these entries are durable.
 func (p *Pipeline) Committed(entries []*InboxEntry, msgs []*Message) {
+	p.healthMu.Lock()
+	if p.idle { // the stall clock starts when work arrives, not at the last commit
+		p.idle, p.lastProgress = false, p.clock()
+	}
+	p.healthMu.Unlock()
 	p.decodedMu.Lock()
 	for i, e := range entries {
 		// The pipeline may already have read (and decoded) an entry that was
@@ -320,6 +329,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 				p.log.Warn("trimming inbox", "err", err) // harmless: entries ≤ lastSeq are skipped
 			}
 			p.progressed()
+			p.healthMu.Lock()
+			p.idle = true
+			p.healthMu.Unlock()
 			return nil
 		}
 		chunk := p.prepare(entries)
@@ -549,7 +561,7 @@ func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
 // failing records that processing is stuck on err, for /readyz.
 func (p *Pipeline) failing(err error) error {
 	p.healthMu.Lock()
-	p.lastError, p.lastErrorAt = err, time.Now()
+	p.lastError, p.lastErrorAt = err, p.clock()
 	p.healthMu.Unlock()
 	return err
 }
@@ -557,7 +569,7 @@ func (p *Pipeline) failing(err error) error {
 // progressed records that the pipeline is not stuck.
 func (p *Pipeline) progressed() {
 	p.healthMu.Lock()
-	p.lastError, p.lastProgress = nil, time.Now()
+	p.lastError, p.lastProgress = nil, p.clock()
 	p.healthMu.Unlock()
 }
 
@@ -567,17 +579,17 @@ const stallAfter = 2 * time.Minute
 
 // Stuck says why the pipeline makes no progress on pending work, or "".
 func (p *Pipeline) Stuck() string {
-	pending := p.Pending()
-	if pending == 0 {
+	waiting := p.Pending()
+	if waiting == 0 {
 		return ""
 	}
 	p.healthMu.Lock()
 	defer p.healthMu.Unlock()
 	if p.lastError != nil {
-		return fmt.Sprintf("processing fails since %s, %d notifications waiting: %v", p.lastErrorAt.UTC().Format(time.RFC3339), pending, p.lastError)
+		return fmt.Sprintf("processing fails since %s, %d notifications waiting: %v", p.lastErrorAt.UTC().Format(time.RFC3339), waiting, p.lastError)
 	}
-	if since := time.Since(p.lastProgress); since > stallAfter {
-		return fmt.Sprintf("no notification processed for %s, %d waiting", since.Round(time.Second), pending)
+	if since := p.clock().Sub(p.lastProgress); since > stallAfter {
+		return fmt.Sprintf("no notification processed for %s, %d waiting", since.Round(time.Second), waiting)
 	}
 	return ""
 }

@@ -566,3 +566,38 @@ func TestProcessedEntriesAreTrimmedByLaterAppends(t *testing.T) {
 		t.Fatalf("inbox holds %d entries after the append, want only the unprocessed one", len(left))
 	}
 }
+
+// /readyz reports a stall only for work that waits: pending notifications
+// with no commit for stallAfter; an idle pipeline's clock starts when work
+// arrives, not at its last commit.
+func TestStallIsWorkThatWaits(t *testing.T) {
+	h := handlerHarness(t, testConfig(t)) // nothing processes unless the test drains
+	p := h.d.Pipeline()
+	now := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	p.healthMu.Lock()
+	p.clock = func() time.Time { return now }
+	p.healthMu.Unlock()
+	if err := p.Drain(context.Background()); err != nil { // idle
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute) // a quiet night
+	h.mustPost(alertPayload("api", "firing", now), "")
+	now = now.Add(time.Second)
+	if why := p.Stuck(); why != "" {
+		t.Fatalf("a notification arriving after an idle spell reads as a stall: %s", why)
+	}
+	now = now.Add(stallAfter)
+	why := p.Stuck()
+	if !strings.Contains(why, "no notification processed for 2m1s") || !strings.Contains(why, "1 waiting") {
+		t.Fatalf("Stuck() = %q, want the stall of the waiting notification", why)
+	}
+	if res := h.do(http.MethodGet, "/readyz", nil, ""); res.code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d %s during the stall", res.code, res.body)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if why := p.Stuck(); why != "" {
+		t.Errorf("Stuck() = %q once the work is done", why)
+	}
+}

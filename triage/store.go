@@ -66,7 +66,7 @@ type Store struct {
 
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
 	OnDeadLetter func(*DeadLetter)
-	statePath string
+	statePath    string
 	// faultApply, in tests, fails a state commit before it is written.
 	faultApply atomic.Pointer[func(*Commit) error]
 }

@@ -212,8 +212,9 @@ func (p *Pipeline) Run(ctx context.Context) {
 			}
 			lastDrain = time.Now()
 			if err := p.Drain(ctx); err != nil {
-				p.log.Error("processing inbox; will retry", "err", err)
-				if !sleepCtx(ctx, time.Second) {
+				wait := p.retryWait(err)
+				p.log.Error("processing inbox; will retry", "in", wait, "err", err)
+				if !sleepCtx(ctx, wait) {
 					return
 				}
 				p.Wake()
@@ -390,10 +391,21 @@ func (p *Pipeline) prepare(entries []InboxEntry) []*pending {
 // does a panic, which may have left it half changed.
 func (p *Pipeline) process(ctx, work context.Context, chunk []*pending) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = &processingPanic{value: r, stack: debug.Stack()}
-			p.restoreBook()
+		r := recover()
+		if r == nil {
+			return
 		}
+		p.mu.RLock()
+		done := p.lastSeq >= chunk[len(chunk)-1].entry.Seq
+		p.mu.RUnlock()
+		if done {
+			// After its commit: the chunk is processed; what panicked was
+			// bookkeeping, and dead-lettering it would process it twice.
+			p.log.Error("panic after a commit", "panic", r, "stack", string(debug.Stack()))
+			return
+		}
+		err = &processingPanic{value: r, stack: debug.Stack()}
+		p.restoreBook()
 	}()
 	if first := chunk[0]; len(chunk) == 1 && (first.err != nil || first.large != nil || first.alerts() > partAlerts) {
 		return p.processInParts(ctx, work, first)
@@ -556,6 +568,18 @@ func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
 	p.forgetDecoded(seq)
 	p.failedSeq, p.failedTries = 0, 0
 	return true, nil
+}
+
+// retryWait paces retries: a notification that fails alone in a way that
+// will recur waits 1 s, then 4 s, so a panic that a passing condition caused
+// gets a few seconds to clear before the notification is dead-lettered;
+// other failures (the disk) are retried every second until they pass.
+func (p *Pipeline) retryWait(err error) time.Duration {
+	if !deterministic(err) {
+		return time.Second
+	}
+	n := max(p.failedTries, 1)
+	return time.Duration(n*n) * time.Second
 }
 
 // failing records that processing is stuck on err, for /readyz.

@@ -601,3 +601,27 @@ func TestStallIsWorkThatWaits(t *testing.T) {
 		t.Errorf("Stuck() = %q once the work is done", why)
 	}
 }
+
+// A panic after a chunk's commit (in what wakes the receivers, say) is not
+// the notification's failure: it is processed, once, and not dead-lettered.
+func TestPanicAfterTheCommitDoesNotDeadLetter(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	p := h.d.Pipeline()
+	p.onEvents = func() { panic("waking the receivers") }
+	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if n := p.Pending(); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+	if l := h.deadLetters(); l.Total != 0 {
+		t.Fatalf("dead-lettered a notification whose commit succeeded: %+v", l)
+	}
+	if open := p.OpenIncidents(); len(open) != 1 {
+		t.Fatalf("%d open incidents, want 1", len(open))
+	}
+	if !strings.Contains(h.logs.String(), "panic after a commit") {
+		t.Error("the panic was not logged")
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -318,6 +319,7 @@ func (p *Prober) Dependencies(ctx context.Context, ev *signal.Evaluation, cfg *r
 	}
 	out := make([]diagnosis.Probe, len(svc.DependsOn))
 	var wg sync.WaitGroup
+	var panicked atomic.Value
 	for i, name := range svc.DependsOn {
 		out[i].Target = name
 		dep := lookup(cfg, name)
@@ -330,12 +332,20 @@ func (p *Prober) Dependencies(ctx context.Context, ev *signal.Evaluation, cfg *r
 			continue
 		}
 		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					panicked.Store(fmt.Sprint(r))
+				}
+			}()
 			r := p.Probe(ctx, ev, dep.HealthURL)
 			out[i].Outcome = string(r.Outcome)
 			out[i].Detail = fmt.Sprintf("GET %s: %s", r.URL, r.Detail)
 		})
 	}
 	wg.Wait()
+	if r := panicked.Load(); r != nil {
+		panic(r) // on the caller's goroutine, where the pipeline recovers it
+	}
 	return out
 }
 

@@ -220,7 +220,16 @@ func (s *Source) Signals(ctx context.Context, ev *signal.Evaluation, _ *template
 	// its deadline) without blocking.
 	done := make(chan func(*severity.Signals), len(tasks))
 	for _, task := range tasks {
-		go func() { done <- task() }()
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					// Raised again on the caller's goroutine, where the
+					// pipeline recovers it, instead of ending the process.
+					done <- func(*severity.Signals) { panic(r) }
+				}
+			}()
+			done <- task()
+		}()
 	}
 	for range tasks {
 		select {

@@ -417,35 +417,41 @@ func (p *Pipeline) process(ctx, work context.Context, chunk []*pending) (err err
 	last := chunk[len(chunk)-1].entry.Seq
 	// Before apply publishes lastSeq: once a reader sees the chunk
 	// processed, nothing of it is left in the cache. (If apply fails the
-	// retry decodes from the inbox.)
+	// retry decodes from the inbox.) One evaluation per commit, at the time
+	// its last notification arrived (replays after a crash measure the same
+	// instant): every query and probe runs once for all its notifications.
 	p.forgetDecoded(last)
-	return p.fold(work, units, last)
+	return p.fold(work, signal.NewEvaluation(units[len(units)-1].receivedAt), units, last, nil)
 }
 
-// processInParts folds one large notification in, partAlerts at a time.
-// Only the last part advances lastSeq.
+// processInParts folds one large notification in, partAlerts at a time,
+// in one evaluation: every query and probe runs once for all its parts.
+// Each service's most severe firing alert is folded in first, so its
+// incident opens at the severity the whole notification gives it, instead
+// of opening lower and escalating a part later. Only the last part advances
+// lastSeq.
 func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error {
 	if pe.err != nil {
 		return pe.err
 	}
-	header, next := pe.msg, func(max int) ([]template.Alert, error) { return nil, nil }
-	if pe.large != nil {
-		header, next = &pe.large.Message, pe.large.Alerts().Next
-	} else {
-		rest := pe.msg.Alerts
-		next = func(max int) ([]template.Alert, error) {
-			part := rest[:min(max, len(rest))]
-			rest = rest[len(part):]
-			return part, nil
-		}
+	header, open := partsOf(pe)
+	ev := signal.NewEvaluation(pe.entry.ReceivedAt)
+	lead, err := p.leadingAlerts(work, ev, open)
+	if err != nil {
+		return err
 	}
-	part, err := next(partAlerts)
+	src := &partSource{open: open, lead: lead}
+	if lead == nil {
+		src.phase = 1 // the natural order already opens each incident at its severity
+	}
+	diagnosed := map[string]bool{} // a service is diagnosed once, for its first (most severe) part
+	part, err := src.part(partAlerts)
 	for first := true; ; first = false {
 		if err != nil {
 			return err
 		}
-		following, err2 := next(partAlerts)
-		lastPart := err2 == nil && len(following) == 0
+		following, nextErr := src.part(partAlerts)
+		lastPart := nextErr == nil && len(following) == 0
 		msg := *header
 		msg.Alerts = part
 		u := unit{receivedAt: pe.entry.ReceivedAt, msg: &msg, continues: !first, complete: lastPart && header.TruncatedAlerts == 0}
@@ -454,7 +460,7 @@ func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error 
 			p.forgetDecoded(pe.entry.Seq)
 			seq = pe.entry.Seq
 		}
-		if err := p.fold(work, []unit{u}, seq); err != nil {
+		if err := p.fold(work, ev, []unit{u}, seq, diagnosed); err != nil {
 			return err
 		}
 		if lastPart {
@@ -464,8 +470,117 @@ func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error 
 			return nil // the notification is processed again from its start
 		}
 		p.progressed()
-		part, err = following, err2
+		part, err = following, nextErr
 	}
+}
+
+// partsOf returns a notification's header and a way to read its alerts
+// from the first, as often as needed.
+func partsOf(pe *pending) (*Message, func() func(int) ([]template.Alert, error)) {
+	if pe.large != nil {
+		return &pe.large.Message, func() func(int) ([]template.Alert, error) { return pe.large.Alerts().Next }
+	}
+	return pe.msg, func() func(int) ([]template.Alert, error) {
+		rest := pe.msg.Alerts
+		return func(n int) ([]template.Alert, error) {
+			part := rest[:min(n, len(rest))]
+			rest = rest[len(part):]
+			return part, nil
+		}
+	}
+}
+
+// leadingAlerts classifies every firing alert of a notification and returns
+// the index of each service's most severe one, or nil when reading in order
+// already puts it in the first part that touches its service.
+func (p *Pipeline) leadingAlerts(work context.Context, ev *signal.Evaluation, open func() func(int) ([]template.Alert, error)) (map[int]bool, error) {
+	type best struct {
+		index, part, firstPart int
+		severity               severity.Level
+	}
+	byService := map[string]*best{}
+	next, index := open(), 0
+	for part := 0; ; part++ {
+		alerts, err := next(partAlerts)
+		if err != nil {
+			return nil, err
+		}
+		if len(alerts) == 0 {
+			break
+		}
+		var firing []*template.Alert
+		for i := range alerts {
+			if alerts[i].Status == incident.Firing {
+				firing = append(firing, &alerts[i])
+			}
+		}
+		if len(p.triager.Sources) > 0 && len(firing) > 0 {
+			p.triager.Measure(work, ev, firing)
+		}
+		for i := range alerts {
+			a := &alerts[i]
+			if a.Status == incident.Firing {
+				var prev *severity.Decision
+				if known, _ := p.book.Firing(OccurrenceKey(a)); known != nil {
+					prev = &known.Decision
+				}
+				r := p.triager.Classify(work, ev, a, prev)
+				b := byService[r.Service]
+				switch {
+				case b == nil:
+					byService[r.Service] = &best{index: index, part: part, firstPart: part, severity: r.Decision.Severity}
+				case r.Decision.Severity < b.severity:
+					b.index, b.part, b.severity = index, part, r.Decision.Severity
+				}
+			}
+			index++
+		}
+	}
+	lead := map[int]bool{}
+	inOrder := true
+	for _, b := range byService {
+		lead[b.index] = true
+		inOrder = inOrder && b.part == b.firstPart
+	}
+	if inOrder {
+		return nil, nil
+	}
+	return lead, nil
+}
+
+// partSource reads a notification's alerts in parts: first the leading
+// alerts (phase 0), then the others (phase 1).
+type partSource struct {
+	open  func() func(int) ([]template.Alert, error)
+	lead  map[int]bool
+	phase int
+	next  func(int) ([]template.Alert, error)
+	index int
+}
+
+func (s *partSource) part(size int) ([]template.Alert, error) {
+	var out []template.Alert
+	for len(out) < size && s.phase < 2 {
+		if s.next == nil {
+			s.next, s.index = s.open(), 0
+		}
+		alerts, err := s.next(size - len(out))
+		if err != nil {
+			return nil, err
+		}
+		if len(alerts) == 0 {
+			s.phase++
+			s.next = nil
+			continue
+		}
+		for _, a := range alerts {
+			if s.lead[s.index] == (s.phase == 0) {
+				out = append(out, a)
+			}
+			s.index++
+		}
+	}
+	return out, nil
 }
 
 // unit is one notification, or one part of a large one, to fold in.
@@ -476,16 +591,14 @@ type unit struct {
 	complete   bool     // lists every alert of its group (nothing truncated; the last part)
 }
 
-// fold triages units, folds them into the book and commits them, with
-// lastSeq (0: the inbox position does not advance) in one transaction.
-func (p *Pipeline) fold(work context.Context, units []unit, lastSeq uint64) error {
+// fold triages units in ev, folds them into the book and commits them,
+// with lastSeq (0: the inbox position does not advance) in one transaction.
+// Services in diagnosed (nil: none) are not diagnosed again; those
+// diagnosed now are added.
+func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []unit, lastSeq uint64, diagnosed map[string]bool) error {
 	if len(units) == 0 {
 		return nil
 	}
-	// One evaluation per commit, at the time its last notification
-	// arrived (replays after a crash measure the same instant): every
-	// query and probe runs once for all its notifications.
-	ev := signal.NewEvaluation(units[len(units)-1].receivedAt)
 	priors := make([][]prior, len(units))
 	var undecided []*template.Alert
 	for i, u := range units {
@@ -507,6 +620,16 @@ func (p *Pipeline) fold(work context.Context, units []unit, lastSeq uint64) erro
 		b, f := p.classify(work, ev, u.msg, priors[i], u.receivedAt)
 		b.Complete, b.Continues = u.complete, u.continues
 		batches, fresh = append(batches, b), append(fresh, f)
+	}
+	if diagnosed != nil {
+		for _, f := range fresh {
+			for service := range f {
+				if diagnosed[service] {
+					delete(f, service)
+				}
+				diagnosed[service] = true
+			}
+		}
 	}
 	// The whole chunk's diagnoses at once: each may wait for a pod's log.
 	for i, ds := range p.diagnose(work, ev, fresh) {

@@ -625,3 +625,48 @@ func TestPanicAfterTheCommitDoesNotDeadLetter(t *testing.T) {
 		t.Error("the panic was not logged")
 	}
 }
+
+// A notification folded in parts opens each incident at the severity the
+// whole notification gives it: its most severe alert goes in first, so no
+// part later escalates it (one event, not opened then severity_changed).
+func TestPartsOpenIncidentsAtTheirSeverity(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pad  bool
+	}{{"decoded whole", false}, {"read in parts", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := servingHarness(t, testConfig(t))
+			n := 2*partAlerts + 10
+			var b strings.Builder
+			b.WriteString(`{"version":"4","status":"firing","groupKey":"g","truncatedAlerts":0,"alerts":[`)
+			for i := 0; i < n; i++ {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				sev := "warning" // Sev 3 by rule 13
+				if i == n-1 {
+					sev = "critical" // Sev 2: the last alert of the last part
+				}
+				fmt.Fprintf(&b, `{"status":"firing","labels":{"alertname":"A","service":"api","pod":"p%d","severity":%q},"startsAt":"2026-11-23T03:00:00Z","fingerprint":"%016x"}`, i, sev, i+1)
+			}
+			b.WriteString("]}")
+			body := []byte(b.String())
+			if tc.pad {
+				body = padTo(t, body, wholeDecodeBytes+1)
+			}
+			h.mustPost(body, "")
+			h.settle()
+			evs := h.rec.Events()
+			if len(evs) != 1 || evs[0].Kind != incident.Opened || evs[0].Incident.Severity != 2 {
+				var got []string
+				for _, ev := range evs {
+					got = append(got, fmt.Sprintf("%s sev%d", ev.Kind, ev.Incident.Severity))
+				}
+				t.Fatalf("events %v, want one opened at Sev 2", got)
+			}
+			if open := h.d.Pipeline().OpenIncidents(); len(open) != 1 || open[0].AlertsFiring != n {
+				t.Fatalf("open %+v", open)
+			}
+		})
+	}
+}

@@ -223,32 +223,31 @@ func (s *Store) RemoveDeadLetter(id uint64) error {
 	})
 }
 
-// ReplayEvent puts a dead-lettered event back at the end of its receiver's
-// queue, with its attempts reset, and removes the dead letter: one
-// transaction, so the event is never in both places or in neither.
-func (s *Store) ReplayEvent(id uint64) error {
+// ReplayEvent puts ev at the end of the dead letter's receiver's queue and
+// removes the dead letter: one transaction, so the event is never in both
+// places or in neither.
+func (s *Store) ReplayEvent(id uint64, ev *incident.Event) error {
 	return s.state.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDead)
 		v := b.Get(u64(id))
 		if v == nil {
 			return ErrNotFound
 		}
-		d, err := decodeDeadLetter(u64(id), v, true)
+		d, err := decodeDeadLetter(u64(id), v, false)
 		if err != nil {
-			return err
+			return fmt.Errorf("dead letter %d: %w", id, err)
 		}
 		if d.Kind != DeadEvent {
 			return fmt.Errorf("dead letter %d is a %s, not an event", id, d.Kind)
 		}
-		var env notify.Envelope
-		if err := json.Unmarshal(d.Payload, &env); err != nil {
-			return fmt.Errorf("dead letter %d cannot be replayed: its event does not decode: %w", id, err)
-		}
-		if err := s.enqueue(tx, []string{env.Receiver}, &env.Event); err != nil {
-			return err
+		if err := s.enqueue(tx, []string{d.Queue}, ev); err != nil {
+			return fmt.Errorf("replay dead letter %d: %w", id, err)
 		}
 		tx.OnCommit(func() { s.deadCount(d.Queue, -1) })
-		return b.Delete(u64(id))
+		if err := b.Delete(u64(id)); err != nil {
+			return fmt.Errorf("replay dead letter %d: %w", id, err)
+		}
+		return nil
 	})
 }
 

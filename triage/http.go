@@ -31,6 +31,7 @@ type API struct {
 	Store        *Store
 	Receivers    []string // names of the configured receivers, for replays
 	OnReplay     func()   // wakes the receivers after an event is replayed
+	replayMu     sync.Mutex
 	Metrics      *Metrics
 	Registry     *prometheus.Registry
 	Log          *slog.Logger
@@ -488,9 +489,14 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": list, "total": total, "truncated": total > len(list)})
 }
 
-// replayDeadLetter puts a dead letter back: a notification into the inbox
-// (processed as if it had just been acknowledged, at its original arrival
-// time), an event at the end of its receiver's queue.
+// replayDeadLetter puts a dead letter back. A notification goes into the
+// inbox again, processed as of its original arrival; it is never taken to
+// list its whole group, as newer notifications may have brought alerts it
+// does not know. An event is not sent as it was: its receiver is told the
+// incident as it is now (opened while it fires, resolved once it has), at
+// the end of its queue, so an old trigger cannot page for an incident that
+// has resolved since. Replays are one at a time: a second replay of the same
+// dead letter finds it gone.
 func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if a.draining.Load() {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
@@ -501,20 +507,24 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusBadRequest, fmt.Sprintf("id: %q is not a dead letter id (GET /api/deadletters lists them)", r.PathValue("id")))
 		return
 	}
+	a.replayMu.Lock()
+	defer a.replayMu.Unlock()
 	d, err := a.Store.ReadDeadLetter(id)
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		a.fail(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
 		return
-	}
-	if err != nil {
-		a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d cannot be read: %v", id, err))
+	case err != nil:
+		a.Log.Error("reading a dead letter", "id", id, "err", err)
+		a.fail(w, http.StatusInternalServerError, fmt.Sprintf("dead letter %d cannot be read", id))
 		return
 	}
 	switch d.Kind {
 	case DeadNotification:
 		// Into the inbox first, then out of the dead letters: a crash in
 		// between replays it twice, which processing takes as a redelivery.
-		if err := a.Committer.Append(r.Context(), d.Payload, nil, d.ReceivedAt); err != nil {
+		entry := InboxEntry{ReceivedAt: d.ReceivedAt, Body: d.Payload, Replayed: true}
+		if err := a.Committer.AppendEntry(r.Context(), entry, nil); err != nil {
 			a.fail(w, http.StatusServiceUnavailable, "could not store the notification: "+err.Error()+"; retry")
 			return
 		}
@@ -526,8 +536,14 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d is for receiver %q, which is not configured", id, d.Queue))
 			return
 		}
-		if err := a.Store.ReplayEvent(id); err != nil {
-			a.fail(w, http.StatusConflict, err.Error())
+		ev, ok := a.Pipeline.CurrentEvent(d.Incident, time.Now().UTC())
+		if !ok {
+			a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d is about incident %q, which is no longer kept (pruned after incidents.retention): nothing to bring %s up to date with", id, d.Incident, d.Queue))
+			return
+		}
+		if err := a.Store.ReplayEvent(id, &ev); err != nil {
+			a.Log.Error("replaying a dead letter", "id", id, "err", err)
+			a.fail(w, http.StatusInternalServerError, fmt.Sprintf("dead letter %d could not be replayed", id))
 			return
 		}
 		if a.OnReplay != nil {

@@ -46,7 +46,12 @@ func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(
 // Append stores one body durably and returns once it is on disk. msg is the
 // body already decoded, or nil.
 func (c *Committer) Append(ctx context.Context, body []byte, msg *Message, at time.Time) error {
-	req := &appendReq{entry: InboxEntry{ReceivedAt: at, Body: body}, msg: msg, done: make(chan error, 1)}
+	return c.AppendEntry(ctx, InboxEntry{ReceivedAt: at, Body: body}, msg)
+}
+
+// AppendEntry is Append for a whole entry (a replayed one, say).
+func (c *Committer) AppendEntry(ctx context.Context, entry InboxEntry, msg *Message) error {
+	req := &appendReq{entry: entry, msg: msg, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()

@@ -412,7 +412,7 @@ func (p *Pipeline) process(ctx, work context.Context, chunk []*pending) (err err
 	}
 	units := make([]unit, len(chunk))
 	for i, pe := range chunk {
-		units[i] = unit{receivedAt: pe.entry.ReceivedAt, msg: pe.msg, complete: pe.msg.TruncatedAlerts == 0}
+		units[i] = unit{receivedAt: pe.entry.ReceivedAt, msg: pe.msg, complete: pe.msg.TruncatedAlerts == 0 && !pe.entry.Replayed}
 	}
 	last := chunk[len(chunk)-1].entry.Seq
 	// Before apply publishes lastSeq: once a reader sees the chunk
@@ -454,7 +454,7 @@ func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error 
 		lastPart := nextErr == nil && len(following) == 0
 		msg := *header
 		msg.Alerts = part
-		u := unit{receivedAt: pe.entry.ReceivedAt, msg: &msg, continues: !first, complete: lastPart && header.TruncatedAlerts == 0}
+		u := unit{receivedAt: pe.entry.ReceivedAt, msg: &msg, continues: !first, complete: lastPart && header.TruncatedAlerts == 0 && !pe.entry.Replayed}
 		seq := uint64(0)
 		if lastPart {
 			p.forgetDecoded(pe.entry.Seq)

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -668,5 +670,132 @@ func TestPartsOpenIncidentsAtTheirSeverity(t *testing.T) {
 				t.Fatalf("open %+v", open)
 			}
 		})
+	}
+}
+
+// refusingReceiver refuses (non-retryably) the events of kinds in refuse.
+type refusingReceiver struct {
+	eventRecorder
+	mu     sync.Mutex
+	refuse map[incident.EventKind]bool
+}
+
+func (r *refusingReceiver) Name() string { return "pager" }
+
+func (r *refusingReceiver) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
+	r.mu.Lock()
+	refused := r.refuse[ev.Kind]
+	r.mu.Unlock()
+	if refused {
+		return false, fmt.Errorf("400 invalid event")
+	}
+	return r.eventRecorder.Notify(ctx, ev)
+}
+
+// An event dead-lettered while its incident fired, replayed after the
+// incident resolved, must not page: the receiver is told the incident as it
+// is now (resolved), not the old trigger.
+func TestReplayedEventTellsTheIncidentAsItIsNow(t *testing.T) {
+	pager := &refusingReceiver{refuse: map[incident.EventKind]bool{incident.Opened: true}}
+	h := servingHarness(t, testConfig(t), func(o *Options) { o.Notifiers = append(o.Notifiers, pager) })
+	start := time.Now().Add(-time.Minute)
+	h.mustPost(alertPayload("api", "firing", start), "")
+	h.waitFor("the trigger dead-lettered", func() bool { return h.deadLetters().Total == 1 })
+	h.mustPost(alertPayload("api", "resolved", start), "")
+	h.settle()
+	pager.mu.Lock()
+	pager.refuse = nil
+	pager.mu.Unlock()
+	d := h.deadLetters().DeadLetters[0]
+	if d.Kind != DeadEvent || d.EventKind != incident.Opened || d.Queue != "pager" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if res := h.do(http.MethodPost, fmt.Sprintf("/api/deadletters/%d/replay", d.ID), nil, ""); res.code != http.StatusOK {
+		t.Fatalf("replay = %d %s", res.code, res.body)
+	}
+	h.settle()
+	var kinds []incident.EventKind
+	for _, ev := range pager.Events() {
+		kinds = append(kinds, ev.Kind)
+	}
+	if !slices.Equal(kinds, []incident.EventKind{incident.ResolvedEvent, incident.ResolvedEvent}) {
+		t.Fatalf("the receiver got %v; want the resolve, then the replay as resolved (never the old trigger)", kinds)
+	}
+}
+
+// A replayed notification is not taken to list its whole group: alerts a
+// newer notification of the group brought stay firing.
+func TestReplayedNotificationDoesNotResolveByAbsence(t *testing.T) {
+	enricher := &panickyEnricher{}
+	enricher.armed.Store(true)
+	h := handlerHarness(t, testConfig(t), withEnricher(enricher))
+	p := h.d.Pipeline()
+	group := func(pods ...string) []byte {
+		var alerts []string
+		for _, pod := range pods {
+			alerts = append(alerts, fmt.Sprintf(`{"status":"firing","labels":{"alertname":"A","service":"boom","pod":%q},"startsAt":"2026-11-23T03:00:00Z","fingerprint":"fp-%s"}`, pod, pod))
+		}
+		return []byte(`{"version":"4","status":"firing","groupKey":"g","truncatedAlerts":0,"alerts":[` + strings.Join(alerts, ",") + `]}`)
+	}
+	h.mustPost(group("x1"), "")
+	for i := 0; i < 5 && p.Pending() > 0; i++ {
+		_ = p.Drain(context.Background())
+	}
+	l := h.deadLetters()
+	if l.Total != 1 {
+		t.Fatalf("dead letters %+v, want the first notification", l)
+	}
+	enricher.armed.Store(false)
+	h.mustPost(group("x1", "y1"), "")
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.do(http.MethodPost, fmt.Sprintf("/api/deadletters/%d/replay", l.DeadLetters[0].ID), nil, ""); res.code != http.StatusOK {
+		t.Fatalf("replay = %d %s", res.code, res.body)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	open := p.OpenIncidents()
+	if len(open) != 1 || open[0].AlertsFiring != 2 {
+		t.Fatalf("after the replay: %+v; want x1 and y1 still firing", open)
+	}
+}
+
+// Concurrent replays of one dead letter replay it once; the others find it
+// gone.
+func TestConcurrentReplaysReplayOnce(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	if err := h.d.committer.Append(context.Background(), []byte(`{"version":"5"}`), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.d.Pipeline().Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := h.deadLetters().DeadLetters[0].ID
+	codes := make(chan int, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			resp, err := h.client.Post(fmt.Sprintf("%s/api/deadletters/%d/replay", h.url, id), "application/json", nil)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusOK] != 1 || count[http.StatusNotFound] != 7 {
+		t.Fatalf("answers %v, want one 200 and seven 404", count)
+	}
+	if n := h.d.store.InboxSeq(); n != 2 {
+		t.Errorf("inbox sequence %d: the notification went back %d times, want once", n, n-1)
 	}
 }

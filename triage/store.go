@@ -96,7 +96,15 @@ type InboxEntry struct {
 	Seq        uint64
 	ReceivedAt time.Time
 	Body       []byte
+	// Replayed: put back from the dead letters. Its alerts are folded in
+	// as of its arrival, but it is never taken to list its whole group:
+	// newer notifications may have brought alerts it does not know.
+	Replayed bool
 }
+
+// An inbox value is arrival (unix ns, 8) | body. The arrival's top bit, never
+// set for a time before 2262, marks a replayed entry.
+const replayedBit = 1 << 63
 
 // OpenStore opens (creating if needed) the store under dir.
 func OpenStore(dir string) (*Store, error) {
@@ -246,7 +254,11 @@ func (s *Store) AppendInbox(entries []*InboxEntry) error {
 			}
 			e.Seq = seq
 			v := make([]byte, 8+len(e.Body))
-			binary.BigEndian.PutUint64(v, uint64(e.ReceivedAt.UnixNano()))
+			at := uint64(e.ReceivedAt.UnixNano())
+			if e.Replayed {
+				at |= replayedBit
+			}
+			binary.BigEndian.PutUint64(v, at)
 			copy(v[8:], e.Body)
 			if err := b.Put(u64(seq), v); err != nil {
 				return fmt.Errorf("inbox put: %w", err)
@@ -277,10 +289,12 @@ func (s *Store) ReadInbox(after uint64, max, maxBytes int) ([]InboxEntry, error)
 			if len(v) < 8 {
 				return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", binary.BigEndian.Uint64(k), len(v))
 			}
+			at := binary.BigEndian.Uint64(v)
 			e := InboxEntry{
 				Seq:        binary.BigEndian.Uint64(k),
-				ReceivedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
+				ReceivedAt: time.Unix(0, int64(at&^replayedBit)).UTC(),
 				Body:       append([]byte(nil), v[8:]...),
+				Replayed:   at&replayedBit != 0,
 			}
 			size += len(e.Body)
 			out = append(out, e)

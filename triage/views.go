@@ -84,6 +84,24 @@ func (p *Pipeline) Incident(id string) (IncidentView, bool) {
 	return viewOf(inc), true
 }
 
+// CurrentEvent is an event that tells a receiver the incident as it is now:
+// opened while it fires, resolved once it has. It is what replaying one of
+// its dead-lettered events sends, rather than the old snapshot, which could
+// page for an incident resolved since.
+func (p *Pipeline) CurrentEvent(id string, at time.Time) (incident.Event, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	inc := p.book.Get(id)
+	if inc == nil {
+		return incident.Event{}, false
+	}
+	kind := incident.Opened
+	if inc.Status == incident.Resolved {
+		kind = incident.ResolvedEvent
+	}
+	return p.book.Snapshot(kind, at, inc), true
+}
+
 // Pending is the number of acknowledged notifications not yet processed.
 func (p *Pipeline) Pending() uint64 {
 	p.mu.RLock()

@@ -656,6 +656,11 @@ func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.
 	return ev
 }
 
+// Snapshot is an event of kind for inc as it is now.
+func (b *Book) Snapshot(kind EventKind, at time.Time, inc *Incident) Event {
+	return b.event(kind, at, inc, 0)
+}
+
 // Firing returns the live firing alert for an occurrence key, and its
 // incident's service; nil if the occurrence is not firing in an open incident.
 func (b *Book) Firing(key string) (*Alert, string) {

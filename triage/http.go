@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -42,7 +43,7 @@ type API struct {
 	// bound. It is charged as bodies arrive.
 	Inflight *ByteBudget
 	// MinBodyRate (bytes/s; 0: none) cuts bodies slower than it once
-	// BodyGrace (default 10s) has passed, with 408.
+	// BodyGrace (default 10s) has passed, or silent for BodyGrace, with 408.
 	MinBodyRate int64
 	BodyGrace   time.Duration
 
@@ -233,8 +234,9 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	if r.ContentLength > a.MaxBodyBytes {
 		return a.tooLarge(w)
 	}
-	body, charge, release, code, msg := a.readBody(w, r)
-	defer release()
+	br := &bodyReader{a: a}
+	defer br.release()
+	body, code, msg := br.read(w, r)
 	if code != 0 {
 		if code == http.StatusRequestTimeout || code == http.StatusServiceUnavailable {
 			w.Header().Set("Connection", "close") // the rest of the body is not read
@@ -249,7 +251,7 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	// and without room the body is validated one alert at a time instead.
 	var decoded *Message
 	var count, firing int
-	if len(body) <= wholeDecodeBytes && charge(decodeFactor*int64(len(body))) {
+	if len(body) <= wholeDecodeBytes && br.charge(decodeFactor*int64(len(body))) {
 		m, err := DecodeMessage(body)
 		if err != nil {
 			a.fail(w, http.StatusBadRequest, err.Error())
@@ -286,75 +288,108 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 // most (measured: 3× for a storm of large alerts, 8× for small ones).
 const decodeFactor = 8
 
-// Reading bodies: the first buffer, the time a body may take before the
-// minimum rate applies, and the longest any body may take.
+// Reading bodies: the first buffer of a body whose length is not declared;
+// the time a body may take before the minimum rate applies, which is also
+// the longest it may go without sending anything.
 const (
 	firstBodyBuffer = 4 << 10
 	bodyGrace       = 10 * time.Second
-	maxBodyTime     = 60 * time.Second
 )
 
-// readBody reads the body, charging the in-flight budget for the memory it
-// takes as it grows (a declared Content-Length reserves nothing), and cuts a
-// body that arrives slower than MinBodyRate after the grace period (408) or
-// that would exceed the budget (503). code is 0 on success; release returns
-// what was charged and must be called once the body is no longer needed.
-func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, charge func(n int64) bool, release func(), code int, msg string) {
-	var charged int64
-	release = func() {
-		if a.Inflight != nil && charged > 0 {
-			a.Inflight.Release(charged)
-			charged = 0
-		}
+// bodyReader reads one webhook body, charging the in-flight budget for the
+// memory the body takes as it grows (a declared Content-Length reserves
+// nothing), and cutting a body that arrives slower than MinBodyRate once the
+// grace period has passed, or that sends nothing for bodyIdle (408), or that
+// would exceed the budget (503).
+type bodyReader struct {
+	a       *API
+	charged int64
+}
+
+// charge takes n bytes of the budget for this request, if they are free.
+func (b *bodyReader) charge(n int64) bool {
+	if b.a.Inflight != nil && !b.a.Inflight.TryAcquire(n) {
+		return false
 	}
-	charge = func(n int64) bool {
-		if a.Inflight != nil && !a.Inflight.TryAcquire(n) {
-			return false
-		}
-		charged += n
-		return true
+	b.charged += n
+	return true
+}
+
+// release returns what this request was charged.
+func (b *bodyReader) release() {
+	if b.a.Inflight != nil && b.charged > 0 {
+		b.a.Inflight.Release(b.charged)
 	}
-	grow := func(buf []byte, to int) ([]byte, bool) {
-		if !charge(int64(to - cap(buf))) {
-			return buf, false
-		}
-		next := make([]byte, len(buf), to)
-		copy(next, buf)
-		return next, true
+	b.charged = 0
+}
+
+// grow gives buf room for to bytes, charging the difference.
+func (b *bodyReader) grow(buf []byte, to int) ([]byte, bool) {
+	if !b.charge(int64(to - cap(buf))) {
+		return buf, false
 	}
+	next := make([]byte, len(buf), to)
+	copy(next, buf)
+	return next, true
+}
+
+// nextSize is the buffer after one of size: doubling while small, then a
+// quarter more at a time, so what a body is charged is at most 25% more
+// than what it sent once it is large; never past the declared length.
+func nextSize(size, limit, declared int) int {
+	to := 2 * size
+	if size >= 1<<20 {
+		to = size + size/4
+	}
+	to = min(to, limit+1)
+	if declared >= 0 {
+		to = min(to, declared)
+	}
+	return to
+}
+
+// read returns the body, or the status and message to answer with.
+func (b *bodyReader) read(w http.ResponseWriter, r *http.Request) (body []byte, code int, msg string) {
+	a := b.a
+	const overloaded = "overloaded: too many webhook bytes in flight; retry"
 	limit := int(a.MaxBodyBytes)
 	declared := int(r.ContentLength) // -1 when streamed
+	first := firstBodyBuffer
+	if declared >= 0 {
+		first = max(min(first, declared), 1)
+	}
+	buf, ok := b.grow(nil, min(first, limit+1))
+	if !ok {
+		return nil, http.StatusServiceUnavailable, overloaded
+	}
 	rc := http.NewResponseController(w)
 	start := time.Now()
-	grace, rate := a.BodyGrace, a.MinBodyRate
-	if grace == 0 {
-		grace = bodyGrace
-	}
-	buf, ok := grow(nil, min(firstBodyBuffer, max(declared, 1), limit+1))
-	if !ok {
-		return nil, charge, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
-	}
+	grace := cmp.Or(a.BodyGrace, bodyGrace)
 	for {
 		if declared >= 0 && len(buf) == declared {
 			break // net/http ends the body at its Content-Length
 		}
 		if len(buf) == cap(buf) {
 			if len(buf) > limit {
-				return nil, charge, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+				return nil, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
 			}
-			to := min(2*cap(buf), limit+1)
-			if declared >= 0 {
-				to = min(to, declared)
-			}
-			if buf, ok = grow(buf, to); !ok {
-				return nil, charge, release, http.StatusServiceUnavailable, "overloaded: too many webhook bytes in flight; retry"
+			if buf, ok = b.grow(buf, nextSize(cap(buf), limit, declared)); !ok {
+				return nil, http.StatusServiceUnavailable, overloaded
 			}
 		}
-		if rate > 0 {
-			// Like Apache's mod_reqtimeout: the deadline moves on by one
-			// second for every MinBodyRate bytes received.
-			allowed := grace + time.Duration(float64(len(buf))/float64(rate)*float64(time.Second))
-			_ = rc.SetReadDeadline(start.Add(min(allowed, maxBodyTime)))
+		idle := false
+		if rate := a.MinBodyRate; rate > 0 {
+			// As Apache's mod_reqtimeout: the deadline moves on by a second
+			// for every MinBodyRate bytes received; and a body may not go
+			// silent for longer than the grace, which a burst would
+			// otherwise buy.
+			byRate := start.Add(grace + time.Duration(float64(len(buf))/float64(rate)*float64(time.Second)))
+			byIdle := time.Now().Add(grace)
+			deadline := byRate
+			if byIdle.Before(byRate) {
+				deadline, idle = byIdle, true
+			}
+			_ = rc.SetReadDeadline(deadline)
 		}
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -363,19 +398,21 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body []byte, cha
 		}
 		if err != nil {
 			var ne net.Error
-			switch {
-			case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-				a.Log.Warn("webhook body too slow; cut", "remote", r.RemoteAddr, "received", len(buf), "after", time.Since(start).Round(time.Millisecond))
-				return nil, charge, release, http.StatusRequestTimeout, fmt.Sprintf("body too slow: %d bytes in %s, at least %d bytes/s wanted (intake.min_body_rate)", len(buf), time.Since(start).Round(time.Millisecond), rate)
-			default:
-				return nil, charge, release, http.StatusBadRequest, "reading body: " + err.Error()
+			if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded) {
+				took := time.Since(start).Round(time.Millisecond)
+				a.Log.Warn("webhook body too slow; cut", "remote", r.RemoteAddr, "received", len(buf), "after", took)
+				if idle {
+					return nil, http.StatusRequestTimeout, fmt.Sprintf("body stalled: nothing received for %s after %d bytes (intake.min_body_rate)", grace, len(buf))
+				}
+				return nil, http.StatusRequestTimeout, fmt.Sprintf("body too slow: %d bytes in %s, below %d bytes/s (intake.min_body_rate)", len(buf), took, a.MinBodyRate)
 			}
+			return nil, http.StatusBadRequest, "reading body: " + err.Error()
 		}
 	}
 	if len(buf) > limit {
-		return nil, charge, release, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+		return nil, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
 	}
-	return buf, charge, release, 0, ""
+	return buf, 0, ""
 }
 
 func (a *API) tooLarge(w http.ResponseWriter) int {

@@ -2,6 +2,7 @@ package triage
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -797,5 +798,51 @@ func TestConcurrentReplaysReplayOnce(t *testing.T) {
 	}
 	if n := h.d.store.InboxSeq(); n != 2 {
 		t.Errorf("inbox sequence %d: the notification went back %d times, want once", n, n-1)
+	}
+}
+
+// A body that keeps above the minimum rate is read however long it takes;
+// one that sends a burst and then goes silent is cut once it has been
+// silent for the grace period, whatever the burst bought by rate.
+func TestSlowButSteadyBodyIsReadAndABurstThenSilenceIsCut(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Intake.MinBodyRate = 1024
+	h := servingHarness(t, cfg, func(o *Options) { o.BodyGrace = 300 * time.Millisecond })
+	body := padTo(t, alertPayload("api", "firing", time.Now().Add(-time.Minute)), 3000)
+
+	steady := slowClient(t, h.url, len(body))
+	for i := 1; i < len(body); i += 300 { // 3,000 B/s for a second, past the grace
+		end := min(i+300, len(body))
+		if _, err := steady.Write(body[i:end]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(steady), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a body above the minimum rate got %d", resp.StatusCode)
+	}
+
+	burst := slowClient(t, h.url, 1<<20)
+	if _, err := burst.Write(bytes.Repeat([]byte(" "), 200<<10)); err != nil { // 200 KiB buys 200 s by rate
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = burst.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err = http.ReadResponse(bufio.NewReader(burst), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "stalled") {
+		t.Fatalf("a burst then silence got %d %s, want 408 (stalled)", resp.StatusCode, b)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("cut after %s of silence, want about the 300ms grace", waited)
 	}
 }

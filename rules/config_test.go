@@ -189,6 +189,11 @@ prometheus:
 			},
 		},
 		{
+			name: "staleness shorter than a last-seen time can be behind",
+			in:   "incidents:\n  stale_after: 5s\n",
+			want: []string{`line 2: incidents.stale_after: must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got 5s`},
+		},
+		{
 			name: "bad matcher",
 			in:   "services:\n  - name: api\n    match:\n      - service=\"api\"\n      - 'foo'\n      - '{a=\"b\",c=~\"d\"}'\n      - ''\n",
 			want: []string{

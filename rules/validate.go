@@ -69,6 +69,12 @@ func (v *validator) config(c *Config) {
 		}
 	}
 	v.signals(c)
+	// An alert's last-seen time is written at most once a minute, so that
+	// the groups Alertmanager resends cost no writes: staleness shorter than
+	// a few minutes would resolve alerts that are still being delivered.
+	if d := time.Duration(c.Incidents.StaleAfter); d != 0 && d < 10*time.Minute {
+		v.failf("incidents.stale_after", "must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got %s", c.Incidents.StaleAfter)
+	}
 	if c.Intake.MinBodyRate < 0 {
 		v.failf("intake.min_body_rate", "must not be negative (0 turns it off), got %d", c.Intake.MinBodyRate)
 	}

@@ -38,7 +38,11 @@ var (
 	bucketMeta       = []byte("meta")
 	bucketReceivers  = []byte("receivers")
 	keyLastSeq       = []byte("last_inbox_seq")
-	keySchema        = []byte("schema")
+	// keyAcked is the last inbox sequence acknowledged when state.db last
+	// committed: with keyLastSeq it tells whether an inbox.db found empty
+	// held notifications not yet processed.
+	keyAcked  = []byte("acked_inbox_seq")
+	keySchema = []byte("schema")
 )
 
 // schemaVersion "2": alert records leave out their key, fingerprint and
@@ -65,8 +69,8 @@ type Store struct {
 	depth   map[string]int // queued envelopes by receiver
 
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
-	OnDeadLetter func(*DeadLetter)
-	statePath    string
+	OnDeadLetter   func(*DeadLetter)
+	dir, statePath string
 	// faultApply, in tests, fails a state commit before it is written.
 	faultApply atomic.Pointer[func(*Commit) error]
 }
@@ -140,7 +144,7 @@ func OpenStore(dir string) (*Store, error) {
 	// Grow the files 4 MiB at a time rather than bbolt's 16: a store is a
 	// few MiB until a storm, and its size on disk should say so.
 	inbox.AllocSize, state.AllocSize = 4<<20, 4<<20
-	s := &Store{inbox: inbox, state: state, statePath: filepath.Join(dir, stateFile)}
+	s := &Store{inbox: inbox, state: state, dir: dir, statePath: filepath.Join(dir, stateFile)}
 	// bbolt rebuilds the freelist on the first write: a damaged page it
 	// meets there panics, which guarded turns into an error naming the file.
 	err = guarded(filepath.Join(dir, stateFile), func() error {
@@ -169,14 +173,23 @@ func OpenStore(dir string) (*Store, error) {
 // inbox.db was deleted or replaced (say, to reclaim space after a storm), new
 // entries would otherwise reuse processed sequences and be skipped.
 func (s *Store) alignInbox() error {
-	var last uint64
+	var last, acked uint64
 	if err := s.state.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
 			last = binary.BigEndian.Uint64(v)
 		}
+		if v := tx.Bucket(bucketMeta).Get(keyAcked); v != nil {
+			acked = binary.BigEndian.Uint64(v)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read last processed sequence: %w", err)
+	}
+	if seq := s.inboxSeq.Load(); acked > max(seq, last) {
+		from := max(seq, last) + 1
+		return fmt.Errorf("store: %s holds notifications up to %d, but %s records %d acknowledged and %d processed: "+
+			"notifications %d to %d, acknowledged and not processed, are lost. Restore %s from a backup; to start anew on purpose, move both files aside",
+			filepath.Join(s.dir, inboxFile), seq, stateFile, acked, last, from, acked, inboxFile)
 	}
 	if s.inboxSeq.Load() >= last {
 		return nil
@@ -509,8 +522,12 @@ func (s *Store) Apply(c *Commit) error {
 				return fmt.Errorf("prune dead letters: %w", err)
 			}
 		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keyAcked, u64(s.inboxSeq.Load())); err != nil {
+			return err
+		}
 		if c.LastSeq > 0 {
-			return tx.Bucket(bucketMeta).Put(keyLastSeq, u64(c.LastSeq))
+			return meta.Put(keyLastSeq, u64(c.LastSeq))
 		}
 		return nil
 	})

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -541,4 +543,44 @@ func TestStoreSchema1IsUpgraded(t *testing.T) {
 			t.Errorf("stored alert repeats %s, which its record key or labels say: %v", field, raw)
 		}
 	}
+}
+
+// An inbox.db emptied (or replaced by an older copy) while it held
+// notifications that were acknowledged and not yet processed is refused:
+// state.db records how far the inbox had been acknowledged.
+func TestStoreRefusesAnInboxThatLostAcknowledgedWork(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	if err := s.AppendInbox(inboxEntries(time.Now(), "a", "b", "c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&Commit{LastSeq: 1}); err != nil { // 1 processed, 3 acknowledged
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Truncate(filepath.Join(dir, inboxFile), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenStore(dir)
+	if err == nil || !strings.Contains(err.Error(), "notifications 2 to 3, acknowledged and not processed, are lost") || !strings.Contains(err.Error(), inboxFile) {
+		t.Fatalf("OpenStore = %v, want the loss named", err)
+	}
+	// All of it processed: an emptied inbox.db loses nothing and is fine.
+	dir = t.TempDir()
+	s = openTestStore(t, dir)
+	if err := s.AppendInbox(inboxEntries(time.Now(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&Commit{LastSeq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, inboxFile)); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("an inbox.db whose every notification was processed, removed: %v", err)
+	}
+	s2.Close()
 }

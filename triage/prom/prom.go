@@ -41,6 +41,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -166,7 +167,49 @@ func newTransport() http.RoundTripper {
 		}
 		return resp == nil && isDialError(err), nil
 	}
-	return &retryablehttp.RoundTripper{Client: c}
+	return limitedBodies{next: &retryablehttp.RoundTripper{Client: c}, max: maxResponseBytes}
+}
+
+// maxResponseBytes bounds one query's answer. A signal is one number; a
+// query that answers megabytes (a vector of every series, or a Prometheus
+// gone wrong) would otherwise be read whole into memory.
+const maxResponseBytes = 1 << 20
+
+// limitedBodies cuts response bodies past max bytes with an error.
+type limitedBodies struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (l limitedBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err == nil {
+		resp.Body = &capped{ReadCloser: resp.Body, left: l.max}
+	}
+	return resp, err
+}
+
+type capped struct {
+	io.ReadCloser
+	left int64
+}
+
+var errResponseTooLarge = fmt.Errorf("answer over %d bytes: a signal query must return one series", maxResponseBytes)
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, err := c.ReadCloser.Read(one[:]); n == 0 && err != nil {
+			return 0, err // exactly the limit, and the end: io.EOF
+		}
+		return 0, errResponseTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // Name implements signal.Source.

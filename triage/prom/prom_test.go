@@ -226,6 +226,13 @@ func TestErrorRatioOutcomes(t *testing.T) {
 			severity.Float{Note: "prometheus: query error_ratio returned a matrix, want a scalar or an instant vector"}, OutcomeError},
 		{"hang", hang,
 			severity.Float{Note: "prometheus: query error_ratio timed out after 150ms"}, OutcomeTimeout},
+		{"megabytes", func(w http.ResponseWriter, _ *http.Request) {
+			values := make([]string, 30000) // ~2.5 MB: every series of a metric
+			for i := range values {
+				values[i] = "0.5"
+			}
+			reply(w, 200, vector(values...))
+		}, severity.Float{Note: "prometheus: query error_ratio failed: answer over 1048576 bytes: a signal query must return one series"}, OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,6 +39,11 @@ const (
 	MaxURLBytes             = 8 << 10 // generatorURL, externalURL
 	MaxGroupKeyBytes        = 16 << 10
 	MaxReceiverBytes        = 1 << 10
+	// MaxAlertBytes bounds an alert's labels and annotations together: each
+	// alert is held in memory while it fires and copied into its record and
+	// its events, so one alert of 256 values of 64 KiB (16 MiB) would cost
+	// hundreds of MiB.
+	MaxAlertBytes = 256 << 10
 )
 
 // InputError is a payload that can never be accepted: the HTTP layer answers
@@ -422,6 +427,9 @@ func validateAlert(i int, a *template.Alert) error {
 	if err := checkKV(i, "annotations", a.Annotations, MaxAnnotationValueBytes); err != nil {
 		return err
 	}
+	if size := kvBytes(a.Labels) + kvBytes(a.Annotations); size > MaxAlertBytes {
+		return inputErrorf("field alerts[%d]: labels and annotations of %d bytes together, at most %d allowed", i, size, MaxAlertBytes)
+	}
 	if len(a.GeneratorURL) > MaxURLBytes {
 		return inputErrorf("field alerts[%d].generatorURL: %d bytes, at most %d allowed", i, len(a.GeneratorURL), MaxURLBytes)
 	}
@@ -448,6 +456,14 @@ func checkKV(i int, field string, kv template.KV, maxValue int) error {
 		}
 	}
 	return nil
+}
+
+func kvBytes(kv template.KV) int {
+	n := 0
+	for k, v := range kv {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func fingerprint(kv template.KV) string {

@@ -388,6 +388,8 @@ func TestDecodeMessageLimits(t *testing.T) {
 		{"annotation value at the limit", withKV("annotations", kv(1, 0, MaxAnnotationValueBytes)), nil},
 		{"annotation value over the limit", withKV("annotations", kv(1, 0, MaxAnnotationValueBytes+1)), []string{`alerts[0].annotations["l0"]`}},
 		{"annotation name over the limit", withKV("annotations", kv(1, MaxLabelNameBytes+1, 1)), []string{"alerts[0].annotations", "name of"}},
+		{"labels and annotations over the alert's limit together", body(`{"status":"firing","labels":` + kv(10, 0, MaxLabelValueBytes) + `,"annotations":` + kv(2, 0, MaxAnnotationValueBytes) + `,"startsAt":` + ts + `}`), []string{"alerts[0]", "together"}},
+		{"labels and annotations at the alert's limit", withKV("annotations", kv(4, 0, MaxAlertBytes/4-2)), nil}, // names l0..l3 of 2 bytes
 		{"generatorURL over the limit", firing(`,"generatorURL":"http://x/` + strings.Repeat("g", MaxURLBytes) + `"`), []string{"alerts[0].generatorurl"}},
 		{"groupKey over the limit", `{"version":"4","groupKey":"` + strings.Repeat("k", MaxGroupKeyBytes+1) + `","alerts":[]}`, []string{"groupkey"}},
 		{"externalURL over the limit", `{"version":"4","externalURL":"http://` + strings.Repeat("e", MaxURLBytes) + `","alerts":[]}`, []string{"externalurl"}},

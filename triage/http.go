@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,9 +151,26 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
 	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})))
 	mux.Handle("/", a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethod(r.URL.Path); allow != "" {
+			w.Header().Set("Allow", allow)
+			a.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+": "+allow)
+			return
+		}
 		a.fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})))
 	return mux
+}
+
+// allowedMethod is the method a path of the API takes, or "" if no route
+// has it: the catch-all route answers 405 rather than 404 for those.
+func allowedMethod(path string) string {
+	switch {
+	case path == "/api/incidents", path == "/api/deadletters", path == "/metrics":
+		return http.MethodGet
+	case strings.HasPrefix(path, "/api/deadletters/") && strings.HasSuffix(path, "/replay"):
+		return http.MethodPost
+	}
+	return ""
 }
 
 // getOnly answers 405 to anything but GET and HEAD, without credentials:
@@ -509,8 +528,34 @@ func (a *API) incidents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	incs, total := a.Pipeline.OpenIncidentsPage(limit)
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": incs, "total": total, "truncated": total > len(incs)})
+	// Bounded in bytes too: 1,000 incidents of 50 alerts of up to 256 KiB
+	// of labels and annotations each would be gigabytes.
+	var b bytes.Buffer
+	b.WriteString(`{"incidents":[`)
+	shown := 0
+	for _, v := range incs {
+		enc, err := json.Marshal(v)
+		if err != nil {
+			a.Log.Error("encoding an incident", "id", v.ID, "err", err)
+			continue
+		}
+		if shown > 0 && b.Len()+len(enc) > maxResponseBytes {
+			break
+		}
+		if shown > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(enc)
+		shown++
+	}
+	fmt.Fprintf(&b, `],"total":%d,"truncated":%t}`+"\n", total, shown < total)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b.Bytes())
 }
+
+// maxResponseBytes bounds an API answer: past it, what is left is counted
+// in total, and truncated says so.
+const maxResponseBytes = 8 << 20
 
 func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	limit, ok := a.limitParam(w, r)
@@ -518,6 +563,9 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list, total, err := a.Store.DeadLetters(limit)
+	if list == nil {
+		list = []*DeadLetter{}
+	}
 	if err != nil {
 		a.Log.Error("listing dead letters", "err", err)
 		a.fail(w, http.StatusInternalServerError, "could not read the dead letters")

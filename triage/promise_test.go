@@ -846,3 +846,53 @@ func TestSlowButSteadyBodyIsReadAndABurstThenSilenceIsCut(t *testing.T) {
 		t.Errorf("cut after %s of silence, want about the 300ms grace", waited)
 	}
 }
+
+// Wrong methods on API paths are 405 with Allow; empty lists are [].
+func TestAPIMethodsAndEmptyLists(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/api/incidents", "GET"}, {"DELETE", "/api/deadletters", "GET"}, {"POST", "/metrics", "GET"},
+		{"GET", "/api/deadletters/3/replay", "POST"},
+	} {
+		res := h.do(tc.method, tc.path, nil, "")
+		if res.code != http.StatusMethodNotAllowed || res.header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s = %d (Allow %q), want 405 allowing %s", tc.method, tc.path, res.code, res.header.Get("Allow"), tc.allow)
+		}
+	}
+	if res := h.do("GET", "/api/nope", nil, ""); res.code != http.StatusNotFound {
+		t.Errorf("GET /api/nope = %d, want 404", res.code)
+	}
+	res := h.do("GET", "/api/deadletters", nil, "")
+	if !strings.Contains(string(res.body), `"dead_letters":[]`) {
+		t.Errorf("no dead letters: %s, want an empty list", res.body)
+	}
+}
+
+// /api/incidents is bounded in bytes as well as in count: incidents past
+// 8 MiB are counted, not shown.
+func TestAPIIncidentsAreBoundedInBytes(t *testing.T) {
+	h := handlerHarness(t, testConfig(t))
+	big := strings.Repeat("d", 12<<10)
+	for i := 0; i < 40; i++ {
+		var alerts []string
+		for j := 0; j < 20; j++ { // 20 alerts with a 12 KB label: 240 KB per incident, 9.6 MB in all
+			alerts = append(alerts, fmt.Sprintf(`{"status":"firing","labels":{"alertname":"A","service":"s%d","pod":"p%d","desc":%q},"startsAt":"2026-11-23T03:00:00Z"}`, i, j, big))
+		}
+		h.mustPost([]byte(`{"version":"4","status":"firing","groupKey":"g`+strconv.Itoa(i)+`","alerts":[`+strings.Join(alerts, ",")+`]}`), "")
+	}
+	if err := h.d.Pipeline().Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res := h.do("GET", "/api/incidents", nil, "")
+	var page struct {
+		Incidents []IncidentView `json:"incidents"`
+		Total     int            `json:"total"`
+		Truncated bool           `json:"truncated"`
+	}
+	if err := json.Unmarshal(res.body, &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.body) > maxResponseBytes || page.Total != 40 || !page.Truncated || len(page.Incidents) >= 40 || len(page.Incidents) == 0 {
+		t.Fatalf("answer of %d bytes with %d of %d incidents (truncated %v); want at most ~8 MiB, some shown, truncated", len(res.body), len(page.Incidents), page.Total, page.Truncated)
+	}
+}

@@ -92,12 +92,18 @@ func effectiveLatencyFactor(s Signals) Float {
 	if s.LatencyFactor.Known || !p.Known || !b.Known || !(b.Value > 0) {
 		return s.LatencyFactor
 	}
-	return cleanFloat(Float{
+	f := Float{
 		Known:  true,
 		Value:  p.Value / b.Value,
 		Source: fmt.Sprintf("p99_latency[%s] ÷ latency_baseline[%s]", p.Source, b.Source),
 		Note:   "derived",
-	})
+	}
+	if math.IsInf(f.Value, 1) {
+		// Both finite, the quotient overflowed: the latency is beyond any
+		// factor, not unknown (which would read as "no baseline known").
+		f.Value, f.Note = math.MaxFloat64, "derived; overflowed"
+	}
+	return cleanFloat(f)
 }
 
 // sanitized returns s with every non-finite or negative number made unknown.

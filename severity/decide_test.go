@@ -197,6 +197,7 @@ func TestDecideBoundaries(t *testing.T) {
 		{name: "10% is major", s: er(0.10), sev: 2, rule: 3,
 			reason: "Q2: 10% of requests failing (≥ 10%) [annotation]"},
 		{name: "just under 10% is minor", s: er(0.0999), sev: 3, rule: 5},
+		{name: "a p99 over a baseline that overflows the factor is beyond 10×", s: Signals{P99Latency: known(1e308, "annotation"), LatencyBaseline: known(1e-308, "annotation")}, sev: 2, rule: 4},
 		{name: "5% is minor", s: er(0.05), sev: 3, rule: 5},
 		{name: "just under 5% reaches the impact floor", s: er(0.0499), sev: 3, rule: 11},
 		{name: "1% is the impact floor", s: er(0.01), sev: 3, rule: 11},
@@ -345,7 +346,8 @@ func TestDecideNonFinite(t *testing.T) {
 		{"Inf p99", Signals{P99Latency: known(inf, "prometheus")}, 13, ""},
 		{"NaN p99 is not divided", Signals{P99Latency: known(nan, "prometheus"), LatencyBaseline: known(0.2, "profile")}, 13, ""},
 		{"NaN baseline, high p99", Signals{P99Latency: known(3, "prometheus"), LatencyBaseline: known(nan, "profile")}, 6, ""},
-		{"huge p99 over tiny baseline", Signals{P99Latency: known(math.MaxFloat64, "prometheus"), LatencyBaseline: known(math.SmallestNonzeroFloat64, "profile")}, 6, ""},
+		// The factor overflows: it is beyond 10×, not unknown ("no baseline known" would be wrong).
+		{"huge p99 over tiny baseline", Signals{P99Latency: known(math.MaxFloat64, "prometheus"), LatencyBaseline: known(math.SmallestNonzeroFloat64, "profile")}, 4, ""},
 		{"NaN with real error ratio", Signals{LatencyFactor: known(nan, "prometheus"), ErrorRatio: known(0.2, "prometheus")}, 3, ""},
 	}
 	for _, c := range cases {

@@ -179,6 +179,22 @@ func (n *Notification) Alerts() *AlertReader {
 	return &AlertReader{raw: raw}
 }
 
+// CountAlerts counts the notification's alerts without decoding them.
+func (n *Notification) CountAlerts() int {
+	r := n.Alerts()
+	if r.done || r.raw[0] != '[' {
+		return 0
+	}
+	r.pos = 1
+	count := 0
+	for {
+		if _, ok := r.element(); !ok {
+			return count
+		}
+		count++
+	}
+}
+
 // Next returns up to max further alerts (max < 0: all of them); none once
 // every alert has been read.
 func (r *AlertReader) Next(max int) ([]template.Alert, error) {
@@ -229,7 +245,7 @@ func (r *AlertReader) next(a *template.Alert) (bool, error) {
 	}
 	i := r.read
 	if err := json.Unmarshal(elem, a); err != nil {
-		return false, describeJSONError(err, fmt.Sprintf("alerts[%d]", i))
+		return false, describeJSONError(err, fmt.Sprintf("alerts[%d]", i)+timeField(elem))
 	}
 	if err := validateAlert(i, a); err != nil {
 		return false, err
@@ -281,6 +297,27 @@ func (r *AlertReader) element() ([]byte, bool) {
 	}
 	r.pos = len(b)
 	return bytes.TrimSpace(b[start:]), true
+}
+
+// timeField names the timestamp of an alert that does not parse, as
+// ".startsAt" or ".endsAt" ("" if neither fails): the time package's error
+// does not say which field it was reading.
+func timeField(elem []byte) string {
+	var raw struct {
+		StartsAt json.RawMessage `json:"startsAt"`
+		EndsAt   json.RawMessage `json:"endsAt"`
+	}
+	if json.Unmarshal(elem, &raw) != nil {
+		return ""
+	}
+	var t time.Time
+	switch {
+	case raw.StartsAt != nil && t.UnmarshalJSON(raw.StartsAt) != nil:
+		return ".startsAt"
+	case raw.EndsAt != nil && t.UnmarshalJSON(raw.EndsAt) != nil:
+		return ".endsAt"
+	}
+	return ""
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

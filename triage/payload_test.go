@@ -394,6 +394,8 @@ func TestDecodeMessageLimits(t *testing.T) {
 		{"groupKey over the limit", `{"version":"4","groupKey":"` + strings.Repeat("k", MaxGroupKeyBytes+1) + `","alerts":[]}`, []string{"groupkey"}},
 		{"externalURL over the limit", `{"version":"4","externalURL":"http://` + strings.Repeat("e", MaxURLBytes) + `","alerts":[]}`, []string{"externalurl"}},
 		{"receiver over the limit", `{"version":"4","receiver":"` + strings.Repeat("r", MaxReceiverBytes+1) + `","alerts":[]}`, []string{"receiver"}},
+		{"a leap second names its field", firing(`,"endsAt":"2026-12-31T23:59:60Z"`), []string{"alerts[0].endsat", "unparseable timestamp"}},
+		{"startsAt unparseable names its field", body(`{"status":"firing","labels":{},"startsAt":"soon"}`), []string{"alerts[0].startsat", "unparseable timestamp"}},
 		{"second alert wrong", body(`{"status":"firing","labels":{},"startsAt":` + ts + `},{"status":"firing","labels":{},"startsAt":"9999-12-31T23:59:59-23:59"}`), []string{"alerts[1].startsat"}},
 		{"alerts not an array", `{"version":"4","alerts":{"status":"firing"}}`, []string{"field alerts", "array"}},
 		{"alerts null", `{"version":"4","alerts":null}`, nil},
@@ -485,5 +487,25 @@ func TestAlertReaderParts(t *testing.T) {
 				t.Fatalf("%s: after Skip(1) got %d alerts, want the last %d", f, len(rest), n.Count-1)
 			}
 		}
+	}
+}
+
+func TestCountAlerts(t *testing.T) {
+	for _, f := range payloadFiles(t) {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := ParseNotification(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.CountAlerts(); got != n.Count {
+			t.Errorf("%s: CountAlerts = %d, want %d", f, got, n.Count)
+		}
+	}
+	n, err := ParseNotification([]byte(`{"version":"4","alerts":null}`))
+	if err != nil || n.CountAlerts() != 0 {
+		t.Errorf("null alerts: %v %d", err, n.CountAlerts())
 	}
 }

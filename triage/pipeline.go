@@ -298,6 +298,14 @@ func (e *pending) alerts() int {
 	return 0
 }
 
+// count is how many alerts the entry holds, read in parts or not.
+func (e *pending) count() int {
+	if e.large != nil {
+		return e.large.CountAlerts()
+	}
+	return e.alerts()
+}
+
 // Drain processes every committed inbox entry not yet folded in. One commit
 // folds in whole notifications of at most partAlerts alerts in all, or one
 // part of a larger notification. When ctx ends it stops after the commit in
@@ -678,7 +686,7 @@ func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
 	defer p.mu.Unlock()
 	d := &DeadLetter{
 		Kind: DeadNotification, Queue: InboxQueue, Error: err.Error(), Attempts: p.failedTries,
-		At: p.now().UTC(), Seq: seq, ReceivedAt: pe.entry.ReceivedAt, Alerts: pe.alerts(), Payload: pe.entry.Body,
+		At: p.now().UTC(), Seq: seq, ReceivedAt: pe.entry.ReceivedAt, Alerts: pe.count(), Payload: pe.entry.Body,
 	}
 	if err := p.commit(&Commit{LastSeq: seq, DeadLetters: []*DeadLetter{d}}); err != nil {
 		return false, err

@@ -11,44 +11,71 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 )
 
-// pathDaemon is one daemon per fuzzing process, replaced every hundred
-// inputs so the state stays small: inputs meet the state earlier ones left.
+// pathDaemon is one daemon per fuzzing process, reopened on its store every
+// 25 inputs (what a restart reads back is checked too) and replaced by a
+// fresh one every 100 so the state stays small: inputs meet the state
+// earlier ones left.
 var pathDaemon struct {
 	sync.Mutex
+	root string // the fuzz target's temporary directory
 	d    *Daemon
 	dir  string
 	uses int
 }
 
-func fuzzDaemon(t *testing.T) *Daemon {
-	pathDaemon.Lock()
-	defer pathDaemon.Unlock()
-	if pathDaemon.d != nil && pathDaemon.uses < 100 {
-		pathDaemon.uses++
-		return pathDaemon.d
-	}
-	if pathDaemon.d != nil {
-		pathDaemon.d.Close()
-		os.RemoveAll(pathDaemon.dir)
-	}
-	dir, err := os.MkdirTemp("", "amtriage-fuzz-")
-	if err != nil {
-		t.Fatal(err)
-	}
+func newPathDaemon(t *testing.T, dir string) *Daemon {
 	cfg := rules.Default()
 	cfg.Store.Path = dir
 	cfg.Intake.MaxBodyBytes = 4 << 20
 	d, err := NewDaemon(cfg, Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{&discardNotifier{}}})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("(re)opening the daemon on its store: %v", err)
 	}
-	pathDaemon.d, pathDaemon.dir, pathDaemon.uses = d, dir, 1
 	return d
+}
+
+func fuzzDaemon(t *testing.T) *Daemon {
+	pathDaemon.Lock()
+	defer pathDaemon.Unlock()
+	pathDaemon.uses++
+	switch {
+	case pathDaemon.d == nil || pathDaemon.uses > 100:
+		if pathDaemon.d != nil {
+			pathDaemon.d.Close()
+			os.RemoveAll(pathDaemon.dir)
+		}
+		dir, err := os.MkdirTemp(pathDaemon.root, "store-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pathDaemon.d, pathDaemon.dir, pathDaemon.uses = newPathDaemon(t, dir), dir, 1
+	case pathDaemon.uses%25 == 0:
+		pathDaemon.d.Close()
+		pathDaemon.d = newPathDaemon(t, pathDaemon.dir)
+	}
+	return pathDaemon.d
+}
+
+// fuzzSetup points the daemons of this process at a directory the testing
+// package removes once the fuzz target ends.
+func fuzzSetup(f *testing.F) {
+	pathDaemon.Lock()
+	defer pathDaemon.Unlock()
+	pathDaemon.root = f.TempDir()
+	f.Cleanup(func() {
+		pathDaemon.Lock()
+		defer pathDaemon.Unlock()
+		if pathDaemon.d != nil {
+			pathDaemon.d.Close()
+		}
+		pathDaemon.d, pathDaemon.uses = nil, 0
+	})
 }
 
 // checkWebhookPath posts body to the daemon's handler and checks the
@@ -90,10 +117,27 @@ func checkWebhookPath(t *testing.T, body []byte) {
 	if err := d.pipeline.Sweep(); err != nil {
 		t.Fatalf("200, then the sweep failed: %v", err)
 	}
+	// What was queued for the receiver reads back, and is acknowledged.
+	for {
+		env, _, _, err := d.store.Next("discard", time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatalf("200, then the outbox does not read back: %v", err)
+		}
+		if env == nil {
+			break
+		}
+		if err := d.store.Ack("discard", env.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dead := d.store.DeadLetterCounts()["discard"]; dead != 0 {
+		t.Fatalf("200, then an event could not be read back: %d dead-lettered", dead)
+	}
 }
 
 // FuzzWebhookPath fuzzes whole bodies through intake and processing.
 func FuzzWebhookPath(f *testing.F) {
+	fuzzSetup(f)
 	for _, file := range payloadFiles(f) {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -115,6 +159,7 @@ func FuzzWebhookPath(f *testing.F) {
 // FuzzWebhookFields fuzzes the values of a well-formed notification, which
 // raw bytes rarely reach: what a sender may put in every field it controls.
 func FuzzWebhookFields(f *testing.F) {
+	fuzzSetup(f)
 	f.Add("4dbfc38214eb5646", "2026-11-23T19:20:45Z", "0001-01-01T00:00:00Z", "firing", "service", "api", "error_ratio", "62%", "{}:{}", true, uint8(1))
 	f.Add("", "9999-12-31T23:59:59+23:59", "9999-12-31T23:59:59Z", "resolved", "namespace", "", "p99_latency", "1e400s", "", false, uint8(3))
 	f.Add("x@y", "2026-11-23T19:20:45.999999999-12:00", "", "firing", "job", "a\"b", "reachable", "false", "g", true, uint8(0))

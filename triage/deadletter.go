@@ -106,7 +106,7 @@ func (s *Store) putDeadLetter(tx *bolt.Tx, d *DeadLetter) error {
 	dead.FillPercent = appendFill
 	seq, err := dead.NextSequence()
 	if err != nil {
-		return err
+		return fmt.Errorf("dead letter sequence: %w", err)
 	}
 	d.ID = seq
 	v, err := encodeDeadLetter(d)
@@ -142,7 +142,7 @@ func (s *Store) countDeadLetters() error {
 			d, err := decodeDeadLetter(k, v, false)
 			if err != nil {
 				counts["unreadable"]++
-				return nil //nolint:nilerr // counted; listed as unreadable
+				return nil // counted; listed as unreadable
 			}
 			counts[d.Queue]++
 			return nil
@@ -219,7 +219,10 @@ func (s *Store) RemoveDeadLetter(id uint64) error {
 			queue = d.Queue
 		}
 		tx.OnCommit(func() { s.deadCount(queue, -1) })
-		return b.Delete(u64(id))
+		if err := b.Delete(u64(id)); err != nil {
+			return fmt.Errorf("remove dead letter %d: %w", id, err)
+		}
+		return nil
 	})
 }
 
@@ -252,10 +255,10 @@ func (s *Store) ReplayEvent(id uint64, ev *incident.Event) error {
 }
 
 // OldestDeadLetter is when the oldest readable dead letter was given up on;
-// zero when there is none.
+// zero when there is none (or the queue cannot be read: pruning waits).
 func (s *Store) OldestDeadLetter() time.Time {
 	var at time.Time
-	_ = s.state.View(func(tx *bolt.Tx) error {
+	_ = s.state.View(func(tx *bolt.Tx) error { // reads the mmap: an error is the queue unread, and pruning waits
 		c := tx.Bucket(bucketDead).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if d, err := decodeDeadLetter(k, v, false); err == nil {
@@ -289,7 +292,7 @@ func (s *Store) pruneDeadLetters(tx *bolt.Tx, cutoff time.Time) error {
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
-			return err
+			return fmt.Errorf("dead letter %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 	}
 	if len(pruned) > 0 {

@@ -252,7 +252,10 @@ func (s *Store) dequeue(tx *bolt.Tx, receiver string, seq uint64) error {
 		return nil
 	}
 	s.queued(tx, receiver, -1)
-	return q.Delete(u64(seq))
+	if err := q.Delete(u64(seq)); err != nil {
+		return fmt.Errorf("outbox %s entry %d: %w", receiver, seq, err)
+	}
+	return nil
 }
 
 // Retry implements notify.Queue.
@@ -264,7 +267,7 @@ func (s *Store) Retry(env *notify.Envelope) error {
 		}
 		v, err := encodeEnvelope(env)
 		if err != nil {
-			return err
+			return fmt.Errorf("outbox %s entry %d: %w", env.Receiver, env.Seq, err)
 		}
 		return q.Put(u64(env.Seq), v)
 	})

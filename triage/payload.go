@@ -195,11 +195,11 @@ func (n *Notification) CountAlerts() int {
 	}
 }
 
-// Next returns up to max further alerts (max < 0: all of them); none once
+// Next returns up to n further alerts (n < 0: all of them); none once
 // every alert has been read.
-func (r *AlertReader) Next(max int) ([]template.Alert, error) {
+func (r *AlertReader) Next(n int) ([]template.Alert, error) {
 	var out []template.Alert
-	for max < 0 || len(out) < max {
+	for n < 0 || len(out) < n {
 		out = append(out, template.Alert{})
 		ok, err := r.next(&out[len(out)-1])
 		if err != nil {

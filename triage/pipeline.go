@@ -324,11 +324,11 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		p.mu.RLock()
 		after := p.lastSeq
 		p.mu.RUnlock()
-		max := drainBatch
+		n := drainBatch
 		if p.isolateThrough > after {
-			max = 1
+			n = 1
 		}
-		entries, err := p.store.ReadInbox(after, max, drainBatchBytes)
+		entries, err := p.store.ReadInbox(after, n, drainBatchBytes)
 		if err != nil {
 			return p.failing(err)
 		}

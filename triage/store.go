@@ -291,14 +291,14 @@ func (s *Store) AppendInbox(entries []*InboxEntry) error {
 // InboxSeq is the sequence of the last committed inbox entry.
 func (s *Store) InboxSeq() uint64 { return s.inboxSeq.Load() }
 
-// ReadInbox returns up to max entries after seq, oldest first, stopping early
+// ReadInbox returns up to limit entries after seq, oldest first, stopping early
 // once maxBytes of bodies have been read.
-func (s *Store) ReadInbox(after uint64, max, maxBytes int) ([]InboxEntry, error) {
+func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]InboxEntry, error) {
 	var out []InboxEntry
 	err := s.inbox.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketInbox).Cursor()
 		size := 0
-		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max && size < maxBytes; k, v = c.Next() {
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit && size < maxBytes; k, v = c.Next() {
 			if len(v) < 8 {
 				return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", binary.BigEndian.Uint64(k), len(v))
 			}

@@ -176,6 +176,16 @@ const (
 	blQuery  = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service="api"}[5m] offset 1w)))`
 )
 
+// everySeries is a vector of 30,000 series, about 2.5 MB: what a query
+// that forgot its sum(...) can answer.
+var everySeries = func() string {
+	values := make([]string, 30000)
+	for i := range values {
+		values[i] = "0.5"
+	}
+	return vector(values...)
+}()
+
 func TestErrorRatioOutcomes(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	cases := []struct {
@@ -226,13 +236,8 @@ func TestErrorRatioOutcomes(t *testing.T) {
 			severity.Float{Note: "prometheus: query error_ratio returned a matrix, want a scalar or an instant vector"}, OutcomeError},
 		{"hang", hang,
 			severity.Float{Note: "prometheus: query error_ratio timed out after 150ms"}, OutcomeTimeout},
-		{"megabytes", func(w http.ResponseWriter, _ *http.Request) {
-			values := make([]string, 30000) // ~2.5 MB: every series of a metric
-			for i := range values {
-				values[i] = "0.5"
-			}
-			reply(w, 200, vector(values...))
-		}, severity.Float{Note: "prometheus: query error_ratio failed: answer over 1048576 bytes: a signal query must return one series"}, OutcomeError},
+		{"megabytes", func(w http.ResponseWriter, _ *http.Request) { reply(w, 200, everySeries) },
+			severity.Float{Note: "prometheus: query error_ratio failed: answer over 1048576 bytes: a signal query must return one series"}, OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -117,6 +117,7 @@ type Book struct {
 	// notification counts Apply calls but for continued parts; a member
 	// whose seen mark is not the current one is absent from the notification.
 	notification uint64
+	counts       [5]int // open incidents by severity
 }
 
 // NewBook returns an empty book.
@@ -155,6 +156,7 @@ func (b *Book) Restore(incidents []*Incident, alerts []AlertRef, tombs map[strin
 		if inc.Status == Firing {
 			inc.Alerts = map[string]*Alert{}
 			b.open[inc.Service] = inc
+			b.count(inc.Severity, 1)
 		}
 	}
 	for _, ref := range alerts {
@@ -482,6 +484,9 @@ func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombsto
 func (s *step) finish(at time.Time) *Changes {
 	for _, inc := range s.order {
 		prev := s.touched[inc]
+		if !prev.isNew {
+			s.b.count(prev.severity, -1)
+		}
 		s.recompute(inc)
 		s.diagnose(inc)
 		if inc.Firing == 0 {
@@ -501,6 +506,9 @@ func (s *step) finish(at time.Time) *Changes {
 		case inc.Severity != prev.severity:
 			inc.LastStatus = at
 			s.ch.Events = append(s.ch.Events, s.b.event(SeverityChanged, at, inc, prev.severity))
+		}
+		if inc.Status == Firing {
+			s.b.count(inc.Severity, 1)
 		}
 		s.ch.Incidents = append(s.ch.Incidents, inc)
 	}
@@ -674,14 +682,15 @@ func (b *Book) Firing(key string) (*Alert, string) {
 	return nil, ""
 }
 
-// CountOpen counts open incidents by severity (index 1..4).
-func (b *Book) CountOpen() (counts [5]int) {
-	for _, inc := range b.open {
-		if inc.Severity >= 1 && inc.Severity <= 4 {
-			counts[inc.Severity]++
-		}
+// CountOpen counts open incidents by severity (index 1..4). The counts
+// are kept as steps change incidents: they are read after every commit.
+func (b *Book) CountOpen() [5]int { return b.counts }
+
+// count adds delta to the open incidents of severity sev.
+func (b *Book) count(sev severity.Level, delta int) {
+	if sev >= 1 && sev <= 4 {
+		b.counts[sev] += delta
 	}
-	return counts
 }
 
 // OpenCount is the number of open incidents.

@@ -206,6 +206,15 @@ func checkConsistent(t *testing.T, label string, b *Book) {
 			t.Errorf("%s: %s: PeakSeverity %d vs Severity %d", label, inc.ID, inc.PeakSeverity, inc.Severity)
 		}
 	}
+	var counts [5]int
+	for _, inc := range b.open {
+		if inc.Severity >= 1 && inc.Severity <= 4 {
+			counts[inc.Severity]++
+		}
+	}
+	if counts != b.CountOpen() {
+		t.Errorf("%s: CountOpen = %v, the open incidents count %v", label, b.CountOpen(), counts)
+	}
 	for key, inc := range b.live {
 		if b.open[inc.Service] != inc || inc.Alerts[key] == nil {
 			t.Errorf("%s: live[%q] points at %s which is not open or lacks it", label, key, inc.ID)

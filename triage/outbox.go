@@ -3,7 +3,9 @@ package triage
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -147,8 +149,20 @@ func (s *Store) countQueued() error {
 // incident's events. An entry that cannot be decoded can never be
 // delivered: it is moved to the dead letters, and the queue flows on.
 func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Time, notify.QueueStats, error) {
+	if s.acksDue(receiver) {
+		if err := s.flushAcks(receiver); err != nil {
+			return nil, time.Time{}, notify.QueueStats{}, err
+		}
+	}
 	for {
-		env, wake, stats, bad, err := s.next(receiver, now)
+		env, wake, stats, bad, err := s.next(receiver, now, s.pendingAcks(receiver))
+		if err == nil && bad == nil && env == nil && s.hasPendingAcks(receiver) {
+			// Nothing to deliver now: write the acknowledgements down.
+			if err := s.flushAcks(receiver); err != nil {
+				return nil, time.Time{}, stats, err
+			}
+			continue
+		}
 		if err != nil || bad == nil {
 			return env, wake, stats, err
 		}
@@ -165,7 +179,7 @@ type undecodable struct {
 	err error
 }
 
-func (s *Store) next(receiver string, now time.Time) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
+func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
 	err = s.state.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
 		if q == nil {
@@ -176,6 +190,9 @@ func (s *Store) next(receiver string, now time.Time) (env *notify.Envelope, wake
 		c := q.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
+			if acked[seq] {
+				continue // delivered; its deletion is not written yet
+			}
 			h, err := decodeHeader(v)
 			if err != nil {
 				bad = &undecodable{seq: seq, raw: append([]byte(nil), v...), err: err}
@@ -240,9 +257,102 @@ func (s *Store) deadLetterRaw(receiver string, bad *undecodable) error {
 	return nil
 }
 
+// Acknowledgements are written in batches: a commit (and its fsync) for
+// each delivered event bounded a receiver at a thousand events a second and
+// held the write lock against processing. An acknowledged envelope is
+// skipped until its batch is written: at most ackBatch of them, or those of
+// the last ackDelay, or all once nothing is due. A crash before a batch is
+// written delivers its envelopes again: delivery is at least once.
+const (
+	ackBatch = 64
+	ackDelay = 20 * time.Millisecond
+)
+
 // Ack implements notify.Queue.
 func (s *Store) Ack(receiver string, seq uint64) error {
-	return s.state.Update(func(tx *bolt.Tx) error { return s.dequeue(tx, receiver, seq) })
+	s.ackMu.Lock()
+	if s.acked == nil {
+		s.acked, s.ackedSince = map[string]map[uint64]bool{}, map[string]time.Time{}
+	}
+	set := s.acked[receiver]
+	if set == nil {
+		set = map[uint64]bool{}
+		s.acked[receiver] = set
+		s.ackedSince[receiver] = time.Now()
+	}
+	set[seq] = true
+	full := len(set) >= ackBatch
+	s.ackMu.Unlock()
+	if full {
+		return s.flushAcks(receiver)
+	}
+	return nil
+}
+
+func (s *Store) acksDue(receiver string) bool {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return len(s.acked[receiver]) > 0 && time.Since(s.ackedSince[receiver]) >= ackDelay
+}
+
+func (s *Store) hasPendingAcks(receiver string) bool {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return len(s.acked[receiver]) > 0
+}
+
+// pendingAcks is a copy of the receiver's acknowledgements not yet written.
+func (s *Store) pendingAcks(receiver string) map[uint64]bool {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if len(s.acked[receiver]) == 0 {
+		return nil
+	}
+	return maps.Clone(s.acked[receiver])
+}
+
+// flushAcks writes the receiver's pending acknowledgements in one commit.
+func (s *Store) flushAcks(receiver string) error {
+	s.ackMu.Lock()
+	set := s.acked[receiver]
+	delete(s.acked, receiver)
+	delete(s.ackedSince, receiver)
+	s.ackMu.Unlock()
+	if len(set) == 0 {
+		return nil
+	}
+	err := s.state.Update(func(tx *bolt.Tx) error {
+		for seq := range set {
+			if err := s.dequeue(tx, receiver, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.ackMu.Lock() // keep them for the next try
+		if s.acked[receiver] == nil {
+			s.acked[receiver], s.ackedSince[receiver] = map[uint64]bool{}, time.Now()
+		}
+		for seq := range set {
+			s.acked[receiver][seq] = true
+		}
+		s.ackMu.Unlock()
+		return fmt.Errorf("acknowledge %d %s events: %w", len(set), receiver, err)
+	}
+	return nil
+}
+
+// FlushAcks writes every receiver's pending acknowledgements.
+func (s *Store) FlushAcks() error {
+	s.ackMu.Lock()
+	receivers := slices.Collect(maps.Keys(s.acked))
+	s.ackMu.Unlock()
+	var errs []error
+	for _, r := range receivers {
+		errs = append(errs, s.flushAcks(r))
+	}
+	return errors.Join(errs...)
 }
 
 // dequeue deletes one envelope, if it is still queued.
@@ -290,21 +400,30 @@ func (s *Store) DeadLetter(env *notify.Envelope) error {
 	})
 }
 
-// OutboxDepth is the number of queued envelopes per receiver.
+// OutboxDepth is the number of envelopes waiting per receiver (those
+// delivered, whose acknowledgement is not written yet, do not wait).
 func (s *Store) OutboxDepth() (map[string]int, error) {
 	s.depthMu.Lock()
-	defer s.depthMu.Unlock()
 	out := make(map[string]int, len(s.depth))
 	for r, n := range s.depth {
 		out[r] = n
 	}
+	s.depthMu.Unlock()
+	s.ackMu.Lock()
+	for r, set := range s.acked {
+		out[r] -= len(set)
+	}
+	s.ackMu.Unlock()
 	return out, nil
 }
 
 func (s *Store) queueDepth(receiver string) int {
 	s.depthMu.Lock()
-	defer s.depthMu.Unlock()
-	return s.depth[receiver]
+	n := s.depth[receiver]
+	s.depthMu.Unlock()
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	return n - len(s.acked[receiver])
 }
 
 // LoadReceiverState implements notify.ReceiverState.

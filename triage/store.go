@@ -68,6 +68,11 @@ type Store struct {
 	depthMu sync.Mutex
 	depth   map[string]int // queued envelopes by receiver
 
+	// Acknowledgements not yet written, by receiver (see Ack).
+	ackMu      sync.Mutex
+	acked      map[string]map[uint64]bool
+	ackedSince map[string]time.Time
+
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
 	OnDeadLetter   func(*DeadLetter)
 	dir, statePath string
@@ -235,9 +240,9 @@ func (s *Store) init() error {
 	})
 }
 
-// Close closes both files.
+// Close writes the pending acknowledgements and closes both files.
 func (s *Store) Close() error {
-	return errors.Join(s.inbox.Close(), s.state.Close())
+	return errors.Join(s.FlushAcks(), s.inbox.Close(), s.state.Close())
 }
 
 func u64(v uint64) []byte {

@@ -584,3 +584,62 @@ func TestStoreRefusesAnInboxThatLostAcknowledgedWork(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// Acknowledgements are written in batches: an acknowledged envelope is not
+// handed out again, the batch is written once nothing is due (or it is
+// full, or 20 ms old), and a crash before it is written delivers those
+// envelopes again rather than losing any.
+func TestAcknowledgementsAreBatched(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	var evs []incident.Event
+	for i := 0; i < 5; i++ {
+		evs = append(evs, incident.Event{Kind: incident.Opened, At: t0, Incident: incident.Incident{ID: fmt.Sprintf("inc-%d", i)}})
+	}
+	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r"}}); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(st *Store) int {
+		n := 0
+		_ = st.state.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Bucket([]byte("r")).Stats().KeyN; return nil })
+		return n
+	}
+	for i := 0; i < 3; i++ {
+		env, _, _, err := s.Next("r", t0)
+		if err != nil || env == nil || env.Event.Incident.ID != fmt.Sprintf("inc-%d", i) {
+			t.Fatalf("Next %d = %+v, %v: an acknowledged envelope was handed out again", i, env, err)
+		}
+		if err := s.Ack("r", env.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := queued(s); n != 5 {
+		t.Fatalf("%d envelopes stored after 3 acknowledgements, want 5 (not written yet)", n)
+	}
+	if depth, _ := s.OutboxDepth(); depth["r"] != 2 {
+		t.Errorf("depth %v, want 2 waiting", depth)
+	}
+	// A crash now: the files are closed without writing the batch.
+	s.inbox.Close()
+	s.state.Close()
+	s = openTestStore(t, dir)
+	if n := queued(s); n != 5 {
+		t.Fatalf("%d envelopes after the crash, want all 5 back (at least once)", n)
+	}
+	for i := 0; i < 5; i++ {
+		env, _, _, err := s.Next("r", t0)
+		if err != nil || env == nil {
+			t.Fatalf("Next %d: %v %v", i, env, err)
+		}
+		if err := s.Ack("r", env.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if env, _, _, err := s.Next("r", t0); err != nil || env != nil { // nothing due: the batch is written
+		t.Fatalf("Next with everything delivered = %+v, %v", env, err)
+	}
+	if n := queued(s); n != 0 {
+		t.Errorf("%d envelopes stored once nothing was due, want 0", n)
+	}
+}

@@ -18,7 +18,8 @@ import (
 // value nor be silently treated as "healthy". An empty value counts as absent,
 // since templated annotations render empty when their query has no result.
 //
-// Names: reachable, error_ratio, latency_ratio (the latency factor),
+// Names: reachable, error_ratio, latency_factor or latency_ratio (the same
+// signal, the SPEC names both),
 // p99_latency, latency_baseline, recovering, data_loss or user_action (the
 // same signal), impact ("none", in any case, marks a preventive alert).
 // AlertSeverity is the `severity` label.
@@ -27,7 +28,7 @@ func FromAnnotations(annotations, labels map[string]string) Signals {
 	return Signals{
 		Reachable:       toBool(lookup(from, ParseBool, "reachable")),
 		ErrorRatio:      toFloat(lookup(from, ParseRatio, "error_ratio")),
-		LatencyFactor:   toFloat(lookup(from, ParseFactor, "latency_ratio")),
+		LatencyFactor:   toFloat(lookup(from, ParseFactor, "latency_factor", "latency_ratio")),
 		P99Latency:      toFloat(lookup(from, ParseSeconds, "p99_latency")),
 		LatencyBaseline: toFloat(lookup(from, ParseSeconds, "latency_baseline")),
 		Recovering:      toBool(lookup(from, ParseBool, "recovering")),

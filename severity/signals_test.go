@@ -88,8 +88,24 @@ func TestFromAnnotations(t *testing.T) {
 		},
 		{
 			name:        "names are exact",
-			annotations: map[string]string{"Error_Ratio": "0.9", "latency_factor": "20", "errorRatio": "0.9"},
+			annotations: map[string]string{"Error_Ratio": "0.9", "Latency_Factor": "20", "latencyFactor": "20", "errorRatio": "0.9"},
 			want:        Signals{},
+		},
+		{
+			name:        "latency_factor is the latency factor",
+			annotations: map[string]string{"latency_factor": "12x"},
+			want:        Signals{LatencyFactor: Float{Known: true, Value: 12, Source: "annotation"}},
+		},
+		{
+			name:        "latency_factor and latency_ratio are one signal, latency_factor first",
+			annotations: map[string]string{"latency_factor": "3", "latency_ratio": "12"},
+			want:        Signals{LatencyFactor: Float{Known: true, Value: 3, Source: "annotation"}},
+		},
+		{
+			name:        "a latency_ratio annotation wins over a latency_factor label",
+			annotations: map[string]string{"latency_ratio": "12"},
+			labels:      map[string]string{"latency_factor": "3"},
+			want:        Signals{LatencyFactor: Float{Known: true, Value: 12, Source: "annotation"}},
 		},
 		{
 			name:        "long unparseable values are clipped in notes",

@@ -57,18 +57,23 @@ func decide(s Signals, t Thresholds) (Level, int, string) {
 	case er.Known && er.Value >= t.ImpactFloor:
 		return 3, 11, fmt.Sprintf("%s of requests failing (≥ %s impact floor), recovery not yet known: re-evaluated%s",
 			percent(er.Value), percent(t.ImpactFloor), src(er.Source))
-	case s.Reachable.Known || er.Known || lf.Known || p99.Known:
-		// Every earlier rule failed, so whatever was measured is healthy.
-		return 4, 12, "no user impact measured: all measured signals healthy"
+	case er.Known:
+		// Every earlier rule failed, so the error ratio is below the floor
+		// and whatever else was measured is healthy. Without the error
+		// ratio Q2 is unanswered: a probe answering 200 or a normal latency
+		// says nothing about how many requests fail, and a broken query
+		// must not turn an outage into Sev 4 (rule 13 decides instead).
+		return 4, 12, "no user impact measured: error ratio below the impact floor, all measured signals healthy"
 	}
-	return fallback(s.AlertSeverity, t)
+	return fallback(s.AlertSeverity, t, s.Reachable.Known || lf.Known || p99.Known)
 }
 
-// fallback is rule 13: nothing was measured, so the alert's own severity
-// label is all there is. A level outside 1..4 in the configuration falls back
-// to FallbackDefault, and an invalid default to 3, so Decide always returns a
+// fallback is rule 13: nothing was measured, or something was but not the
+// error ratio (measured says which), so the alert's own severity label is all
+// there is. A level outside 1..4 in the configuration falls back to
+// FallbackDefault, and an invalid default to 3, so Decide always returns a
 // real severity even with unvalidated thresholds.
-func fallback(label string, t Thresholds) (Level, int, string) {
+func fallback(label string, t Thresholds, measured bool) (Level, int, string) {
 	key := strings.ToLower(strings.TrimSpace(label))
 	level, ok := t.Fallback[key]
 	if key == "" || !ok || !level.Valid() {
@@ -81,7 +86,11 @@ func fallback(label string, t Thresholds) (Level, int, string) {
 	if key != "" {
 		shown = fmt.Sprintf("%q", label)
 	}
-	return level, 13, fmt.Sprintf("no signal measured: alert severity label %s → Sev %d (fallback)", shown, int(level))
+	why := "no signal measured"
+	if measured {
+		why = "error ratio unknown, so Q2 is unanswered"
+	}
+	return level, 13, fmt.Sprintf("%s: alert severity label %s → Sev %d (fallback)", why, shown, int(level))
 }
 
 // effectiveLatencyFactor derives p99 ÷ baseline when no factor was given.

@@ -127,13 +127,21 @@ func TestDecideRules(t *testing.T) {
 		{name: "10 recovering without data loss", s: Signals{Recovering: yes("annotation"), DataLoss: no("profile")}, sev: 3, rule: 10},
 		{name: "11 impact floor", s: Signals{ErrorRatio: known(0.02, "annotation")}, sev: 3, rule: 11,
 			reason: "2% of requests failing (≥ 1% impact floor), recovery not yet known: re-evaluated [annotation]"},
-		{name: "12 reachable", s: Signals{Reachable: yes("probe")}, sev: 4, rule: 12,
-			reason: "no user impact measured: all measured signals healthy"},
+		{name: "12 reachable, low error ratio", s: Signals{Reachable: yes("probe"), ErrorRatio: known(0.001, "prometheus")}, sev: 4, rule: 12,
+			reason: "no user impact measured: error ratio below the impact floor, all measured signals healthy"},
 		{name: "12 low error ratio", s: Signals{ErrorRatio: known(0.001, "prometheus")}, sev: 4, rule: 12},
 		{name: "12 zero error ratio", s: Signals{ErrorRatio: known(0, "prometheus")}, sev: 4, rule: 12},
-		{name: "12 normal latency factor", s: Signals{LatencyFactor: known(1, "prometheus")}, sev: 4, rule: 12},
-		{name: "12 fast p99", s: Signals{P99Latency: known(0.2, "prometheus")}, sev: 4, rule: 12},
-		{name: "12 healthy derived factor hides high p99", s: Signals{P99Latency: known(3, "prometheus"), LatencyBaseline: known(2, "profile")}, sev: 4, rule: 12},
+		{name: "12 normal latency factor", s: Signals{ErrorRatio: known(0, "prometheus"), LatencyFactor: known(1, "prometheus")}, sev: 4, rule: 12},
+		{name: "12 fast p99", s: Signals{ErrorRatio: known(0, "prometheus"), P99Latency: known(0.2, "prometheus")}, sev: 4, rule: 12},
+		{name: "12 healthy derived factor hides high p99", s: Signals{ErrorRatio: known(0, "prometheus"), P99Latency: known(3, "prometheus"), LatencyBaseline: known(2, "profile")}, sev: 4, rule: 12},
+		// Without the error ratio Q2 is unanswered: a probe answering 200
+		// or a normal latency does not say how many requests fail, and a
+		// broken error-ratio query must not make an outage Sev 4.
+		{name: "13 reachable, error ratio unknown", s: Signals{Reachable: yes("probe"), AlertSeverity: "critical"}, sev: 2, rule: 13,
+			reason: `error ratio unknown, so Q2 is unanswered: alert severity label "critical" → Sev 2 (fallback)`},
+		{name: "13 normal latency factor, error ratio unknown", s: Signals{LatencyFactor: known(1, "prometheus"), AlertSeverity: "warning"}, sev: 3, rule: 13},
+		{name: "13 fast p99, error ratio unknown", s: Signals{P99Latency: known(0.2, "prometheus"), AlertSeverity: "critical"}, sev: 2, rule: 13},
+		{name: "13 reachable, error ratio unknown, label info", s: Signals{Reachable: yes("probe"), AlertSeverity: "info"}, sev: 4, rule: 13},
 		{name: "13 warning", s: Signals{AlertSeverity: "warning"}, sev: 3, rule: 13,
 			reason: `no signal measured: alert severity label "warning" → Sev 3 (fallback)`},
 		{name: "13 critical", s: Signals{AlertSeverity: "critical"}, sev: 2, rule: 13,
@@ -173,7 +181,9 @@ func TestDecideSpecExamples(t *testing.T) {
 		{"error_ratio=0.02, recovering=true", map[string]string{"error_ratio": "0.02", "recovering": "true"}, nil, 3},
 		{"impact=none", map[string]string{"impact": "none"}, nil, 4},
 		{"error_ratio=0.001, reachable=true", map[string]string{"error_ratio": "0.001", "reachable": "true"}, nil, 4},
+		{"reachable=true, error_ratio unknown, label severity=critical", map[string]string{"reachable": "true"}, map[string]string{"severity": "critical"}, 2},
 		{"no signal, label severity=warning", nil, map[string]string{"severity": "warning"}, 3},
+		{"error_ratio=0.07, latency_factor=12", map[string]string{"error_ratio": "0.07", "latency_factor": "12"}, nil, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -205,8 +215,8 @@ func TestDecideBoundaries(t *testing.T) {
 		{name: "10× latency is major", s: lf(10), sev: 2, rule: 4},
 		{name: "just under 10× is minor", s: lf(9.99), sev: 3, rule: 6},
 		{name: "2× latency is minor", s: lf(2), sev: 3, rule: 6},
-		{name: "just under 2× is healthy", s: lf(1.99), sev: 4, rule: 12},
-		{name: "p99 of 2s is not high", s: p99(2.0), sev: 4, rule: 12},
+		{name: "just under 2× is healthy", s: lf(1.99), sev: 3, rule: 13},
+		{name: "p99 of 2s is not high", s: p99(2.0), sev: 3, rule: 13},
 		{name: "p99 just over 2s is", s: p99(2.001), sev: 3, rule: 6,
 			reason: "Sev 3: p99 latency 2.001s (> 2s) with no baseline known [annotation]"},
 		{name: "p99 a hair over 2s reads as over", s: p99(2.0000001), sev: 3, rule: 6,
@@ -237,8 +247,8 @@ func TestDecideThresholdOverrides(t *testing.T) {
 			reason: "0.2% of requests failing (≥ 0.1% impact floor), recovery not yet known: re-evaluated [label]"},
 		{name: "major latency lowered", s: Signals{LatencyFactor: known(4, "label")}, t: &major3x, sev: 2, rule: 4,
 			reason: "Sev 2: p99 latency 4× normal (≥ 3×) [label]"},
-		{name: "minor latency raised", s: Signals{LatencyFactor: known(2.5, "label")}, t: &minor3x, sev: 4, rule: 12},
-		{name: "high p99 raised", s: Signals{P99Latency: known(2.5, "label")}, t: &slow, sev: 4, rule: 12},
+		{name: "minor latency raised", s: Signals{ErrorRatio: known(0, "label"), LatencyFactor: known(2.5, "label")}, t: &minor3x, sev: 4, rule: 12},
+		{name: "high p99 raised", s: Signals{ErrorRatio: known(0, "label"), P99Latency: known(2.5, "label")}, t: &slow, sev: 4, rule: 12},
 		{name: "high p99 raised, exceeded", s: Signals{P99Latency: known(6, "label")}, t: &slow, sev: 3, rule: 6,
 			reason: "Sev 3: p99 latency 6s (> 5s) with no baseline known [label]"},
 		{name: "fallback overridden", s: Signals{AlertSeverity: "warning"}, t: &quiet, sev: 4, rule: 13},
@@ -317,7 +327,7 @@ func TestDecideDerivedFactor(t *testing.T) {
 	}
 
 	// A stated factor wins over the derivation.
-	d = Decide(Signals{LatencyFactor: known(1, "prometheus"), P99Latency: known(2.5, "annotation"), LatencyBaseline: known(0.25, "profile")}, DefaultThresholds())
+	d = Decide(Signals{ErrorRatio: known(0, "prometheus"), LatencyFactor: known(1, "prometheus"), P99Latency: known(2.5, "annotation"), LatencyBaseline: known(0.25, "profile")}, DefaultThresholds())
 	if d.Signals.LatencyFactor != known(1, "prometheus") || d.Rule != 12 {
 		t.Errorf("stated factor: got %+v by rule %d, want factor 1 by rule 12", d.Signals.LatencyFactor, d.Rule)
 	}

@@ -74,13 +74,14 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 		}
 		sig = sig.Fill(s)
 	}
+	thresholds := t.Config.Thresholds(svc)
 	if prev != nil {
 		if !sig.Recovering.Known {
-			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.Config.Prometheus.Drop())
+			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.Config.Prometheus.Drop(), thresholds.ImpactFloor)
 		}
 		sig = carryMeasured(sig, prev.Signals)
 	}
-	d := severity.Decide(sig, t.Config.Thresholds(svc))
+	d := severity.Decide(sig, thresholds)
 	d.Reasons = append(d.Reasons, notes...)
 	if ev != nil {
 		// Alerts decided alike in one evaluation share one list of reasons:
@@ -100,10 +101,16 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 // trend compares two measurements of the error ratio from evaluations of an
 // open incident: fallen by at least drop → recovering; otherwise staying
 // broken (rule 8). Only fresh measurements count: an annotation says the same
-// thing every time and proves nothing about a trend.
-func trend(before, now severity.Float, drop float64) severity.Bool {
+// thing every time and proves nothing about a trend. Neither reaching the
+// impact floor, there is no impact to recover from: a steady 0.2% is noise,
+// not a service staying broken.
+func trend(before, now severity.Float, drop, floor float64) severity.Bool {
 	if !measured(before) || !measured(now) || !(before.Value > 0) {
 		return severity.Bool{}
+	}
+	if peak := max(before.Value, now.Value); peak < floor {
+		return severity.Bool{Note: fmt.Sprintf("re-evaluation: no impact to recover from (error ratio %s → %s, below the %s impact floor)",
+			pct(before.Value), pct(now.Value), pct(floor))}
 	}
 	note := fmt.Sprintf("error ratio %s → %s between evaluations", pct(before.Value), pct(now.Value))
 	return severity.Bool{

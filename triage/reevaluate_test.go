@@ -336,3 +336,28 @@ func TestNoReevaluationWithoutSources(t *testing.T) {
 		t.Fatalf("last evaluated %v → %v, enricher called %d times; want no re-evaluation (1 call, at open)", before, after, calls)
 	}
 }
+
+// A steady error ratio below the impact floor is noise, not a service staying
+// broken: two evaluations of it answer nothing about recovery, and the
+// incident stays at Sev 4 (rule 12) instead of paging at Sev 2 (rule 8).
+func TestReevaluationOfSteadyNoiseDoesNotPage(t *testing.T) {
+	prom := &fakeProm{ratio: 0.002}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	if inc := p.OpenIncidents()[0]; inc.Severity != 4 || inc.Rule != 12 {
+		t.Fatalf("opened at Sev %d rule %d, want Sev 4 rule 12 (0.2%% errors, below the floor)", inc.Severity, inc.Rule)
+	}
+	clockAt(p, time.Now(), 31*time.Minute)
+	if err := p.Reevaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inc := p.OpenIncidents()[0]
+	if inc.Severity != 4 || inc.Rule != 12 {
+		t.Fatalf("after a flat re-evaluation at 0.2%%: Sev %d rule %d, want Sev 4 rule 12; reasons %v", inc.Severity, inc.Rule, inc.Reasons)
+	}
+	if !strings.Contains(strings.Join(inc.Reasons, "\n"), "no impact to recover from") {
+		t.Errorf("reasons do not say why recovery is unknown: %v", inc.Reasons)
+	}
+}

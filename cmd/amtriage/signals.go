@@ -47,7 +47,7 @@ func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Regist
 		e.Sources = append(e.Sources, prober)
 	}
 	if cfg.Prometheus.URL != "" {
-		src, err := prom.New(cfg.Prometheus, prom.Options{Metrics: metrics, Log: log})
+		src, err := prom.New(cfg.Prometheus, prom.Options{Metrics: metrics, Log: log, Thresholds: cfg.Thresholds})
 		if err != nil {
 			return nil, fmt.Errorf("prometheus: %w", err)
 		}

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +429,73 @@ services:
 		t.Fatalf("%d severity-changed lines, want the rise and the drop", len(lines))
 	}
 	t.Logf("severity changes: %v → %v, then %v → %v", lines[0]["previous_severity"], lines[0]["severity"], lines[1]["previous_severity"], lines[1]["severity"])
+}
+
+// TestTriageOnRealWorldSignals: a real Prometheus measures two services.
+// One sits at a steady 0.2% of errors: a disk warning on it is Sev 4 (rule
+// 12), never a Sev 2 page for "staying broken". The other's error-ratio query
+// returns nothing while its health probe answers 200: its critical alert is
+// Sev 2 from the label (rule 13) and pages, instead of Sev 4 held until
+// business hours, and the reasons say what could not be measured.
+func TestTriageOnRealWorldSignals(t *testing.T) {
+	amtest.Binary(t)
+	noise := promtest.NewExporter(t, "noise")
+	noise.SetErrorRatio(0.002)
+	prom := promtest.Start(t, noise)
+	prom.WaitFor(t, ratioQuery("noise"), 30*time.Second, promtest.Near(0.002, 1e-6))
+	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	t.Cleanup(health.Close)
+
+	e := newReceiversEnv(t, `
+prometheus:
+  url: `+prom.URL()+`
+  trend_window: 1m
+services:
+  - name: noise
+    match: ['service="noise"']
+    queries:
+      error_ratio: '`+ratioQuery("noise")+`'
+  - name: checkout
+    match: ['service="checkout"']
+    health_url: `+health.URL+`
+    queries:
+      error_ratio: '`+ratioQuery("checkout")+`'
+`)
+	// The trend needs 3 points of its 1m window (step 3s).
+	prom.WaitForSeries(t, `count_over_time((`+ratioQuery("noise")+`)[1m:3s]) >= 4`, 30*time.Second)
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	am := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook")})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := am.PostAlerts(ctx, []amtest.Alert{
+		{Labels: map[string]string{"alertname": "DiskSpaceLow", "service": "noise", "severity": "warning"}, StartsAt: time.Now().Add(-time.Minute)},
+		{Labels: map[string]string{"alertname": "HighErrorRate", "service": "checkout", "severity": "critical"}, StartsAt: time.Now().Add(-time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "two incidents", func() bool { return len(d.incidents()) == 2 })
+	byService := map[string]incidentJSON{}
+	for _, inc := range d.incidents() {
+		byService[inc.Service] = inc
+	}
+	if inc := byService["noise"]; inc.Severity != 4 || inc.Rule != 12 {
+		t.Errorf("noise at 0.2%%: Sev %d rule %d, want Sev 4 rule 12; reasons %q", inc.Severity, inc.Rule, inc.Reasons)
+	}
+	inc := byService["checkout"]
+	if inc.Severity != 2 || inc.Rule != 13 {
+		t.Fatalf("checkout, query empty and probe 200: Sev %d rule %d, want Sev 2 rule 13; reasons %q", inc.Severity, inc.Rule, inc.Reasons)
+	}
+	all := strings.Join(inc.Reasons, "\n")
+	for _, want := range []string{"error ratio unknown, so Q2 is unanswered", "reachable=true [probe]", "error_ratio unknown: prometheus: query error_ratio returned no data"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("checkout reasons lack %q:\n%s", want, all)
+		}
+	}
+	waitFor(t, 20*time.Second, "checkout paged at error", func() bool {
+		trs := e.pd.Triggers(inc.ID)
+		return len(trs) == 1 && trs[0].Payload.Severity == "error"
+	})
+	if trs := e.pd.Triggers(byService["noise"].ID); len(trs) != 0 {
+		t.Errorf("noise paged %d times, want never", len(trs))
+	}
 }

@@ -40,13 +40,14 @@ func TestAgainstRealPrometheus(t *testing.T) {
 	slow := exporter("slow", 0, 1200*time.Millisecond)
 	falling := exporter("falling", 0.40, 100*time.Millisecond)
 	flat := exporter("flat", 0.20, 100*time.Millisecond)
+	noise := exporter("noise", 0.002, 100*time.Millisecond) // steady, below the 1% floor
 	idle := exporter("idle", 0, 100*time.Millisecond)
 	idle.SetRate(0)
-	p := promtest.Start(t, normal, outage, minor, slow, falling, flat, idle)
+	p := promtest.Start(t, normal, outage, minor, slow, falling, flat, noise, idle)
 
 	// All series up, with enough samples for their windows.
 	const wait = 20 * time.Second
-	for _, e := range []*promtest.Exporter{outage, minor, falling, flat} {
+	for _, e := range []*promtest.Exporter{outage, minor, falling, flat, noise} {
 		p.WaitFor(t, ratioQuery(e.Service()), wait, promtest.Near(e.ErrorRatio(), 1e-6))
 	}
 	p.WaitFor(t, p99QueryOf("slow"), wait, promtest.Near(1.2, 1e-6))
@@ -151,6 +152,44 @@ func TestAgainstRealPrometheus(t *testing.T) {
 			t.Fatalf("recovering = %+v", r)
 		}
 		t.Logf("flat: %s", r.Note)
+	})
+	t.Run("flat below the impact floor: no impact to recover from, Sev 4", func(t *testing.T) {
+		// The window must hold the points a trend needs before the
+		// answer means anything.
+		var sig severity.Signals
+		for deadline := time.Now().Add(wait); ; time.Sleep(200 * time.Millisecond) {
+			sig = signals(t, profile("noise"))
+			if !strings.Contains(sig.Recovering.Note, "points, want") || time.Now().After(deadline) {
+				break
+			}
+		}
+		if r := sig.Recovering; r.Known || !strings.Contains(r.Note, "no impact to recover from") {
+			t.Fatalf("recovering = %+v, want unknown with no impact to recover from", r)
+		}
+		sig.AlertSeverity = "warning"
+		d := decide(sig)
+		if d.Severity != 4 || d.Rule != 12 {
+			t.Fatalf("decision Sev %d rule %d %q, want Sev 4 rule 12 (0.2%% is noise, not staying broken)", d.Severity, d.Rule, d.Reasons)
+		}
+	})
+	t.Run("error ratio query empty beside a healthy probe: rule 13 from the label", func(t *testing.T) {
+		svc := &rules.Service{Name: "gone", Queries: rules.ServiceQueries{ErrorRatio: ratioQuery("gone")}} // no such series
+		sig := signals(t, svc)
+		if sig.ErrorRatio.Known {
+			t.Fatalf("error_ratio = %+v, want unknown", sig.ErrorRatio)
+		}
+		sig.Reachable = severity.Bool{Known: true, Value: true, Source: "probe"}
+		sig.AlertSeverity = "critical"
+		d := decide(sig)
+		if d.Severity != 2 || d.Rule != 13 {
+			t.Fatalf("decision Sev %d rule %d %q, want Sev 2 rule 13 (Q2 unanswered)", d.Severity, d.Rule, d.Reasons)
+		}
+		all := strings.Join(d.Reasons, "\n")
+		for _, want := range []string{"error ratio unknown, so Q2 is unanswered", "reachable=true [probe]", "error_ratio unknown: prometheus: query error_ratio returned no data"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("reasons lack %q:\n%s", want, all)
+			}
+		}
 	})
 	t.Run("high then lowered: recovering", func(t *testing.T) {
 		before := waitRecovering(t, "falling", false)

@@ -34,7 +34,9 @@
 // fake recovery. If the latest smoothed value is
 // at least prometheus.recovering_drop (default 30%) below the window's
 // smoothed peak, the service is recovering; flat or rising (the peak at the
-// end) is not. Fewer than 3 points or a peak of 0 leave it unknown.
+// end) is not. Fewer than 3 points leave it unknown, and so does a smoothed
+// peak below the service's impact floor (1% by default): a flat 0.2% is no
+// impact to recover from, not "staying broken" (rule 8 would page it).
 package prom
 
 import (
@@ -89,6 +91,9 @@ const (
 type Options struct {
 	Metrics *signal.Metrics // nil: no metrics
 	Log     *slog.Logger    // nil: slog.Default()
+	// Thresholds gives a profile's thresholds, for the impact floor the
+	// trend needs. nil: the defaults with the profile's own overrides.
+	Thresholds func(*rules.Service) severity.Thresholds
 }
 
 // Source is the Prometheus signal.Source. It is safe for concurrent use.
@@ -99,6 +104,7 @@ type Source struct {
 	window   time.Duration
 	step     time.Duration
 	drop     float64
+	floor    func(*rules.Service) float64
 	metrics  *signal.Metrics
 	log      *slog.Logger
 	redacted string
@@ -123,6 +129,7 @@ func New(cfg rules.PrometheusConfig, o Options) (*Source, error) {
 		timeout:  time.Duration(cfg.Timeout),
 		window:   time.Duration(cfg.TrendWindow),
 		drop:     cfg.Drop(),
+		floor:    impactFloor(o.Thresholds),
 		metrics:  o.Metrics,
 		log:      o.Log,
 		redacted: u.Redacted(),
@@ -234,7 +241,7 @@ func (s *Source) Signals(ctx context.Context, ev *signal.Evaluation, _ *template
 				return func(o *severity.Signals) { o.ErrorRatio = f }
 			},
 			func() func(*severity.Signals) {
-				b := s.recovering(ctx, ev, q.ErrorRatio, at)
+				b := s.recovering(ctx, ev, q.ErrorRatio, s.floor(svc), at)
 				return func(o *severity.Signals) { o.Recovering = b }
 			})
 	}
@@ -283,6 +290,15 @@ func (s *Source) Signals(ctx context.Context, ev *signal.Evaluation, _ *template
 		}
 	}
 	return out, nil
+}
+
+// impactFloor returns the impact floor of a profile from thresholds, or from
+// the defaults and the profile's overrides when thresholds is nil.
+func impactFloor(thresholds func(*rules.Service) severity.Thresholds) func(*rules.Service) float64 {
+	if thresholds == nil {
+		thresholds = (*rules.Config)(nil).Thresholds
+	}
+	return func(svc *rules.Service) float64 { return thresholds(svc).ImpactFloor }
 }
 
 // ratio is the error_ratio signal.

@@ -558,14 +558,24 @@ func TestTrend(t *testing.T) {
 		{"rising from zero", cat(rep(0, 15), rep(0.3, 6)),
 			severity.Bool{Known: true, Source: "prometheus trend", Note: "error ratio 0% → 30% over 10m, not falling"}},
 		{"zero", rep(0, 21),
-			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: 0% throughout, nothing to recover from"}},
+			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: no impact to recover from (at most 0%, below the 1% impact floor)"}},
+		{"flat below the impact floor", rep(0.002, 21),
+			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: no impact to recover from (at most 0.2%, below the 1% impact floor)"}},
+		{"falling below the impact floor", cat(rep(0.008, 10), rep(0.001, 11)),
+			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: no impact to recover from (at most 0.8%, below the 1% impact floor)"}},
+		{"one spike over the floor is not impact", cat(rep(0.002, 10), []float64{0.5}, rep(0.002, 10)),
+			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: no impact to recover from (at most 0.2%, below the 1% impact floor)"}},
+		{"at the floor, flat", rep(0.01, 21),
+			severity.Bool{Known: true, Source: "prometheus trend", Note: "error ratio 1% → 1% over 10m, not falling"}},
+		{"from the floor to zero", cat(rep(0.01, 10), rep(0, 11)),
+			severity.Bool{Known: true, Value: true, Source: "prometheus trend", Note: "error ratio 1% → 0% over 10m"}},
 		{"two points", []float64{0.5, 0.1},
 			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: only 2 points, want 3"}},
 		{"none", nil,
 			severity.Bool{Note: "prometheus: trend of error_ratio over 10m: only 0 points, want 3"}},
 	}
 	for _, tc := range cases {
-		if got := trend(tc.points, 0.3, "10m"); got != tc.want {
+		if got := trend(tc.points, 0.3, 0.01, "10m"); got != tc.want {
 			t.Errorf("%s:\n got  %+v\n want %+v", tc.name, got, tc.want)
 		}
 	}

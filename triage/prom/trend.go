@@ -11,13 +11,13 @@ import (
 
 // recovering is the trend of the error-ratio query over the trend window
 // ending at at. See the package documentation.
-func (s *Source) recovering(ctx context.Context, ev *signal.Evaluation, query string, at time.Time) severity.Bool {
+func (s *Source) recovering(ctx context.Context, ev *signal.Evaluation, query string, floor float64, at time.Time) severity.Bool {
 	w := window(s.window)
 	r := s.rangeQuery(ctx, ev, "error_ratio trend", query, at)
 	if r.reason != "" {
 		return severity.Bool{Note: fmt.Sprintf("%s: trend of error_ratio over %s: query %s", Name, w, r.reason)}
 	}
-	return trend(r.points, s.drop, w)
+	return trend(r.points, s.drop, floor, w)
 }
 
 // trendEpsilon: an error ratio at or below it is zero (rates of counters
@@ -29,9 +29,11 @@ const trendEpsilon = 1e-12
 // the latest smoothed value is at least drop (a share, e.g. 0.3) below the
 // smoothed peak. With 7 points or more they are smoothed by a trailing
 // median of 3, so one noisy sample makes neither a peak nor a fake recovery
-// (a real change lasts at least two steps). Fewer than 3 points, or a peak of
-// 0, leave the signal unknown.
-func trend(points []float64, drop float64, span string) severity.Bool {
+// (a real change lasts at least two steps). Fewer than 3 points, or a peak
+// below floor (the impact floor) or of 0, leave the signal unknown: an error
+// ratio that never reached the floor has no impact to recover from, and
+// calling it "staying broken" would page steady noise at Sev 2 (rule 8).
+func trend(points []float64, drop, floor float64, span string) severity.Bool {
 	n := len(points)
 	if n < minTrendPoints {
 		return severity.Bool{Note: fmt.Sprintf("%s: trend of error_ratio over %s: only %d points, want %d", Name, span, n, minTrendPoints)}
@@ -48,8 +50,9 @@ func trend(points []float64, drop float64, span string) severity.Bool {
 	for _, v := range smoothed {
 		peak = max(peak, v)
 	}
-	if peak <= trendEpsilon {
-		return severity.Bool{Note: fmt.Sprintf("%s: trend of error_ratio over %s: 0%% throughout, nothing to recover from", Name, span)}
+	if peak <= trendEpsilon || peak < floor {
+		return severity.Bool{Note: fmt.Sprintf("%s: trend of error_ratio over %s: no impact to recover from (at most %s, below the %s impact floor)",
+			Name, span, pct(peak), pct(floor))}
 	}
 	b := severity.Bool{Known: true, Source: TrendSource}
 	switch {

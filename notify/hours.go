@@ -62,9 +62,11 @@ func clock(s string) (time.Duration, error) {
 // Open reports whether t falls inside business hours.
 func (bh BusinessHours) Open(t time.Time) bool {
 	lt := t.In(bh.Location)
-	midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, bh.Location)
-	since := lt.Sub(midnight)
-	return bh.Days[lt.Weekday()] && since >= bh.Start && since < bh.End
+	// The wall clock, not the time elapsed since midnight: on a day that
+	// changes to or from daylight saving time the two differ by an hour.
+	h, m, sec := lt.Clock()
+	wall := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second + time.Duration(lt.Nanosecond())
+	return bh.Days[lt.Weekday()] && wall >= bh.Start && wall < bh.End
 }
 
 // Next returns the next opening at or after t (t itself when open).
@@ -74,9 +76,10 @@ func (bh BusinessHours) Next(t time.Time) time.Time {
 	}
 	lt := t.In(bh.Location)
 	for i := 0; i < 8; i++ {
-		day := time.Date(lt.Year(), lt.Month(), lt.Day()+i, 0, 0, 0, 0, bh.Location)
-		open := day.Add(bh.Start)
-		if bh.Days[day.Weekday()] && open.After(t) {
+		// The opening's wall-clock time that day (time.Date moves a time
+		// inside a spring-forward gap past it).
+		open := time.Date(lt.Year(), lt.Month(), lt.Day()+i, int(bh.Start/time.Hour), int(bh.Start%time.Hour/time.Minute), 0, 0, bh.Location)
+		if bh.Days[open.Weekday()] && open.After(t) {
 			return open
 		}
 	}

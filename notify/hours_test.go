@@ -26,6 +26,38 @@ func TestBusinessHours(t *testing.T) {
 		{time.Date(2026, 11, 23, 18, 0, 0, 0, berlin), false, time.Date(2026, 11, 24, 9, 0, 0, 0, berlin)},  // closing time
 		{time.Date(2026, 11, 27, 19, 30, 0, 0, berlin), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)}, // Friday night → Monday
 		{time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC), false, time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)}, // Sunday, in UTC
+		// Days that change to and from daylight saving time: the wall clock
+		// decides, not the time elapsed since midnight (23 or 25 hours long).
+		{time.Date(2027, 3, 29, 9, 30, 0, 0, berlin), true, time.Date(2027, 3, 29, 9, 30, 0, 0, berlin)},   // an ordinary Monday
+		{time.Date(2026, 3, 30, 8, 30, 0, 0, berlin), false, time.Date(2026, 3, 30, 9, 0, 0, 0, berlin)},   // control
+		{time.Date(2026, 10, 26, 8, 30, 0, 0, berlin), false, time.Date(2026, 10, 26, 9, 0, 0, 0, berlin)}, // control
+	}
+	// A schedule open every day, so the change days themselves (Sundays in
+	// the EU) are business days.
+	daily, err := ParseBusinessHours("Europe/Berlin", "09:00", "18:00", []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := []struct {
+		name     string
+		at       time.Time
+		open     bool
+		nextOpen time.Time
+	}{
+		{"spring forward, 09:30 is open", time.Date(2026, 3, 29, 9, 30, 0, 0, berlin), true, time.Date(2026, 3, 29, 9, 30, 0, 0, berlin)},
+		{"spring forward, 18:30 is closed", time.Date(2026, 3, 29, 18, 30, 0, 0, berlin), false, time.Date(2026, 3, 30, 9, 0, 0, 0, berlin)},
+		{"spring forward, opens at 09:00 not 10:00", time.Date(2026, 3, 29, 7, 0, 0, 0, berlin), false, time.Date(2026, 3, 29, 9, 0, 0, 0, berlin)},
+		{"fall back, 08:30 is closed", time.Date(2026, 10, 25, 8, 30, 0, 0, berlin), false, time.Date(2026, 10, 25, 9, 0, 0, 0, berlin)},
+		{"fall back, 17:30 is open", time.Date(2026, 10, 25, 17, 30, 0, 0, berlin), true, time.Date(2026, 10, 25, 17, 30, 0, 0, berlin)},
+		{"fall back, opens at 09:00 not 08:00", time.Date(2026, 10, 25, 1, 0, 0, 0, berlin), false, time.Date(2026, 10, 25, 9, 0, 0, 0, berlin)},
+	}
+	for _, tt := range dst {
+		if got := daily.Open(tt.at); got != tt.open {
+			t.Errorf("%s: Open(%v) = %v, want %v", tt.name, tt.at, got, tt.open)
+		}
+		if got := daily.Next(tt.at); !got.Equal(tt.nextOpen) {
+			t.Errorf("%s: Next(%v) = %v, want %v", tt.name, tt.at, got, tt.nextOpen)
+		}
 	}
 	for _, tt := range tests {
 		if got := bh.Open(tt.at); got != tt.open {

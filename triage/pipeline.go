@@ -220,13 +220,20 @@ func (p *Pipeline) Run(ctx context.Context) {
 				p.Wake()
 			}
 		case <-sweep.C:
-			if err := p.Sweep(); err != nil {
-				p.log.Error("sweeping stale alerts", "err", err)
-			}
-			if err := p.Reevaluate(ctx); err != nil {
-				p.log.Error("re-evaluating open incidents", "err", err)
-			}
+			p.periodic(ctx)
 		}
+	}
+}
+
+// periodic runs the timed work of one tick. Re-evaluation goes first, so a
+// status update due in the same tick carries what was just measured instead
+// of the previous evaluation's findings (followed at once by a change).
+func (p *Pipeline) periodic(ctx context.Context) {
+	if err := p.Reevaluate(ctx); err != nil {
+		p.log.Error("re-evaluating open incidents", "err", err)
+	}
+	if err := p.Sweep(); err != nil {
+		p.log.Error("sweeping stale alerts", "err", err)
 	}
 }
 

@@ -361,3 +361,32 @@ func TestReevaluationOfSteadyNoiseDoesNotPage(t *testing.T) {
 		t.Errorf("reasons do not say why recovery is unknown: %v", inc.Reasons)
 	}
 }
+
+// A status update due in the same tick as a re-evaluation carries what the
+// re-evaluation just measured, not the previous evaluation's findings.
+func TestStatusUpdateCarriesTheCurrentFindings(t *testing.T) {
+	prom := &fakeProm{ratio: 0.51}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	if inc := p.OpenIncidents()[0]; inc.Severity != 1 {
+		t.Fatalf("opened at Sev %d, want Sev 1 (51%% errors)", inc.Severity)
+	}
+	prom.set(0.60, nil)
+	clockAt(p, time.Now(), 2*time.Minute+time.Second) // both the update and the re-evaluation are due
+	p.periodic(context.Background())
+	h.settle()
+	var update *incident.Event
+	for _, ev := range h.rec.Events() {
+		if ev.Kind == incident.StatusUpdate {
+			update = &ev
+		}
+	}
+	if update == nil {
+		t.Fatalf("no status update; events %v", h.rec.kinds())
+	}
+	if got := update.Incident.Reasons[0]; !strings.Contains(got, "60%") {
+		t.Errorf("status update says %q, want the 60%% measured in the same tick", got)
+	}
+}

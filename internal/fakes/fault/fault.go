@@ -14,7 +14,7 @@ type Fault struct {
 	Status     int  // HTTP status to answer with (e.g. 500, 429)
 	RetryAfter int  // seconds, sent as Retry-After when > 0
 	Hang       bool // never answer until the client gives up or the server closes
-	Lost       bool // serve the request, then drop the answer (see Drop)
+	Lost       bool // serve the request, then drop the answer (see Drop); with Hang, hang after serving
 	Times      int  // how many requests; at least one
 }
 

@@ -202,14 +202,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.faults.Next(); ok {
 		req.Fault = true
+		if f.Lost {
+			s.route(httptest.NewRecorder(), req, r, raw, err)
+			if f.Hang { // performed, then never answered: a kill mid-call
+				s.hang.Hang(r)
+				return
+			}
+			fault.Drop(w)
+			return
+		}
 		if f.Hang {
 			s.record(req)
 			s.hang.Hang(r)
-			return
-		}
-		if f.Lost {
-			s.route(httptest.NewRecorder(), req, r, raw, err)
-			fault.Drop(w)
 			return
 		}
 		f.SetRetryAfter(w)

@@ -99,7 +99,8 @@ type Fault struct {
 	Error      string // an ok:false error code to answer with HTTP 200 when Status is 0
 	Hang       bool   // never answer until the client gives up or the server closes
 	// Lost performs the call, then closes the connection without an answer
-	// (a response lost on the way back, or a crash before it was read).
+	// (a response lost on the way back, or a crash before it was read);
+	// with Hang, it performs the call and then hangs.
 	Lost bool
 }
 
@@ -403,15 +404,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	f, hasFault := s.takeFault(method)
 	s.mu.Unlock()
 	if hasFault {
-		if f.Hang {
-			s.record(call)
-			s.hang.Hang(r)
-			return
-		}
 		if f.Lost {
 			call.Error = s.handle(method, r, p, perr)
 			s.record(call)
+			if f.Hang { // performed, then never answered: a kill mid-call
+				s.hang.Hang(r)
+				return
+			}
 			fault.Drop(w)
+			return
+		}
+		if f.Hang {
+			s.record(call)
+			s.hang.Hang(r)
 			return
 		}
 		if f.Status != 0 {

@@ -70,3 +70,56 @@ func TestSIGKILLAfterReceiverWritesDoesNotDuplicate(t *testing.T) {
 		}
 	}
 }
+
+// Repeated SIGKILLs while Sev 1 incidents are declared (channel, invites,
+// declaration, announcement, message, annotation), each a few calls after
+// the restart: whatever each kill interrupts, the end state has exactly one
+// of everything per incident.
+func TestRepeatedSIGKILLDuringDeclarationsDoesNotDuplicate(t *testing.T) {
+	e := newReceiversEnv(t, "")
+	addr := freeAddr(t)
+	services := []string{"checkout", "billing", "search", "cart"}
+	calls := func() int { return len(e.slack.Calls()) + len(e.grafana.Requests()) }
+	for round := 0; round < 5; round++ {
+		d := startDaemon(t, e.cfg, addr)
+		if round == 0 {
+			for _, svc := range services {
+				postOne(t, d, svc, "62%") // Sev 1
+			}
+		}
+		from := calls()
+		deadline := time.Now().Add(5 * time.Second)
+		for calls() < from+3+round && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if err := d.kill(syscall.SIGKILL); err == nil {
+			t.Fatalf("round %d: SIGKILL: clean exit", round)
+		}
+	}
+	d := startDaemon(t, e.cfg, addr)
+	waitFor(t, 30*time.Second, "every incident declared and annotated", func() bool {
+		return len(e.slack.CreatedChannels()) >= len(services) && len(e.slack.Messages("#incidents")) >= len(services) &&
+			len(e.grafana.Annotations()) >= len(services)
+	})
+	waitProcessed(t, d)
+	time.Sleep(500 * time.Millisecond) // let any duplicate show up
+
+	created := e.slack.CreatedChannels()
+	if len(created) != len(services) {
+		t.Fatalf("%d Sev 1 channels for %d incidents", len(created), len(services))
+	}
+	for _, c := range created {
+		if n := len(e.slack.Messages(c.ID)); n != 2 {
+			t.Errorf("%s: %d messages, want the declaration and the incident message", c.Name, n)
+		}
+		if !slices.Contains(c.Members, "U0123456") {
+			t.Errorf("%s: on-call not invited", c.Name)
+		}
+	}
+	if n := len(e.slack.Messages("#incidents")); n != len(services) {
+		t.Errorf("%d announcements, want %d", n, len(services))
+	}
+	if n := len(e.grafana.Annotations()); n != len(services) {
+		t.Errorf("%d annotations, want %d", n, len(services))
+	}
+}

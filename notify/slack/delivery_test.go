@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,26 @@ func TestMetadataNamesTheIncident(t *testing.T) {
 	if m.Metadata == nil || m.Metadata.EventType != "amtriage_incident" || m.Metadata.EventPayload["incident"] != "api-0123456789ab" ||
 		!strings.HasPrefix(fmt.Sprint(m.Metadata.EventPayload["key"]), "message/") {
 		t.Fatalf("metadata = %+v", m.Metadata)
+	}
+}
+
+// A move whose pointer update fails is finished by the retry, without a
+// second message in the new channel.
+func TestMovePointerIsRetried(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Client = &http.Client{Timeout: 5 * time.Second} })
+	e.notify(t, event(incident.Opened, 3, 0, alert("HighErrorRate", 1)))
+	e.fake.Fail("chat.update", fakeslack.Fault{Status: 500})
+	ch := event(incident.SeverityChanged, 2, 3, alert("HighErrorRate", 1))
+	if retry, err := e.n.Notify(context.Background(), ch); err == nil || !retry {
+		t.Fatalf("pointer update failing: retry=%v err=%v", retry, err)
+	}
+	e.notify(t, ch)
+	if n := len(e.fake.Messages("#incidents")); n != 1 {
+		t.Fatalf("#incidents has %d messages, want 1", n)
+	}
+	old := e.fake.Messages("#alerts")[0]
+	mustContain(t, "old message", blockText(decodeBlocks(t, old.Blocks)), "Moved to <#CINCIDENTS>")
+	if st := e.loadState(t); st.MovedFrom != nil || st.Channel != "CINCIDENTS" {
+		t.Fatalf("state = %+v", st)
 	}
 }

@@ -184,6 +184,13 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 		}
 	}
 
+	if st.TS != "" && st.MovedFrom != nil {
+		// The last attempt moved the message but did not point the old one
+		// at it.
+		if retry, err := n.finishMove(ctx, ev, &st, now); err != nil {
+			return retry, err
+		}
+	}
 	key := eventKey(ev)
 	want := n.routedChannel(inc, &st)
 	switch {
@@ -196,12 +203,6 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 			return retry, err
 		}
 		return n.finishMove(ctx, ev, &st, now)
-	case st.MovedFrom != nil:
-		// The last attempt moved the message but did not point the old one
-		// at it.
-		if retry, err := n.finishMove(ctx, ev, &st, now); err != nil {
-			return retry, err
-		}
 	}
 
 	if _, _, _, err := n.api.UpdateMessageContext(ctx, st.Channel, st.TS, renderMessage(ev, &st, now)...); err != nil {

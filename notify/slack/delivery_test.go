@@ -293,3 +293,21 @@ func TestMovePointerIsRetried(t *testing.T) {
 		t.Fatalf("state = %+v", st)
 	}
 }
+
+// The remembered name suffixes are kept for a few days, not forever.
+func TestRememberedNamesAreDropped(t *testing.T) {
+	e := newEnv(t, nil)
+	e.notify(t, event(incident.Opened, 1, 0, alert("ServiceDown", 1)))
+	later := event(incident.Opened, 1, 0, alert("ServiceDown", 1))
+	later.Incident.ID = "api-later"
+	later.Incident.StartedAt = started.Add(5 * 24 * time.Hour)
+	e.n.cfg.Now = func() time.Time { return now.Add(5 * 24 * time.Hour) }
+	e.notify(t, later)
+	var ns namesState
+	if ok, err := e.state.LoadReceiverState("slack", namesKey, &ns); !ok || err != nil {
+		t.Fatalf("names: %v %v", ok, err)
+	}
+	if len(ns.Last) != 1 || ns.Last["incident-20260117-api"] != 1 {
+		t.Fatalf("remembered = %v, want only the latest day's", ns.Last)
+	}
+}

@@ -459,10 +459,10 @@ func (n *Notifier) createChannel(ctx context.Context, inc *incident.Incident, st
 		case err == nil:
 			st.Pending = nil
 			st.IncidentChannel, st.IncidentChannelName = ch.ID, name
-			n.rememberSuffix(base, i)
+			n.rememberSuffix(base, i, now)
 			return false, nil
 		case code == "name_taken":
-			n.rememberSuffix(base, i)
+			n.rememberSuffix(base, i, now)
 			continue
 		}
 		retry, werr := n.fail("conversations.create", err)
@@ -506,33 +506,56 @@ func suffixOf(base, name string) (int, bool) {
 	return k, true
 }
 
-// namesState remembers, per base name, the last suffix taken.
+// namesKey is the receiver state entry remembering, per Sev 1 base name,
+// the last suffix taken (names carry the day, so old ones are dropped).
+const namesKey = "~channel-names"
+
+// namesKept is how long a base name's last suffix is remembered.
+const namesKept = 3 * 24 * time.Hour
+
 type namesState struct {
-	Last int `json:"last"`
+	Last map[string]int `json:"last"`
 }
 
-func namesKey(base string) string { return "~names/" + base }
+// nameDay is the day in a base name, incident-YYYYMMDD-<service>.
+func nameDay(base string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(base, "incident-")
+	if !ok || len(rest) < 8 {
+		return time.Time{}, false
+	}
+	day, err := time.Parse("20060102", rest[:8])
+	return day, err == nil
+}
 
 func (n *Notifier) lastSuffix(base string) int {
 	n.names.Lock()
 	defer n.names.Unlock()
 	var ns namesState
-	if _, err := n.state.LoadReceiverState(receiverName, namesKey(base), &ns); err != nil {
+	if _, err := n.state.LoadReceiverState(receiverName, namesKey, &ns); err != nil {
 		return 0 // only an optimisation: start from the base name
 	}
-	return ns.Last
+	return ns.Last[base]
 }
 
 // rememberSuffix records that suffix i of base is taken. Best effort: a
 // failure costs later declarations a few name_taken answers, nothing more.
-func (n *Notifier) rememberSuffix(base string, i int) {
+func (n *Notifier) rememberSuffix(base string, i int, now time.Time) {
 	n.names.Lock()
 	defer n.names.Unlock()
 	var ns namesState
-	if _, err := n.state.LoadReceiverState(receiverName, namesKey(base), &ns); err != nil || ns.Last >= i {
+	if _, err := n.state.LoadReceiverState(receiverName, namesKey, &ns); err != nil || ns.Last[base] >= i {
 		return
 	}
-	_ = n.state.SaveReceiverState(receiverName, namesKey(base), namesState{Last: i})
+	if ns.Last == nil {
+		ns.Last = map[string]int{}
+	}
+	for b := range ns.Last {
+		if day, ok := nameDay(b); !ok || now.Sub(day) > namesKept {
+			delete(ns.Last, b)
+		}
+	}
+	ns.Last[base] = i
+	_ = n.state.SaveReceiverState(receiverName, namesKey, ns)
 }
 
 // findChannel looks a channel up by name (public ones, a bounded number of

@@ -5,10 +5,11 @@
 // annotations filtered by the `amtriage` tag.
 //
 // The annotation id is kept in notify.ReceiverState under the incident id, so
-// a redelivered event (a crash between the POST and the outbox's ack) updates
-// the annotation instead of posting a second one. Grafana has no idempotency
-// key: a POST whose answer is lost (5xx after the write, timeout) can still
-// produce a duplicate on retry; that is the receiver's at-least-once limit.
+// a redelivered event updates the annotation instead of posting a second one.
+// Grafana has no idempotency key, so every annotation carries the tag
+// incident:<id>, and a POST whose outcome was never recorded (its answer was
+// lost, or the process died before saving the id) is looked up by that tag
+// before it is repeated.
 package grafana
 
 import (
@@ -39,6 +40,9 @@ const (
 	Tag = "amtriage"
 	// ResolvedTag is added when the incident resolves.
 	ResolvedTag = "resolved"
+	// IncidentTagPrefix + the incident id tags each annotation: how an
+	// annotation whose id was not recorded is found again.
+	IncidentTagPrefix = "incident:"
 
 	maxReasons         = 5                // reasons listed in the text
 	maxReasonRunes     = 300              // each, truncated beyond
@@ -69,6 +73,9 @@ type Notifier struct {
 // State is what the receiver remembers per incident (in ReceiverState).
 type State struct {
 	ID int64 `json:"id"` // the incident's annotation
+	// Posting marks a POST attempted whose answer was not recorded: look
+	// the annotation up before posting again.
+	Posting bool `json:"posting,omitempty"`
 }
 
 // APIError is a non-2xx answer from Grafana. It never holds the token.
@@ -160,7 +167,7 @@ func (n *Notifier) notify(ctx context.Context, ev *incident.Event) (bool, error)
 		return true, fmt.Errorf("grafana: load state of %s: %w", id, err)
 	}
 	if !found || st.ID == 0 {
-		return n.create(ctx, ev)
+		return n.create(ctx, ev, st.Posting)
 	}
 	if ev.Kind == incident.Opened {
 		return false, nil // already annotated: a redelivery
@@ -169,7 +176,7 @@ func (n *Notifier) notify(ctx context.Context, ev *incident.Event) (bool, error)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		// Deleted in Grafana meanwhile: put it back.
-		return n.create(ctx, ev)
+		return n.create(ctx, ev, false)
 	}
 	if err != nil {
 		return classify(err)
@@ -178,8 +185,34 @@ func (n *Notifier) notify(ctx context.Context, ev *incident.Event) (bool, error)
 }
 
 // create posts the complete annotation for the event's incident and records
-// its id.
-func (n *Notifier) create(ctx context.Context, ev *incident.Event) (bool, error) {
+// its id. After an uncertain POST (uncertain) the annotation is first looked
+// up by its incident tag and, if found, adopted and patched.
+func (n *Notifier) create(ctx context.Context, ev *incident.Event, uncertain bool) (bool, error) {
+	id := ev.Incident.ID
+	if uncertain {
+		found, err := n.find(ctx, id)
+		if err != nil {
+			if retry, cerr := classify(err); retry {
+				return true, cerr
+			}
+			// Not allowed to read annotations, say: post rather than lose it.
+		}
+		if found != 0 {
+			if err := n.state.SaveReceiverState(receiverName, id, State{ID: found}); err != nil {
+				return true, fmt.Errorf("grafana: save annotation id %d of %s: %w", found, id, err)
+			}
+			if ev.Kind == incident.Opened {
+				return false, nil
+			}
+			if err := n.call(ctx, http.MethodPatch, fmt.Sprintf("/api/annotations/%d", found), patchBody(ev), nil); err != nil {
+				return classify(err)
+			}
+			return false, nil
+		}
+	}
+	if err := n.state.SaveReceiverState(receiverName, id, State{Posting: true}); err != nil {
+		return true, fmt.Errorf("grafana: mark %s as posting: %w", id, err)
+	}
 	var out struct {
 		ID      int64  `json:"id"`
 		Message string `json:"message"`
@@ -194,6 +227,24 @@ func (n *Notifier) create(ctx context.Context, ev *incident.Event) (bool, error)
 		return true, fmt.Errorf("grafana: save annotation id %d of %s: %w", out.ID, ev.Incident.ID, err)
 	}
 	return false, nil
+}
+
+// find returns the id of the newest annotation tagged with the incident, or 0.
+func (n *Notifier) find(ctx context.Context, incidentID string) (int64, error) {
+	q := url.Values{"tags": {Tag, IncidentTagPrefix + incidentID}, "limit": {"1"}, "type": {"annotation"}}
+	if n.cfg.DashboardUID != "" {
+		q.Set("dashboardUID", n.cfg.DashboardUID)
+	}
+	var found []struct {
+		ID int64 `json:"id"`
+	}
+	if err := n.call(ctx, http.MethodGet, "/api/annotations?"+q.Encode(), nil, &found); err != nil {
+		return 0, err
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	return found[0].ID, nil
 }
 
 // annotation is the JSON body of POST and PATCH /api/annotations.
@@ -252,13 +303,16 @@ func span(ev *incident.Event) (start, end int64) {
 	return start, end
 }
 
-// Tags are the annotation's tags: amtriage, sev<N>, service:<name>, and
-// resolved once it is. While open, N is the current severity; once resolved,
+// Tags are the annotation's tags: amtriage, incident:<id>, sev<N>,
+// service:<name>, and resolved once it is. While open, N is the current severity; once resolved,
 // the peak one, so a dashboard filtered on sev1 shows every incident that
 // reached Sev 1.
 func Tags(ev *incident.Event) []string {
 	inc := &ev.Incident
 	tags := []string{Tag}
+	if inc.ID != "" {
+		tags = append(tags, IncidentTagPrefix+inc.ID)
+	}
 	sev := inc.Severity
 	if ev.Kind == incident.ResolvedEvent && inc.PeakSeverity >= 1 && inc.PeakSeverity <= 4 {
 		sev = inc.PeakSeverity
@@ -327,15 +381,21 @@ func sevName(l severity.Level) string {
 
 // call sends one JSON request and decodes a 2xx answer into out (if not nil).
 func (n *Notifier) call(ctx context.Context, method, path string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("grafana: encode %s %s: %w", method, path, err)
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("grafana: encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, n.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, n.base+path, body)
 	if err != nil {
 		return fmt.Errorf("grafana: %s %s: %w", method, path, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", "Bearer "+string(n.cfg.Token))
 	resp, err := n.cfg.Client.Do(req)

@@ -205,11 +205,13 @@ func TestSev3OpenedPostsBlockKitMessageToTeamChannel(t *testing.T) {
 	}
 }
 
+// A change that stays in the same channel (Sev 4 → Sev 3, both the team
+// channel's) updates the message in place and replies in its thread.
 func TestSeverityChangeUpdatesInPlaceAndReplies(t *testing.T) {
 	e := newEnv(t, nil)
-	e.notify(t, event(incident.Opened, 3, 0, alert("HighErrorRate", 1)))
+	e.notify(t, event(incident.Opened, 4, 0, alert("HighErrorRate", 1)))
 	ts := e.fake.Messages("#alerts")[0].TS
-	ch := event(incident.SeverityChanged, 2, 3, alert("HighErrorRate", 1), alert("HighLatency", 2))
+	ch := event(incident.SeverityChanged, 3, 4, alert("HighErrorRate", 1), alert("HighLatency", 2))
 	e.notify(t, ch)
 	e.notify(t, ch) // redelivered: updates again, no second reply
 
@@ -220,14 +222,14 @@ func TestSeverityChangeUpdatesInPlaceAndReplies(t *testing.T) {
 	if msgs[0].Edits != 2 {
 		t.Fatalf("edits = %d, want 2", msgs[0].Edits)
 	}
-	mustContain(t, "updated blocks", blockText(decodeBlocks(t, msgs[0].Blocks)), "🟠 Sev 2", "Sev 2 (Major)", "2 firing, 2 total", "HighLatency")
+	mustContain(t, "updated blocks", blockText(decodeBlocks(t, msgs[0].Blocks)), "🟡 Sev 3", "Sev 3 (Minor)", "2 firing, 2 total", "HighLatency")
 	replies := e.fake.Replies("#alerts", ts)
 	if len(replies) != 1 {
 		t.Fatalf("replies = %d, want 1", len(replies))
 	}
-	mustContain(t, "reply", replies[0].Text, "escalated", "Sev 3 → 🟠 Sev 2")
+	mustContain(t, "reply", replies[0].Text, "escalated", "Sev 4 → 🟡 Sev 3")
 	if n := len(e.fake.Messages("#incidents")); n != 0 {
-		t.Fatalf("escalation to Sev 2 moved the message: %d in #incidents", n)
+		t.Fatalf("a change within the team channel's severities moved the message: %d in #incidents", n)
 	}
 }
 
@@ -300,7 +302,9 @@ func TestSev1NameTakenGetsSuffix(t *testing.T) {
 	}
 }
 
-func TestEscalationToSev1CreatesChannelAndKeepsOriginal(t *testing.T) {
+// Sev 3 → Sev 1: the channel is made and declared, the incident message
+// moves there, and the old one points at it; the resolve updates the new one.
+func TestEscalationToSev1MovesToItsChannel(t *testing.T) {
 	e := newEnv(t, nil)
 	e.notify(t, event(incident.Opened, 3, 0, alert("HighErrorRate", 1)))
 	orig := e.fake.Messages("#alerts")[0]
@@ -315,24 +319,30 @@ func TestEscalationToSev1CreatesChannelAndKeepsOriginal(t *testing.T) {
 		t.Fatalf("original message not updated in place: %+v", msgs)
 	}
 	text := blockText(decodeBlocks(t, msgs[0].Blocks))
-	mustContain(t, "updated original", text, "🔴 Sev 1", "<#"+created[0].ID+">")
+	mustContain(t, "updated original", text, "🔴 Sev 1", "Moved to <#"+created[0].ID+">")
 	in := e.fake.Messages(created[0].ID)
-	if len(in) == 0 || !strings.HasPrefix(in[0].Text, "🔴 INCIDENT DECLARED") {
+	if len(in) != 2 || !strings.HasPrefix(in[0].Text, "🔴 INCIDENT DECLARED") {
 		t.Fatalf("incident channel messages = %+v", in)
 	}
-	if len(e.fake.Replies("#alerts", orig.TS)) != 1 || len(e.fake.Messages("#incidents")) != 1 {
-		t.Fatal("missing thread reply or announcement")
+	mustContain(t, "moved message", blockText(decodeBlocks(t, in[1].Blocks)), "🔴 Sev 1", "Sev 1 (Critical)")
+	if len(e.fake.Messages("#incidents")) != 1 {
+		t.Fatal("missing announcement")
 	}
 
-	// Resolution reaches both the original thread and the Sev 1 channel.
+	// The resolution updates the message in the Sev 1 channel and replies
+	// in its thread; the old thread stays quiet.
 	e.notify(t, event(incident.ResolvedEvent, 1, 0, alert("HighErrorRate", 1)))
-	if len(e.fake.Replies("#alerts", orig.TS)) != 2 {
-		t.Fatal("no resolve reply in the original thread")
+	in = e.fake.Messages(created[0].ID)
+	if len(in) != 2 || in[1].Edits != 1 {
+		t.Fatalf("incident channel after resolve = %+v", in)
 	}
-	last := e.fake.Messages(created[0].ID)
-	mustContain(t, "incident channel", last[len(last)-1].Text, "Resolved", "12m30s")
-	if len(e.fake.CreatedChannels()) != 1 {
-		t.Fatal("resolve created a channel")
+	r := e.fake.Replies(created[0].ID, in[1].TS)
+	if len(r) != 1 {
+		t.Fatalf("replies in the incident channel = %d", len(r))
+	}
+	mustContain(t, "resolve reply", r[0].Text, "Resolved", "12m30s")
+	if len(e.fake.Replies("#alerts", orig.TS)) != 0 || len(e.fake.CreatedChannels()) != 1 {
+		t.Fatal("resolve replied in the old thread or created a channel")
 	}
 }
 
@@ -513,6 +523,9 @@ func TestErrorClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, plainClient)
 			e.fake.Fail("chat.postMessage", tc.fault)
+			if tc.name == "channel_not_found" {
+				e.fake.Fail("chat.postMessage", tc.fault) // the incidents channel too
+			}
 			retry, err := e.n.Notify(context.Background(), event(incident.Opened, 3, 0, alert("A", 1)))
 			if err == nil || retry != tc.retry {
 				t.Fatalf("retry=%v err=%v, want retry=%v", retry, err, tc.retry)
@@ -539,8 +552,15 @@ func TestDefaultClientLeavesServerErrorsToTheOutbox(t *testing.T) {
 	}
 }
 
-func TestUnknownChannelIsPermanent(t *testing.T) {
+// A team channel that does not exist sends the incident to the incidents
+// channel; when neither exists the error is permanent.
+func TestUnknownChannel(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Channel = "#nope" })
+	e.notify(t, event(incident.Opened, 3, 0, alert("A", 1)))
+	if n := len(e.fake.Messages("#incidents")); n != 1 {
+		t.Fatalf("#incidents has %d messages, want 1", n)
+	}
+	e = newEnv(t, func(c *Config) { c.Channel, c.IncidentsChannel = "#nope", "#nada" })
 	retry, err := e.n.Notify(context.Background(), event(incident.Opened, 3, 0, alert("A", 1)))
 	if retry || err == nil || !strings.Contains(err.Error(), "channel_not_found") {
 		t.Fatalf("retry=%v err=%v", retry, err)

@@ -14,6 +14,7 @@ type Fault struct {
 	Status     int  // HTTP status to answer with (e.g. 500, 429)
 	RetryAfter int  // seconds, sent as Retry-After when > 0
 	Hang       bool // never answer until the client gives up or the server closes
+	Lost       bool // serve the request, then drop the answer (see Drop); with Hang, hang after serving
 	Times      int  // how many requests; at least one
 }
 
@@ -81,5 +82,19 @@ func (g *Gate) Close() {
 	case <-ch:
 	default:
 		close(ch)
+	}
+}
+
+// Drop closes the request's connection without an answer: the request was
+// served but its response is lost, as when the network or the caller's
+// process fails after the write.
+func Drop(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("fault: response writer cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err == nil {
+		_ = conn.Close()
 	}
 }

@@ -4,7 +4,7 @@
 // /api/annotations/:id and a tag-filtered GET /api/annotations with Grafana's
 // documented semantics and JSON bodies, can inject faults (an HTTP status,
 // optionally with Retry-After, or a request that hangs until the client gives
-// up), and records every request. All accessors are safe for concurrent use
+// up, or a request served whose answer is lost), and records every request. All accessors are safe for concurrent use
 // and return copies.
 package grafana
 
@@ -202,6 +202,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	if f, ok := s.faults.Next(); ok {
 		req.Fault = true
+		if f.Lost {
+			s.route(httptest.NewRecorder(), req, r, raw, err)
+			if f.Hang { // performed, then never answered: a kill mid-call
+				s.hang.Hang(r)
+				return
+			}
+			fault.Drop(w)
+			return
+		}
 		if f.Hang {
 			s.record(req)
 			s.hang.Hang(r)
@@ -211,6 +220,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, req, f.Status, msg(http.StatusText(f.Status)))
 		return
 	}
+	s.route(w, req, r, raw, err)
+}
+
+// route serves a request that no fault answers.
+func (s *Server) route(w http.ResponseWriter, req Request, r *http.Request, raw []byte, err error) {
 	if !req.Authorized {
 		s.answer(w, req, http.StatusUnauthorized, msg("Unauthorized"))
 		return

@@ -255,3 +255,23 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// A lost answer: the POST is performed, the connection closed unanswered.
+func TestLostAnswer(t *testing.T) {
+	s := New(token)
+	defer s.Close()
+	s.Fail(Fault{Lost: true})
+	b, _ := json.Marshal(map[string]any{"time": 1, "text": "x", "tags": []string{"a"}})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/annotations", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answer arrived: %d", resp.StatusCode)
+	}
+	if n := len(s.Annotations()); n != 1 {
+		t.Fatalf("%d annotations, want the POST performed", n)
+	}
+	if r := s.Requests(); len(r) != 1 || !r[0].Fault || r[0].Status != http.StatusOK {
+		t.Fatalf("requests = %+v", r)
+	}
+}

@@ -1,9 +1,13 @@
 // Package slack is an in-process fake of the Slack Web API methods amtriage
 // uses (chat.postMessage, chat.update, conversations.create,
-// conversations.invite), served on 127.0.0.1 by httptest. It checks
+// conversations.invite, conversations.join, conversations.list,
+// conversations.history, conversations.replies), served on 127.0.0.1 by
+// httptest. Messages carry Slack's message metadata, returned by the history
+// methods only with include_all_metadata, as Slack does. It checks
 // credentials, channel names and Block Kit limits as Slack documents them,
 // answers in Slack's envelope ({"ok":false,"error":"…"} with HTTP 200), can
-// inject faults (429 with Retry-After, 5xx, a hung request) and records
+// inject faults (429 with Retry-After, 5xx, a hung request, a call performed
+// whose answer is lost) and records
 // everything it accepted. All accessors are safe for concurrent use and
 // return copies.
 package slack
@@ -18,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/amtriage/amtriage/internal/fakes/fault"
@@ -44,6 +49,13 @@ type Message struct {
 	Text     string          // current text (after updates)
 	Blocks   json.RawMessage // current blocks (after updates), or nil
 	Edits    int             // how many chat.update calls changed it
+	Metadata *Metadata       // message metadata posted with it, or nil
+}
+
+// Metadata is a message's metadata (chat.postMessage's metadata argument).
+type Metadata struct {
+	EventType    string         `json:"event_type"`
+	EventPayload map[string]any `json:"event_payload"`
 }
 
 // Update is one accepted chat.update call.
@@ -56,10 +68,11 @@ type Update struct {
 
 // Channel is a conversation known to the fake.
 type Channel struct {
-	ID      string
-	Name    string
-	Created bool // made through conversations.create
-	Members []string
+	ID       string
+	Name     string
+	Created  bool // made through conversations.create
+	Archived bool
+	Members  []string
 }
 
 // Invite is one accepted conversations.invite call.
@@ -85,10 +98,15 @@ type Fault struct {
 	RetryAfter int    // seconds, sent as Retry-After when > 0
 	Error      string // an ok:false error code to answer with HTTP 200 when Status is 0
 	Hang       bool   // never answer until the client gives up or the server closes
+	// Lost performs the call, then closes the connection without an answer
+	// (a response lost on the way back, or a crash before it was read);
+	// with Hang, it performs the call and then hangs.
+	Lost bool
 }
 
 type methodFault struct {
 	method string
+	skip   int // matching calls to let through first
 	Fault
 }
 
@@ -121,7 +139,6 @@ const BotUser = "UBOT0001"
 func New(token string) *Server {
 	s := &Server{
 		token:    token,
-		ts:       1700000000,
 		channels: map[string]*Channel{},
 		byName:   map[string]string{},
 	}
@@ -164,7 +181,15 @@ func (s *Server) addChannel(id, name string, created bool) *Channel {
 func (s *Server) Fail(method string, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, methodFault{method, f})
+	s.faults = append(s.faults, methodFault{method: method, Fault: f})
+}
+
+// FailAfter lets skip calls of method ("" for any) through, then fails the
+// next one with f.
+func (s *Server) FailAfter(method string, skip int, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, methodFault{method: method, skip: skip, Fault: f})
 }
 
 // ChannelID resolves a channel name ("#alerts" or "alerts") or ID.
@@ -267,6 +292,10 @@ func (s *Server) Calls() []Call {
 func copyMessage(m *Message) Message {
 	c := *m
 	c.Blocks = append(json.RawMessage(nil), m.Blocks...)
+	if m.Metadata != nil {
+		md := *m.Metadata
+		c.Metadata = &md
+	}
 	return c
 }
 
@@ -281,9 +310,11 @@ func (s *Server) resolve(ref string) *Channel {
 	return nil
 }
 
+// nextTS is a message ts as Slack makes them: the posting time in epoch
+// seconds with microseconds, unique per workspace here.
 func (s *Server) nextTS() string {
-	s.ts++
-	return strconv.FormatInt(s.ts, 10) + ".000100"
+	s.ts = max(s.ts+1, time.Now().UnixMicro())
+	return fmt.Sprintf("%d.%06d", s.ts/1e6, s.ts%1e6)
 }
 
 // params is a request's arguments, from a form or a JSON body.
@@ -327,7 +358,7 @@ func readParams(r *http.Request) (params, error) {
 		}
 	}
 	// JSON-valued arguments sent in a form arrive as strings.
-	for _, k := range []string{"blocks", "attachments"} {
+	for _, k := range []string{"blocks", "attachments", "metadata"} {
 		if str, ok := p[k].(string); ok && str != "" {
 			var v any
 			if err := json.Unmarshal([]byte(str), &v); err == nil {
@@ -373,6 +404,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	f, hasFault := s.takeFault(method)
 	s.mu.Unlock()
 	if hasFault {
+		if f.Lost {
+			call.Error = s.handle(method, r, p, perr)
+			s.record(call)
+			if f.Hang { // performed, then never answered: a kill mid-call
+				s.hang.Hang(r)
+				return
+			}
+			fault.Drop(w)
+			return
+		}
 		if f.Hang {
 			s.record(call)
 			s.hang.Hang(r)
@@ -395,30 +436,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var resp map[string]any
-	var code string
-	switch {
-	case perr != nil:
-		code = "invalid_form_data"
-	default:
-		code = s.auth(r, p)
-	}
-	if code == "" {
-		s.mu.Lock()
-		switch method {
-		case "chat.postMessage":
-			resp, code = s.postMessage(p)
-		case "chat.update":
-			resp, code = s.update(p)
-		case "conversations.create":
-			resp, code = s.create(p)
-		case "conversations.invite":
-			resp, code = s.invite(p)
-		default:
-			code = "unknown_method"
-		}
-		s.mu.Unlock()
-	}
+	resp, code := s.call(method, r, p, perr)
 	call.Error = code
 	s.record(call)
 	if code != "" {
@@ -429,9 +447,49 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, resp)
 }
 
+// handle performs a call whose answer is then lost, returning its error code.
+func (s *Server) handle(method string, r *http.Request, p params, perr error) string {
+	_, code := s.call(method, r, p, perr)
+	return code
+}
+
+func (s *Server) call(method string, r *http.Request, p params, perr error) (map[string]any, string) {
+	if perr != nil {
+		return nil, "invalid_form_data"
+	}
+	if code := s.auth(r, p); code != "" {
+		return nil, code
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case "chat.postMessage":
+		return s.postMessage(p)
+	case "chat.update":
+		return s.update(p)
+	case "conversations.create":
+		return s.create(p)
+	case "conversations.invite":
+		return s.invite(p)
+	case "conversations.join":
+		return s.join(p)
+	case "conversations.list":
+		return s.list(p)
+	case "conversations.history":
+		return s.history(p)
+	case "conversations.replies":
+		return s.replies(p)
+	}
+	return nil, "unknown_method"
+}
+
 func (s *Server) takeFault(method string) (Fault, bool) {
 	for i, f := range s.faults {
 		if f.method == "" || f.method == method {
+			if f.skip > 0 {
+				s.faults[i].skip--
+				return Fault{}, false
+			}
 			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
 			return f.Fault, true
 		}
@@ -537,6 +595,13 @@ func (s *Server) postMessage(p params) (map[string]any, string) {
 	if c == nil {
 		return nil, "channel_not_found"
 	}
+	if c.Archived {
+		return nil, "is_archived"
+	}
+	md, code := readMetadata(p["metadata"])
+	if code != "" {
+		return nil, code
+	}
 	text := p.str("text")
 	if text == "" && p["blocks"] == nil && p["attachments"] == nil {
 		return nil, "no_text"
@@ -558,7 +623,7 @@ func (s *Server) postMessage(p params) (map[string]any, string) {
 			thread = parent.ThreadTS // Slack threads replies-to-replies under the parent
 		}
 	}
-	m := &Message{Channel: c.ID, TS: s.nextTS(), ThreadTS: thread, Text: text, Blocks: blocks}
+	m := &Message{Channel: c.ID, TS: s.nextTS(), ThreadTS: thread, Text: text, Blocks: blocks, Metadata: md}
 	s.messages = append(s.messages, m)
 	return map[string]any{"channel": c.ID, "ts": m.TS,
 		"message": map[string]any{"type": "message", "text": text, "ts": m.TS, "thread_ts": thread}}, ""
@@ -577,6 +642,9 @@ func (s *Server) update(p params) (map[string]any, string) {
 	c := s.resolve(p.str("channel"))
 	if c == nil {
 		return nil, "channel_not_found"
+	}
+	if c.Archived {
+		return nil, "is_archived"
 	}
 	ts := p.str("ts")
 	m := s.find(c.ID, ts)
@@ -610,7 +678,8 @@ func (s *Server) update(p params) (map[string]any, string) {
 
 func channelJSON(c *Channel) map[string]any {
 	return map[string]any{"id": c.ID, "name": c.Name, "is_channel": true, "created": 1700000000,
-		"creator": BotUser, "is_member": true, "num_members": len(c.Members)}
+		"creator": BotUser, "is_member": contains(c.Members, BotUser), "is_archived": c.Archived,
+		"num_members": len(c.Members)}
 }
 
 func (s *Server) create(p params) (map[string]any, string) {
@@ -646,6 +715,9 @@ func (s *Server) invite(p params) (map[string]any, string) {
 	c := s.channels[p.str("channel")] // an ID is required here
 	if c == nil {
 		return nil, "channel_not_found"
+	}
+	if c.Archived {
+		return nil, "is_archived"
 	}
 	raw := p.str("users")
 	if raw == "" {
@@ -683,4 +755,258 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Archive archives a channel (name or ID), as a user archiving it would.
+func (s *Server) Archive(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.resolve(channel)
+	if c == nil {
+		return false
+	}
+	c.Archived = true
+	return true
+}
+
+// DeleteMessage removes a message, as a user deleting it would.
+func (s *Server) DeleteMessage(channel, ts string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.resolve(channel)
+	if c == nil {
+		return false
+	}
+	for i, m := range s.messages {
+		if m.Channel == c.ID && m.TS == ts {
+			s.messages = append(s.messages[:i:i], s.messages[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// readMetadata checks chat.postMessage's metadata: an object with an
+// event_type and an event_payload object.
+func readMetadata(v any) (*Metadata, string) {
+	if v == nil {
+		return nil, ""
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, "invalid_metadata_format"
+	}
+	typ, _ := m["event_type"].(string)
+	payload, ok := m["event_payload"].(map[string]any)
+	if typ == "" || !ok {
+		return nil, "invalid_metadata_schema"
+	}
+	if b, _ := json.Marshal(m); len(b) > 8000 {
+		return nil, "metadata_too_large"
+	}
+	return &Metadata{EventType: typ, EventPayload: payload}, ""
+}
+
+func (s *Server) join(p params) (map[string]any, string) {
+	c := s.channels[p.str("channel")] // an ID is required here
+	if c == nil {
+		return nil, "channel_not_found"
+	}
+	if c.Archived {
+		return nil, "is_archived"
+	}
+	resp := map[string]any{}
+	if contains(c.Members, BotUser) {
+		resp["warning"] = "already_in_channel"
+	} else {
+		c.Members = append(c.Members, BotUser)
+	}
+	resp["channel"] = channelJSON(c)
+	return resp, ""
+}
+
+// page reads limit (default 100, at most max) and an opaque cursor (here
+// the offset) the way Slack's paginated methods take them.
+func page(p params, max int) (offset, limit int, code string) {
+	limit = 100
+	if v := p.str("limit"); v != "" && v != "0" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, "invalid_limit"
+		}
+		limit = min(n, max)
+	}
+	if c := p.str("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "off:"))
+		if err != nil || !strings.HasPrefix(c, "off:") || n < 0 {
+			return 0, 0, "invalid_cursor"
+		}
+		offset = n
+	}
+	return offset, limit, ""
+}
+
+// list answers conversations.list in creation order: public channels by
+// default, archived ones unless exclude_archived.
+func (s *Server) list(p params) (map[string]any, string) {
+	offset, limit, code := page(p, 1000)
+	if code != "" {
+		return nil, code
+	}
+	types := p.str("types")
+	if types != "" && !strings.Contains(types, "public_channel") {
+		return map[string]any{"channels": []any{}, "response_metadata": map[string]any{"next_cursor": ""}}, ""
+	}
+	exclude := p.str("exclude_archived") == "true" || p.str("exclude_archived") == "1"
+	var all []*Channel
+	for _, c := range s.channels {
+		if !(exclude && c.Archived) {
+			all = append(all, c)
+		}
+	}
+	sortChannels(all)
+	out := []any{}
+	next := ""
+	for i := offset; i < len(all); i++ {
+		if len(out) == limit {
+			next = "off:" + strconv.Itoa(i)
+			break
+		}
+		out = append(out, channelJSON(all[i]))
+	}
+	return map[string]any{"channels": out, "response_metadata": map[string]any{"next_cursor": next}}, ""
+}
+
+func sortChannels(cs []*Channel) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && cs[j].ID < cs[j-1].ID; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+// messageJSON is a message as the history methods return it; metadata only
+// when asked for with include_all_metadata.
+func messageJSON(m *Message, withMetadata bool, replies int) map[string]any {
+	out := map[string]any{"type": "message", "user": BotUser, "ts": m.TS, "text": m.Text}
+	if m.ThreadTS != "" {
+		out["thread_ts"] = m.ThreadTS
+	} else if replies > 0 {
+		out["thread_ts"], out["reply_count"] = m.TS, replies
+	}
+	if m.Blocks != nil {
+		out["blocks"] = m.Blocks
+	}
+	if withMetadata && m.Metadata != nil {
+		out["metadata"] = m.Metadata
+	}
+	return out
+}
+
+// window reads oldest, latest and inclusive (ts strings compare as numbers).
+func window(p params) func(ts string) bool {
+	oldest, latest := p.str("oldest"), p.str("latest")
+	inclusive := p.str("inclusive") == "1" || p.str("inclusive") == "true"
+	num := func(ts string) float64 { f, _ := strconv.ParseFloat(ts, 64); return f }
+	return func(ts string) bool {
+		t := num(ts)
+		if oldest != "" && (t < num(oldest) || (!inclusive && t == num(oldest))) {
+			return false
+		}
+		if latest != "" && (t > num(latest) || (!inclusive && t == num(latest))) {
+			return false
+		}
+		return true
+	}
+}
+
+func flag(p params, k string) bool { return p.str(k) == "1" || p.str(k) == "true" }
+
+// readable is the channel a history method reads; Slack requires an ID and
+// membership.
+func (s *Server) readable(p params) (*Channel, string) {
+	c := s.channels[p.str("channel")]
+	if c == nil {
+		return nil, "channel_not_found"
+	}
+	if !contains(c.Members, BotUser) {
+		return nil, "not_in_channel"
+	}
+	return c, ""
+}
+
+// history answers conversations.history: top-level messages newest first.
+func (s *Server) history(p params) (map[string]any, string) {
+	c, code := s.readable(p)
+	if code != "" {
+		return nil, code
+	}
+	offset, limit, code := page(p, 999)
+	if code != "" {
+		return nil, code
+	}
+	in := window(p)
+	var all []*Message
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		if m := s.messages[i]; m.Channel == c.ID && m.ThreadTS == "" && in(m.TS) {
+			all = append(all, m)
+		}
+	}
+	out := []any{}
+	next := ""
+	for i := offset; i < len(all); i++ {
+		if len(out) == limit {
+			next = "off:" + strconv.Itoa(i)
+			break
+		}
+		out = append(out, messageJSON(all[i], flag(p, "include_all_metadata"), len(s.thread(c.ID, all[i].TS))))
+	}
+	return map[string]any{"messages": out, "has_more": next != "",
+		"response_metadata": map[string]any{"next_cursor": next}}, ""
+}
+
+func (s *Server) thread(channelID, ts string) []*Message {
+	var out []*Message
+	for _, m := range s.messages {
+		if m.Channel == channelID && m.ThreadTS == ts {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// replies answers conversations.replies: the parent, then its replies
+// oldest first (the parent is included whatever the window, as Slack does).
+func (s *Server) replies(p params) (map[string]any, string) {
+	c, code := s.readable(p)
+	if code != "" {
+		return nil, code
+	}
+	parent := s.find(c.ID, p.str("ts"))
+	if p.str("ts") == "" || parent == nil {
+		return nil, "thread_not_found"
+	}
+	offset, limit, code := page(p, 1000)
+	if code != "" {
+		return nil, code
+	}
+	meta := flag(p, "include_all_metadata")
+	all := []*Message{parent}
+	in := window(p)
+	for _, m := range s.thread(c.ID, parent.TS) {
+		if in(m.TS) {
+			all = append(all, m)
+		}
+	}
+	out := []any{}
+	next := ""
+	for i := offset; i < len(all); i++ {
+		if len(out) == limit {
+			next = "off:" + strconv.Itoa(i)
+			break
+		}
+		out = append(out, messageJSON(all[i], meta, len(all)-1))
+	}
+	return map[string]any{"messages": out, "has_more": next != "",
+		"response_metadata": map[string]any{"next_cursor": next}}, ""
 }

@@ -199,3 +199,114 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("%d messages", n)
 	}
 }
+
+// Metadata posted with a message comes back from the history methods only
+// with include_all_metadata, as Slack documents.
+func TestMetadataAndHistory(t *testing.T) {
+	s := New(tok)
+	defer s.Close()
+	md := `{"event_type":"amtriage_incident","event_payload":{"incident":"i1","key":"message/1"}}`
+	wantErr(t, call(t, s, "chat.postMessage", url.Values{"channel": {"#alerts"}, "text": {"x"}, "metadata": {`{"event_type":"x"}`}}, tok), "invalid_metadata_schema")
+	wantErr(t, call(t, s, "chat.postMessage", url.Values{"channel": {"#alerts"}, "text": {"x"}, "metadata": {`nope`}}, tok), "invalid_metadata_format")
+	r := call(t, s, "chat.postMessage", url.Values{"channel": {"#alerts"}, "text": {"parent"}, "metadata": {md}}, tok)
+	parent, _ := r["ts"].(string)
+	call(t, s, "chat.postMessage", url.Values{"channel": {"#alerts"}, "text": {"reply"}, "thread_ts": {parent}, "metadata": {md}}, tok)
+	call(t, s, "chat.postMessage", url.Values{"channel": {"#alerts"}, "text": {"later"}}, tok)
+
+	wantErr(t, call(t, s, "conversations.history", url.Values{"channel": {"#alerts"}}, tok), "channel_not_found") // an ID is required
+	h := call(t, s, "conversations.history", url.Values{"channel": {"CALERTS"}}, tok)
+	msgs, _ := h["messages"].([]any)
+	if len(msgs) != 2 || msgs[0].(map[string]any)["text"] != "later" {
+		t.Fatalf("history = %v", h)
+	}
+	if _, ok := msgs[1].(map[string]any)["metadata"]; ok {
+		t.Fatal("metadata returned without include_all_metadata")
+	}
+	h = call(t, s, "conversations.history", url.Values{"channel": {"CALERTS"}, "include_all_metadata": {"1"}, "limit": {"1"}}, tok)
+	msgs, _ = h["messages"].([]any)
+	next, _ := h["response_metadata"].(map[string]any)["next_cursor"].(string)
+	if len(msgs) != 1 || h["has_more"] != true || next == "" {
+		t.Fatalf("first page = %v", h)
+	}
+	h = call(t, s, "conversations.history", url.Values{"channel": {"CALERTS"}, "include_all_metadata": {"1"}, "cursor": {next}}, tok)
+	msgs, _ = h["messages"].([]any)
+	m, _ := msgs[0].(map[string]any)
+	meta, _ := m["metadata"].(map[string]any)
+	if len(msgs) != 1 || meta["event_type"] != "amtriage_incident" || m["reply_count"] != float64(1) {
+		t.Fatalf("second page = %v", h)
+	}
+	h = call(t, s, "conversations.history", url.Values{"channel": {"CALERTS"}, "oldest": {parent}}, tok)
+	if msgs, _ := h["messages"].([]any); len(msgs) != 1 {
+		t.Fatalf("oldest is exclusive without inclusive: %v", h)
+	}
+
+	wantErr(t, call(t, s, "conversations.replies", url.Values{"channel": {"CALERTS"}, "ts": {"1.000001"}}, tok), "thread_not_found")
+	rep := call(t, s, "conversations.replies", url.Values{"channel": {"CALERTS"}, "ts": {parent}, "include_all_metadata": {"1"}}, tok)
+	msgs, _ = rep["messages"].([]any)
+	if len(msgs) != 2 || msgs[1].(map[string]any)["text"] != "reply" || msgs[1].(map[string]any)["metadata"] == nil {
+		t.Fatalf("replies = %v", rep)
+	}
+	if got := s.Messages("#alerts"); got[0].Metadata == nil || got[0].Metadata.EventPayload["key"] != "message/1" {
+		t.Fatalf("recorded metadata = %+v", got[0].Metadata)
+	}
+}
+
+func TestListJoinArchive(t *testing.T) {
+	s := New(tok)
+	defer s.Close()
+	s.AddChannel("team-api")
+	s.Archive("#team-api")
+	l := call(t, s, "conversations.list", url.Values{"limit": {"2"}}, tok)
+	chans, _ := l["channels"].([]any)
+	next, _ := l["response_metadata"].(map[string]any)["next_cursor"].(string)
+	if len(chans) != 2 || next == "" {
+		t.Fatalf("first page = %v", l)
+	}
+	l = call(t, s, "conversations.list", url.Values{"cursor": {next}}, tok)
+	second, _ := l["channels"].([]any)
+	if len(second) != 1 {
+		t.Fatalf("second page = %v", l)
+	}
+	archived := 0
+	for _, c := range append(chans, second...) {
+		if c := c.(map[string]any); c["is_archived"] == true && c["name"] == "team-api" {
+			archived++
+		}
+	}
+	if archived != 1 {
+		t.Fatalf("team-api not listed as archived: %v %v", chans, second)
+	}
+	l = call(t, s, "conversations.list", url.Values{"exclude_archived": {"true"}}, tok)
+	if chans, _ := l["channels"].([]any); len(chans) != 2 {
+		t.Fatalf("exclude_archived = %v", l)
+	}
+	id, _ := s.ChannelID("team-api")
+	wantErr(t, call(t, s, "conversations.join", url.Values{"channel": {id}}, tok), "is_archived")
+	wantErr(t, call(t, s, "chat.postMessage", url.Values{"channel": {id}, "text": {"x"}}, tok), "is_archived")
+	if r := call(t, s, "conversations.join", url.Values{"channel": {"CALERTS"}}, tok); r["ok"] != true || r["warning"] != "already_in_channel" {
+		t.Fatalf("join = %v", r)
+	}
+}
+
+// A lost answer: the call is performed, the connection closed unanswered.
+func TestLostFault(t *testing.T) {
+	s := New(tok)
+	defer s.Close()
+	s.FailAfter("chat.postMessage", 1, Fault{Lost: true})
+	post := func() error {
+		resp, err := http.PostForm(s.URL+"chat.postMessage", url.Values{"token": {tok}, "channel": {"#alerts"}, "text": {"x"}})
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := post(); err != nil {
+		t.Fatal(err)
+	}
+	if err := post(); err == nil {
+		t.Fatal("lost answer arrived")
+	}
+	if n := len(s.Messages("#alerts")); n != 2 {
+		t.Fatalf("%d messages, want both posts performed", n)
+	}
+}

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -779,16 +780,17 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 		At:           at,
 		GroupKey:     msg.GroupKey,
 		ExternalURL:  msg.ExternalURL,
+		Receiver:     msg.Receiver,
 		Complete:     msg.TruncatedAlerts == 0,
 		Observations: make([]incident.Observation, len(msg.Alerts)),
 	}
-	fresh := map[string]freshAlert{} // per service: the most severe newly decided firing alert
+	fresh := map[string]freshAlert{} // per unit: the most severe newly decided firing alert
 	for i := range msg.Alerts {
 		a, pr := &msg.Alerts[i], priors[i]
-		service, decision := "", severity.Decision{}
+		service, unit, decision := "", "", severity.Decision{}
 		switch {
 		case pr.reuse:
-			service, decision = pr.service, pr.known.Decision
+			service, unit, decision = pr.service, pr.unit, pr.known.Decision
 		case a.Status != incident.Firing:
 			// A resolution: its decision is kept for the record only.
 			r := p.triager.ClassifyStatic(a)
@@ -802,14 +804,22 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 			}
 			r := p.triager.Classify(ctx, ev, a, prev)
 			service, decision = r.Service, r.Decision
+			if service == "" {
+				service, unit = GroupUnit(msg, a)
+			}
 			p.metrics.decided(decision)
 			p.countPartial(ev, service, r.Failed)
-			if f, ok := fresh[service]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
-				fresh[service] = freshAlert{key: pr.key, alert: a, profile: r.Profile, decision: decision}
+			by := cmp.Or(unit, service)
+			if f, ok := fresh[by]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
+				fresh[by] = freshAlert{key: pr.key, alert: a, profile: r.Profile, decision: decision}
 			}
+		}
+		if service == "" { // a resolution of an alert that names no service
+			service, unit = GroupUnit(msg, a)
 		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,
+			Unit:     unit,
 			Decision: decision,
 			Alert: incident.Alert{
 				Key:          pr.key,
@@ -835,6 +845,7 @@ type prior struct {
 	key     string          // the occurrence key
 	known   *incident.Alert // the occurrence when it is already firing
 	service string          // its incident's service
+	unit    string          // and unit
 	// reuse: Alertmanager resends groups, and an alert already firing with
 	// the same annotations (its labels are in the key) keeps its decision;
 	// fresh measured signals for open incidents are a re-evaluation's job.
@@ -848,7 +859,10 @@ func (p *Pipeline) priors(msg *Message) []prior {
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		pr := prior{key: OccurrenceKey(a)}
-		pr.known, pr.service = p.book.Firing(pr.key)
+		var inc *incident.Incident
+		if pr.known, inc = p.book.Firing(pr.key); inc != nil {
+			pr.service, pr.unit = inc.Service, inc.Unit
+		}
 		pr.reuse = pr.known != nil && a.Status == incident.Firing && maps.Equal(pr.known.Annotations, a.Annotations)
 		out[i] = pr
 	}

@@ -3,9 +3,12 @@ package triage
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // groupAlert is one alert of a hand-built notification.
@@ -144,6 +147,84 @@ func TestAbsenceIsScopedToTheAlertmanagerAndReceiver(t *testing.T) {
 		}
 		if got := firing(); got != s.firing {
 			t.Fatalf("%s: %d firing, want %d", s.what, got, s.firing)
+		}
+	}
+}
+
+// A schema 2 store's alerts know their groupKey alone. They are read as
+// they are, scoped to no Alertmanager: a complete notification of a group
+// with that key resolves none of them until they are delivered again (then
+// they are scoped to their sender); staleness still applies meanwhile.
+func TestSchema2AlertsAreScopedOnTheirNextDelivery(t *testing.T) {
+	dir := t.TempDir()
+	const am, key = "http://am-a.example:9093", `{}:{alertname="HighErrorRate"}`
+	common := map[string]string{"alertname": "HighErrorRate", "service": "api"}
+	alert := func(pod string) groupAlert {
+		return groupAlert{labels: map[string]string{"alertname": "HighErrorRate", "service": "api", "pod": pod}, summary: "errors"}
+	}
+	clock := time.Date(2026, 11, 23, 3, 10, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	sp := openSwitchPipeline(t, dir, now)
+	sp.receive(notification(t, am, "amtriage", key, common, alert("old")), clock)
+	if err := sp.p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the records as schema 2 had them: no externalURL, no receiver.
+	if err := sp.store.state.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAlerts)
+		var keys, vals [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			var rec map[string]any
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			if rec["externalURL"] != am || rec["receiver"] != "amtriage" {
+				return fmt.Errorf("stored alert %s without its scope: %s", k, v)
+			}
+			delete(rec, "externalURL")
+			delete(rec, "receiver")
+			nv, err := json.Marshal(rec)
+			keys, vals = append(keys, append([]byte(nil), k...)), append(vals, nv)
+			return err
+		}); err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := b.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("2"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sp.close()
+
+	sp = openSwitchPipeline(t, dir, now)
+	defer sp.close()
+	var schema string
+	_ = sp.store.state.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta).Get(keySchema)); return nil })
+	if schema != schemaVersion {
+		t.Errorf("schema %q after opening a schema 2 store, want %q", schema, schemaVersion)
+	}
+	steps := []struct {
+		what   string
+		alerts []groupAlert
+		firing int
+	}{
+		{"the group without the old alert: it is not resolved", []groupAlert{alert("new")}, 2},
+		{"the old alert delivered again", []groupAlert{alert("old"), alert("new")}, 2},
+		{"the group without it now: resolved", []groupAlert{alert("new")}, 1},
+	}
+	for _, s := range steps {
+		clock = clock.Add(time.Minute)
+		sp.receive(notification(t, am, "amtriage", key, common, s.alerts...), clock)
+		if err := sp.p.Drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		open := sp.p.OpenIncidents()
+		if len(open) != 1 || open[0].AlertsFiring != s.firing {
+			t.Fatalf("%s: %+v, want one incident with %d firing", s.what, open, s.firing)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 )
@@ -42,6 +43,13 @@ type Pipeline struct {
 	statusEvery map[severity.Level]time.Duration
 	reevaluate  map[severity.Level]time.Duration
 	now         func() time.Time
+
+	// The dead man's switch: the heartbeat's alertname, and how long its
+	// silence may last. beats is restored with the book and, like it,
+	// changed only with p.mu held.
+	heartbeat    string
+	missingAfter time.Duration
+	beats        *heartbeat.Switch
 
 	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
 	book    *incident.Book
@@ -100,7 +108,11 @@ type PipelineOptions struct {
 	// Reevaluate is how often open incidents are triaged again, by severity
 	// (absent or 0: never). Only useful with measuring sources.
 	Reevaluate map[severity.Level]time.Duration
-	Now        func() time.Time
+	// Heartbeat is the heartbeat's alertname (rules.DefaultHeartbeatName
+	// when empty); MissingAfter how long its silence may last (0: 15m).
+	Heartbeat    string
+	MissingAfter time.Duration
+	Now          func() time.Time
 }
 
 // NewPipeline loads the persisted incident state.
@@ -109,8 +121,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
-		wake:    make(chan struct{}, 1),
-		decoded: map[uint64]decodedMsg{},
+		wake:      make(chan struct{}, 1),
+		decoded:   map[uint64]decodedMsg{},
+		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -135,6 +148,7 @@ func (p *Pipeline) reload() error {
 	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats)
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
 	p.readThrough.Store(ls.LastSeq)
@@ -247,6 +261,9 @@ func sweepInterval(staleAfter time.Duration) time.Duration {
 // quarter of its interval late.
 func (p *Pipeline) tick() time.Duration {
 	d := sweepInterval(p.staleAfter)
+	if every := p.missingAfter / 10; every < d { // a silence is noticed within a tenth of missing_after
+		d = max(every, time.Second)
+	}
 	for _, every := range p.reevaluate {
 		if every > 0 && every/4 < d {
 			d = max(every/4, time.Second)
@@ -609,6 +626,14 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 	if len(units) == 0 {
 		return nil
 	}
+	beats := map[string]time.Time{}
+	for i := range units {
+		u := &units[i]
+		var beat bool
+		if u.msg, beat = p.quiet(u.msg); beat && u.msg.ExternalURL != "" && u.receivedAt.After(beats[u.msg.ExternalURL]) {
+			beats[u.msg.ExternalURL] = u.receivedAt
+		}
+	}
 	priors := make([][]prior, len(units))
 	var undecided []*template.Alert
 	for i, u := range units {
@@ -645,7 +670,32 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 	for i, ds := range p.diagnose(work, ev, fresh) {
 		batches[i].Diagnoses = ds
 	}
-	return p.apply(lastSeq, batches)
+	return p.apply(lastSeq, batches, beats)
+}
+
+// quiet returns msg without the alerts that never form incidents (the
+// heartbeat, severity="none"), and whether the heartbeat fires in it. msg
+// itself is left as it is: the intake's cache may hold it.
+func (p *Pipeline) quiet(msg *Message) (*Message, bool) {
+	n, beat := 0, false
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
+		if heartbeat.Quiet(a.Labels, p.heartbeat) {
+			n++
+			beat = beat || (a.Status == incident.Firing && a.Labels["alertname"] == p.heartbeat)
+		}
+	}
+	if n == 0 {
+		return msg, false
+	}
+	out := *msg
+	out.Alerts = make(template.Alerts, 0, len(msg.Alerts)-n)
+	for _, a := range msg.Alerts {
+		if !heartbeat.Quiet(a.Labels, p.heartbeat) {
+			out.Alerts = append(out.Alerts, a)
+		}
+	}
+	return &out, beat
 }
 
 // processingPanic is a panic while processing a notification: deterministic
@@ -769,6 +819,7 @@ func (p *Pipeline) restoreLocked() error {
 	p.book = incident.NewBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats)
 	return nil
 }
 
@@ -937,13 +988,29 @@ func (p *Pipeline) countPartial(ev *signal.Evaluation, service string, failed []
 }
 
 // apply folds batches into the book and commits them with lastSeq in one
-// transaction. Readers never see state that is not yet durable.
-func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch) error {
+// transaction, with the heartbeats they carried (externalURL → arrival): a
+// heartbeat resolves the silence before it. Readers never see state that is
+// not yet durable.
+func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch, beats map[string]time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	commit := &Commit{LastSeq: lastSeq, Receivers: p.receivers}
 	for _, b := range batches {
 		commit.Changes = append(commit.Changes, p.book.Apply(b))
+	}
+	for _, url := range slices.Sorted(maps.Keys(beats)) {
+		at := beats[url]
+		since, recorded := p.beats.Beat(url, at)
+		if !recorded {
+			continue
+		}
+		if commit.Heartbeats == nil {
+			commit.Heartbeats = map[string]time.Time{}
+		}
+		commit.Heartbeats[url] = at
+		if a, _ := p.book.Firing(heartbeat.Key(url, since)); a != nil && !since.IsZero() {
+			commit.Changes = append(commit.Changes, p.book.Apply(p.beats.Resolved(url, since, at)))
+		}
 	}
 	return p.commit(commit)
 }
@@ -953,18 +1020,23 @@ func (p *Pipeline) Sweep() error {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	commit := &Commit{Receivers: p.receivers, Changes: []*incident.Changes{
-		p.book.SweepStale(now, p.staleAfter),
-		p.book.StatusDue(now, p.statusEvery),
-	}}
+	commit := &Commit{Receivers: p.receivers}
+	// Silent Alertmanagers first: their incidents are then not stale.
+	for _, b := range p.beats.Due(now) {
+		commit.Changes = append(commit.Changes, p.book.Apply(b))
+	}
+	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {
 			commit.PruneDeadBefore = now.Add(-p.retention)
 		}
 	}
-	if commit.Changes[0].Empty() && commit.Changes[1].Empty() && len(commit.PrunedIncidents) == 0 &&
-		len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero() {
+	empty := len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero()
+	for _, ch := range commit.Changes {
+		empty = empty && ch.Empty()
+	}
+	if empty {
 		return nil
 	}
 	return p.commit(commit)
@@ -1012,4 +1084,7 @@ func (p *Pipeline) updateGaugesLocked() {
 		p.metrics.IncidentsOpen.WithLabelValues(strconv.Itoa(s)).Set(float64(counts[s]))
 	}
 	p.metrics.InboxPending.Set(float64(p.store.InboxSeq() - p.lastSeq))
+	for url, at := range p.beats.Last() {
+		p.metrics.HeartbeatLastSeen.WithLabelValues(url).Set(float64(at.UnixNano()) / 1e9)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 )
@@ -113,6 +114,9 @@ func (p *Pipeline) dueForReevaluation(now time.Time) []dueIncident {
 	defer p.mu.RUnlock()
 	var out []dueIncident
 	for _, inc := range p.book.DueForReevaluation(now, p.reevaluate) {
+		if heartbeat.Owns(inc) {
+			continue // the switch decides it; no source measures a heartbeat
+		}
 		d := dueIncident{id: inc.ID, service: inc.Service, unit: inc.GroupedBy(), severity: inc.Severity}
 		for _, a := range inc.SortedAlerts() {
 			if a.Status == incident.Firing {

@@ -155,6 +155,10 @@ func Start(t testing.TB, cfg Config) *Alertmanager {
 // URL returns the Alertmanager's base URL, http://127.0.0.1:PORT.
 func (am *Alertmanager) URL() string { return am.srv.URL }
 
+// Stop stops the Alertmanager now (SIGTERM), before the test ends: it sends
+// nothing more. Safe to call more than once.
+func (am *Alertmanager) Stop(t testing.TB) { am.srv.Stop(t) }
+
 // LogPath returns the file that receives the Alertmanager's stdout and stderr.
 func (am *Alertmanager) LogPath() string { return am.srv.LogPath }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/heartbeat"
 )
 
 const heartbeatAM = "http://am1.example:9093"
@@ -215,12 +216,12 @@ func TestDeadMansSwitchSurvivesRestarts(t *testing.T) {
 	sp.close()
 
 	clock = t0.Add(20 * time.Minute)
+	back := clock
 	sp = openSwitchPipeline(t, dir, now)
-	defer sp.close()
 	if open := sp.p.OpenIncidents(); len(open) != 1 {
 		t.Fatalf("after a restart: %+v, want the incident still open", open)
 	}
-	sp.receive(watchdogs(t, heartbeatAM), clock)
+	sp.receive(watchdogs(t, heartbeatAM), back)
 	if err := sp.p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +230,25 @@ func TestDeadMansSwitchSurvivesRestarts(t *testing.T) {
 	}
 	if got := sp.events(clock); len(got) != 2 || got[0] != "opened sev1 "+missingTitle(t0) || !strings.HasPrefix(got[1], "resolved sev1") {
 		t.Errorf("sent %q, want the opening and the resolution", got)
+	}
+	sp.close()
+
+	// Down for 40 minutes: Alertmanager could not deliver meanwhile, so its
+	// silence waits the start grace for a heartbeat, then counts from its start.
+	clock = back.Add(40 * time.Minute)
+	sp = openSwitchPipeline(t, dir, now)
+	defer sp.close()
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 0 {
+		t.Fatalf("at once after a long downtime: %+v", open)
+	}
+	clock = clock.Add(heartbeat.StartGrace)
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 1 || open[0].Title != missingTitle(back) {
+		t.Fatalf("the start grace over: %+v, want %q", open, missingTitle(back))
 	}
 }

@@ -50,6 +50,7 @@ type Pipeline struct {
 	heartbeat    string
 	missingAfter time.Duration
 	beats        *heartbeat.Switch
+	started      time.Time // when this pipeline started, for heartbeat.StartGrace
 
 	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
 	book    *incident.Book
@@ -131,6 +132,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if p.onEvents == nil {
 		p.onEvents = func() {}
 	}
+	p.started = p.now()
 	if err := p.reload(); err != nil {
 		return nil, err
 	}
@@ -148,7 +150,7 @@ func (p *Pipeline) reload() error {
 	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
-	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats)
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
 	p.readThrough.Store(ls.LastSeq)
@@ -819,7 +821,7 @@ func (p *Pipeline) restoreLocked() error {
 	p.book = incident.NewBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq
-	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats)
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
 	return nil
 }
 

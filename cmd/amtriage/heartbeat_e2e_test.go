@@ -100,9 +100,9 @@ heartbeat:
 		t.Fatalf("heartbeats formed incidents: %+v", open)
 	}
 	am.Stop(t)
-	last, _ := d.metric(sample)
 	var open []incidentJSON
 	waitFor(t, 30*time.Second, "the dead man's switch", func() bool { open = d.incidents(); return len(open) > 0 })
+	last, _ := d.metric(sample) // read now: the last heartbeat sent may have been processed after the stop
 	since := time.Unix(0, int64(last*1e9)).UTC().Format("15:04")
 	want := "INCIDENT: alerting-pipeline - no heartbeat from " + am.URL() + " since " + since + " UTC"
 	if len(open) != 1 || open[0].Severity != 1 || open[0].Service != "alerting-pipeline" || open[0].Title != want {

@@ -30,15 +30,25 @@ func Quiet(labels map[string]string, heartbeat string) bool {
 	return labels["severity"] == "none" || (heartbeat != "" && labels["alertname"] == heartbeat)
 }
 
+// StartGrace is how long after amtriage starts a silence waits for a
+// heartbeat before it opens an incident (at most missing_after): while
+// amtriage was down, Alertmanager could not deliver, and its next heartbeat
+// (every minute on the shipped route, retried after a failure) proves more
+// than the silence did. The clock is not reset: a silence that began before
+// the restart is judged from its start.
+const StartGrace = 2 * time.Minute
+
 // Switch remembers when each Alertmanager's heartbeat last arrived.
 type Switch struct {
 	missingAfter time.Duration
+	judgeFrom    time.Time            // no incident opens before it
 	last         map[string]time.Time // externalURL → last heartbeat
 }
 
-// New returns a switch that knows the heartbeats in last (as stored).
-func New(missingAfter time.Duration, last map[string]time.Time) *Switch {
-	s := &Switch{missingAfter: missingAfter, last: map[string]time.Time{}}
+// New returns a switch that knows the heartbeats in last (as stored), for
+// an amtriage started at started.
+func New(missingAfter time.Duration, last map[string]time.Time, started time.Time) *Switch {
+	s := &Switch{missingAfter: missingAfter, judgeFrom: started.Add(min(missingAfter, StartGrace)), last: map[string]time.Time{}}
 	maps.Copy(s.last, last)
 	return s
 }
@@ -65,6 +75,9 @@ func (s *Switch) Beat(externalURL string, at time.Time) (since time.Time, record
 // at each sweep is a redelivery, which changes nothing but refreshes the
 // alert against staleness.
 func (s *Switch) Due(now time.Time) []incident.Batch {
+	if now.Before(s.judgeFrom) {
+		return nil
+	}
 	var out []incident.Batch
 	for _, url := range slices.Sorted(maps.Keys(s.last)) {
 		since := s.last[url]

@@ -28,7 +28,7 @@ func TestQuiet(t *testing.T) {
 
 func TestSwitch(t *testing.T) {
 	const am1, am2 = "http://am1:9093", "http://am2:9093"
-	s := New(15*time.Minute, map[string]time.Time{am1: t0})
+	s := New(15*time.Minute, map[string]time.Time{am1: t0}, t0)
 	if since, ok := s.Beat(am2, t0.Add(time.Minute)); !ok || !since.IsZero() {
 		t.Errorf("the first heartbeat of an Alertmanager: %v %v, want recorded, ending no silence", since, ok)
 	}
@@ -65,8 +65,34 @@ func TestSwitch(t *testing.T) {
 	}
 }
 
+// After a start, a silence waits StartGrace for a heartbeat: Alertmanager
+// could not deliver while amtriage was down. It is still judged from its
+// beginning, not from the start.
+func TestStartGrace(t *testing.T) {
+	const am = "http://am1:9093"
+	for _, tt := range []struct {
+		name         string
+		started, now time.Duration // after the last heartbeat
+		due          bool
+	}{
+		{"down for an hour, just started", time.Hour, time.Hour + time.Minute, false},
+		{"down for an hour, up past the grace", time.Hour, time.Hour + StartGrace, true},
+		{"restarted in the silence: not reset", 10 * time.Minute, 15*time.Minute + time.Second, true},
+		{"restarted just before missing_after", 14 * time.Minute, 15*time.Minute + time.Second, false},
+		{"restarted just before missing_after, grace over", 14 * time.Minute, 14*time.Minute + StartGrace, true},
+	} {
+		s := New(15*time.Minute, map[string]time.Time{am: t0}, t0.Add(tt.started))
+		if got := len(s.Due(t0.Add(tt.now))) == 1; got != tt.due {
+			t.Errorf("%s: due %v, want %v", tt.name, got, tt.due)
+		}
+	}
+	if due := New(10*time.Second, map[string]time.Time{am: t0}, t0.Add(time.Hour)).Due(t0.Add(time.Hour + 10*time.Second)); len(due) != 1 {
+		t.Errorf("the grace exceeds a missing_after of 10s: %+v", due)
+	}
+}
+
 func TestOwns(t *testing.T) {
-	o := New(time.Minute, map[string]time.Time{"http://am": t0}).Due(t0.Add(time.Hour))[0].Observations[0]
+	o := New(time.Minute, map[string]time.Time{"http://am": t0}, t0).Due(t0.Add(time.Hour))[0].Observations[0]
 	if !Owns(&incident.Incident{Service: o.Service, Unit: o.Unit}) {
 		t.Error("the switch does not own its incident")
 	}

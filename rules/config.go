@@ -21,6 +21,7 @@ type Config struct {
 	Store      StoreConfig      `yaml:"store"`
 	Intake     IntakeConfig     `yaml:"intake"`
 	Incidents  IncidentsConfig  `yaml:"incidents"`
+	Heartbeat  HeartbeatConfig  `yaml:"heartbeat"`
 	Severity   ThresholdsConfig `yaml:"severity"` // global defaults; profiles override
 	Prometheus PrometheusConfig `yaml:"prometheus"`
 	Probes     ProbesConfig     `yaml:"probes"`
@@ -82,6 +83,14 @@ type IntakeConfig struct {
 	// its first 10 s have passed, with 408: slow clients cannot hold the
 	// in-flight budget or the connections. Default 16384; 0 turns it off.
 	MinBodyRate int64 `yaml:"min_body_rate"`
+}
+
+// HeartbeatConfig is the dead man's switch: once an Alertmanager's
+// always-firing heartbeat alert has been seen, its silence for longer than
+// MissingAfter opens a Sev 1 incident for the alerting pipeline.
+type HeartbeatConfig struct {
+	Alertname    string   `yaml:"alertname"`     // default Watchdog
+	MissingAfter Duration `yaml:"missing_after"` // default 15m; 10s..24h
 }
 
 // IncidentsConfig tunes the incident lifecycle.

@@ -72,6 +72,7 @@ func TestDefaults(t *testing.T) {
 		Intake: IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20, MinBodyRate: 16 << 10},
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
+		Heartbeat:  HeartbeatConfig{Alertname: "Watchdog", MissingAfter: Duration(15 * time.Minute)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second), TrendWindow: Duration(10 * time.Minute), RecoveringDrop: &drop},
 		Probes:     ProbesConfig{Timeout: Duration(2 * time.Second)},
 		Kubernetes: KubernetesConfig{RolloutWindow: Duration(30 * time.Minute), EventWindow: Duration(15 * time.Minute), LogTimeout: Duration(2 * time.Second), LogBytes: 64 << 10},
@@ -192,6 +193,19 @@ prometheus:
 			name: "staleness shorter than a last-seen time can be behind",
 			in:   "incidents:\n  stale_after: 5s\n",
 			want: []string{`line 2: incidents.stale_after: must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got 5s`},
+		},
+		{
+			name: "heartbeat silence out of bounds",
+			in:   "heartbeat:\n  missing_after: 5s\n",
+			want: []string{`line 2: heartbeat.missing_after: must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got 5s`},
+		},
+		{
+			name: "heartbeat silence of days",
+			in:   "heartbeat:\n  alertname: ' Watchdog'\n  missing_after: 2d\n",
+			want: []string{
+				`line 2: heartbeat.alertname: must not start or end with spaces, got " Watchdog"`,
+				`line 3: heartbeat.missing_after: must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got 2d`,
+			},
 		},
 		{
 			name: "bad matcher",

@@ -18,6 +18,8 @@ const (
 	DefaultMaxPending     = 4096
 	DefaultMinBodyRate    = 16 << 10 // bytes/s
 	DefaultStaleAfter     = 12 * time.Hour
+	DefaultHeartbeatName  = "Watchdog"
+	DefaultMissingAfter   = 15 * time.Minute
 	DefaultRetention      = 168 * time.Hour
 	DefaultPromTimeout    = 2 * time.Second
 	DefaultTrendWindow    = 10 * time.Minute
@@ -86,6 +88,12 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	}
 	if c.Incidents.Retention == 0 {
 		c.Incidents.Retention = Duration(DefaultRetention)
+	}
+	if c.Heartbeat.Alertname == "" {
+		c.Heartbeat.Alertname = DefaultHeartbeatName
+	}
+	if c.Heartbeat.MissingAfter == 0 {
+		c.Heartbeat.MissingAfter = Duration(DefaultMissingAfter)
 	}
 	if c.Prometheus.Timeout == 0 {
 		c.Prometheus.Timeout = Duration(DefaultPromTimeout)

@@ -75,6 +75,15 @@ func (v *validator) config(c *Config) {
 	if d := time.Duration(c.Incidents.StaleAfter); d != 0 && d < 10*time.Minute {
 		v.failf("incidents.stale_after", "must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got %s", c.Incidents.StaleAfter)
 	}
+	// The heartbeat is resent every repeat_interval of its route: silence
+	// must last several of those before it means anything (a minute in
+	// deploy/alertmanager-receiver.yml; seconds only in tests).
+	if d := time.Duration(c.Heartbeat.MissingAfter); d != 0 && (d < 10*time.Second || d > 24*time.Hour) { // 0: the default
+		v.failf("heartbeat.missing_after", "must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got %s", c.Heartbeat.MissingAfter)
+	}
+	if strings.TrimSpace(c.Heartbeat.Alertname) != c.Heartbeat.Alertname {
+		v.failf("heartbeat.alertname", "must not start or end with spaces, got %q", c.Heartbeat.Alertname)
+	}
 	if c.Intake.MinBodyRate < 0 {
 		v.failf("intake.min_body_rate", "must not be negative (0 turns it off), got %d", c.Intake.MinBodyRate)
 	}

@@ -172,7 +172,9 @@ func measured(f severity.Float) bool {
 func pct(r float64) string { return fmt.Sprintf("%.3g%%", r*100) }
 
 // ServiceName is the profile's name, else the alert's service, job or
-// namespace label: the unit incidents are grouped by.
+// namespace label: the unit incidents are grouped by. "" when the alert
+// names none: it is then grouped by the Alertmanager group that sent it
+// (GroupUnit), never into a catch-all.
 func ServiceName(labels map[string]string, svc *rules.Service) string {
 	if svc != nil {
 		return svc.Name
@@ -182,7 +184,23 @@ func ServiceName(labels map[string]string, svc *rules.Service) string {
 			return v
 		}
 	}
-	return "unknown"
+	return ""
+}
+
+// GroupUnit groups alerts that name no service by the Alertmanager group
+// they were sent in (externalURL + groupKey), and names the incident after
+// what the group has in common: its alertname, else its group labels.
+func GroupUnit(msg *Message, a *template.Alert) (service, unit string) {
+	unit = "group\x00" + msg.ExternalURL + "\x00" + msg.GroupKey
+	switch {
+	case msg.CommonLabels["alertname"] != "":
+		return msg.CommonLabels["alertname"], unit
+	case len(msg.GroupLabels) > 0:
+		return strings.Join(msg.GroupLabels.Values(), "-"), unit
+	case a.Labels["alertname"] != "":
+		return a.Labels["alertname"], unit
+	}
+	return "alertmanager-group", unit
 }
 
 func profileSignals(svc *rules.Service) severity.Signals {

@@ -112,6 +112,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,
 		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
+		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
 	})
 	if err != nil {
 		store.Close()

@@ -37,6 +37,8 @@ type Metrics struct {
 	EnrichmentDuration *prometheus.HistogramVec
 	EnrichmentPartial  *prometheus.CounterVec
 	Reevaluations      *prometheus.CounterVec
+	// HeartbeatLastSeen is when each Alertmanager's heartbeat last arrived.
+	HeartbeatLastSeen *prometheus.GaugeVec
 
 	decisions [5][14]lazyCounter // by severity and rule
 }
@@ -105,8 +107,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "amtriage_reevaluations_total",
 			Help: "Re-evaluations of open incidents, by outcome (raised, lowered, unchanged).",
 		}, []string{"outcome"}),
+		HeartbeatLastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "amtriage_heartbeat_last_seen_timestamp_seconds",
+			Help: "When the last heartbeat (heartbeat.alertname) of each Alertmanager, by externalURL, arrived: the dead man's switch.",
+		}, []string{"alertmanager"}),
 	}
-	reg.MustRegister(m.EnrichmentDuration, m.EnrichmentPartial, m.Reevaluations)
+	reg.MustRegister(m.EnrichmentDuration, m.EnrichmentPartial, m.Reevaluations, m.HeartbeatLastSeen)
 	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.AlertsReceived, m.Decisions,
 		m.IncidentsOpen, m.IncidentEvents, m.CommitDuration, m.CommitBatch, m.InboxPending)
 	for _, s := range []string{"1", "2", "3", "4"} {

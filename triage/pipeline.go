@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 )
@@ -41,6 +43,14 @@ type Pipeline struct {
 	statusEvery map[severity.Level]time.Duration
 	reevaluate  map[severity.Level]time.Duration
 	now         func() time.Time
+
+	// The dead man's switch: the heartbeat's alertname, and how long its
+	// silence may last. beats is restored with the book and, like it,
+	// changed only with p.mu held.
+	heartbeat    string
+	missingAfter time.Duration
+	beats        *heartbeat.Switch
+	started      time.Time // when this pipeline started, for heartbeat.StartGrace
 
 	mu      sync.RWMutex // guards book and lastSeq for readers of snapshots
 	book    *incident.Book
@@ -99,7 +109,11 @@ type PipelineOptions struct {
 	// Reevaluate is how often open incidents are triaged again, by severity
 	// (absent or 0: never). Only useful with measuring sources.
 	Reevaluate map[severity.Level]time.Duration
-	Now        func() time.Time
+	// Heartbeat is the heartbeat's alertname (rules.DefaultHeartbeatName
+	// when empty); MissingAfter how long its silence may last (0: 15m).
+	Heartbeat    string
+	MissingAfter time.Duration
+	Now          func() time.Time
 }
 
 // NewPipeline loads the persisted incident state.
@@ -108,8 +122,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
-		wake:    make(chan struct{}, 1),
-		decoded: map[uint64]decodedMsg{},
+		wake:      make(chan struct{}, 1),
+		decoded:   map[uint64]decodedMsg{},
+		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -117,6 +132,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	if p.onEvents == nil {
 		p.onEvents = func() {}
 	}
+	p.started = p.now()
 	if err := p.reload(); err != nil {
 		return nil, err
 	}
@@ -134,6 +150,7 @@ func (p *Pipeline) reload() error {
 	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
 	p.readThrough.Store(ls.LastSeq)
@@ -253,6 +270,9 @@ func sweepInterval(staleAfter time.Duration) time.Duration {
 // quarter of its interval late.
 func (p *Pipeline) tick() time.Duration {
 	d := sweepInterval(p.staleAfter)
+	if every := p.missingAfter / 10; every < d { // a silence is noticed within a tenth of missing_after
+		d = max(every, time.Second)
+	}
 	for _, every := range p.reevaluate {
 		if every > 0 && every/4 < d {
 			d = max(every/4, time.Second)
@@ -615,6 +635,14 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 	if len(units) == 0 {
 		return nil
 	}
+	beats := map[string]time.Time{}
+	for i := range units {
+		u := &units[i]
+		var beat bool
+		if u.msg, beat = p.quiet(u.msg); beat && u.msg.ExternalURL != "" && u.receivedAt.After(beats[u.msg.ExternalURL]) {
+			beats[u.msg.ExternalURL] = u.receivedAt
+		}
+	}
 	priors := make([][]prior, len(units))
 	var undecided []*template.Alert
 	for i, u := range units {
@@ -651,7 +679,32 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 	for i, ds := range p.diagnose(work, ev, fresh) {
 		batches[i].Diagnoses = ds
 	}
-	return p.apply(lastSeq, batches)
+	return p.apply(lastSeq, batches, beats)
+}
+
+// quiet returns msg without the alerts that never form incidents (the
+// heartbeat, severity="none"), and whether the heartbeat fires in it. msg
+// itself is left as it is: the intake's cache may hold it.
+func (p *Pipeline) quiet(msg *Message) (*Message, bool) {
+	n, beat := 0, false
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
+		if heartbeat.Quiet(a.Labels, p.heartbeat) {
+			n++
+			beat = beat || (a.Status == incident.Firing && a.Labels["alertname"] == p.heartbeat)
+		}
+	}
+	if n == 0 {
+		return msg, false
+	}
+	out := *msg
+	out.Alerts = make(template.Alerts, 0, len(msg.Alerts)-n)
+	for _, a := range msg.Alerts {
+		if !heartbeat.Quiet(a.Labels, p.heartbeat) {
+			out.Alerts = append(out.Alerts, a)
+		}
+	}
+	return &out, beat
 }
 
 // processingPanic is a panic while processing a notification: deterministic
@@ -775,6 +828,7 @@ func (p *Pipeline) restoreLocked() error {
 	p.book = incident.NewBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq
+	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
 	return nil
 }
 
@@ -786,16 +840,17 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 		At:           at,
 		GroupKey:     msg.GroupKey,
 		ExternalURL:  msg.ExternalURL,
+		Receiver:     msg.Receiver,
 		Complete:     msg.TruncatedAlerts == 0,
 		Observations: make([]incident.Observation, len(msg.Alerts)),
 	}
-	fresh := map[string]freshAlert{} // per service: the most severe newly decided firing alert
+	fresh := map[string]freshAlert{} // per unit: the most severe newly decided firing alert
 	for i := range msg.Alerts {
 		a, pr := &msg.Alerts[i], priors[i]
-		service, decision := "", severity.Decision{}
+		service, unit, decision := "", "", severity.Decision{}
 		switch {
 		case pr.reuse:
-			service, decision = pr.service, pr.known.Decision
+			service, unit, decision = pr.service, pr.unit, pr.known.Decision
 		case a.Status != incident.Firing:
 			// A resolution: its decision is kept for the record only.
 			r := p.triager.ClassifyStatic(a)
@@ -809,14 +864,22 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Mes
 			}
 			r := p.triager.Classify(ctx, ev, a, prev)
 			service, decision = r.Service, r.Decision
+			if service == "" {
+				service, unit = GroupUnit(msg, a)
+			}
 			p.metrics.decided(decision)
 			p.countPartial(ev, service, r.Failed)
-			if f, ok := fresh[service]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
-				fresh[service] = freshAlert{key: pr.key, alert: a, profile: r.Profile, decision: decision}
+			by := cmp.Or(unit, service)
+			if f, ok := fresh[by]; a.Status == incident.Firing && (!ok || decision.Severity < f.decision.Severity) {
+				fresh[by] = freshAlert{key: pr.key, alert: a, profile: r.Profile, decision: decision}
 			}
+		}
+		if service == "" { // a resolution of an alert that names no service
+			service, unit = GroupUnit(msg, a)
 		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,
+			Unit:     unit,
 			Decision: decision,
 			Alert: incident.Alert{
 				Key:          pr.key,
@@ -842,6 +905,7 @@ type prior struct {
 	key     string          // the occurrence key
 	known   *incident.Alert // the occurrence when it is already firing
 	service string          // its incident's service
+	unit    string          // and unit
 	// reuse: Alertmanager resends groups, and an alert already firing with
 	// the same annotations (its labels are in the key) keeps its decision;
 	// fresh measured signals for open incidents are a re-evaluation's job.
@@ -855,7 +919,10 @@ func (p *Pipeline) priors(msg *Message) []prior {
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		pr := prior{key: OccurrenceKey(a)}
-		pr.known, pr.service = p.book.Firing(pr.key)
+		var inc *incident.Incident
+		if pr.known, inc = p.book.Firing(pr.key); inc != nil {
+			pr.service, pr.unit = inc.Service, inc.Unit
+		}
 		pr.reuse = pr.known != nil && a.Status == incident.Firing && maps.Equal(pr.known.Annotations, a.Annotations)
 		out[i] = pr
 	}
@@ -930,13 +997,29 @@ func (p *Pipeline) countPartial(ev *signal.Evaluation, service string, failed []
 }
 
 // apply folds batches into the book and commits them with lastSeq in one
-// transaction. Readers never see state that is not yet durable.
-func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch) error {
+// transaction, with the heartbeats they carried (externalURL → arrival): a
+// heartbeat resolves the silence before it. Readers never see state that is
+// not yet durable.
+func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch, beats map[string]time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	commit := &Commit{LastSeq: lastSeq, Receivers: p.receivers}
 	for _, b := range batches {
 		commit.Changes = append(commit.Changes, p.book.Apply(b))
+	}
+	for _, url := range slices.Sorted(maps.Keys(beats)) {
+		at := beats[url]
+		since, recorded := p.beats.Beat(url, at)
+		if !recorded {
+			continue
+		}
+		if commit.Heartbeats == nil {
+			commit.Heartbeats = map[string]time.Time{}
+		}
+		commit.Heartbeats[url] = at
+		if a, _ := p.book.Firing(heartbeat.Key(url, since)); a != nil && !since.IsZero() {
+			commit.Changes = append(commit.Changes, p.book.Apply(p.beats.Resolved(url, since, at)))
+		}
 	}
 	return p.commit(commit)
 }
@@ -946,18 +1029,23 @@ func (p *Pipeline) Sweep() error {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	commit := &Commit{Receivers: p.receivers, Changes: []*incident.Changes{
-		p.book.SweepStale(now, p.staleAfter),
-		p.book.StatusDue(now, p.statusEvery),
-	}}
+	commit := &Commit{Receivers: p.receivers}
+	// Silent Alertmanagers first: their incidents are then not stale.
+	for _, b := range p.beats.Due(now) {
+		commit.Changes = append(commit.Changes, p.book.Apply(b))
+	}
+	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {
 			commit.PruneDeadBefore = now.Add(-p.retention)
 		}
 	}
-	if commit.Changes[0].Empty() && commit.Changes[1].Empty() && len(commit.PrunedIncidents) == 0 &&
-		len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero() {
+	empty := len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero()
+	for _, ch := range commit.Changes {
+		empty = empty && ch.Empty()
+	}
+	if empty {
 		return nil
 	}
 	return p.commit(commit)
@@ -1005,4 +1093,7 @@ func (p *Pipeline) updateGaugesLocked() {
 		p.metrics.IncidentsOpen.WithLabelValues(strconv.Itoa(s)).Set(float64(counts[s]))
 	}
 	p.metrics.InboxPending.Set(float64(p.store.InboxSeq() - p.lastSeq))
+	for url, at := range p.beats.Last() {
+		p.metrics.HeartbeatLastSeen.WithLabelValues(url).Set(float64(at.UnixNano()) / 1e9)
+	}
 }

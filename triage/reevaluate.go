@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 )
@@ -49,7 +50,7 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 		start := time.Now()
 		p.triager.Measure(ctx, ev, alerts)
 		p.metrics.EnrichmentDuration.WithLabelValues("signals").Observe(time.Since(start).Seconds())
-		fresh := map[string]freshAlert{} // an open incident per service
+		fresh := map[string]freshAlert{} // an open incident per unit
 		first := len(rs)
 		for _, inc := range group {
 			r := incident.Reevaluation{IncidentID: inc.id, Decisions: map[string]severity.Decision{}}
@@ -61,15 +62,15 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 				d := res.Decision
 				p.metrics.decided(d)
 				r.Decisions[m.key] = d
-				if f, ok := fresh[inc.service]; !ok || d.Severity < f.decision.Severity {
-					fresh[inc.service] = freshAlert{key: m.key, alert: m.alert, profile: res.Profile, decision: d}
+				if f, ok := fresh[inc.unit]; !ok || d.Severity < f.decision.Severity {
+					fresh[inc.unit] = freshAlert{key: m.key, alert: m.alert, profile: res.Profile, decision: d}
 				}
 			}
 			rs = append(rs, r)
 		}
 		ds := p.diagnose(ctx, ev, []map[string]freshAlert{fresh})[0]
 		for i, inc := range group {
-			rs[first+i].Diagnosis = ds[inc.service]
+			rs[first+i].Diagnosis = ds[inc.unit]
 		}
 	}
 	if ctx.Err() != nil {
@@ -95,6 +96,7 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 
 type dueIncident struct {
 	id, service string
+	unit        string // what the incident groups by (Incident.GroupedBy)
 	severity    severity.Level
 	members     []dueAlert
 }
@@ -112,7 +114,10 @@ func (p *Pipeline) dueForReevaluation(now time.Time) []dueIncident {
 	defer p.mu.RUnlock()
 	var out []dueIncident
 	for _, inc := range p.book.DueForReevaluation(now, p.reevaluate) {
-		d := dueIncident{id: inc.ID, service: inc.Service, severity: inc.Severity}
+		if heartbeat.Owns(inc) {
+			continue // the switch decides it; no source measures a heartbeat
+		}
+		d := dueIncident{id: inc.ID, service: inc.Service, unit: inc.GroupedBy(), severity: inc.Severity}
 		for _, a := range inc.SortedAlerts() {
 			if a.Status == incident.Firing {
 				d.members = append(d.members, dueAlert{key: a.Key, alert: alertFor(a), prev: a.Decision})

@@ -37,6 +37,9 @@ var (
 	bucketDead       = []byte("deadletter")
 	bucketMeta       = []byte("meta")
 	bucketReceivers  = []byte("receivers")
+	// bucketHeartbeats: externalURL → when its last heartbeat arrived
+	// (unix ns), for the dead man's switch.
+	bucketHeartbeats = []byte("heartbeats")
 	keyLastSeq       = []byte("last_inbox_seq")
 	// keyAcked is the last inbox sequence acknowledged when state.db last
 	// committed: with keyLastSeq it tells whether an inbox.db found empty
@@ -47,9 +50,13 @@ var (
 
 // schemaVersion "2": alert records leave out their key, fingerprint and
 // name, open incidents their decisive alert's reasons, decisions their
-// signal lines. "1" stores read as they are and are marked "2", so an older
-// amtriage refuses them instead of misreading them.
-const schemaVersion = "2"
+// signal lines. "3": alert records name the externalURL and receiver of
+// the group that delivered them (the scope of resolution by absence),
+// incidents the unit they group by, and heartbeats are kept. "1" and "2"
+// stores read as they are and are marked "3", so an older amtriage refuses
+// them instead of misreading them: their alerts have a groupKey alone, a
+// scope no notification matches, until Alertmanager delivers them again.
+const schemaVersion = "3"
 
 // Store is the durable state of the daemon.
 type Store struct {
@@ -224,17 +231,17 @@ func (s *Store) init() error {
 		return fmt.Errorf("init inbox: %w", err)
 	}
 	return s.state.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta, bucketReceivers} {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta, bucketReceivers, bucketHeartbeats} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("init state bucket %s: %w", b, err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
 		switch v := meta.Get(keySchema); {
-		case v == nil, string(v) == "1":
+		case v == nil, string(v) == "1", string(v) == "2":
 			return meta.Put(keySchema, []byte(schemaVersion))
 		case string(v) != schemaVersion:
-			return fmt.Errorf("state.db has schema %q, this amtriage reads %q (and \"1\"): it was written by a newer amtriage", v, schemaVersion)
+			return fmt.Errorf("state.db has schema %q, this amtriage reads %q (and \"1\", \"2\"): it was written by a newer amtriage", v, schemaVersion)
 		}
 		return nil
 	})
@@ -355,6 +362,8 @@ type LoadedState struct {
 	Incidents  []*incident.Incident
 	Alerts     []incident.AlertRef
 	Tombstones map[string]incident.Tombstone
+	// Heartbeats: when the last heartbeat of each Alertmanager arrived.
+	Heartbeats map[string]time.Time
 }
 
 // LoadState reads the persisted incident state. A record that does not
@@ -373,7 +382,7 @@ func (s *Store) LoadState() (*LoadedState, error) {
 }
 
 func (s *Store) loadState() (*LoadedState, error) {
-	ls := &LoadedState{Tombstones: map[string]incident.Tombstone{}}
+	ls := &LoadedState{Tombstones: map[string]incident.Tombstone{}, Heartbeats: map[string]time.Time{}}
 	err := s.state.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
 			ls.LastSeq = binary.BigEndian.Uint64(v)
@@ -413,12 +422,21 @@ func (s *Store) loadState() (*LoadedState, error) {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
 			var t incident.Tombstone
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("tombstone %q: %w", k, err)
 			}
 			ls.Tombstones[string(k)] = t
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketHeartbeats).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("heartbeat %q: %d bytes, want 8", k, len(v))
+			}
+			ls.Heartbeats[string(k)] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
 			return nil
 		})
 	})
@@ -451,6 +469,9 @@ type Commit struct {
 	PrunedIncidents  []string
 	PrunedTombstones []string
 	DeadLetters      []*DeadLetter
+	// Heartbeats are the heartbeats this commit's notifications carried:
+	// externalURL → arrival, kept with the notification that proves it.
+	Heartbeats map[string]time.Time
 	// PruneDeadBefore, when set, deletes dead letters given up on before it.
 	PruneDeadBefore time.Time
 }
@@ -515,6 +536,12 @@ func (s *Store) Apply(c *Commit) error {
 		for _, k := range c.PrunedTombstones {
 			if err := tombs.Delete([]byte(k)); err != nil {
 				return err
+			}
+		}
+		beats := tx.Bucket(bucketHeartbeats)
+		for url, at := range c.Heartbeats {
+			if err := beats.Put([]byte(url), u64(uint64(at.UnixNano()))); err != nil {
+				return fmt.Errorf("heartbeat of %s: %w", url, err)
 			}
 		}
 		for _, d := range c.DeadLetters {

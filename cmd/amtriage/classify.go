@@ -103,6 +103,9 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
 		r := t.Classify(ctx, ev, a, nil)
+		if r.Service == "" { // as serve groups it: by its Alertmanager group
+			r.Service, _ = triage.GroupUnit(msg, a)
+		}
 		out := classification{
 			Fingerprint: a.Fingerprint, Alertname: a.Labels["alertname"], Service: r.Service, Status: a.Status,
 			Severity: r.Decision.Severity, Rule: r.Decision.Rule, Reasons: r.Decision.Reasons,

@@ -53,6 +53,28 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
+// Amtool returns the path of amtool, which the Debian package
+// prometheus-alertmanager installs beside Alertmanager. If it is missing the
+// test is skipped, or fails when CI is true.
+func Amtool(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("amtool"); err == nil {
+		return p
+	}
+	testproc.Missing(t,
+		fmt.Sprintf("amtool is not on PATH (%s): .ci/run must install the Debian package prometheus-alertmanager", os.Getenv("PATH")),
+		"amtool not installed: apt-get install prometheus-alertmanager (CI installs it via .ci/run)")
+	return ""
+}
+
+// CheckConfig runs `amtool check-config` on an alertmanager.yml and returns
+// its output; err is set when amtool rejects the file.
+func CheckConfig(t testing.TB, path string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(Amtool(t), "check-config", path).CombinedOutput()
+	return string(out), err
+}
+
 // Config describes the Alertmanager to start. The zero value of every field
 // except WebhookURL is usable.
 type Config struct {
@@ -132,6 +154,10 @@ func Start(t testing.TB, cfg Config) *Alertmanager {
 
 // URL returns the Alertmanager's base URL, http://127.0.0.1:PORT.
 func (am *Alertmanager) URL() string { return am.srv.URL }
+
+// Stop stops the Alertmanager now (SIGTERM), before the test ends: it sends
+// nothing more. Safe to call more than once.
+func (am *Alertmanager) Stop(t testing.TB) { am.srv.Stop(t) }
 
 // LogPath returns the file that receives the Alertmanager's stdout and stderr.
 func (am *Alertmanager) LogPath() string { return am.srv.LogPath }

@@ -21,9 +21,18 @@ func sameDecision(a, b severity.Decision) bool {
 
 // Observation is one alert of a notification, triaged.
 type Observation struct {
-	Alert    Alert // Key, Status, labels… as received; Decision set by triage
-	Service  string
+	Alert   Alert // Key, Status, labels… as received; Decision set by triage
+	Service string
+	// Unit, when set, groups the alert instead of Service (see Incident.Unit).
+	Unit     string
 	Decision severity.Decision
+}
+
+func (o *Observation) groupedBy() string {
+	if o.Unit != "" {
+		return o.Unit
+	}
+	return o.Service
 }
 
 // Batch is one webhook notification after triage.
@@ -31,6 +40,7 @@ type Batch struct {
 	At          time.Time // when it was received: replay after a crash uses the same time
 	GroupKey    string
 	ExternalURL string
+	Receiver    string
 	// Complete is true when nothing was cut by max_alerts: the notification then
 	// lists every alert of its group, so a member missing from it has resolved.
 	Complete     bool
@@ -39,7 +49,8 @@ type Batch struct {
 	// commit: its parts are applied one after another, only the last is
 	// Complete, and a member of the group seen in any part is present.
 	Continues bool
-	// Diagnoses are fresh diagnoses by service, for the incidents this
+	// Diagnoses are fresh diagnoses by unit (Observation.Unit, else the
+	// service), for the incidents this
 	// notification opens or changes.
 	Diagnoses map[string]Diagnosed
 }
@@ -107,12 +118,13 @@ func (c *Changes) Empty() bool {
 // Book is the in-memory incident state. It is not safe for concurrent use;
 // the pipeline owns it and publishes snapshots.
 type Book struct {
-	open  map[string]*Incident // service → open incident
+	open  map[string]*Incident // unit (else service) → open incident
 	byID  map[string]*Incident // open and recently resolved
 	live  map[string]*Incident // occurrence key → open incident holding it
 	tombs map[string]Tombstone // resolved occurrences
-	// groups indexes firing alerts by the group that last delivered them, so
-	// a complete notification checks only its own group's members.
+	// groups indexes firing alerts by the group that last delivered them
+	// (externalURL + receiver + groupKey), so a complete notification checks
+	// only its own group's members, never another Alertmanager's.
 	groups map[string]map[string]*Incident
 	// notification counts Apply calls but for continued parts; a member
 	// whose seen mark is not the current one is absent from the notification.
@@ -131,20 +143,55 @@ func NewBook() *Book {
 	}
 }
 
+// scope is the group a notification speaks for. A notification without a
+// groupKey speaks for none: it resolves nothing by absence.
+func scope(externalURL, receiver, groupKey string) string {
+	if groupKey == "" {
+		return ""
+	}
+	return externalURL + "\x00" + receiver + "\x00" + groupKey
+}
+
+func (a *Alert) scope() string { return scope(a.ExternalURL, a.Receiver, a.GroupKey) }
+
+func (batch *Batch) scope() string { return scope(batch.ExternalURL, batch.Receiver, batch.GroupKey) }
+
+// deliveredBy records the group that delivered a.
+func (a *Alert) deliveredBy(batch *Batch) {
+	a.GroupKey, a.ExternalURL, a.Receiver = batch.GroupKey, batch.ExternalURL, batch.Receiver
+}
+
+// move indexes a firing member under the group that delivered it now, and
+// reports whether that is another group than before.
+func (b *Book) move(inc *Incident, a *Alert, batch *Batch) bool {
+	if a.GroupKey == batch.GroupKey && a.ExternalURL == batch.ExternalURL && a.Receiver == batch.Receiver {
+		return false
+	}
+	b.unindex(a)
+	a.deliveredBy(batch)
+	b.index(inc, a)
+	return true
+}
+
 func (b *Book) index(inc *Incident, a *Alert) {
-	m := b.groups[a.GroupKey]
+	g := a.scope()
+	if g == "" {
+		return
+	}
+	m := b.groups[g]
 	if m == nil {
 		m = map[string]*Incident{}
-		b.groups[a.GroupKey] = m
+		b.groups[g] = m
 	}
 	m[a.Key] = inc
 }
 
 func (b *Book) unindex(a *Alert) {
-	if m := b.groups[a.GroupKey]; m != nil {
+	g := a.scope()
+	if m := b.groups[g]; m != nil {
 		delete(m, a.Key)
 		if len(m) == 0 {
-			delete(b.groups, a.GroupKey)
+			delete(b.groups, g)
 		}
 	}
 }
@@ -155,7 +202,7 @@ func (b *Book) Restore(incidents []*Incident, alerts []AlertRef, tombs map[strin
 		b.byID[inc.ID] = inc
 		if inc.Status == Firing {
 			inc.Alerts = map[string]*Alert{}
-			b.open[inc.Service] = inc
+			b.open[inc.GroupedBy()] = inc
 			b.count(inc.Severity, 1)
 		}
 	}
@@ -232,12 +279,12 @@ func (b *Book) Apply(batch Batch) *Changes {
 	for i := range batch.Observations {
 		s.observe(batch, &batch.Observations[i])
 	}
-	if batch.Complete && batch.GroupKey != "" {
+	if batch.Complete && batch.scope() != "" {
 		s.resolveAbsent(batch)
 	}
-	for _, service := range slices.Sorted(maps.Keys(batch.Diagnoses)) {
-		if inc := b.open[service]; inc != nil && batch.Diagnoses[service].Diagnosis != nil {
-			s.diagnosed[inc] = batch.Diagnoses[service]
+	for _, unit := range slices.Sorted(maps.Keys(batch.Diagnoses)) {
+		if inc := b.open[unit]; inc != nil && batch.Diagnoses[unit].Diagnosis != nil {
+			s.diagnosed[inc] = batch.Diagnoses[unit]
 			s.touch(inc, false)
 		}
 	}
@@ -307,13 +354,8 @@ func (s *step) observe(batch Batch, o *Observation) {
 			// A redelivery. Persist it only when it says something new, or
 			// when LastSeen has moved enough to matter for staleness, so the
 			// groups Alertmanager resends cost no writes.
-			changed := a.GroupKey != batch.GroupKey || !sameDecision(a.Decision, o.Decision) ||
+			changed := b.move(inc, a, &batch) || !sameDecision(a.Decision, o.Decision) ||
 				!maps.Equal(a.Annotations, o.Alert.Annotations) || batch.At.Sub(a.LastSeen) >= lastSeenGranularity
-			if a.GroupKey != batch.GroupKey {
-				b.unindex(a)
-				a.GroupKey = batch.GroupKey
-				b.index(inc, a)
-			}
 			if !changed {
 				return
 			}
@@ -334,7 +376,8 @@ func (s *step) observe(batch Batch, o *Observation) {
 		case o.Alert.Status == Firing && a.ResolvedBy != ByAlertmanager:
 			// An inferred resolution was wrong: the occurrence still fires.
 			a.Status, a.ResolvedBy, a.EndsAt, a.LastSeen = Firing, "", time.Time{}, batch.At
-			a.Decision, a.GroupKey = o.Decision, batch.GroupKey
+			a.Decision = o.Decision
+			a.deliveredBy(&batch)
 			b.index(inc, a)
 			inc.Firing++
 			s.ch.Decisions++
@@ -370,12 +413,13 @@ func (s *step) observe(batch Batch, o *Observation) {
 		s.ch.Tombstones[key] = t
 		return
 	}
-	inc, isNew := b.open[o.Service], false
+	inc, isNew := b.open[o.groupedBy()], false
 	if inc == nil {
 		isNew = true
 		inc = &Incident{
-			ID:          newID(o.Service, key),
+			ID:          newID(o.Service, o.Unit+key),
 			Service:     o.Service,
+			Unit:        o.Unit,
 			Status:      Firing,
 			StartedAt:   o.Alert.StartsAt.UTC(),
 			ExternalURL: batch.ExternalURL,
@@ -384,11 +428,12 @@ func (s *step) observe(batch Batch, o *Observation) {
 		for b.byID[inc.ID] != nil { // the same occurrence can reopen after an inferred resolve
 			inc.ID = newID(inc.ID, key)
 		}
-		b.open[o.Service] = inc
+		b.open[o.groupedBy()] = inc
 		b.byID[inc.ID] = inc
 	}
 	a := o.Alert
-	a.Decision, a.LastSeen, a.GroupKey, a.seen = o.Decision, batch.At, batch.GroupKey, b.notification
+	a.Decision, a.LastSeen, a.seen = o.Decision, batch.At, b.notification
+	a.deliveredBy(&batch)
 	inc.Alerts[key] = &a
 	inc.Firing++
 	if rejoins == inc.ID && inc.Left > 0 {
@@ -405,7 +450,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 }
 
 func (s *step) resolveAbsent(batch Batch) {
-	members := s.b.groups[batch.GroupKey]
+	members := s.b.groups[batch.scope()]
 	keys := make([]string, 0, len(members))
 	for key, inc := range members {
 		if inc.Alerts[key].seen != s.b.notification {
@@ -628,7 +673,7 @@ func (s *step) resolve(inc *Incident, at time.Time) {
 		end = at
 	}
 	inc.ResolvedAt = end.UTC()
-	delete(s.b.open, inc.Service)
+	delete(s.b.open, inc.GroupedBy())
 	for key, a := range inc.Alerts {
 		t := Tombstone{IncidentID: inc.ID, ResolvedBy: a.ResolvedBy, At: at}
 		s.b.tombs[key] = t
@@ -658,7 +703,7 @@ func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.
 		if ea.Key != inc.Decisive {
 			ea.Decision.Reasons, ea.Decision.Signals = nil, severity.Signals{}
 		}
-		ea.LastSeen, ea.GroupKey = time.Time{}, ""
+		ea.LastSeen, ea.GroupKey, ea.ExternalURL, ea.Receiver = time.Time{}, "", "", ""
 		ev.Alerts = append(ev.Alerts, ea)
 	}
 	return ev
@@ -670,16 +715,16 @@ func (b *Book) Snapshot(kind EventKind, at time.Time, inc *Incident) Event {
 }
 
 // Firing returns the live firing alert for an occurrence key, and its
-// incident's service; nil if the occurrence is not firing in an open incident.
-func (b *Book) Firing(key string) (*Alert, string) {
+// incident; nil if the occurrence is not firing in an open incident.
+func (b *Book) Firing(key string) (*Alert, *Incident) {
 	inc := b.live[key]
 	if inc == nil {
-		return nil, ""
+		return nil, nil
 	}
 	if a := inc.Alerts[key]; a != nil && a.Status == Firing {
-		return a, inc.Service
+		return a, inc
 	}
-	return nil, ""
+	return nil, nil
 }
 
 // CountOpen counts open incidents by severity (index 1..4). The counts

@@ -189,8 +189,8 @@ func checkConsistent(t *testing.T, label string, b *Book) {
 				if best == 0 || a.Decision.Severity < best {
 					best = a.Decision.Severity
 				}
-				if b.groups[a.GroupKey][key] != inc {
-					t.Errorf("%s: %s: firing member %q not indexed in group %q", label, inc.ID, key, a.GroupKey)
+				if g := a.scope(); g != "" && b.groups[g][key] != inc {
+					t.Errorf("%s: %s: firing member %q not indexed in group %q", label, inc.ID, key, g)
 				}
 			} else if a.ResolvedBy == "" {
 				t.Errorf("%s: %s: resolved member %q has no ResolvedBy", label, inc.ID, key)
@@ -216,7 +216,7 @@ func checkConsistent(t *testing.T, label string, b *Book) {
 		t.Errorf("%s: CountOpen = %v, the open incidents count %v", label, b.CountOpen(), counts)
 	}
 	for key, inc := range b.live {
-		if b.open[inc.Service] != inc || inc.Alerts[key] == nil {
+		if b.open[inc.GroupedBy()] != inc || inc.Alerts[key] == nil {
 			t.Errorf("%s: live[%q] points at %s which is not open or lacks it", label, key, inc.ID)
 		}
 	}
@@ -225,7 +225,7 @@ func checkConsistent(t *testing.T, label string, b *Book) {
 			t.Errorf("%s: empty group index %q kept", label, g)
 		}
 		for key, inc := range m {
-			if a := inc.Alerts[key]; a == nil || a.Status != Firing || a.GroupKey != g {
+			if a := inc.Alerts[key]; a == nil || a.Status != Firing || a.scope() != g {
 				t.Errorf("%s: groups[%q][%q] is not a firing member of that group", label, g, key)
 			}
 		}

@@ -38,18 +38,29 @@ type Alert struct {
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	GeneratorURL string            `json:"generatorURL,omitempty"`
-	GroupKey     string            `json:"groupKey,omitempty"`
-	Decision     severity.Decision `json:"decision"`
-	LastSeen     time.Time         `json:"lastSeen,omitzero"`
-	ResolvedBy   string            `json:"resolvedBy,omitempty"`
+	// GroupKey, ExternalURL and Receiver name the Alertmanager group that
+	// last delivered it: the scope of resolution by absence. Records stored
+	// before the scope had all three have GroupKey alone, a scope no
+	// notification matches until the alert is delivered again.
+	GroupKey    string            `json:"groupKey,omitempty"`
+	ExternalURL string            `json:"externalURL,omitempty"`
+	Receiver    string            `json:"receiver,omitempty"`
+	Decision    severity.Decision `json:"decision"`
+	LastSeen    time.Time         `json:"lastSeen,omitzero"`
+	ResolvedBy  string            `json:"resolvedBy,omitempty"`
 	// seen is the book's mark of the last notification that listed it.
 	seen uint64
 }
 
 // Incident is the alerts of one service firing together.
 type Incident struct {
-	ID           string         `json:"id"`
-	Service      string         `json:"service"`
+	ID      string `json:"id"`
+	Service string `json:"service"` // as displayed and routed
+	// Unit is what its alerts are grouped by when that is not the service:
+	// the Alertmanager group (externalURL + groupKey) of alerts that name no
+	// service, or the Alertmanager a missing heartbeat is about. Empty: the
+	// service. It keeps the incident's identity across restarts.
+	Unit         string         `json:"unit,omitempty"`
 	Title        string         `json:"title"`
 	Status       string         `json:"status"`
 	Severity     severity.Level `json:"severity"`
@@ -77,6 +88,14 @@ type Incident struct {
 	// resolved in the step in hand), keyed by occurrence. A resolved
 	// incident keeps none in memory: tombstones remember them.
 	Alerts map[string]*Alert `json:"-"`
+}
+
+// GroupedBy is the key alerts join the incident by: its unit, else its service.
+func (inc *Incident) GroupedBy() string {
+	if inc.Unit != "" {
+		return inc.Unit
+	}
+	return inc.Service
 }
 
 // Duration is how long the incident lasted (so far, if open).

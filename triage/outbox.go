@@ -146,16 +146,17 @@ func (s *Store) countQueued() error {
 }
 
 // Next implements notify.Queue: the oldest due envelope that heads its
-// incident's events. An entry that cannot be decoded can never be
-// delivered: it is moved to the dead letters, and the queue flows on.
-func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Time, notify.QueueStats, error) {
+// incident's events, skipping the incidents busy says are in flight. An
+// entry that cannot be decoded can never be delivered: it is moved to the
+// dead letters, and the queue flows on.
+func (s *Store) Next(receiver string, now time.Time, busy func(incident string) bool) (*notify.Envelope, time.Time, notify.QueueStats, error) {
 	if s.acksDue(receiver) {
 		if err := s.flushAcks(receiver); err != nil {
 			return nil, time.Time{}, notify.QueueStats{}, err
 		}
 	}
 	for {
-		env, wake, stats, bad, err := s.next(receiver, now, s.pendingAcks(receiver))
+		env, wake, stats, bad, err := s.next(receiver, now, s.pendingAcks(receiver), busy)
 		if err == nil && bad == nil && env == nil && s.hasPendingAcks(receiver) {
 			// Nothing to deliver now: write the acknowledgements down.
 			if err := s.flushAcks(receiver); err != nil {
@@ -179,7 +180,7 @@ type undecodable struct {
 	err error
 }
 
-func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
+func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool, busy func(string) bool) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
 	err = s.state.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
 		if q == nil {
@@ -205,6 +206,9 @@ func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool) (env
 				continue // an earlier event of this incident goes first
 			}
 			heads[h.incident] = true
+			if busy != nil && busy(h.incident) {
+				continue // its event in flight goes first; it wakes the deliverer when done
+			}
 			if h.next.After(now) {
 				if wake.IsZero() || h.next.Before(wake) {
 					wake = h.next

@@ -222,6 +222,11 @@ func (d *Deliverer) Run(ctx context.Context) {
 			blockedGen = holds.gen
 		}
 		var wake time.Time
+		for _, until := range blocked { // Next skips these: their holds' ends are not its to tell
+			if now.Before(until) {
+				wake = earliest(wake, until)
+			}
+		}
 		for len(inflight) < d.Concurrency {
 			if reporter == nil {
 				// Every envelope may call a held method.

@@ -599,3 +599,42 @@ func TestRateLimitHoldsBackTheMethod(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldEndsAfterAWake: a wake during a hold (a new event queued) does
+// not make the deliverer forget when the hold ends.
+func TestHoldEndsAfterAWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &memQueue{items: []*Envelope{mkEnv(1, "A", incident.Opened), mkEnv(2, "B", incident.Opened)}}
+		var mu sync.Mutex
+		var calls []string
+		f := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, ev.Incident.ID)
+			if ev.Incident.ID == "A" {
+				// Not retryable: A is dead-lettered, and only the hold
+				// says when B may go.
+				return false, &RetryAfterError{After: time.Minute, Method: "post", Err: errors.New("429")}
+			}
+			return false, nil
+		})
+		wake := make(chan struct{}, 1)
+		d := &Deliverer{Queue: q, Notifier: methodNotifier{f, func(*incident.Event) string { return "post" }}, Wake: wake,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry()), Concurrency: 1}
+		ctx, cancel := context.WithCancel(t.Context())
+		finished := make(chan struct{})
+		go func() { d.Run(ctx); close(finished) }()
+		time.Sleep(30 * time.Second)
+		wake <- struct{}{}
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got := slices.Clone(calls)
+		mu.Unlock()
+		cancel()
+		<-finished
+		if !slices.Equal(got, []string{"A", "B"}) {
+			t.Fatalf("calls %v a second after the hold ended, want A then B", got)
+		}
+	})
+}

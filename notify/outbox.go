@@ -170,13 +170,14 @@ func (d *Deliverer) defaults() {
 }
 
 // MethodReporter is implemented by receivers whose rate limits are per API
-// method (Slack's are), so that a hold on one method does not hold back
-// events that call only others. The envelopes of a receiver without it are
-// all held while any of its methods is.
+// method (Slack's are) or per key (PagerDuty's), so that a hold on one does
+// not hold back events that call only others. The envelopes of a receiver
+// without it are all held while any of its methods is.
 type MethodReporter interface {
-	// Methods are the API methods delivering ev may call; none if it calls
-	// nothing.
-	Methods(ev *incident.Event) []string
+	// Methods are the API methods delivering ev may call, none if it calls
+	// nothing; known is false when the receiver cannot tell (a wrapper
+	// around a receiver that does not report them): every method, then.
+	Methods(ev *incident.Event) (methods []string, known bool)
 }
 
 // outcome is a finished attempt, reported by its worker to the dispatcher.
@@ -247,9 +248,11 @@ func (d *Deliverer) Run(ctx context.Context) {
 				break
 			}
 			var methods []string
+			known := false
 			if reporter != nil {
-				methods = reporter.Methods(&env.Event)
-			} else {
+				methods, known = reporter.Methods(&env.Event)
+			}
+			if !known {
 				methods = holds.methods()
 			}
 			if until, held := holds.waiting(methods, now); held {

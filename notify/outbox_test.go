@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -512,11 +513,11 @@ type methodNotifier struct {
 	method func(ev *incident.Event) string
 }
 
-func (m methodNotifier) Methods(ev *incident.Event) []string {
+func (m methodNotifier) Methods(ev *incident.Event) ([]string, bool) {
 	if s := m.method(ev); s != "" {
-		return []string{s}
+		return []string{s}, true
 	}
-	return nil
+	return nil, true
 }
 
 // TestRateLimitHoldsBackTheMethod: a 429 on one method holds back every
@@ -526,7 +527,8 @@ func TestRateLimitHoldsBackTheMethod(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		reporter bool // the receiver says which method each event calls
-	}{{"per method", true}, {"whole receiver", false}} {
+		wrapped  bool // inside notify.Routed, as the daemon runs receivers
+	}{{"per method", true, false}, {"whole receiver", false, false}, {"per method, wrapped", true, true}, {"whole receiver, wrapped", false, true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				// Incidents p1..p5 call "post", u1 calls "update".
@@ -565,6 +567,9 @@ func TestRateLimitHoldsBackTheMethod(t *testing.T) {
 				var n Notifier = f
 				if tt.reporter {
 					n = methodNotifier{f, method}
+				}
+				if tt.wrapped {
+					n = &Routed{Notifier: n, Sends: func(string, severity.Level) bool { return true }}
 				}
 				d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 					Metrics: NewMetrics(prometheus.NewRegistry()), Concurrency: 4}

@@ -167,11 +167,11 @@ func action(ev *incident.Event) string {
 // integration key, so each routing key is its own method: "enqueue" for the
 // default key, "enqueue:<service>" for a service with its own (named by the
 // service, never by the key). A 429 holds back only that key's events.
-func (n *Notifier) Methods(ev *incident.Event) []string {
+func (n *Notifier) Methods(ev *incident.Event) ([]string, bool) {
 	if action(ev) == "" {
-		return nil
+		return nil, true
 	}
-	return []string{n.method(ev.Incident.Service)}
+	return []string{n.method(ev.Incident.Service)}, true
 }
 
 func (n *Notifier) method(service string) string {

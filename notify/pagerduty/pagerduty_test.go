@@ -660,9 +660,15 @@ func TestRateLimitHoldsTheRoutingKey(t *testing.T) {
 		{"Sev 3 calls nothing", event(incident.Opened, "api", 3, 0, 3), nil},
 	}
 	for _, tt := range tests {
-		if got := n.Methods(tt.ev); !slices.Equal(got, tt.want) {
+		if got, known := n.Methods(tt.ev); !known || !slices.Equal(got, tt.want) {
 			t.Errorf("%s: Methods = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+
+	// Through the routing wrapper the daemon puts around it, too.
+	routed := &notify.Routed{Notifier: n, Sends: func(string, severity.Level) bool { return true }}
+	if got, known := routed.Methods(payments); !known || !slices.Equal(got, []string{"enqueue:payments"}) {
+		t.Errorf("through notify.Routed: Methods = %v, %v", got, known)
 	}
 
 	limited := newNotifier(t, fake, func(c *Config) { c.RateLimit = 1 })

@@ -131,3 +131,11 @@ func (h *HeldOutsideHours) IsPage(ev *incident.Event) bool {
 	p, ok := h.Notifier.(PageReporter)
 	return ok && p.IsPage(ev)
 }
+
+// Methods forwards to the wrapped receiver (notify.MethodReporter).
+func (h *HeldOutsideHours) Methods(ev *incident.Event) ([]string, bool) {
+	if m, ok := h.Notifier.(MethodReporter); ok {
+		return m.Methods(ev)
+	}
+	return nil, false
+}

@@ -3,16 +3,19 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -24,7 +27,7 @@ type memQueue struct {
 	acked []uint64
 }
 
-func (q *memQueue) Next(_ string, now time.Time) (*Envelope, time.Time, QueueStats, error) {
+func (q *memQueue) Next(_ string, now time.Time, busy func(string) bool) (*Envelope, time.Time, QueueStats, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var wake time.Time
@@ -39,6 +42,9 @@ func (q *memQueue) Next(_ string, now time.Time) (*Envelope, time.Time, QueueSta
 			continue
 		}
 		heads[id] = true
+		if busy != nil && busy(id) {
+			continue
+		}
 		if it.NextAttempt.After(now) {
 			if wake.IsZero() || it.NextAttempt.Before(wake) {
 				wake = it.NextAttempt
@@ -151,9 +157,17 @@ func TestOneIncidentWaitingDoesNotHoldUpOthers(t *testing.T) {
 	d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: NewMetrics(prometheus.NewRegistry()), BaseBackoff: time.Millisecond}
 	runUntil(t, d, q.empty)
-	want := []string{"A/opened", "B/opened", "B/resolved", "A/opened", "A/resolved"}
-	if !slices.Equal(seen, want) {
-		t.Fatalf("delivery order %v, want %v", seen, want)
+	// Incidents are delivered concurrently: the order holds per incident,
+	// and B is through while A waits.
+	per := map[byte][]string{}
+	for _, c := range seen {
+		per[c[0]] = append(per[c[0]], c)
+	}
+	if !slices.Equal(per['A'], []string{"A/opened", "A/opened", "A/resolved"}) || !slices.Equal(per['B'], []string{"B/opened", "B/resolved"}) {
+		t.Fatalf("delivery order %v: want A's trigger held then delivered before its resolve, and B's in order", seen)
+	}
+	if slices.Index(seen, "B/resolved") > slices.Index(seen, "A/resolved") {
+		t.Fatalf("delivery order %v: B waited for A's hold", seen)
 	}
 	if len(q.dead) != 0 {
 		t.Fatalf("a hold dead-lettered %d events", len(q.dead))
@@ -340,4 +354,292 @@ func TestDelivererSurvivesAPanickingReceiver(t *testing.T) {
 	if !slices.Equal(delivered, []string{"good"}) {
 		t.Fatalf("delivered %v, want the good event", delivered)
 	}
+}
+
+func mkEnv(seq uint64, id string, k incident.EventKind) *Envelope {
+	return &Envelope{Seq: seq, Receiver: "test", Enqueued: time.Now(), Event: incident.Event{Kind: k, Incident: incident.Incident{ID: id}}}
+}
+
+// runFake runs d in a synctest bubble until done, giving up after a day of
+// fake time (a hung attempt costs d.Timeout of it, not of the test's time).
+func runFake(t *testing.T, d *Deliverer, done func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	finished := make(chan struct{})
+	go func() { d.Run(ctx); close(finished) }()
+	deadline := time.Now().Add(24 * time.Hour)
+	for !done() && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+	}
+	cancel()
+	<-finished
+	if !done() {
+		t.Fatal("deliverer did not finish within a day of fake time")
+	}
+}
+
+// TestHungIncidentDoesNotHoldUpOthers: while incident A's delivery hangs,
+// incident B is delivered; A's resolve still waits for A's trigger.
+func TestHungIncidentDoesNotHoldUpOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &memQueue{items: []*Envelope{mkEnv(1, "A", incident.Opened), mkEnv(2, "B", incident.Opened), mkEnv(3, "A", incident.ResolvedEvent)}}
+		bDelivered := make(chan struct{})
+		var mu sync.Mutex
+		var seen []string
+		n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			mu.Lock()
+			seen = append(seen, ev.Incident.ID+"/"+string(ev.Kind))
+			mu.Unlock()
+			switch {
+			case ev.Incident.ID == "A" && ev.Kind == incident.Opened:
+				select { // a receiver that answers A only once B is through
+				case <-bDelivered:
+					return false, nil
+				case <-ctx.Done():
+					return true, ctx.Err()
+				}
+			case ev.Incident.ID == "B":
+				close(bDelivered)
+			}
+			return false, nil
+		})
+		m := NewMetrics(prometheus.NewRegistry())
+		d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Metrics: m, Timeout: 30 * time.Second}
+		runFake(t, d, q.empty)
+		var a []string
+		for _, c := range seen {
+			if c[0] == 'A' {
+				a = append(a, c)
+			}
+		}
+		if want := []string{"A/opened", "A/resolved"}; !slices.Equal(a, want) || len(seen) != 3 {
+			t.Fatalf("calls %v, want A's once each in order, and B's: B must not wait for A's attempt to time out", seen)
+		}
+		if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("func", "retry")); got != 0 {
+			t.Errorf("%v retries, want none", got)
+		}
+	})
+}
+
+// TestRetryAfterIsCapped: a receiver asking for 30 days waits at most
+// MaxRetryAfter (default an hour).
+func TestRetryAfterIsCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &memQueue{items: []*Envelope{mkEnv(1, "A", incident.Opened)}}
+		var calls []time.Time
+		n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			calls = append(calls, time.Now())
+			if len(calls) == 1 {
+				return true, &RetryAfterError{After: 30 * 24 * time.Hour, Err: errors.New("429")}
+			}
+			return false, nil
+		})
+		d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Metrics: NewMetrics(prometheus.NewRegistry())}
+		runFake(t, d, q.empty)
+		if len(calls) != 2 {
+			t.Fatalf("%d calls, want 2", len(calls))
+		}
+		if gap := calls[1].Sub(calls[0]); gap > time.Hour+time.Second {
+			t.Fatalf("retried after %v, want the 1h cap", gap)
+		}
+	})
+}
+
+// TestDelivererConcurrencyKeepsOrderPerIncident: many incidents with slow,
+// sometimes failing receivers: each event is delivered exactly once
+// successfully, in order within its incident, never two of one incident at
+// once, and never more than Concurrency at once. (Run with -race.)
+func TestDelivererConcurrencyKeepsOrderPerIncident(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const incidents, concurrency = 30, 4
+		kinds := []incident.EventKind{incident.Opened, incident.SeverityChanged, incident.ResolvedEvent}
+		q := &memQueue{}
+		for k := range kinds {
+			for i := range incidents {
+				q.items = append(q.items, mkEnv(uint64(len(q.items)+1), fmt.Sprintf("inc-%02d", i), kinds[k]))
+			}
+		}
+		var mu sync.Mutex
+		active, peak, calls := map[string]bool{}, 0, 0
+		delivered := map[string][]incident.EventKind{}
+		n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			id := ev.Incident.ID
+			mu.Lock()
+			if active[id] {
+				mu.Unlock()
+				t.Errorf("two events of %s in flight at once", id)
+				return false, nil
+			}
+			active[id] = true
+			peak = max(peak, len(active))
+			calls++
+			fail := calls%5 == 0
+			mu.Unlock()
+			time.Sleep(time.Duration(len(id)+int(ev.Kind[0])%7) * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			delete(active, id)
+			if fail {
+				return true, errors.New("503")
+			}
+			delivered[id] = append(delivered[id], ev.Kind)
+			return false, nil
+		})
+		m := NewMetrics(prometheus.NewRegistry())
+		d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Metrics: m, Concurrency: concurrency, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+		runFake(t, d, q.empty)
+		for i := range incidents {
+			id := fmt.Sprintf("inc-%02d", i)
+			if !slices.Equal(delivered[id], kinds) {
+				t.Errorf("%s delivered %v, want %v", id, delivered[id], kinds)
+			}
+		}
+		if peak > concurrency || peak < 2 {
+			t.Errorf("peak %d deliveries at once, want 2..%d", peak, concurrency)
+		}
+		if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("func", "success")); got != incidents*3 || len(q.acked) != incidents*3 {
+			t.Errorf("success %v, acked %d; want %d each", got, len(q.acked), incidents*3)
+		}
+	})
+}
+
+// methodNotifier is a receiver whose calls go to named API methods: "" for
+// an event that calls nothing.
+type methodNotifier struct {
+	notifierFunc
+	method func(ev *incident.Event) string
+}
+
+func (m methodNotifier) Methods(ev *incident.Event) ([]string, bool) {
+	if s := m.method(ev); s != "" {
+		return []string{s}, true
+	}
+	return nil, true
+}
+
+// TestRateLimitHoldsBackTheMethod: a 429 on one method holds back every
+// envelope calling that method until Retry-After has passed, then one call
+// tests it before the others follow; envelopes of other methods flow on.
+func TestRateLimitHoldsBackTheMethod(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		reporter bool // the receiver says which method each event calls
+		wrapped  bool // inside notify.Routed, as the daemon runs receivers
+	}{{"per method", true, false}, {"whole receiver", false, false}, {"per method, wrapped", true, true}, {"whole receiver, wrapped", false, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Incidents p1..p5 call "post", u1 calls "update".
+				q := &memQueue{}
+				for i, id := range []string{"p1", "p2", "p3", "p4", "p5", "u1"} {
+					q.items = append(q.items, mkEnv(uint64(i+1), id, incident.Opened))
+				}
+				start := time.Now()
+				type call struct {
+					id string
+					at time.Duration
+				}
+				var mu sync.Mutex
+				var calls []call
+				limited := false
+				method := func(ev *incident.Event) string {
+					if ev.Incident.ID[0] == 'u' {
+						return "update"
+					}
+					return "post"
+				}
+				f := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+					m := method(ev)
+					mu.Lock()
+					calls = append(calls, call{ev.Incident.ID, time.Since(start)})
+					first := !limited && m == "post"
+					limited = limited || first
+					mu.Unlock()
+					if first {
+						time.Sleep(10 * time.Millisecond) // p2..p4 are on their way meanwhile
+						return true, &RetryAfterError{After: time.Minute, Method: "post", Err: errors.New("429")}
+					}
+					time.Sleep(100 * time.Millisecond)
+					return false, nil
+				})
+				var n Notifier = f
+				if tt.reporter {
+					n = methodNotifier{f, method}
+				}
+				if tt.wrapped {
+					n = &Routed{Notifier: n, Sends: func(string, severity.Level) bool { return true }}
+				}
+				d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+					Metrics: NewMetrics(prometheus.NewRegistry()), Concurrency: 4}
+				runFake(t, d, q.empty)
+				var posts []call
+				for _, c := range calls {
+					if c.id[0] == 'u' {
+						if tt.reporter && c.at >= time.Minute {
+							t.Errorf("update held back by the post hold: called at %v", c.at)
+						}
+						if !tt.reporter && c.at < time.Minute {
+							t.Errorf("receiver without methods called during the hold at %v", c.at)
+						}
+						continue
+					}
+					posts = append(posts, c)
+				}
+				// p1 (429 after 10ms), p2..p4 already in flight then; p5 and
+				// p1's retry wait out the minute, one testing the method first.
+				if len(posts) != 6 {
+					t.Fatalf("post calls %+v, want 6 (one 429, then each incident once)", posts)
+				}
+				for _, c := range posts[4:] {
+					if c.at < time.Minute {
+						t.Errorf("%s called at %v, during the 1m hold", c.id, c.at)
+					}
+				}
+				if posts[5].at < posts[4].at+100*time.Millisecond {
+					t.Errorf("after the hold, %s (at %v) did not wait for the test call %s (at %v) to finish", posts[5].id, posts[5].at, posts[4].id, posts[4].at)
+				}
+			})
+		})
+	}
+}
+
+// TestHoldEndsAfterAWake: a wake during a hold (a new event queued) does
+// not make the deliverer forget when the hold ends.
+func TestHoldEndsAfterAWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &memQueue{items: []*Envelope{mkEnv(1, "A", incident.Opened), mkEnv(2, "B", incident.Opened)}}
+		var mu sync.Mutex
+		var calls []string
+		f := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, ev.Incident.ID)
+			if ev.Incident.ID == "A" {
+				// Not retryable: A is dead-lettered, and only the hold
+				// says when B may go.
+				return false, &RetryAfterError{After: time.Minute, Method: "post", Err: errors.New("429")}
+			}
+			return false, nil
+		})
+		wake := make(chan struct{}, 1)
+		d := &Deliverer{Queue: q, Notifier: methodNotifier{f, func(*incident.Event) string { return "post" }}, Wake: wake,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry()), Concurrency: 1}
+		ctx, cancel := context.WithCancel(t.Context())
+		finished := make(chan struct{})
+		go func() { d.Run(ctx); close(finished) }()
+		time.Sleep(30 * time.Second)
+		wake <- struct{}{}
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got := slices.Clone(calls)
+		mu.Unlock()
+		cancel()
+		<-finished
+		if !slices.Equal(got, []string{"A", "B"}) {
+			t.Fatalf("calls %v a second after the hold ended, want A then B", got)
+		}
+	})
 }

@@ -12,10 +12,17 @@ import (
 )
 
 // RetryAfterError is a retryable failure for which the receiver said how long
-// to wait (HTTP 429 or 503 with Retry-After). The outbox waits at least that.
+// to wait (HTTP 429 or 503 with Retry-After). The outbox waits at least that,
+// up to its MaxRetryAfter.
 type RetryAfterError struct {
 	After time.Duration
-	Err   error
+	// Method, when set, says the wait is a rate limit on that API method of
+	// the receiver (PagerDuty's "enqueue", Slack's "chat.postMessage"), not
+	// on this event alone: the outbox holds back every envelope that calls
+	// it until the wait is over, instead of letting them draw 429s of their
+	// own and come due together.
+	Method string
+	Err    error
 }
 
 func (e *RetryAfterError) Error() string {

@@ -79,3 +79,12 @@ func (r *Routed) IsPage(ev *incident.Event) bool {
 	p, ok := r.Notifier.(PageReporter)
 	return ok && r.Sends(ev.Incident.Service, ev.Incident.Severity) && p.IsPage(ev)
 }
+
+// Methods forwards to the wrapped receiver (notify.MethodReporter), so its
+// rate-limit holds stay per method through the wrapper.
+func (r *Routed) Methods(ev *incident.Event) ([]string, bool) {
+	if m, ok := r.Notifier.(MethodReporter); ok {
+		return m.Methods(ev)
+	}
+	return nil, false
+}

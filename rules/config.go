@@ -22,6 +22,7 @@ type Config struct {
 	Intake     IntakeConfig     `yaml:"intake"`
 	Incidents  IncidentsConfig  `yaml:"incidents"`
 	Heartbeat  HeartbeatConfig  `yaml:"heartbeat"`
+	Delivery   DeliveryConfig   `yaml:"delivery"`
 	Severity   ThresholdsConfig `yaml:"severity"` // global defaults; profiles override
 	Prometheus PrometheusConfig `yaml:"prometheus"`
 	Probes     ProbesConfig     `yaml:"probes"`
@@ -109,6 +110,17 @@ type IncidentsConfig struct {
 	// signals, by current severity (keys 1..4). Defaults 1: 2m, 2: 5m,
 	// 3: 15m, 4: 30m. 0 turns one severity off.
 	Reevaluate map[int]Duration `yaml:"reevaluate"`
+}
+
+// DeliveryConfig tunes the outbox's delivery to each receiver.
+type DeliveryConfig struct {
+	// Concurrency is how many incidents are delivered at once per receiver
+	// (one incident's events always one at a time, in order), so that one
+	// hung request does not hold up every other incident. Default 8, 1..256.
+	Concurrency int `yaml:"concurrency"`
+	// MaxRetryAfter caps the wait a receiver's Retry-After asks for.
+	// Default 1h, 1s..24h.
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
 }
 
 // ThresholdsConfig overrides severity thresholds; nil fields keep the default.

@@ -43,6 +43,8 @@ func TestSpecExample(t *testing.T) {
 		{"grafana token", string(c.Grafana.Token), "glsa_grafana"},
 		{"services", len(c.Services), 1},
 		{"intake.max_body_bytes", c.Intake.MaxBodyBytes, int64(32 << 20)},
+		{"delivery.concurrency", c.Delivery.Concurrency, 8},
+		{"delivery.max_retry_after", c.Delivery.MaxRetryAfter, Duration(time.Hour)},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -73,6 +75,7 @@ func TestDefaults(t *testing.T) {
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
 		Heartbeat:  HeartbeatConfig{Alertname: "Watchdog", MissingAfter: Duration(15 * time.Minute)},
+		Delivery:   DeliveryConfig{Concurrency: 8, MaxRetryAfter: Duration(time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second), TrendWindow: Duration(10 * time.Minute), RecoveringDrop: &drop},
 		Probes:     ProbesConfig{Timeout: Duration(2 * time.Second)},
 		Kubernetes: KubernetesConfig{RolloutWindow: Duration(30 * time.Minute), EventWindow: Duration(15 * time.Minute), LogTimeout: Duration(2 * time.Second), LogBytes: 64 << 10},
@@ -187,6 +190,22 @@ prometheus:
 				`line 7: incidents.stale_after: invalid duration "12 hours": use a duration such as 250ms, 2s, 1h30m or 1d`,
 				`line 9: prometheus.url: must be an absolute http(s) URL, got "prometheus:9090"`,
 				`line 10: prometheus.timeout: invalid duration "2": use a duration such as 250ms, 2s, 1h30m or 1d`,
+			},
+		},
+		{
+			name: "delivery out of bounds",
+			in:   "delivery:\n  concurrency: 1000\n  max_retry_after: 720h\n",
+			want: []string{
+				`line 2: delivery.concurrency: must be 1..256 (0: the default, 8), got 1000`,
+				`line 3: delivery.max_retry_after: must be 1s..24h, got 30d`,
+			},
+		},
+		{
+			name: "delivery negative",
+			in:   "delivery:\n  concurrency: -1\n  max_retry_after: -5s\n",
+			want: []string{
+				`line 2: delivery.concurrency: must be 1..256 (0: the default, 8), got -1`,
+				`line 3: delivery.max_retry_after: invalid duration "-5s": must not be negative`,
 			},
 		},
 		{

@@ -31,6 +31,10 @@ const (
 	DefaultLogBytes       = 64 << 10
 	DefaultPagerDutyURL   = "https://events.pagerduty.com"
 	DefaultSlackAPIURL    = "https://slack.com/api/"
+
+	DefaultDeliveryConcurrency = 8
+	MaxDeliveryConcurrency     = 256
+	DefaultMaxRetryAfter       = time.Hour
 )
 
 //go:embed default.yaml
@@ -86,6 +90,8 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	if c.Incidents.StaleAfter == 0 && !set("incidents.stale_after") {
 		c.Incidents.StaleAfter = Duration(DefaultStaleAfter)
 	}
+	c.Delivery.Concurrency = cmp.Or(c.Delivery.Concurrency, DefaultDeliveryConcurrency)
+	c.Delivery.MaxRetryAfter = cmp.Or(c.Delivery.MaxRetryAfter, Duration(DefaultMaxRetryAfter))
 	if c.Incidents.Retention == 0 {
 		c.Incidents.Retention = Duration(DefaultRetention)
 	}

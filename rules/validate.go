@@ -90,6 +90,12 @@ func (v *validator) config(c *Config) {
 	if c.Intake.MaxPending < 0 {
 		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
 	}
+	if n := c.Delivery.Concurrency; n < 0 || n > MaxDeliveryConcurrency {
+		v.failf("delivery.concurrency", "must be 1..%d (0: the default, %d), got %d", MaxDeliveryConcurrency, DefaultDeliveryConcurrency, n)
+	}
+	if d := time.Duration(c.Delivery.MaxRetryAfter); d != 0 && (d < time.Second || d > 24*time.Hour) {
+		v.failf("delivery.max_retry_after", "must be 1s..24h, got %s", c.Delivery.MaxRetryAfter)
+	}
 	v.routing("routing", c.Routing)
 	for i := range c.Services {
 		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)

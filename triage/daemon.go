@@ -174,7 +174,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Go(func() { d.pipeline.Run(workCtx) })
 	for i, n := range d.notifiers {
-		dl := &notify.Deliverer{Queue: d.store, Notifier: n, Wake: d.wakes[i], Log: d.log, Metrics: d.nmetrics}
+		dl := &notify.Deliverer{Queue: d.store, Notifier: n, Wake: d.wakes[i], Log: d.log, Metrics: d.nmetrics,
+			Concurrency: d.cfg.Delivery.Concurrency, MaxRetryAfter: time.Duration(d.cfg.Delivery.MaxRetryAfter)}
 		wg.Go(func() { dl.Run(workCtx) })
 	}
 	d.wakeReceivers() // deliver what a previous run left queued

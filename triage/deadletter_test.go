@@ -38,7 +38,7 @@ func TestUndecodableOutboxEntryIsDeadLettered(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			env, _, _, err := s.Next("r", t0)
+			env, _, _, err := s.Next("r", t0, nil)
 			if err != nil || env == nil || env.Event.Incident.ID != "B" {
 				t.Fatalf("Next = %+v, %v; want B's event past the damaged entry", env, err)
 			}
@@ -65,7 +65,7 @@ func TestReplayEvent(t *testing.T) {
 	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: []incident.Event{ev}}}, Receivers: []string{"pagerduty"}}); err != nil {
 		t.Fatal(err)
 	}
-	env, _, _, err := s.Next("pagerduty", t0)
+	env, _, _, err := s.Next("pagerduty", t0, nil)
 	if err != nil || env == nil {
 		t.Fatal(env, err)
 	}
@@ -73,7 +73,7 @@ func TestReplayEvent(t *testing.T) {
 	if err := s.DeadLetter(env); err != nil {
 		t.Fatal(err)
 	}
-	if env, _, stats, _ := s.Next("pagerduty", t0); env != nil || stats.Depth != 0 {
+	if env, _, stats, _ := s.Next("pagerduty", t0, nil); env != nil || stats.Depth != 0 {
 		t.Fatalf("queue after the dead letter: %+v %+v", env, stats)
 	}
 	list, _, _ := s.DeadLetters(10)
@@ -84,7 +84,7 @@ func TestReplayEvent(t *testing.T) {
 	if err := s.ReplayEvent(list[0].ID, &now); err != nil {
 		t.Fatal(err)
 	}
-	again, _, _, err := s.Next("pagerduty", t0.Add(time.Hour))
+	again, _, _, err := s.Next("pagerduty", t0.Add(time.Hour), nil)
 	if err != nil || again == nil || again.Attempts != 0 || again.Event.Kind != incident.ResolvedEvent {
 		t.Fatalf("replayed envelope %+v, %v; want the event given", again, err)
 	}

@@ -119,7 +119,7 @@ func checkWebhookPath(t *testing.T, body []byte) {
 	}
 	// What was queued for the receiver reads back, and is acknowledged.
 	for {
-		env, _, _, err := d.store.Next("discard", time.Now().Add(time.Hour))
+		env, _, _, err := d.store.Next("discard", time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatalf("200, then the outbox does not read back: %v", err)
 		}

@@ -90,7 +90,7 @@ func (sp *switchPipeline) events(now time.Time) []string {
 	sp.t.Helper()
 	var out []string
 	for {
-		env, _, _, err := sp.store.Next("pager", now)
+		env, _, _, err := sp.store.Next("pager", now, nil)
 		if err != nil {
 			sp.t.Fatal(err)
 		}

@@ -146,16 +146,17 @@ func (s *Store) countQueued() error {
 }
 
 // Next implements notify.Queue: the oldest due envelope that heads its
-// incident's events. An entry that cannot be decoded can never be
-// delivered: it is moved to the dead letters, and the queue flows on.
-func (s *Store) Next(receiver string, now time.Time) (*notify.Envelope, time.Time, notify.QueueStats, error) {
+// incident's events, skipping the incidents busy says are in flight. An
+// entry that cannot be decoded can never be delivered: it is moved to the
+// dead letters, and the queue flows on.
+func (s *Store) Next(receiver string, now time.Time, busy func(incident string) bool) (*notify.Envelope, time.Time, notify.QueueStats, error) {
 	if s.acksDue(receiver) {
 		if err := s.flushAcks(receiver); err != nil {
 			return nil, time.Time{}, notify.QueueStats{}, err
 		}
 	}
 	for {
-		env, wake, stats, bad, err := s.next(receiver, now, s.pendingAcks(receiver))
+		env, wake, stats, bad, err := s.next(receiver, now, s.pendingAcks(receiver), busy)
 		if err == nil && bad == nil && env == nil && s.hasPendingAcks(receiver) {
 			// Nothing to deliver now: write the acknowledgements down.
 			if err := s.flushAcks(receiver); err != nil {
@@ -179,7 +180,7 @@ type undecodable struct {
 	err error
 }
 
-func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
+func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool, busy func(string) bool) (env *notify.Envelope, wake time.Time, stats notify.QueueStats, bad *undecodable, err error) {
 	err = s.state.View(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(receiver))
 		if q == nil {
@@ -205,6 +206,9 @@ func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool) (env
 				continue // an earlier event of this incident goes first
 			}
 			heads[h.incident] = true
+			if busy != nil && busy(h.incident) {
+				continue // its event in flight goes first; it wakes the deliverer when done
+			}
 			if h.next.After(now) {
 				if wake.IsZero() || h.next.Before(wake) {
 					wake = h.next
@@ -301,26 +305,60 @@ func (s *Store) hasPendingAcks(receiver string) bool {
 	return len(s.acked[receiver]) > 0
 }
 
-// pendingAcks is a copy of the receiver's acknowledgements not yet written.
+// pendingAcks is a copy of the receiver's acknowledgements not yet written,
+// including those whose commit is under way.
 func (s *Store) pendingAcks(receiver string) map[uint64]bool {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
-	if len(s.acked[receiver]) == 0 {
+	if len(s.acked[receiver]) == 0 && len(s.flushing[receiver]) == 0 {
 		return nil
 	}
-	return maps.Clone(s.acked[receiver])
+	out := maps.Clone(s.acked[receiver])
+	if out == nil {
+		out = map[uint64]bool{}
+	}
+	for seq := range s.flushing[receiver] {
+		out[seq] = true
+	}
+	return out
 }
 
 // flushAcks writes the receiver's pending acknowledgements in one commit.
+// They stay visible to pendingAcks until the commit has landed: a Next that
+// read the queue before it would otherwise hand out a delivered event again.
 func (s *Store) flushAcks(receiver string) error {
 	s.ackMu.Lock()
 	set := s.acked[receiver]
 	delete(s.acked, receiver)
 	delete(s.ackedSince, receiver)
+	if len(set) > 0 {
+		if s.flushing == nil {
+			s.flushing = map[string]map[uint64]int{}
+		}
+		if s.flushing[receiver] == nil {
+			s.flushing[receiver] = map[uint64]int{}
+		}
+		for seq := range set {
+			s.flushing[receiver][seq]++
+		}
+	}
 	s.ackMu.Unlock()
 	if len(set) == 0 {
 		return nil
 	}
+	defer func() {
+		s.ackMu.Lock()
+		defer s.ackMu.Unlock()
+		f := s.flushing[receiver]
+		for seq := range set {
+			if f[seq]--; f[seq] <= 0 {
+				delete(f, seq)
+			}
+		}
+		if len(f) == 0 {
+			delete(s.flushing, receiver)
+		}
+	}()
 	err := s.state.Update(func(tx *bolt.Tx) error {
 		for seq := range set {
 			if err := s.dequeue(tx, receiver, seq); err != nil {

@@ -79,6 +79,9 @@ type Store struct {
 	ackMu      sync.Mutex
 	acked      map[string]map[uint64]bool
 	ackedSince map[string]time.Time
+	// flushing holds acknowledgements being written: until their commit
+	// lands, a concurrent Next's snapshot may still see them queued.
+	flushing map[string]map[uint64]int // receiver → seq → commits under way
 
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
 	OnDeadLetter   func(*DeadLetter)

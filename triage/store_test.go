@@ -342,7 +342,7 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 	}
 	// The event was fanned out to each receiver's queue in the same commit.
 	for _, r := range []string{"r1", "r2"} {
-		env, _, _, err := s2.Next(r, time.Now().Add(time.Hour))
+		env, _, _, err := s2.Next(r, time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +401,7 @@ func TestStoreNextHeadsPerIncident(t *testing.T) {
 	if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
 		t.Fatal(err)
 	}
-	env, _, stats, err := s.Next("r", t0)
+	env, _, stats, err := s.Next("r", t0, nil)
 	if err != nil || env == nil || env.Event.Incident.ID != "A" || env.Event.Kind != incident.Opened || stats.Depth != 3 || !stats.Oldest.Equal(t0) {
 		t.Fatalf("first: %+v %+v %v", env, stats, err)
 	}
@@ -410,18 +410,18 @@ func TestStoreNextHeadsPerIncident(t *testing.T) {
 	if err := s.Retry(env); err != nil {
 		t.Fatal(err)
 	}
-	next, _, _, err := s.Next("r", t0)
+	next, _, _, err := s.Next("r", t0, nil)
 	if err != nil || next == nil || next.Event.Incident.ID != "B" {
 		t.Fatalf("second: %+v err %v", next, err)
 	}
 	if err := s.Ack("r", next.Seq); err != nil {
 		t.Fatal(err)
 	}
-	none, wake, stats, err := s.Next("r", t0)
+	none, wake, stats, err := s.Next("r", t0, nil)
 	if err != nil || none != nil || !wake.Equal(t0.Add(time.Minute)) || stats.Depth != 2 {
 		t.Fatalf("third: %+v wake %v stats %+v err %v; want nothing due until A's retry", none, wake, stats, err)
 	}
-	again, _, _, _ := s.Next("r", t0.Add(time.Minute))
+	again, _, _, _ := s.Next("r", t0.Add(time.Minute), nil)
 	if again == nil || again.Event.Kind != incident.Opened || again.Attempts != 1 {
 		t.Fatalf("after the wait: %+v, want A's trigger with its attempt count", again)
 	}
@@ -469,7 +469,7 @@ func TestOutboxDepthIsCounted(t *testing.T) {
 	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r1", "r2"}}); err != nil {
 		t.Fatal(err)
 	}
-	env, _, stats, err := s.Next("r1", t0)
+	env, _, stats, err := s.Next("r1", t0, nil)
 	if err != nil || stats.Depth != 3 {
 		t.Fatalf("depth %d, %v", stats.Depth, err)
 	}
@@ -479,7 +479,7 @@ func TestOutboxDepthIsCounted(t *testing.T) {
 	if err := s.Ack("r1", env.Seq); err != nil { // again: nothing left to remove
 		t.Fatal(err)
 	}
-	env, _, _, _ = s.Next("r1", t0)
+	env, _, _, _ = s.Next("r1", t0, nil)
 	if err := s.DeadLetter(env); err != nil {
 		t.Fatal(err)
 	}
@@ -606,7 +606,7 @@ func TestAcknowledgementsAreBatched(t *testing.T) {
 		return n
 	}
 	for i := 0; i < 3; i++ {
-		env, _, _, err := s.Next("r", t0)
+		env, _, _, err := s.Next("r", t0, nil)
 		if err != nil || env == nil || env.Event.Incident.ID != fmt.Sprintf("inc-%d", i) {
 			t.Fatalf("Next %d = %+v, %v: an acknowledged envelope was handed out again", i, env, err)
 		}
@@ -628,7 +628,7 @@ func TestAcknowledgementsAreBatched(t *testing.T) {
 		t.Fatalf("%d envelopes after the crash, want all 5 back (at least once)", n)
 	}
 	for i := 0; i < 5; i++ {
-		env, _, _, err := s.Next("r", t0)
+		env, _, _, err := s.Next("r", t0, nil)
 		if err != nil || env == nil {
 			t.Fatalf("Next %d: %v %v", i, env, err)
 		}
@@ -636,7 +636,7 @@ func TestAcknowledgementsAreBatched(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if env, _, _, err := s.Next("r", t0); err != nil || env != nil { // nothing due: the batch is written
+	if env, _, _, err := s.Next("r", t0, nil); err != nil || env != nil { // nothing due: the batch is written
 		t.Fatalf("Next with everything delivered = %+v, %v", env, err)
 	}
 	if n := queued(s); n != 0 {

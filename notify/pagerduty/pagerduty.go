@@ -80,7 +80,8 @@ type Config struct {
 }
 
 // Notifier delivers incident events to PagerDuty. It is safe for concurrent
-// use; the outbox serialises the events of one incident.
+// use; the outbox delivers several incidents at once, one incident's events
+// one at a time.
 type Notifier struct {
 	cfg     Config
 	api     *pd.Client
@@ -162,6 +163,24 @@ func action(ev *incident.Event) string {
 	return ""
 }
 
+// Methods implements notify.MethodReporter. PagerDuty rate-limits per
+// integration key, so each routing key is its own method: "enqueue" for the
+// default key, "enqueue:<service>" for a service with its own (named by the
+// service, never by the key). A 429 holds back only that key's events.
+func (n *Notifier) Methods(ev *incident.Event) ([]string, bool) {
+	if action(ev) == "" {
+		return nil, true
+	}
+	return []string{n.method(ev.Incident.Service)}, true
+}
+
+func (n *Notifier) method(service string) string {
+	if _, ok := n.cfg.ServiceRoutingKeys[service]; ok {
+		return "enqueue:" + service
+	}
+	return "enqueue"
+}
+
 // routingKey is the service's own key, else the default. It depends on the
 // configuration only, so a resolve uses the key its trigger used.
 func (n *Notifier) routingKey(service string) string {
@@ -193,7 +212,7 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 	}
 
 	if wait, ok := n.limiter.take(key); !ok {
-		return true, &notify.RetryAfterError{After: wait, Err: n.fail(act, ev.Incident.ID, 0,
+		return true, &notify.RetryAfterError{After: wait, Method: n.method(ev.Incident.Service), Err: n.fail(act, ev.Incident.ID, 0,
 			fmt.Sprintf("client-side rate limit of %d events per %v per routing key reached", n.cfg.RateLimit, n.cfg.RateWindow), nil)}
 	}
 
@@ -210,8 +229,9 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 		return false, nil
 	case status == http.StatusTooManyRequests:
 		return true, &notify.RetryAfterError{
-			After: notify.RetryAfter(header, DefaultRetryAfter),
-			Err:   n.fail(act, ev.Incident.ID, status, apiMessage(body), nil),
+			After:  notify.RetryAfter(header, DefaultRetryAfter),
+			Method: n.method(ev.Incident.Service), // the key's other events would draw 429s too
+			Err:    n.fail(act, ev.Incident.ID, status, apiMessage(body), nil),
 		}
 	case status >= 500, status == http.StatusRequestTimeout:
 		return true, n.fail(act, ev.Incident.ID, status, apiMessage(body), nil)
@@ -392,8 +412,11 @@ type details struct {
 	AlertsTotal      int               `json:"alerts_total"`
 	// AlertsDropped counts alerts left out of Alerts to keep the event
 	// under PagerDuty's size limit.
-	AlertsDropped int    `json:"alerts_dropped,omitempty"`
-	Note          string `json:"note,omitempty"`
+	AlertsDropped int `json:"alerts_dropped,omitempty"`
+	// LinksDropped counts URLs from the alerts left out of links for not
+	// being http(s) URLs.
+	LinksDropped int    `json:"links_dropped,omitempty"`
+	Note         string `json:"note,omitempty"`
 	// Diagnosis is the quick diagnosis with a compact Kubernetes snapshot
 	// and, after a bad rollout, the rollback command.
 	Diagnosis map[string]any `json:"diagnosis,omitempty"`
@@ -482,6 +505,8 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		}
 	}
 	d.Alerts = all
+	links, dropped := n.links(ev, a)
+	d.LinksDropped = dropped
 
 	e := &pd.V2Event{
 		RoutingKey: key,
@@ -489,7 +514,7 @@ func (n *Notifier) trigger(ev *incident.Event, key string) (*pd.V2Event, error) 
 		DedupKey:   inc.ID,
 		Client:     n.cfg.ClientName,
 		ClientURL:  n.cfg.ClientURL,
-		Links:      n.links(ev, a),
+		Links:      links,
 		Payload: &pd.V2Payload{
 			Summary:   clip.Runes(summary, MaxSummary),
 			Source:    source,
@@ -565,13 +590,20 @@ func truncateList(l []string, n, each int) []string {
 }
 
 // links: the decisive alert's runbook and generator URL, an Alertmanager
-// silence prefilled with its labels, and the Grafana dashboard.
-func (n *Notifier) links(ev *incident.Event, a *incident.Alert) []interface{} {
-	var out []interface{}
+// silence prefilled with its labels, and the Grafana dashboard. Most come
+// from alerts, which anyone who can post to Alertmanager writes: only
+// absolute http(s) URLs with a host become links (a javascript: runbook
+// would run in the responder's browser); dropped counts the others.
+func (n *Notifier) links(ev *incident.Event, a *incident.Alert) (out []interface{}, dropped int) {
 	add := func(href, text string) {
-		if href = strings.TrimSpace(href); href != "" {
-			out = append(out, link{Href: href, Text: text})
+		if href = strings.TrimSpace(href); href == "" {
+			return
 		}
+		if !webURL(href) {
+			dropped++
+			return
+		}
+		out = append(out, link{Href: href, Text: text})
 	}
 	if a != nil {
 		add(firstLabel(a.Annotations, "runbook_url", "runbook"), "Runbook")
@@ -589,7 +621,14 @@ func (n *Notifier) links(ev *incident.Event, a *incident.Alert) []interface{} {
 			add(u.String(), "Grafana")
 		}
 	}
-	return out
+	return out, dropped
+}
+
+// webURL reports whether s is an absolute http or https URL with a host
+// (url.Parse lowercases the scheme, so JavaScript: is caught too).
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.Opaque == ""
 }
 
 // link is a links[] entry.

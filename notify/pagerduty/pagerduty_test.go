@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -567,5 +568,115 @@ func TestSilenceURL(t *testing.T) {
 	}
 	if strings.Contains(got, "+") || strings.Contains(got[len(prefix):], "&") {
 		t.Errorf("ambiguous escaping %q", got)
+	}
+}
+
+// TestLinksOnlyHTTP: URLs taken from alerts (runbook, generator URL, the
+// Alertmanager external URL of the silence link) go into links only when
+// they are absolute http(s) URLs with a host; the others are dropped, and
+// counted in custom_details.
+func TestLinksOnlyHTTP(t *testing.T) {
+	tests := []struct {
+		name                       string
+		runbook, generator, extURL string
+		wantLinks                  []string // texts, in order
+		wantDropped                float64
+	}{
+		{name: "all http(s)", runbook: "https://runbooks.example/x", generator: "http://prom.example/graph", extURL: "http://am.example:9093",
+			wantLinks: []string{"Runbook", "Alert source", "Silence in Alertmanager"}},
+		{name: "javascript runbook", runbook: "javascript:alert(document.cookie)", generator: "http://prom.example/graph", extURL: "http://am.example:9093",
+			wantLinks: []string{"Alert source", "Silence in Alertmanager"}, wantDropped: 1},
+		{name: "mixed-case scheme", runbook: "JavaScript:alert(1)", generator: "HTTP://prom.example/graph", extURL: "http://am.example:9093",
+			wantLinks: []string{"Alert source", "Silence in Alertmanager"}, wantDropped: 1},
+		{name: "javascript external URL", runbook: "https://runbooks.example/x", generator: "data:text/html,<script>alert(1)</script>", extURL: "javascript:alert(1)//",
+			wantLinks: []string{"Runbook"}, wantDropped: 2},
+		{name: "relative, hostless and other schemes", runbook: "/runbooks/x", generator: "http:///graph", extURL: "ftp://am.example",
+			wantLinks: nil, wantDropped: 3},
+		{name: "file and vbscript", runbook: "file:///etc/passwd", generator: "vbscript:msgbox(1)", extURL: "http://am.example:9093",
+			wantLinks: []string{"Silence in Alertmanager"}, wantDropped: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := fakepd.New()
+			defer fake.Close()
+			n := newNotifier(t, fake, nil)
+			ev := event(incident.Opened, "api", 1, 0, 1)
+			for i := range ev.Alerts {
+				ev.Alerts[i].Annotations["runbook_url"] = tt.runbook
+				ev.Alerts[i].GeneratorURL = tt.generator
+			}
+			ev.Incident.ExternalURL = tt.extURL
+			if _, err := notify1(t, n, ev); err != nil {
+				t.Fatal(err)
+			}
+			trs := fake.Triggers(ev.Incident.ID)
+			if len(trs) != 1 {
+				t.Fatalf("triggers %d", len(trs))
+			}
+			var texts []string
+			for _, l := range trs[0].Links {
+				texts = append(texts, l.Text)
+				if u, err := url.Parse(l.Href); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					t.Errorf("link %q sent", l.Href)
+				}
+			}
+			if !slices.Equal(texts, tt.wantLinks) {
+				t.Errorf("links %v, want %v", texts, tt.wantLinks)
+			}
+			got, _ := trs[0].Payload.CustomDetails["links_dropped"].(float64)
+			if got != tt.wantDropped {
+				t.Errorf("custom_details.links_dropped = %v, want %v", got, tt.wantDropped)
+			}
+		})
+	}
+}
+
+// TestRateLimitHoldsTheRoutingKey: a 429 (from PagerDuty or the client-side
+// limit) is reported as a hold on the routing key's enqueue method, which
+// the outbox applies to every event sent with that key; each key is its own
+// method, named without the key.
+func TestRateLimitHoldsTheRoutingKey(t *testing.T) {
+	fake := fakepd.New()
+	defer fake.Close()
+	n := newNotifier(t, fake, nil)
+	api, payments := event(incident.Opened, "api", 1, 0, 1), event(incident.Opened, "payments", 1, 0, 1)
+	fake.Fail(fakepd.Fault{Status: 429, RetryAfter: 9})
+	_, err := notify1(t, n, api)
+	var ra *notify.RetryAfterError
+	if !errors.As(err, &ra) || ra.Method == "" || ra.After != 9*time.Second {
+		t.Fatalf("error %v, want a RetryAfterError with a method", err)
+	}
+	if strings.Contains(ra.Method, testKey) || strings.Contains(ra.Method, serviceKey) {
+		t.Errorf("method %q names a routing key", ra.Method)
+	}
+	tests := []struct {
+		name string
+		ev   *incident.Event
+		want []string
+	}{
+		{"trigger with the default key", api, []string{ra.Method}},
+		{"resolve with the default key", event(incident.ResolvedEvent, "api", 1, 0, 1), []string{ra.Method}},
+		{"a service with its own key", payments, []string{"enqueue:payments"}},
+		{"Sev 3 calls nothing", event(incident.Opened, "api", 3, 0, 3), nil},
+	}
+	for _, tt := range tests {
+		if got, known := n.Methods(tt.ev); !known || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Methods = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+
+	// Through the routing wrapper the daemon puts around it, too.
+	routed := &notify.Routed{Notifier: n, Sends: func(string, severity.Level) bool { return true }}
+	if got, known := routed.Methods(payments); !known || !slices.Equal(got, []string{"enqueue:payments"}) {
+		t.Errorf("through notify.Routed: Methods = %v, %v", got, known)
+	}
+
+	limited := newNotifier(t, fake, func(c *Config) { c.RateLimit = 1 })
+	if _, err := notify1(t, limited, payments); err != nil {
+		t.Fatal(err)
+	}
+	_, err = notify1(t, limited, payments)
+	if !errors.As(err, &ra) || ra.Method != "enqueue:payments" {
+		t.Fatalf("client-side limit: %v, want a hold on enqueue:payments", err)
 	}
 }

@@ -4,7 +4,7 @@
 // payload's summary/source/severity, links, the 512 KB size limit), answers
 // 202/400/429 with the API's JSON bodies, enforces a per-routing-key rate
 // limit over a rolling window, can inject faults (5xx, 429 with Retry-After,
-// a hung request), records every accepted event, and tracks alert state per
+// a hung request, a hang of every request for a while), records every accepted event, and tracks alert state per
 // dedup key like PagerDuty does. All accessors are safe for concurrent use and
 // return copies.
 package pagerduty
@@ -127,6 +127,7 @@ type Server struct {
 	alerts     []*Alert
 	calls      []Call
 	faults     fault.Queue
+	hungUntil  time.Time // wall clock: requests received before it hang
 }
 
 // New starts a fake with the default rate limit (120 events per minute per
@@ -163,6 +164,16 @@ func (s *Server) SetNow(now func() time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.now = now
+}
+
+// HangFor makes every request received in the next d hang until its client
+// gives up (or the server closes): a PagerDuty that stops answering for a
+// while, then recovers. Requests already hung stay hung; those after d are
+// answered normally.
+func (s *Server) HangFor(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hungUntil = time.Now().Add(d)
 }
 
 // Fail queues a fault for the next f.Times requests (at least one).
@@ -287,6 +298,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		call.Action, call.DedupKey = ev.Action, ev.DedupKey
 	}
 
+	s.mu.Lock()
+	hung := time.Now().Before(s.hungUntil)
+	s.mu.Unlock()
+	if hung {
+		call.Fault = true
+		s.record(call)
+		s.hang.Hang(r)
+		return
+	}
 	if f, ok := s.faults.Next(); ok {
 		call.Fault = true
 		if f.Hang {

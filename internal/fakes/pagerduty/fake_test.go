@@ -240,3 +240,24 @@ func TestFaults(t *testing.T) {
 		t.Errorf("hang lasted %v", d)
 	}
 }
+
+// TestHangFor: every request in the window hangs until its client gives up;
+// after it, requests are answered.
+func TestHangFor(t *testing.T) {
+	s := New()
+	defer s.Close()
+	s.HangFor(time.Hour)
+	client := &http.Client{Timeout: 100 * time.Millisecond}
+	for i := range 2 {
+		if _, err := client.Post(s.URL+"/v2/enqueue", "application/json", strings.NewReader("{}")); err == nil {
+			t.Fatalf("request %d answered during the hang", i)
+		}
+	}
+	s.HangFor(0)
+	if resp, _ := post(t, s, trigger("k")); resp.StatusCode != 202 {
+		t.Fatalf("after the hang: %d", resp.StatusCode)
+	}
+	if c := s.Calls(); len(c) != 3 || !c[0].Fault || !c[1].Fault || c[2].Fault {
+		t.Errorf("calls %+v", c)
+	}
+}

@@ -182,7 +182,7 @@ prometheus:
 				`line 1: listen: must be host:port (e.g. 127.0.0.1:9095), got "nohostport"`,
 				`line 2: unknown key "size" in store`,
 				`line 4: intake.max_body_bytes: want an integer, got a string`,
-				`line 5: intake.max_pending: must not be negative, got -1`,
+				`line 5: intake.max_pending: must be between 1 and 1000000, got -1`,
 				`line 7: incidents.stale_after: invalid duration "12 hours": use a duration such as 250ms, 2s, 1h30m or 1d`,
 				`line 9: prometheus.url: must be an absolute http(s) URL, got "prometheus:9090"`,
 				`line 10: prometheus.timeout: invalid duration "2": use a duration such as 250ms, 2s, 1h30m or 1d`,
@@ -191,7 +191,7 @@ prometheus:
 		{
 			name: "staleness shorter than a last-seen time can be behind",
 			in:   "incidents:\n  stale_after: 5s\n",
-			want: []string{`line 2: incidents.stale_after: must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got 5s`},
+			want: []string{`line 2: incidents.stale_after: must be 0 (off) or between 10m and 30d, got 5s`},
 		},
 		{
 			name: "bad matcher",
@@ -287,9 +287,9 @@ services:
 `,
 			want: []string{
 				`line 2: severity.outage_error_ratio: must be a ratio in (0, 1], got 1.5`,
-				`line 3: severity.major_latency_factor: must be a factor > 0, got 0`,
+				`line 3: severity.major_latency_factor: must be a factor > 1 and at most 1000, got 0`,
 				`line 3: severity.major_latency_factor: minor_latency_factor 2 exceeds major_latency_factor 0; thresholds must satisfy minor_latency_factor ≤ major_latency_factor`,
-				`line 4: severity.high_p99: must be > 0`,
+				`line 4: severity.high_p99: must be between 1ms and 1h, got 0s`,
 				`line 6: severity.fallback.warning: must be a severity 1..4, got 5`,
 				`line 7: severity.fallback_default: must be a severity 1..4, got 0`,
 				`line 12: services[0].thresholds.minor_error_ratio: minor_error_ratio 0.2 exceeds major_error_ratio 0.1; thresholds must satisfy impact_floor ≤ minor_error_ratio ≤ major_error_ratio ≤ outage_error_ratio`,
@@ -303,6 +303,7 @@ services:
 			want: []string{
 				`line 2: kubernetes.enabled: want true or false, got a string`,
 				`line 4: intake.max_pending: value out of range for int`,
+				`line 5: intake.max_body_bytes: must be between 1024 and 1073741824, got 1000`,
 				`line 7: slack.oncall_users: want a list, got a string (write a single item as ['...'])`,
 				`line 8: store: want a mapping, got a string`,
 			},

@@ -3,7 +3,6 @@ package rules
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -57,30 +56,11 @@ func (v *validator) config(c *Config) {
 	v.url("slack.api_url", c.Slack.APIURL)
 	v.url("grafana.url", c.Grafana.URL)
 
-	if c.Intake.MaxBodyBytes < 0 {
-		v.failf("intake.max_body_bytes", "must not be negative, got %d", c.Intake.MaxBodyBytes)
-	}
 	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
 		v.failf("intake.max_inflight_bytes", "must be at least intake.max_body_bytes (%d), got %d", body, c.Intake.MaxInflightBytes)
 	}
-	for key, d := range map[string]Duration{"incidents.sev1_updates": c.Incidents.Sev1Updates, "incidents.sev2_updates": c.Incidents.Sev2Updates} {
-		if d != 0 && time.Duration(d) < 30*time.Second {
-			v.failf(key, "must be at least 30s, got %s", d)
-		}
-	}
+	v.limits(c)
 	v.signals(c)
-	// An alert's last-seen time is written at most once a minute, so that
-	// the groups Alertmanager resends cost no writes: staleness shorter than
-	// a few minutes would resolve alerts that are still being delivered.
-	if d := time.Duration(c.Incidents.StaleAfter); d != 0 && d < 10*time.Minute {
-		v.failf("incidents.stale_after", "must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got %s", c.Incidents.StaleAfter)
-	}
-	if c.Intake.MinBodyRate < 0 {
-		v.failf("intake.min_body_rate", "must not be negative (0 turns it off), got %d", c.Intake.MinBodyRate)
-	}
-	if c.Intake.MaxPending < 0 {
-		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
-	}
 	v.routing("routing", c.Routing)
 	for i := range c.Services {
 		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)
@@ -95,11 +75,8 @@ func (v *validator) config(c *Config) {
 			v.failf(key, "want HH:MM, got %q", hhmm)
 		}
 	}
-	if c.Grafana.PanelID != 0 && c.Grafana.DashboardUID == "" || c.Grafana.PanelID < 0 {
-		v.failf("grafana.panel_id", "needs grafana.dashboard_uid and must not be negative, got %d", c.Grafana.PanelID)
-	}
-	if c.PagerDuty.EventsPerMinute < 0 {
-		v.failf("pagerduty.events_per_minute", "must not be negative, got %d", c.PagerDuty.EventsPerMinute)
+	if c.Grafana.PanelID > 0 && c.Grafana.DashboardUID == "" {
+		v.failf("grafana.panel_id", "needs grafana.dashboard_uid, got %d", c.Grafana.PanelID)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
@@ -139,27 +116,8 @@ func (v *validator) config(c *Config) {
 
 // signals checks the keys of the measured-signal sources.
 func (v *validator) signals(c *Config) {
-	positive := map[string]Duration{
-		"prometheus.timeout":        c.Prometheus.Timeout,
-		"prometheus.trend_window":   c.Prometheus.TrendWindow,
-		"probes.timeout":            c.Probes.Timeout,
-		"kubernetes.rollout_window": c.Kubernetes.RolloutWindow,
-		"kubernetes.event_window":   c.Kubernetes.EventWindow,
-		"kubernetes.log_timeout":    c.Kubernetes.LogTimeout,
-	}
-	for key, d := range positive {
-		if d < 0 {
-			v.failf(key, "must not be negative, got %s", d)
-		}
-	}
-	if d := c.Prometheus.TrendWindow; d != 0 && time.Duration(d) < time.Minute {
-		v.failf("prometheus.trend_window", "must be at least 1m (a trend needs several scrapes), got %s", d)
-	}
 	if r := c.Prometheus.RecoveringDrop; r != nil && !(*r > 0 && *r < 1) {
 		v.failf("prometheus.recovering_drop", "must be a share between 0 and 1 exclusive, got %v", *r)
-	}
-	if c.Kubernetes.LogBytes < 0 {
-		v.failf("kubernetes.log_bytes", "must not be negative, got %d", c.Kubernetes.LogBytes)
 	}
 	if len(c.Kubernetes.Namespaces) > 0 && c.Kubernetes.AllNamespaces {
 		v.failf("kubernetes.namespaces", "set together with kubernetes.all_namespaces: choose one")
@@ -172,13 +130,9 @@ func (v *validator) signals(c *Config) {
 	if c.Kubernetes.Kubeconfig != "" && !c.Kubernetes.Enabled {
 		v.failf("kubernetes.kubeconfig", "set, but kubernetes.enabled is false: the snapshot would never run")
 	}
-	for sev, d := range c.Incidents.Reevaluate {
-		key := fmt.Sprintf("incidents.reevaluate.%d", sev)
-		switch {
-		case sev < 1 || sev > 4:
-			v.failf(key, "severity must be 1..4, got %d", sev)
-		case d < 0 || (d > 0 && time.Duration(d) < 5*time.Second):
-			v.failf(key, "must be 0 (off) or at least 5s, got %s", d)
+	for sev := range c.Incidents.Reevaluate {
+		if sev < 1 || sev > 4 {
+			v.failf(fmt.Sprintf("incidents.reevaluate.%d", sev), "severity must be 1..4, got %d", sev)
 		}
 	}
 }
@@ -218,6 +172,7 @@ func (v *validator) service(i int, s *Service, global severity.Thresholds, seen 
 	}
 
 	v.url(at+".health_url", s.HealthURL)
+	v.inRange(at+".latency_baseline", latencyBaselineLimit, dur(s.LatencyBaseline))
 	if s.Selector != "" {
 		if s.Deployment != "" {
 			v.failf(at+".selector", "set both selector and deployment: name the workload one way")
@@ -288,12 +243,12 @@ func (v *validator) thresholds(path string, tc ThresholdsConfig, base severity.T
 		key string
 		p   *float64
 	}{{"minor_latency_factor", tc.MinorLatencyFactor}, {"major_latency_factor", tc.MajorLatencyFactor}} {
-		if f.p != nil && !(*f.p > 0 && !math.IsInf(*f.p, 0)) {
-			v.failf(path+"."+f.key, "must be a factor > 0, got %v", *f.p)
+		if f.p != nil && !(*f.p > 1 && *f.p <= maxLatencyFactor) {
+			v.failf(path+"."+f.key, "must be a factor > 1 and at most %d, got %v", maxLatencyFactor, *f.p)
 		}
 	}
-	if tc.HighP99 != nil && *tc.HighP99 <= 0 {
-		v.failf(path+".high_p99", "must be > 0")
+	if tc.HighP99 != nil {
+		v.inRange(path+".high_p99", highP99Limit, dur(*tc.HighP99))
 	}
 	for label, lvl := range tc.Fallback {
 		key := path + ".fallback." + label

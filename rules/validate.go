@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,16 +66,6 @@ func (v *validator) config(c *Config) {
 	for i := range c.Services {
 		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)
 	}
-	if bh := c.Slack.BusinessHours; bh.Timezone != "" {
-		if _, err := time.LoadLocation(bh.Timezone); err != nil {
-			v.failf("slack.business_hours.timezone", "unknown time zone %q", bh.Timezone)
-		}
-	}
-	for key, hhmm := range map[string]string{"slack.business_hours.start": c.Slack.BusinessHours.Start, "slack.business_hours.end": c.Slack.BusinessHours.End} {
-		if _, err := time.Parse("15:04", hhmm); hhmm != "" && err != nil {
-			v.failf(key, "want HH:MM, got %q", hhmm)
-		}
-	}
 	if c.Grafana.PanelID > 0 && c.Grafana.DashboardUID == "" {
 		v.failf("grafana.panel_id", "needs grafana.dashboard_uid, got %d", c.Grafana.PanelID)
 	}
@@ -84,12 +75,7 @@ func (v *validator) config(c *Config) {
 	if c.Auth.BasicAuth.PasswordFile != "" && c.Auth.BasicAuth.Username == "" {
 		v.failf("auth.basic_auth.username", "required when auth.basic_auth.password_file is set")
 	}
-	if c.Slack.TokenFile != "" && c.Slack.Channel == "" && c.Slack.IncidentsChannel == "" {
-		v.failf("slack.token_file", "set, but neither slack.channel nor slack.incidents_channel is: Slack would receive nothing")
-	}
-	if c.Grafana.TokenFile != "" && c.Grafana.URL == "" {
-		v.failf("grafana.url", "required when grafana.token_file is set")
-	}
+	v.businessHours(c.Slack.BusinessHours)
 
 	v.thresholds("severity", c.Severity, severity.DefaultThresholds())
 	global := severity.DefaultThresholds()
@@ -110,6 +96,33 @@ func (v *validator) config(c *Config) {
 			case c.Services[first].HealthURL == "":
 				v.failf(key, "service %q has no health_url to probe", dep)
 			}
+		}
+	}
+}
+
+// businessHours checks what notify.ParseBusinessHours will accept when the
+// Slack receiver is built, so that serve cannot refuse what passed here.
+func (v *validator) businessHours(bh BusinessHoursConfig) {
+	const at = "slack.business_hours"
+	if bh.Timezone != "" {
+		if _, err := time.LoadLocation(bh.Timezone); err != nil {
+			v.failf(at+".timezone", "unknown time zone %q", bh.Timezone)
+		}
+	}
+	start, serr := time.Parse("15:04", bh.Start)
+	end, eerr := time.Parse("15:04", bh.End)
+	if bh.Start != "" && serr != nil {
+		v.failf(at+".start", "want HH:MM, got %q", bh.Start)
+	}
+	if bh.End != "" && eerr != nil {
+		v.failf(at+".end", "want HH:MM, got %q", bh.End)
+	}
+	if bh.Start != "" && bh.End != "" && serr == nil && eerr == nil && !end.After(start) {
+		v.failf(at+".end", "%s is not after start %s", bh.End, bh.Start)
+	}
+	for i, d := range bh.Days {
+		if !slices.Contains([]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, strings.ToLower(strings.TrimSpace(d))[:min(3, len(strings.TrimSpace(d)))]) {
+			v.failf(fmt.Sprintf("%s.days[%d]", at, i), "want mon..sun, got %q", d)
 		}
 	}
 }

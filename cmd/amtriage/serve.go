@@ -42,17 +42,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("no webhook authentication on a non-loopback address: anyone who can reach it can post alerts; set auth.bearer_token_file or $AMTRIAGE_BEARER_TOKEN", "listen", cfg.Listen)
 	}
 	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
-	logNotifier := &notify.LogNotifier{
-		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
-		Routes: cfg.RouteFor,
-	}
+	events := slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log")
 	if err := checkStoreIsolated(ctx, cfg.Store.Path); err != nil {
 		log.Error("starting amtriage", "err", err)
 		return 1
 	}
 	var peak func(string) (severity.Level, bool)
 	d, err := triage.NewDaemon(cfg, triage.Options{
-		Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak),
+		Log: log,
+		Receivers: func(state notify.ReceiverState) ([]notify.Notifier, error) {
+			return buildNotifiers(cfg, log, events, state, &peak)
+		},
 		Enrichment: enrichment(cfg, log),
 	})
 	if err != nil {

@@ -1,0 +1,52 @@
+package triage
+
+import (
+	"context"
+	"time"
+
+	"github.com/amtriage/amtriage/severity"
+)
+
+// Settings are the parts of a Pipeline a configuration reload may change.
+// The incident book, the inbox and the outbox are not among them: a reload
+// drops no work.
+type Settings struct {
+	Triager     *Triager
+	Enricher    Enricher
+	Receivers   []string // outbox queues new events fan out to
+	StaleAfter  time.Duration
+	Retention   time.Duration
+	StatusEvery map[severity.Level]time.Duration
+	Reevaluate  map[severity.Level]time.Duration
+}
+
+type reconfig struct {
+	s    Settings
+	done chan struct{}
+}
+
+// Reconfigure applies s between two batches: Run is the only reader of
+// these settings, so it takes them itself, and a batch in hand finishes
+// with the settings it began with. It waits until they apply or ctx ends
+// (Run must be running).
+func (p *Pipeline) Reconfigure(ctx context.Context, s Settings) error {
+	rc := reconfig{s: s, done: make(chan struct{})}
+	select {
+	case p.reconf <- rc:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-rc.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// applySettings runs on Run's goroutine.
+func (p *Pipeline) applySettings(s Settings) {
+	p.triager, p.enricher, p.receivers = s.Triager, s.Enricher, s.Receivers
+	p.staleAfter, p.retention = s.StaleAfter, s.Retention
+	p.statusEvery, p.reevaluate = s.StatusEvery, s.Reevaluate
+}

@@ -56,7 +56,6 @@ func keyPaths(t reflect.Type, prefix string, out *[]string) {
 	}
 }
 
-
 // filePaths lists the keys a YAML document writes, sequences as "[]".
 func filePaths(n *yaml.Node, prefix string, out map[string]bool) {
 	switch n.Kind {

@@ -115,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 const (
 	// DefaultConcurrency incidents are delivered at once per receiver: one
 	// hung request then costs the others nothing while slots remain.
-	DefaultConcurrency = 8
+	DefaultConcurrency = 32
 	// DefaultMaxRetryAfter caps a receiver's Retry-After: a 429 asking for
 	// 30 days must not silence a receiver for a month.
 	DefaultMaxRetryAfter = time.Hour

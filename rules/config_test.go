@@ -43,7 +43,7 @@ func TestSpecExample(t *testing.T) {
 		{"grafana token", string(c.Grafana.Token), "glsa_grafana"},
 		{"services", len(c.Services), 1},
 		{"intake.max_body_bytes", c.Intake.MaxBodyBytes, int64(32 << 20)},
-		{"delivery.concurrency", c.Delivery.Concurrency, 8},
+		{"delivery.concurrency", c.Delivery.Concurrency, 32},
 		{"delivery.max_retry_after", c.Delivery.MaxRetryAfter, Duration(time.Hour)},
 	}
 	for _, ck := range checks {
@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
 		Heartbeat:  HeartbeatConfig{Alertname: "Watchdog", MissingAfter: Duration(15 * time.Minute)},
-		Delivery:   DeliveryConfig{Concurrency: 8, MaxRetryAfter: Duration(time.Hour)},
+		Delivery:   DeliveryConfig{Concurrency: 32, MaxRetryAfter: Duration(time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second), TrendWindow: Duration(10 * time.Minute), RecoveringDrop: &drop},
 		Probes:     ProbesConfig{Timeout: Duration(2 * time.Second)},
 		Kubernetes: KubernetesConfig{RolloutWindow: Duration(30 * time.Minute), EventWindow: Duration(15 * time.Minute), LogTimeout: Duration(2 * time.Second), LogBytes: 64 << 10},
@@ -186,7 +186,7 @@ prometheus:
 				`line 1: listen: must be host:port (e.g. 127.0.0.1:9095), got "nohostport"`,
 				`line 2: unknown key "size" in store`,
 				`line 4: intake.max_body_bytes: want an integer, got a string`,
-				`line 5: intake.max_pending: must not be negative, got -1`,
+				`line 5: intake.max_pending: must be between 1 and 1000000, got -1`,
 				`line 7: incidents.stale_after: invalid duration "12 hours": use a duration such as 250ms, 2s, 1h30m or 1d`,
 				`line 9: prometheus.url: must be an absolute http(s) URL, got "prometheus:9090"`,
 				`line 10: prometheus.timeout: invalid duration "2": use a duration such as 250ms, 2s, 1h30m or 1d`,
@@ -196,34 +196,34 @@ prometheus:
 			name: "delivery out of bounds",
 			in:   "delivery:\n  concurrency: 1000\n  max_retry_after: 720h\n",
 			want: []string{
-				`line 2: delivery.concurrency: must be 1..256 (0: the default, 8), got 1000`,
-				`line 3: delivery.max_retry_after: must be 1s..24h, got 30d`,
+				`line 2: delivery.concurrency: must be 0 (the default, 32) or between 1 and 256, got 1000`,
+				`line 3: delivery.max_retry_after: must be 0 (the default, 1h) or between 1s and 1d, got 30d`,
 			},
 		},
 		{
 			name: "delivery negative",
 			in:   "delivery:\n  concurrency: -1\n  max_retry_after: -5s\n",
 			want: []string{
-				`line 2: delivery.concurrency: must be 1..256 (0: the default, 8), got -1`,
+				`line 2: delivery.concurrency: must be 0 (the default, 32) or between 1 and 256, got -1`,
 				`line 3: delivery.max_retry_after: invalid duration "-5s": must not be negative`,
 			},
 		},
 		{
 			name: "staleness shorter than a last-seen time can be behind",
 			in:   "incidents:\n  stale_after: 5s\n",
-			want: []string{`line 2: incidents.stale_after: must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got 5s`},
+			want: []string{`line 2: incidents.stale_after: must be 0 (off) or between 10m and 30d, got 5s`},
 		},
 		{
 			name: "heartbeat silence out of bounds",
 			in:   "heartbeat:\n  missing_after: 5s\n",
-			want: []string{`line 2: heartbeat.missing_after: must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got 5s`},
+			want: []string{`line 2: heartbeat.missing_after: must be 0 (the default, 15m) or between 10s and 1d, got 5s`},
 		},
 		{
 			name: "heartbeat silence of days",
 			in:   "heartbeat:\n  alertname: ' Watchdog'\n  missing_after: 2d\n",
 			want: []string{
 				`line 2: heartbeat.alertname: must not start or end with spaces, got " Watchdog"`,
-				`line 3: heartbeat.missing_after: must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got 2d`,
+				`line 3: heartbeat.missing_after: must be 0 (the default, 15m) or between 10s and 1d, got 2d`,
 			},
 		},
 		{
@@ -293,12 +293,12 @@ grafana:
 			},
 		},
 		{
-			name: "receivers missing their counterpart",
-			in:   "auth:\n  basic_auth:\n    password_file: pw\nslack:\n  token_file: t\ngrafana:\n  token_file: g\n",
+			// Receivers are checked by Load, once their secrets are read
+			// (TestReceiversUsable).
+			name: "basic auth without a user",
+			in:   "auth:\n  basic_auth:\n    password_file: pw\n",
 			want: []string{
 				`line 2: auth.basic_auth.username: required when auth.basic_auth.password_file is set`,
-				`line 5: slack.token_file: set, but neither slack.channel nor slack.incidents_channel is: Slack would receive nothing`,
-				`line 6: grafana.url: required when grafana.token_file is set`,
 			},
 		},
 		{
@@ -320,9 +320,9 @@ services:
 `,
 			want: []string{
 				`line 2: severity.outage_error_ratio: must be a ratio in (0, 1], got 1.5`,
-				`line 3: severity.major_latency_factor: must be a factor > 0, got 0`,
+				`line 3: severity.major_latency_factor: must be a factor > 1 and at most 1000, got 0`,
 				`line 3: severity.major_latency_factor: minor_latency_factor 2 exceeds major_latency_factor 0; thresholds must satisfy minor_latency_factor ≤ major_latency_factor`,
-				`line 4: severity.high_p99: must be > 0`,
+				`line 4: severity.high_p99: must be between 1ms and 1h, got 0s`,
 				`line 6: severity.fallback.warning: must be a severity 1..4, got 5`,
 				`line 7: severity.fallback_default: must be a severity 1..4, got 0`,
 				`line 12: services[0].thresholds.minor_error_ratio: minor_error_ratio 0.2 exceeds major_error_ratio 0.1; thresholds must satisfy impact_floor ≤ minor_error_ratio ≤ major_error_ratio ≤ outage_error_ratio`,
@@ -336,6 +336,7 @@ services:
 			want: []string{
 				`line 2: kubernetes.enabled: want true or false, got a string`,
 				`line 4: intake.max_pending: value out of range for int`,
+				`line 5: intake.max_body_bytes: must be between 1024 and 1073741824, got 1000`,
 				`line 7: slack.oncall_users: want a list, got a string (write a single item as ['...'])`,
 				`line 8: store: want a mapping, got a string`,
 			},

@@ -32,7 +32,7 @@ const (
 	DefaultPagerDutyURL   = "https://events.pagerduty.com"
 	DefaultSlackAPIURL    = "https://slack.com/api/"
 
-	DefaultDeliveryConcurrency = 8
+	DefaultDeliveryConcurrency = 32
 	MaxDeliveryConcurrency     = 256
 	DefaultMaxRetryAfter       = time.Hour
 )

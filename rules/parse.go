@@ -18,9 +18,21 @@ import (
 // Errors listing every problem found, each with its line and key where the
 // file has them. Secrets are not read: Load (or ResolveSecrets) does that.
 func Parse(data []byte) (*Config, error) {
+	cfg, _, errs := parse(data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// parse is Parse keeping the document's index, for Load to place the
+// problems it finds later (secrets, receivers) on their lines. With errors
+// the config is nil when the YAML could not be read at all, else decoded
+// as far as it could be, without defaults.
+func parse(data []byte) (*Config, *tree, Errors) {
 	t, err := indexDocument(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs Errors
 	if t.extraDoc > 0 {
@@ -34,7 +46,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, Errors{syntaxError(err)}
+			return nil, nil, Errors{syntaxError(err)}
 		}
 		for _, msg := range te.Errors {
 			ke, undecoded, ok := t.rewrite(msg)
@@ -53,11 +65,14 @@ func Parse(data []byte) (*Config, error) {
 	errs = append(errs, v.errs...)
 	if len(errs) > 0 {
 		sortByLine(errs)
-		return nil, errs
+		return cfg, t, errs
 	}
-	applyDefaults(cfg, func(key string) bool { _, ok := t.byPath[key]; return ok })
-	return cfg, nil
+	applyDefaults(cfg, t.set)
+	return cfg, t, nil
 }
+
+// set reports whether the file writes key (an explicit 0 is not a default).
+func (t *tree) set(key string) bool { _, ok := t.byPath[key]; return ok }
 
 // realign puts back, as zero values, the sequence items yaml.v3 dropped
 // because it could not decode them, so that services[i] in a validation
@@ -139,7 +154,7 @@ type tree struct {
 
 // indexDocument parses the YAML into nodes; a syntax error ends parsing here
 // since nothing after it can be located reliably.
-func indexDocument(data []byte) (*tree, error) {
+func indexDocument(data []byte) (*tree, Errors) {
 	t := &tree{byPath: map[string]keyRef{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node

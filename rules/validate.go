@@ -3,9 +3,9 @@ package rules
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,64 +57,20 @@ func (v *validator) config(c *Config) {
 	v.url("slack.api_url", c.Slack.APIURL)
 	v.url("grafana.url", c.Grafana.URL)
 
-	if c.Intake.MaxBodyBytes < 0 {
-		v.failf("intake.max_body_bytes", "must not be negative, got %d", c.Intake.MaxBodyBytes)
-	}
 	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
 		v.failf("intake.max_inflight_bytes", "must be at least intake.max_body_bytes (%d), got %d", body, c.Intake.MaxInflightBytes)
 	}
-	for key, d := range map[string]Duration{"incidents.sev1_updates": c.Incidents.Sev1Updates, "incidents.sev2_updates": c.Incidents.Sev2Updates} {
-		if d != 0 && time.Duration(d) < 30*time.Second {
-			v.failf(key, "must be at least 30s, got %s", d)
-		}
-	}
+	v.limits(c)
 	v.signals(c)
-	// An alert's last-seen time is written at most once a minute, so that
-	// the groups Alertmanager resends cost no writes: staleness shorter than
-	// a few minutes would resolve alerts that are still being delivered.
-	if d := time.Duration(c.Incidents.StaleAfter); d != 0 && d < 10*time.Minute {
-		v.failf("incidents.stale_after", "must be 0 (off) or at least 10m, and several times Alertmanager's repeat_interval; got %s", c.Incidents.StaleAfter)
-	}
-	// The heartbeat is resent every repeat_interval of its route: silence
-	// must last several of those before it means anything (a minute in
-	// deploy/alertmanager-receiver.yml; seconds only in tests).
-	if d := time.Duration(c.Heartbeat.MissingAfter); d != 0 && (d < 10*time.Second || d > 24*time.Hour) { // 0: the default
-		v.failf("heartbeat.missing_after", "must be between 10s and 24h, and several times the heartbeat route's repeat_interval; got %s", c.Heartbeat.MissingAfter)
-	}
 	if strings.TrimSpace(c.Heartbeat.Alertname) != c.Heartbeat.Alertname {
 		v.failf("heartbeat.alertname", "must not start or end with spaces, got %q", c.Heartbeat.Alertname)
-	}
-	if c.Intake.MinBodyRate < 0 {
-		v.failf("intake.min_body_rate", "must not be negative (0 turns it off), got %d", c.Intake.MinBodyRate)
-	}
-	if c.Intake.MaxPending < 0 {
-		v.failf("intake.max_pending", "must not be negative, got %d", c.Intake.MaxPending)
-	}
-	if n := c.Delivery.Concurrency; n < 0 || n > MaxDeliveryConcurrency {
-		v.failf("delivery.concurrency", "must be 1..%d (0: the default, %d), got %d", MaxDeliveryConcurrency, DefaultDeliveryConcurrency, n)
-	}
-	if d := time.Duration(c.Delivery.MaxRetryAfter); d != 0 && (d < time.Second || d > 24*time.Hour) {
-		v.failf("delivery.max_retry_after", "must be 1s..24h, got %s", c.Delivery.MaxRetryAfter)
 	}
 	v.routing("routing", c.Routing)
 	for i := range c.Services {
 		v.routing(fmt.Sprintf("services[%d].routing", i), c.Services[i].Routing)
 	}
-	if bh := c.Slack.BusinessHours; bh.Timezone != "" {
-		if _, err := time.LoadLocation(bh.Timezone); err != nil {
-			v.failf("slack.business_hours.timezone", "unknown time zone %q", bh.Timezone)
-		}
-	}
-	for key, hhmm := range map[string]string{"slack.business_hours.start": c.Slack.BusinessHours.Start, "slack.business_hours.end": c.Slack.BusinessHours.End} {
-		if _, err := time.Parse("15:04", hhmm); hhmm != "" && err != nil {
-			v.failf(key, "want HH:MM, got %q", hhmm)
-		}
-	}
-	if c.Grafana.PanelID != 0 && c.Grafana.DashboardUID == "" || c.Grafana.PanelID < 0 {
-		v.failf("grafana.panel_id", "needs grafana.dashboard_uid and must not be negative, got %d", c.Grafana.PanelID)
-	}
-	if c.PagerDuty.EventsPerMinute < 0 {
-		v.failf("pagerduty.events_per_minute", "must not be negative, got %d", c.PagerDuty.EventsPerMinute)
+	if c.Grafana.PanelID > 0 && c.Grafana.DashboardUID == "" {
+		v.failf("grafana.panel_id", "needs grafana.dashboard_uid, got %d", c.Grafana.PanelID)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.failf("tls", "cert_file and key_file must be set together")
@@ -122,12 +78,7 @@ func (v *validator) config(c *Config) {
 	if c.Auth.BasicAuth.PasswordFile != "" && c.Auth.BasicAuth.Username == "" {
 		v.failf("auth.basic_auth.username", "required when auth.basic_auth.password_file is set")
 	}
-	if c.Slack.TokenFile != "" && c.Slack.Channel == "" && c.Slack.IncidentsChannel == "" {
-		v.failf("slack.token_file", "set, but neither slack.channel nor slack.incidents_channel is: Slack would receive nothing")
-	}
-	if c.Grafana.TokenFile != "" && c.Grafana.URL == "" {
-		v.failf("grafana.url", "required when grafana.token_file is set")
-	}
+	v.businessHours(c.Slack.BusinessHours)
 
 	v.thresholds("severity", c.Severity, severity.DefaultThresholds())
 	global := severity.DefaultThresholds()
@@ -152,29 +103,37 @@ func (v *validator) config(c *Config) {
 	}
 }
 
-// signals checks the keys of the measured-signal sources.
-func (v *validator) signals(c *Config) {
-	positive := map[string]Duration{
-		"prometheus.timeout":        c.Prometheus.Timeout,
-		"prometheus.trend_window":   c.Prometheus.TrendWindow,
-		"probes.timeout":            c.Probes.Timeout,
-		"kubernetes.rollout_window": c.Kubernetes.RolloutWindow,
-		"kubernetes.event_window":   c.Kubernetes.EventWindow,
-		"kubernetes.log_timeout":    c.Kubernetes.LogTimeout,
-	}
-	for key, d := range positive {
-		if d < 0 {
-			v.failf(key, "must not be negative, got %s", d)
+// businessHours checks what notify.ParseBusinessHours will accept when the
+// Slack receiver is built, so that serve cannot refuse what passed here.
+func (v *validator) businessHours(bh BusinessHoursConfig) {
+	const at = "slack.business_hours"
+	if bh.Timezone != "" {
+		if _, err := time.LoadLocation(bh.Timezone); err != nil {
+			v.failf(at+".timezone", "unknown time zone %q", bh.Timezone)
 		}
 	}
-	if d := c.Prometheus.TrendWindow; d != 0 && time.Duration(d) < time.Minute {
-		v.failf("prometheus.trend_window", "must be at least 1m (a trend needs several scrapes), got %s", d)
+	start, serr := time.Parse("15:04", bh.Start)
+	end, eerr := time.Parse("15:04", bh.End)
+	if bh.Start != "" && serr != nil {
+		v.failf(at+".start", "want HH:MM, got %q", bh.Start)
 	}
+	if bh.End != "" && eerr != nil {
+		v.failf(at+".end", "want HH:MM, got %q", bh.End)
+	}
+	if bh.Start != "" && bh.End != "" && serr == nil && eerr == nil && !end.After(start) {
+		v.failf(at+".end", "%s is not after start %s", bh.End, bh.Start)
+	}
+	for i, d := range bh.Days {
+		if !slices.Contains([]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}, strings.ToLower(strings.TrimSpace(d))[:min(3, len(strings.TrimSpace(d)))]) {
+			v.failf(fmt.Sprintf("%s.days[%d]", at, i), "want mon..sun, got %q", d)
+		}
+	}
+}
+
+// signals checks the keys of the measured-signal sources.
+func (v *validator) signals(c *Config) {
 	if r := c.Prometheus.RecoveringDrop; r != nil && !(*r > 0 && *r < 1) {
 		v.failf("prometheus.recovering_drop", "must be a share between 0 and 1 exclusive, got %v", *r)
-	}
-	if c.Kubernetes.LogBytes < 0 {
-		v.failf("kubernetes.log_bytes", "must not be negative, got %d", c.Kubernetes.LogBytes)
 	}
 	if len(c.Kubernetes.Namespaces) > 0 && c.Kubernetes.AllNamespaces {
 		v.failf("kubernetes.namespaces", "set together with kubernetes.all_namespaces: choose one")
@@ -187,13 +146,9 @@ func (v *validator) signals(c *Config) {
 	if c.Kubernetes.Kubeconfig != "" && !c.Kubernetes.Enabled {
 		v.failf("kubernetes.kubeconfig", "set, but kubernetes.enabled is false: the snapshot would never run")
 	}
-	for sev, d := range c.Incidents.Reevaluate {
-		key := fmt.Sprintf("incidents.reevaluate.%d", sev)
-		switch {
-		case sev < 1 || sev > 4:
-			v.failf(key, "severity must be 1..4, got %d", sev)
-		case d < 0 || (d > 0 && time.Duration(d) < 5*time.Second):
-			v.failf(key, "must be 0 (off) or at least 5s, got %s", d)
+	for sev := range c.Incidents.Reevaluate {
+		if sev < 1 || sev > 4 {
+			v.failf(fmt.Sprintf("incidents.reevaluate.%d", sev), "severity must be 1..4, got %d", sev)
 		}
 	}
 }
@@ -233,6 +188,7 @@ func (v *validator) service(i int, s *Service, global severity.Thresholds, seen 
 	}
 
 	v.url(at+".health_url", s.HealthURL)
+	v.inRange(at+".latency_baseline", latencyBaselineLimit, dur(s.LatencyBaseline))
 	if s.Selector != "" {
 		if s.Deployment != "" {
 			v.failf(at+".selector", "set both selector and deployment: name the workload one way")
@@ -303,12 +259,12 @@ func (v *validator) thresholds(path string, tc ThresholdsConfig, base severity.T
 		key string
 		p   *float64
 	}{{"minor_latency_factor", tc.MinorLatencyFactor}, {"major_latency_factor", tc.MajorLatencyFactor}} {
-		if f.p != nil && !(*f.p > 0 && !math.IsInf(*f.p, 0)) {
-			v.failf(path+"."+f.key, "must be a factor > 0, got %v", *f.p)
+		if f.p != nil && !(*f.p > 1 && *f.p <= maxLatencyFactor) {
+			v.failf(path+"."+f.key, "must be a factor > 1 and at most %d, got %v", maxLatencyFactor, *f.p)
 		}
 	}
-	if tc.HighP99 != nil && *tc.HighP99 <= 0 {
-		v.failf(path+".high_p99", "must be > 0")
+	if tc.HighP99 != nil {
+		v.inRange(path+".high_p99", highP99Limit, dur(*tc.HighP99))
 	}
 	for label, lvl := range tc.Fallback {
 		key := path + ".fallback." + label

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,11 +29,24 @@ type Daemon struct {
 	pipeline        *Pipeline
 	api             *API
 	registry        *prometheus.Registry
-	notifiers       []notify.Notifier
-	wakes           []chan struct{}
 	nmetrics        *notify.Metrics
 	ShutdownTimeout time.Duration
 	enrichRun       func(ctx context.Context)
+	sources         []SignalSource // Options.Sources, kept across reloads
+
+	// workersMu guards workers, and work/wg while Serve runs: a reload
+	// starts and stops receivers' workers.
+	workersMu sync.RWMutex
+	workers   []*worker
+	work      context.Context // nil unless serving
+	wg        *sync.WaitGroup
+
+	reloadMu sync.Mutex // one reload at a time
+	load     func() (*rules.Config, error)
+	rebuild  Rebuild
+	reloadOK prometheus.Gauge
+	reloadAt prometheus.Gauge
+	running  atomic.Pointer[rules.Config] // the configuration in force
 }
 
 func reevaluateEvery(cfg *rules.Config) map[severity.Level]time.Duration {
@@ -54,11 +68,22 @@ type Options struct {
 	// Enrichment, when set, builds the measuring sources and the diagnosis
 	// once the metrics registry exists; its Run (informers) runs with Serve.
 	Enrichment func(reg prometheus.Registerer) (*Enrichment, error)
-	Now        func() time.Time
+	// Load and Rebuild make Reload (SIGHUP, POST /-/reload) possible: Load
+	// reads and validates the configuration again, Rebuild builds its
+	// receivers and sources. Without them Reload is refused.
+	Load    func() (*rules.Config, error)
+	Rebuild Rebuild
+	Now     func() time.Time
 	// BodyGrace is how long a webhook body may take before
 	// intake.min_body_rate applies; default 10s.
 	BodyGrace time.Duration
 }
+
+// Rebuild builds, for a reloaded configuration, every receiver (the ones
+// Options.Notifiers and Options.Receivers gave at start) and the measuring
+// sources (Options.Sources are kept). The Enrichment's Run is ignored:
+// background work started with Serve keeps running.
+type Rebuild func(cfg *rules.Config, state notify.ReceiverState) ([]notify.Notifier, *Enrichment, error)
 
 // Enrichment is what measures and diagnoses beyond the alert itself.
 type Enrichment struct {
@@ -88,7 +113,20 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d := &Daemon{cfg: cfg, log: o.Log, store: store, registry: reg, notifiers: o.Notifiers, ShutdownTimeout: 25 * time.Second}
+	if err := uniqueNames(o.Notifiers); err != nil {
+		store.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: o.Log, store: store, registry: reg, ShutdownTimeout: 25 * time.Second,
+		sources: o.Sources, load: o.Load, rebuild: o.Rebuild}
+	d.running.Store(cfg)
+	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "amtriage_config_last_reload_successful",
+		Help: "Whether the last configuration reload attempt was successful (1; 0 when it was refused)."})
+	d.reloadAt = prometheus.NewGauge(prometheus.GaugeOpts{Name: "amtriage_config_last_reload_success_timestamp_seconds",
+		Help: "Timestamp of the last successful configuration load (the start, or a reload)."})
+	reg.MustRegister(d.reloadOK, d.reloadAt)
+	d.reloadOK.Set(1)
+	d.reloadAt.SetToCurrentTime()
 	metrics := NewMetrics(reg)
 	d.nmetrics = notify.NewMetrics(reg)
 	enrich := &Enrichment{Sources: o.Sources}
@@ -103,16 +141,15 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	names := make([]string, len(o.Notifiers))
 	for i, n := range o.Notifiers {
 		names[i] = n.Name()
-		d.wakes = append(d.wakes, make(chan struct{}, 1))
+		d.workers = append(d.workers, newWorker(n))
 	}
+	set := settingsFor(cfg, &Triager{Config: cfg, Sources: enrich.Sources}, enrich.Enricher, names)
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: store, Log: o.Log, Metrics: metrics,
-		Triager:  &Triager{Config: cfg, Sources: enrich.Sources},
-		Enricher: enrich.Enricher, Reevaluate: reevaluateEvery(cfg),
+		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
 		Receivers: names, OnEvents: d.wakeReceivers,
-		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention), Now: o.Now,
-		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
-		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
+		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
+		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
 	})
 	if err != nil {
 		store.Close()
@@ -121,7 +158,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
 	d.api = &API{
 		Committer: d.committer, Pipeline: d.pipeline, Store: store, Receivers: names, OnReplay: d.wakeReceivers,
-		Metrics: metrics, Registry: reg, Log: o.Log,
+		Metrics: metrics, Registry: reg, Log: o.Log, Reload: d.Reload,
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes, MinBodyRate: cfg.Intake.MinBodyRate, BodyGrace: o.BodyGrace,
 		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
 	}
@@ -133,12 +170,23 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// settingsFor is what the pipeline takes from a configuration, at start
+// and on each reload.
+func settingsFor(cfg *rules.Config, t *Triager, e Enricher, receivers []string) Settings {
+	return Settings{
+		Triager: t, Enricher: e, Receivers: receivers,
+		StaleAfter: time.Duration(cfg.Incidents.StaleAfter), Retention: time.Duration(cfg.Incidents.Retention),
+		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
+		Reevaluate:  reevaluateEvery(cfg),
+		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
+	}
+}
+
 func (d *Daemon) wakeReceivers() {
-	for _, w := range d.wakes {
-		select {
-		case w <- struct{}{}:
-		default:
-		}
+	d.workersMu.RLock()
+	defer d.workersMu.RUnlock()
+	for _, w := range d.workers {
+		w.poke()
 	}
 }
 
@@ -173,11 +221,12 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { d.enrichRun(workCtx) })
 	}
 	wg.Go(func() { d.pipeline.Run(workCtx) })
-	for i, n := range d.notifiers {
-		dl := &notify.Deliverer{Queue: d.store, Notifier: n, Wake: d.wakes[i], Log: d.log, Metrics: d.nmetrics,
-			Concurrency: d.cfg.Delivery.Concurrency, MaxRetryAfter: time.Duration(d.cfg.Delivery.MaxRetryAfter)}
-		wg.Go(func() { dl.Run(workCtx) })
+	d.workersMu.Lock()
+	d.work, d.wg = workCtx, &wg
+	for _, w := range d.workers {
+		d.startWorker(w)
 	}
+	d.workersMu.Unlock()
 	d.wakeReceivers() // deliver what a previous run left queued
 
 	serveErr := make(chan error, 1)
@@ -202,6 +251,11 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		d.log.Warn("webhooks still in flight at the shutdown timeout", "err", werr)
 	}
 	d.committer.Close()
+	d.reloadMu.Lock() // no reload may start workers from here on
+	d.workersMu.Lock()
+	d.work = nil
+	d.workersMu.Unlock()
+	d.reloadMu.Unlock()
 	stopWork()
 	wg.Wait()
 	if serr := srv.Shutdown(sctx); serr != nil {

@@ -29,16 +29,19 @@ import (
 
 // API serves the daemon's HTTP interface.
 type API struct {
-	Committer    *Committer
-	Pipeline     *Pipeline
-	Store        *Store
-	Receivers    []string // names of the configured receivers, for replays
-	OnReplay     func()   // wakes the receivers after an event is replayed
-	replayMu     sync.Mutex
-	Metrics      *Metrics
-	Registry     *prometheus.Registry
-	Log          *slog.Logger
-	Auth         rules.AuthConfig
+	Committer *Committer
+	Pipeline  *Pipeline
+	Store     *Store
+	Receivers []string // names of the configured receivers, for replays
+	OnReplay  func()   // wakes the receivers after an event is replayed
+	replayMu  sync.Mutex
+	Metrics   *Metrics
+	Registry  *prometheus.Registry
+	Log       *slog.Logger
+	Auth      rules.AuthConfig
+	// Reload applies the configuration file again (POST /-/reload); nil:
+	// reloading is not available.
+	Reload       func(ctx context.Context) error
 	MaxBodyBytes int64
 	// Inflight bounds the bytes of webhook bodies being read, decoded and
 	// committed at once, so concurrent storms cannot exhaust memory; nil: no
@@ -50,6 +53,8 @@ type API struct {
 	BodyGrace   time.Duration
 
 	draining atomic.Bool
+	// reloaded replaces Auth and Receivers once a reload has applied.
+	reloadedAuth atomic.Pointer[rules.AuthConfig]
 	// Webhooks being answered: the drain waits for them to be stored.
 	inflightMu   sync.Mutex
 	inflightN    int
@@ -149,6 +154,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/incidents", a.authed(http.HandlerFunc(a.incidents)))
 	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
 	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
+	mux.Handle("POST /-/reload", a.authed(http.HandlerFunc(a.reload)))
 	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})))
 	mux.Handle("/", a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethod(r.URL.Path); allow != "" {
@@ -167,6 +173,8 @@ func allowedMethod(path string) string {
 	switch {
 	case path == "/api/incidents", path == "/api/deadletters", path == "/metrics":
 		return http.MethodGet
+	case path == "/-/reload":
+		return http.MethodPost
 	case strings.HasPrefix(path, "/api/deadletters/") && strings.HasSuffix(path, "/replay"):
 		return http.MethodPost
 	}
@@ -203,10 +211,11 @@ func (a *API) deny(w http.ResponseWriter, r *http.Request) bool {
 	if a.authorized(r) {
 		return false
 	}
-	if a.Auth.BasicAuth.Password != "" {
+	auth := a.auth()
+	if auth.BasicAuth.Password != "" {
 		w.Header().Add("WWW-Authenticate", `Basic realm="amtriage", charset="UTF-8"`)
 	}
-	if a.Auth.BearerToken != "" {
+	if auth.BearerToken != "" {
 		w.Header().Add("WWW-Authenticate", `Bearer realm="amtriage"`)
 	}
 	a.fail(w, http.StatusUnauthorized, "missing or invalid credentials")
@@ -443,10 +452,44 @@ func (a *API) tooLargeMsg() string {
 	return "body exceeds " + strconv.FormatInt(a.MaxBodyBytes, 10) + " bytes (intake.max_body_bytes)"
 }
 
+// auth is the credentials in force: Auth, or what the last reload set.
+func (a *API) auth() rules.AuthConfig {
+	if p := a.reloadedAuth.Load(); p != nil {
+		return *p
+	}
+	return a.Auth
+}
+
+func (a *API) setAuth(c rules.AuthConfig) { a.reloadedAuth.Store(&c) }
+
+// setReceivers is the receivers a dead letter may be replayed to, after a
+// reload; under replayMu, which replays hold while they read it.
+func (a *API) setReceivers(names []string) {
+	a.replayMu.Lock()
+	a.Receivers = names
+	a.replayMu.Unlock()
+}
+
+// reload answers POST /-/reload like Prometheus: 200 once the file is
+// applied, 500 with every problem when it is refused (the running
+// configuration stays).
+func (a *API) reload(w http.ResponseWriter, r *http.Request) {
+	if a.Reload == nil {
+		a.fail(w, http.StatusServiceUnavailable, "reloading is not available")
+		return
+	}
+	if err := a.Reload(r.Context()); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"status": "error", "error": "configuration refused; the running one stays", "errors": errorLines(err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
 // authorized checks the bearer token or basic auth in constant time. Hashing
 // first makes the comparison independent of the secret's length too.
 func (a *API) authorized(r *http.Request) bool {
-	token, user, pass := a.Auth.BearerToken, a.Auth.BasicAuth.Username, a.Auth.BasicAuth.Password
+	auth := a.auth()
+	token, user, pass := auth.BearerToken, auth.BasicAuth.Username, auth.BasicAuth.Password
 	if token == "" && pass == "" {
 		return true
 	}

@@ -56,7 +56,8 @@ type Pipeline struct {
 	book    *incident.Book
 	lastSeq uint64
 
-	wake chan struct{}
+	wake   chan struct{}
+	reconf chan reconfig // reloads, applied by Run between batches
 
 	// Progress, for /readyz: the last error of a drain that could not go
 	// on, and when a commit last succeeded or, after the pipeline went
@@ -123,6 +124,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		wake:      make(chan struct{}, 1),
+		reconf:    make(chan reconfig),
 		decoded:   map[uint64]decodedMsg{},
 		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
 	}
@@ -220,6 +222,10 @@ func (p *Pipeline) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case rc := <-p.reconf:
+			p.applySettings(rc.s)
+			sweep.Reset(p.tick())
+			close(rc.done)
 		case <-p.wake:
 			// Under a stream of webhooks, let a few milliseconds of them
 			// gather so one state commit (two fsyncs) covers many; an idle

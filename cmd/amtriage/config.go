@@ -1,13 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/triage/prom"
 )
 
 func checkConfig(args []string, stdout, stderr io.Writer) int {
@@ -22,7 +25,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := fs.Arg(0)
-	cfg, err := rules.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		printConfigErrors(stderr, path, err)
 		return 1
@@ -44,15 +47,54 @@ func printConfigErrors(w io.Writer, path string, err error) {
 	fmt.Fprintf(w, "%s: %v\n", path, err)
 }
 
-// loadConfig reads --config, or the embedded default when it is empty.
+// loadConfig is the one validation: check-config runs it, and so does serve
+// at start and on every reload. It reads --config (the embedded default
+// when empty) with rules.Load, then builds and throws away what serve
+// builds from it, so that nothing serve would refuse passes check-config.
 func loadConfig(path string) (*rules.Config, error) {
+	var cfg *rules.Config
+	var err error
 	if path == "" {
 		// The default has no *_file keys; $AMTRIAGE_* secrets still apply.
-		cfg := rules.Default()
-		if err := rules.ResolveSecrets(cfg, ".", os.Getenv); err != nil {
-			return nil, err
-		}
-		return cfg, nil
+		cfg, err = rules.LoadDefault(os.Getenv)
+	} else {
+		cfg, err = rules.Load(path)
 	}
-	return rules.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := tryBuild(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
+
+// tryBuild builds every receiver, the Prometheus source and the TLS
+// certificate the configuration asks for, without starting anything.
+func tryBuild(cfg *rules.Config) error {
+	var errs rules.Errors
+	quiet := slog.New(slog.DiscardHandler)
+	if _, err := buildNotifiers(cfg, quiet, quiet, noState{}, nil); err != nil {
+		errs = append(errs, &rules.KeyError{Key: "receivers", Err: err})
+	}
+	if cfg.Prometheus.URL != "" {
+		if _, err := prom.New(cfg.Prometheus, prom.Options{Log: quiet}); err != nil {
+			errs = append(errs, &rules.KeyError{Key: "prometheus.url", Err: err})
+		}
+	}
+	if cfg.TLS.CertFile != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			errs = append(errs, &rules.KeyError{Key: "tls", Err: fmt.Errorf("loading the certificate: %w", err)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// noState is the receiver state of a trial build: nothing is delivered.
+type noState struct{}
+
+func (noState) LoadReceiverState(string, string, any) (bool, error) { return false, nil }
+func (noState) SaveReceiverState(string, string, any) error         { return nil }

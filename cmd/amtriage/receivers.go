@@ -13,74 +13,74 @@ import (
 	"github.com/amtriage/amtriage/severity"
 )
 
-// receivers builds the configured receivers, each behind its routing (the
-// SPEC's table, overridden per service profile; shadow mode pages nobody).
-// peak, when set (once the daemon exists), gives an incident's peak severity.
-func receivers(cfg *rules.Config, log *slog.Logger, peak *func(string) (severity.Level, bool)) func(notify.ReceiverState) ([]notify.Notifier, error) {
-	return func(state notify.ReceiverState) ([]notify.Notifier, error) {
-		var out []notify.Notifier
-		routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
-			return &notify.Routed{Notifier: n, State: state, Sends: func(service string, sev severity.Level) bool {
-				return pick(cfg.RouteFor(service)).Has(int(sev))
-			}}
-		}
-		if cfg.Slack.Token != "" && !cfg.Shadow {
-			n, err := slack.New(slack.Config{
-				APIURL: cfg.Slack.APIURL, Token: string(cfg.Slack.Token),
-				Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel,
-				OncallUsers: cfg.Slack.OncallUsers,
-				Channels: func(service string) (string, string) {
-					r := cfg.RouteFor(service)
-					return r.SlackChannel, r.SlackIncidentsChannel
-				},
-			}, state)
-			if err != nil {
-				return nil, fmt.Errorf("slack: %w", err)
-			}
-			bh := cfg.Slack.BusinessHours
-			hours, err := notify.ParseBusinessHours(bh.Timezone, bh.Start, bh.End, bh.Days)
-			if err != nil {
-				return nil, fmt.Errorf("slack.business_hours: %w", err)
-			}
-			held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now,
-				Peak: func(id string) (severity.Level, bool) {
-					if *peak == nil {
-						return 0, false
-					}
-					return (*peak)(id)
-				}}
-			out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
-			log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
-		}
-		if cfg.Grafana.URL != "" {
-			n, err := grafana.New(grafana.Config{URL: cfg.Grafana.URL, Token: cfg.Grafana.Token,
-				DashboardUID: cfg.Grafana.DashboardUID, PanelID: cfg.Grafana.PanelID}, state)
-			if err != nil {
-				return nil, fmt.Errorf("grafana: %w", err)
-			}
-			out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.Grafana }))
-			log.Info("receiver enabled", "receiver", "grafana", "url", cfg.Grafana.URL)
-		}
-		keys := map[string]rules.Secret{}
-		for _, svc := range cfg.Services {
-			if svc.Routing.PagerDutyRoutingKey != "" {
-				keys[svc.Name] = svc.Routing.PagerDutyRoutingKey
-			}
-		}
-		if (cfg.PagerDuty.RoutingKey != "" || len(keys) > 0) && !cfg.Shadow {
-			n, err := pagerduty.New(pagerduty.Config{
-				URL: cfg.PagerDuty.URL, RoutingKey: cfg.PagerDuty.RoutingKey, ServiceRoutingKeys: keys,
-				GrafanaURL: cfg.Grafana.URL, RateLimit: cfg.PagerDuty.EventsPerMinute, RateWindow: time.Minute,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("pagerduty: %w", err)
-			}
-			out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.PagerDuty }))
-			log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
-		}
-		if cfg.Shadow {
-			log.Info("shadow mode: classifying and annotating, paging nobody")
-		}
-		return out, nil
+// buildNotifiers builds the log notifier (incident events as JSON lines on
+// events) and the configured receivers, each behind its routing (the SPEC's
+// table, overridden per service profile; shadow mode pages nobody). peak,
+// once the daemon exists, gives an incident's peak severity. It runs at
+// start, on every reload, and as check-config's trial build.
+func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.ReceiverState, peak *func(string) (severity.Level, bool)) ([]notify.Notifier, error) {
+	out := []notify.Notifier{&notify.LogNotifier{Log: events, Routes: cfg.RouteFor}}
+	routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
+		return &notify.Routed{Notifier: n, State: state, Sends: func(service string, sev severity.Level) bool {
+			return pick(cfg.RouteFor(service)).Has(int(sev))
+		}}
 	}
+	if cfg.Slack.Token != "" && !cfg.Shadow {
+		n, err := slack.New(slack.Config{
+			APIURL: cfg.Slack.APIURL, Token: string(cfg.Slack.Token),
+			Channel: cfg.Slack.Channel, IncidentsChannel: cfg.Slack.IncidentsChannel,
+			OncallUsers: cfg.Slack.OncallUsers,
+			Channels: func(service string) (string, string) {
+				r := cfg.RouteFor(service)
+				return r.SlackChannel, r.SlackIncidentsChannel
+			},
+		}, state)
+		if err != nil {
+			return nil, fmt.Errorf("slack: %w", err)
+		}
+		bh := cfg.Slack.BusinessHours
+		hours, err := notify.ParseBusinessHours(bh.Timezone, bh.Start, bh.End, bh.Days)
+		if err != nil {
+			return nil, fmt.Errorf("slack.business_hours: %w", err)
+		}
+		held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now,
+			Peak: func(id string) (severity.Level, bool) {
+				if peak == nil || *peak == nil {
+					return 0, false
+				}
+				return (*peak)(id)
+			}}
+		out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
+		log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
+	}
+	if cfg.Grafana.URL != "" {
+		n, err := grafana.New(grafana.Config{URL: cfg.Grafana.URL, Token: cfg.Grafana.Token,
+			DashboardUID: cfg.Grafana.DashboardUID, PanelID: cfg.Grafana.PanelID}, state)
+		if err != nil {
+			return nil, fmt.Errorf("grafana: %w", err)
+		}
+		out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.Grafana }))
+		log.Info("receiver enabled", "receiver", "grafana", "url", cfg.Grafana.URL)
+	}
+	keys := map[string]rules.Secret{}
+	for _, svc := range cfg.Services {
+		if svc.Routing.PagerDutyRoutingKey != "" {
+			keys[svc.Name] = svc.Routing.PagerDutyRoutingKey
+		}
+	}
+	if (cfg.PagerDuty.RoutingKey != "" || len(keys) > 0) && !cfg.Shadow {
+		n, err := pagerduty.New(pagerduty.Config{
+			URL: cfg.PagerDuty.URL, RoutingKey: cfg.PagerDuty.RoutingKey, ServiceRoutingKeys: keys,
+			GrafanaURL: cfg.Grafana.URL, RateLimit: cfg.PagerDuty.EventsPerMinute, RateWindow: time.Minute,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pagerduty: %w", err)
+		}
+		out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.PagerDuty }))
+		log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
+	}
+	if cfg.Shadow {
+		log.Info("shadow mode: classifying and annotating, paging nobody")
+	}
+	return out, nil
 }

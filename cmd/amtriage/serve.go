@@ -7,8 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
 )
@@ -29,31 +34,54 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	procs := triage.ReserveProcForSyncs()
+	// SIGHUP reloads, as for Prometheus and Alertmanager; caught from the
+	// start so that an early one does not kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-	cfg, err := loadConfig(*configPath)
+	// load is the one validation (check-config's), at start and on reloads.
+	load := func() (*rules.Config, error) {
+		cfg, err := loadConfig(*configPath)
+		if err != nil {
+			return nil, err
+		}
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		printConfigErrors(stderr, *configPath, err)
 		return 1
-	}
-	if *listen != "" {
-		cfg.Listen = *listen
 	}
 	if cfg.Auth.BearerToken == "" && cfg.Auth.BasicAuth.Password == "" && !loopback(cfg.Listen) {
 		log.Warn("no webhook authentication on a non-loopback address: anyone who can reach it can post alerts; set auth.bearer_token_file or $AMTRIAGE_BEARER_TOKEN", "listen", cfg.Listen)
 	}
 	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
-	logNotifier := &notify.LogNotifier{
-		Log:    slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log"),
-		Routes: cfg.RouteFor,
-	}
+	events := slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log")
 	if err := checkStoreIsolated(ctx, cfg.Store.Path); err != nil {
 		log.Error("starting amtriage", "err", err)
 		return 1
 	}
 	var peak func(string) (severity.Level, bool)
+	sources := &sourceBuilder{log: log}
 	d, err := triage.NewDaemon(cfg, triage.Options{
-		Log: log, Notifiers: []notify.Notifier{logNotifier}, Receivers: receivers(cfg, log, &peak),
-		Enrichment: enrichment(cfg, log),
+		Log: log,
+		Receivers: func(state notify.ReceiverState) ([]notify.Notifier, error) {
+			return buildNotifiers(cfg, log, events, state, &peak)
+		},
+		Enrichment: sources.start(cfg),
+		Load:       load,
+		Rebuild: func(cfg *rules.Config, state notify.ReceiverState) ([]notify.Notifier, *triage.Enrichment, error) {
+			ns, err := buildNotifiers(cfg, log, events, state, &peak)
+			if err != nil {
+				return nil, nil, err
+			}
+			e, err := sources.rebuild(cfg)
+			return ns, e, err
+		},
 	})
 	if err != nil {
 		log.Error("starting amtriage", "err", err)
@@ -70,6 +98,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("starting", "version", versionString(), "gomaxprocs", procs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "config", *configPath)
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				_ = d.Reload(rctx) // logs the outcome; the metrics tell it too
+				cancel()
+			}
+		}
+	}()
 	if err := d.Serve(ctx, ln); err != nil {
 		log.Error("serving", "err", err)
 		return 1

@@ -18,18 +18,48 @@ import (
 	"github.com/amtriage/amtriage/triage/signal"
 )
 
-// enrichment builds the measuring sources the configuration asks for. What
-// is not configured is skipped; the diagnosis says why. Source order is the
-// SPEC's "first that knows wins" after the alert itself: the health probe,
-// then Prometheus, then Kubernetes.
-func enrichment(cfg *rules.Config, log *slog.Logger) func(prometheus.Registerer) (*triage.Enrichment, error) {
+// sourceBuilder builds the measuring sources the configuration asks for,
+// at start and again on each reload. What is not configured is skipped; the
+// diagnosis says why. Source order is the SPEC's "first that knows wins"
+// after the alert itself: the health probe, then Prometheus, then
+// Kubernetes. The metrics and the Kubernetes informers are made once and
+// kept across reloads.
+type sourceBuilder struct {
+	log        *slog.Logger
+	metrics    *signal.Metrics
+	cluster    *kube.Cluster // nil without Kubernetes
+	skip       string        // why there is no cluster
+	namespaces []string      // the informers', fixed at start
+}
+
+// start builds the sources of the configuration serve starts with.
+func (b *sourceBuilder) start(cfg *rules.Config) func(prometheus.Registerer) (*triage.Enrichment, error) {
 	return func(reg prometheus.Registerer) (*triage.Enrichment, error) {
-		s, err := newSignalSources(cfg, log, reg)
+		s, err := b.build(cfg, reg)
 		if err != nil {
 			return nil, err
 		}
 		return s.Enrichment, nil
 	}
+}
+
+// rebuild builds the sources of a reloaded configuration around the running
+// informers. The namespaces they watch follow the profiles when
+// kubernetes.namespaces is empty: a reload that would change them is
+// refused, as a restart is needed to watch others.
+func (b *sourceBuilder) rebuild(cfg *rules.Config) (*triage.Enrichment, error) {
+	if cfg.Kubernetes.Enabled {
+		if ns := watchedNamespaces(cfg); !slices.Equal(ns, b.namespaces) {
+			return nil, fmt.Errorf("kubernetes: the profiles' namespaces would change what the informers watch (%v, running %v): restart amtriage to apply it", ns, b.namespaces)
+		}
+	}
+	s, err := b.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	e := *s.Enrichment
+	e.Run = nil // the informers started with Serve keep running
+	return &e, nil
 }
 
 // signalSources is the Enrichment with its parts, for the classify command.
@@ -40,7 +70,17 @@ type signalSources struct {
 }
 
 func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Registerer) (*signalSources, error) {
-	metrics := signal.NewMetrics(reg)
+	return (&sourceBuilder{log: log}).build(cfg, reg)
+}
+
+// build makes the sources for cfg; the first call (with reg) also makes the
+// metrics and the Kubernetes informers, which later calls reuse.
+func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*signalSources, error) {
+	first := b.metrics == nil
+	if first {
+		b.metrics = signal.NewMetrics(reg)
+	}
+	metrics, log := b.metrics, b.log
 	e := &triage.Enrichment{}
 	prober := probe.New(probe.Options{Timeout: time.Duration(cfg.Probes.Timeout), Metrics: metrics})
 	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
@@ -55,21 +95,28 @@ func newSignalSources(cfg *rules.Config, log *slog.Logger, reg prometheus.Regist
 	}
 	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
 	out := &signalSources{Enrichment: e, enricher: en}
-	if cfg.Kubernetes.Enabled {
+	if cfg.Kubernetes.Enabled && first {
+		b.namespaces = watchedNamespaces(cfg)
 		cluster, err := newCluster(cfg, log, metrics, reg)
 		if err != nil {
 			// Triage must go on without a cluster: say why in every diagnosis.
 			log.Error("kubernetes snapshot disabled", "err", err)
-			en.SkipReason = "Kubernetes client not available: " + err.Error()
+			b.skip = "Kubernetes client not available: " + err.Error()
 		} else {
-			e.Sources = append(e.Sources, cluster)
-			en.Cluster, out.cluster = cluster, cluster
+			b.cluster = cluster
 			e.Run = func(ctx context.Context) {
 				cluster.Start(ctx) // logs once the caches are synced
 				<-ctx.Done()
 				cluster.Shutdown()
 			}
 		}
+	}
+	if cfg.Kubernetes.Enabled && b.skip != "" {
+		en.SkipReason = b.skip
+	}
+	if b.cluster != nil {
+		e.Sources = append(e.Sources, b.cluster)
+		en.Cluster, out.cluster = b.cluster, b.cluster
 	}
 	e.Enricher = en
 	return out, nil

@@ -750,7 +750,7 @@ func classify(method string, err error) (bool, error) {
 	wrapped := fmt.Errorf("slack %s: %w", method, err)
 	var rl *slackapi.RateLimitedError
 	if errors.As(err, &rl) {
-		return true, &notify.RetryAfterError{After: rl.RetryAfter, Err: wrapped}
+		return true, &notify.RetryAfterError{After: rl.RetryAfter, Method: method, Err: wrapped}
 	}
 	var sc slackapi.StatusCodeError
 	if errors.As(err, &sc) {

@@ -480,6 +480,9 @@ func TestRateLimitedReturnsRetryAfter(t *testing.T) {
 	if !retry || !errors.As(err, &ra) || ra.After != 7*time.Second {
 		t.Fatalf("retry=%v err=%v", retry, err)
 	}
+	if ra.Method != "chat.postMessage" {
+		t.Errorf("rate limit names method %q, want chat.postMessage: the outbox holds back the receiver's calls by it", ra.Method)
+	}
 	e.notify(t, event(incident.Opened, 3, 0, alert("A", 1)))
 	if len(e.fake.Messages("#alerts")) != 1 {
 		t.Fatal("not delivered after the rate limit")

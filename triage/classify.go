@@ -79,7 +79,7 @@ func (t *Triager) classify(ctx context.Context, ev *signal.Evaluation, a *templa
 		if !sig.Recovering.Known {
 			sig.Recovering = trend(prev.Signals.ErrorRatio, sig.ErrorRatio, t.Config.Prometheus.Drop(), thresholds.ImpactFloor)
 		}
-		sig = carryMeasured(sig, prev.Signals)
+		sig = carryMeasured(sig, prev.Signals, thresholds.ImpactFloor)
 	}
 	d := severity.Decide(sig, thresholds)
 	d.Reasons = append(d.Reasons, notes...)
@@ -125,7 +125,11 @@ func trend(before, now severity.Float, drop, floor float64) severity.Bool {
 // source gave before. Kubernetes is not carried: its reachable=false turns
 // unknown when pods become available again, which is the recovery itself.
 // The latency factor is derived again from the carried p99 and baseline.
-func carryMeasured(now, prev severity.Signals) severity.Signals {
+// Recovering is not carried while the error ratio is below the impact floor:
+// a trend that answers nothing there ("no impact to recover from") is a
+// measurement, not a source's outage, and carrying an earlier "staying
+// broken" would keep steady noise at Sev 2 for ever.
+func carryMeasured(now, prev severity.Signals, floor float64) severity.Signals {
 	carry := func(cur, old severity.Float) severity.Float {
 		if cur.Known || !old.Known || !measuring(old.Source) {
 			return cur
@@ -144,7 +148,9 @@ func carryMeasured(now, prev severity.Signals) severity.Signals {
 	now.ErrorRatio = carry(now.ErrorRatio, prev.ErrorRatio)
 	now.P99Latency = carry(now.P99Latency, prev.P99Latency)
 	now.LatencyBaseline = carry(now.LatencyBaseline, prev.LatencyBaseline)
-	now.Recovering = carryBool(now.Recovering, prev.Recovering)
+	if er := now.ErrorRatio; !er.Known || er.Value >= floor {
+		now.Recovering = carryBool(now.Recovering, prev.Recovering)
+	}
 	return now
 }
 

@@ -296,7 +296,7 @@ func TestCarryMeasured(t *testing.T) {
 		LatencyBaseline: known(0.25, "prometheus"),
 	}
 	now := severity.Signals{P99Latency: known(2.9, "prometheus"), LatencyBaseline: severity.Float{Note: "prometheus: query latency_baseline timed out after 2s"}}
-	got := carryMeasured(now, prev)
+	got := carryMeasured(now, prev, 0.01)
 	if got.Reachable.Known {
 		t.Error("kubernetes reachable=false carried: pods becoming available is the recovery")
 	}
@@ -388,5 +388,29 @@ func TestStatusUpdateCarriesTheCurrentFindings(t *testing.T) {
 	}
 	if got := update.Incident.Reasons[0]; !strings.Contains(got, "60%") {
 		t.Errorf("status update says %q, want the 60%% measured in the same tick", got)
+	}
+}
+
+// An error ratio that dips below the floor after a measured "staying
+// broken" is no longer impact: the earlier answer is not carried over, and
+// steady noise returns to Sev 4 instead of staying Sev 2 for ever.
+func TestStayingBrokenIsNotCarriedBelowTheFloor(t *testing.T) {
+	prom := &fakeProm{ratio: 0.012}
+	h := servingHarness(t, testConfig(t), withSources(prom))
+	h.mustPost(alertPayload("api", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
+	h.settle()
+	p := h.d.Pipeline()
+	start := time.Now()
+	var inc IncidentView
+	for i, ratio := range []float64{0.011, 0.009, 0.009, 0.009} {
+		prom.set(ratio, nil)
+		clockAt(p, start, time.Duration(i+1)*31*time.Minute)
+		if err := p.Reevaluate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		inc = p.OpenIncidents()[0]
+	}
+	if inc.Severity != 4 || inc.Rule != 12 {
+		t.Fatalf("after 1.2%% → 1.1%% → 0.9%% → 0.9%% → 0.9%%: Sev %d rule %d, want Sev 4 rule 12; reasons %v", inc.Severity, inc.Rule, inc.Reasons)
 	}
 }

@@ -442,7 +442,7 @@ func classify(err error) (bool, error) {
 		if after <= 0 {
 			after = defaultRetryAfter
 		}
-		return true, &notify.RetryAfterError{After: after, Err: err}
+		return true, &notify.RetryAfterError{After: after, Method: "annotations", Err: err}
 	case ae.Status >= 500, ae.Status == http.StatusRequestTimeout:
 		return true, err
 	default: // 400, 401, 403, 404 on POST, …: retrying cannot help

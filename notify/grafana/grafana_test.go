@@ -433,6 +433,9 @@ func TestRateLimited(t *testing.T) {
 	if !retry || !ok || ra.After != 7*time.Second {
 		t.Fatalf("Notify = %v, %v; want RetryAfterError(7s)", retry, err)
 	}
+	if ra.Method == "" {
+		t.Error("the rate limit names no method: the outbox would not hold the receiver's other calls, and they would come due in a burst")
+	}
 	fake.Fail(grafana.Fault{Status: 429})
 	_, err = n.Notify(context.Background(), opened(newIncident(1)))
 	if ra, ok := errors.AsType[*notify.RetryAfterError](err); !ok || ra.After != defaultRetryAfter {

@@ -311,3 +311,32 @@ func TestRememberedNamesAreDropped(t *testing.T) {
 		t.Fatalf("remembered = %v, want only the latest day's", ns.Last)
 	}
 }
+
+// A channel creation that keeps failing in a way worth retrying (5xx, rate
+// limits) falls back after a few attempts instead of leaving the Sev 1
+// declaration unposted for as long as Slack keeps failing.
+func TestSev1ChannelThatKeepsFailingFallsBack(t *testing.T) {
+	e := newEnv(t, nil)
+	for range 10 {
+		e.fake.Fail("conversations.create", fakeslack.Fault{Status: http.StatusInternalServerError})
+	}
+	ev := event(incident.Opened, 1, 0, alert("ServiceDown", 1))
+	var attempts int
+	for attempts = 1; attempts <= 10; attempts++ {
+		retry, err := e.n.Notify(context.Background(), ev)
+		if err == nil {
+			break
+		}
+		if !retry {
+			t.Fatalf("attempt %d: %v, not retryable", attempts, err)
+		}
+	}
+	if attempts > maxCreateFailures {
+		t.Fatalf("declared after %d attempts, want at most %d", attempts, maxCreateFailures)
+	}
+	msgs := e.fake.Messages("#incidents")
+	if len(msgs) != 2 {
+		t.Fatalf("#incidents has %d messages, want the declaration and the incident message", len(msgs))
+	}
+	mustContain(t, "declaration", msgs[0].Text, "🔴 INCIDENT DECLARED", "No incident channel", "3 attempts")
+}

@@ -95,6 +95,10 @@ type State struct {
 	// Fallback says why there is no Sev 1 channel (it could not be created
 	// or joined): the declaration went to the incidents channel instead.
 	Fallback string `json:"fallback,omitempty"`
+	// CreateFailures counts channel creations that failed in a way worth
+	// retrying (rate limits, 5xx, timeouts); after maxCreateFailures the
+	// declaration falls back too, rather than wait hours for the channel.
+	CreateFailures int `json:"createFailures,omitempty"`
 	// Pending is a post or channel creation whose outcome is not recorded
 	// (its answer was lost, or the process died): it is looked up before
 	// it is repeated.
@@ -467,7 +471,15 @@ func (n *Notifier) createChannel(ctx context.Context, inc *incident.Incident, st
 		}
 		retry, werr := n.fail("conversations.create", err)
 		if retry {
-			return true, werr // the outcome is uncertain: Pending stays
+			if st.CreateFailures++; st.CreateFailures < maxCreateFailures {
+				if serr := n.save(inc.ID, st); serr != nil {
+					return true, serr
+				}
+				return true, werr // the outcome is uncertain: Pending stays
+			}
+			st.Pending = nil
+			st.Fallback = fmt.Sprintf("could not create the channel in %d attempts (%s)", st.CreateFailures, cmp.Or(code, werr.Error()))
+			return false, nil
 		}
 		st.Pending = nil
 		st.Fallback = "could not create the channel (" + cmp.Or(code, werr.Error()) + ")"
@@ -477,6 +489,11 @@ func (n *Notifier) createChannel(ctx context.Context, inc *incident.Incident, st
 	st.Fallback = fmt.Sprintf("channel names %s to %s are taken", channelName(base, first), channelName(base, first+maxNameTries-1))
 	return false, nil
 }
+
+// maxCreateFailures bounds the retried failures of a Sev 1 channel's
+// creation: the declaration must reach people within minutes, in the
+// incidents channel if need be (the page went out meanwhile).
+const maxCreateFailures = 3
 
 // channelName is the i-th Sev 1 channel name for base: base, base-2, …
 func channelName(base string, i int) string {

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/amtriage/amtriage/rules"
@@ -15,6 +16,10 @@ type LogNotifier struct {
 	Log *slog.Logger
 	// Routes gives a service's routing; nil means the SPEC's default table.
 	Routes func(service string) rules.Route
+	// Off names the receivers that do not run ("pagerduty", "slack",
+	// "grafana") with why, e.g. "not configured": the line must say what
+	// happens, not what would.
+	Off map[string]string
 }
 
 // Name implements Notifier.
@@ -41,7 +46,7 @@ func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, err
 		slog.Int("alerts_firing", inc.Firing),
 		slog.Int("alerts_total", ev.AlertsTotal),
 		slog.Time("started", inc.StartedAt),
-		slog.Any("route", RouteFor(ev, n.route(inc.Service))),
+		slog.Any("route", n.routeOf(ev)),
 	}
 	if ev.Kind == incident.SeverityChanged {
 		attrs = append(attrs, slog.Int("previous_severity", int(ev.PreviousSeverity)))
@@ -59,6 +64,16 @@ func (n *LogNotifier) Notify(ctx context.Context, ev *incident.Event) (bool, err
 	}
 	n.Log.LogAttrs(ctx, slog.LevelInfo, eventMessages[ev.Kind], attrs...)
 	return false, nil
+}
+
+func (n *LogNotifier) routeOf(ev *incident.Event) Route {
+	r := RouteFor(ev, n.route(ev.Incident.Service))
+	for name, field := range map[string]*string{"pagerduty": &r.PagerDuty, "slack": &r.Slack, "grafana": &r.Grafana} {
+		if why, off := n.Off[name]; off && !strings.HasPrefix(*field, "none") {
+			*field = "none (" + why + ")"
+		}
+	}
+	return r
 }
 
 func (n *LogNotifier) route(service string) rules.Route {

@@ -131,3 +131,22 @@ func TestRouteForFollowsConfiguredRouting(t *testing.T) {
 		t.Errorf("shadow mode: %+v", r)
 	}
 }
+
+// The log line says what happens: a receiver that does not run is "none",
+// with why, not the action it would take.
+func TestLogNotifierNamesReceiversThatDoNotRun(t *testing.T) {
+	var buf bytes.Buffer
+	n := &LogNotifier{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Off: map[string]string{"pagerduty": "not configured", "grafana": "shadow mode"}}
+	if _, err := n.Notify(context.Background(), event(incident.Opened, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Route Route `json:"route"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Route.PagerDuty != "none (not configured)" || got.Route.Grafana != "none (shadow mode)" || !strings.HasPrefix(got.Route.Slack, "#incident-") {
+		t.Errorf("route = %+v, want pagerduty and grafana off with why, slack as routed", got.Route)
+	}
+}

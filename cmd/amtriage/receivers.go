@@ -19,7 +19,9 @@ import (
 // once the daemon exists, gives an incident's peak severity. It runs at
 // start, on every reload, and as check-config's trial build.
 func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.ReceiverState, peak *func(string) (severity.Level, bool)) ([]notify.Notifier, error) {
-	out := []notify.Notifier{&notify.LogNotifier{Log: events, Routes: cfg.RouteFor}}
+	logged := &notify.LogNotifier{Log: events, Routes: cfg.RouteFor, Off: map[string]string{
+		"pagerduty": "not configured", "slack": "not configured", "grafana": "not configured"}}
+	out := []notify.Notifier{logged}
 	routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
 		return &notify.Routed{Notifier: n, State: state, Sends: func(service string, sev severity.Level) bool {
 			return pick(cfg.RouteFor(service)).Has(int(sev))
@@ -51,6 +53,7 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 				return (*peak)(id)
 			}}
 		out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
+		delete(logged.Off, "slack")
 		log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
 	}
 	if cfg.Grafana.URL != "" {
@@ -60,6 +63,7 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 			return nil, fmt.Errorf("grafana: %w", err)
 		}
 		out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.Grafana }))
+		delete(logged.Off, "grafana")
 		log.Info("receiver enabled", "receiver", "grafana", "url", cfg.Grafana.URL)
 	}
 	keys := map[string]rules.Secret{}
@@ -77,10 +81,17 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 			return nil, fmt.Errorf("pagerduty: %w", err)
 		}
 		out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.PagerDuty }))
+		delete(logged.Off, "pagerduty")
 		log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
 	}
 	if cfg.Shadow {
 		log.Info("shadow mode: classifying and annotating, paging nobody")
+		if cfg.Slack.Token != "" {
+			logged.Off["slack"] = "shadow mode"
+		}
+		if cfg.PagerDuty.RoutingKey != "" || len(keys) > 0 {
+			logged.Off["pagerduty"] = "shadow mode"
+		}
 	}
 	return out, nil
 }

@@ -119,6 +119,12 @@ const (
 	// DefaultMaxRetryAfter caps a receiver's Retry-After: a 429 asking for
 	// 30 days must not silence a receiver for a month.
 	DefaultMaxRetryAfter = time.Hour
+	// DefaultHoldProbe: a rate-limited method is tested by one call at
+	// least this often, however long the Retry-After. A success ends the
+	// wait: a Sev 1 page must not sit an hour behind one throttled answer
+	// (nor behind a proxy's bogus Retry-After), and one call a minute is
+	// no load on a throttled API.
+	DefaultHoldProbe = time.Minute
 )
 
 // Deliverer drains one receiver's queue: at-least-once, in order per
@@ -142,6 +148,7 @@ type Deliverer struct {
 	Timeout       time.Duration // per attempt, default 30s
 	Concurrency   int           // incidents in flight at once; default DefaultConcurrency, 1 is strictly one at a time
 	MaxRetryAfter time.Duration // cap on a receiver's Retry-After; default DefaultMaxRetryAfter
+	HoldProbe     time.Duration // a held method is tested at least this often; default DefaultHoldProbe
 	Now           func() time.Time
 }
 
@@ -163,6 +170,9 @@ func (d *Deliverer) defaults() {
 	}
 	if d.MaxRetryAfter <= 0 {
 		d.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if d.HoldProbe <= 0 {
+		d.HoldProbe = DefaultHoldProbe
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -309,7 +319,7 @@ func (d *Deliverer) settle(h *holds, o outcome) {
 	if !errors.As(o.err, &ra) || ra.Method == "" {
 		return
 	}
-	until := now.Add(min(max(ra.After, 0), d.MaxRetryAfter))
+	until := now.Add(min(max(ra.After, 0), d.MaxRetryAfter, d.HoldProbe))
 	if h.hold(ra.Method, until) {
 		d.Log.Warn("receiver rate-limited: holding back its calls", "receiver", d.Notifier.Name(),
 			"method", ra.Method, "until", until)
@@ -467,6 +477,11 @@ func (d *Deliverer) attempt(ctx context.Context, env *Envelope) error {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > wait {
 		wait = min(ra.After, d.MaxRetryAfter) // the receiver asked for it (429 Retry-After), within reason
+		if ra.Method != "" {
+			// The method's hold paces the calls: this envelope is the
+			// next test of it (see DefaultHoldProbe).
+			wait = min(wait, d.HoldProbe)
+		}
 	}
 	env.NextAttempt = now.Add(wait)
 	d.Log.Warn("notification failed, will retry", "receiver", name, "incident", env.Event.Incident.ID,

@@ -643,3 +643,40 @@ func TestHoldEndsAfterAWake(t *testing.T) {
 		}
 	})
 }
+
+// A rate limit asking for 30 days holds the method for at most the cap, and
+// a call tests it every minute meanwhile: once the receiver answers again,
+// a page queued behind the throttled answer goes out within the minute, not
+// an hour later (attack finding: one 429 stopped every page for an hour).
+func TestLongRateLimitIsProbedEveryMinute(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := &memQueue{items: []*Envelope{mkEnv(1, "A", incident.Opened), mkEnv(2, "B", incident.Opened)}}
+		start := time.Now()
+		var mu sync.Mutex
+		var calls []time.Duration
+		f := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, time.Since(start))
+			if len(calls) <= 2 { // throttled for the first two calls (about two minutes)
+				return true, &RetryAfterError{After: 30 * 24 * time.Hour, Method: "enqueue", Err: errors.New("429")}
+			}
+			return false, nil
+		})
+		d := &Deliverer{Queue: q, Notifier: methodNotifier{f, func(*incident.Event) string { return "enqueue" }},
+			Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Metrics: NewMetrics(prometheus.NewRegistry()), Concurrency: 1}
+		runFake(t, d, q.empty)
+		if len(calls) != 4 {
+			t.Fatalf("calls at %v, want 4 (two throttled tests, then A and B)", calls)
+		}
+		if last := calls[len(calls)-1]; last > 3*time.Minute {
+			t.Errorf("the last page went out after %v, want within a minute of the throttle lifting (~2m)", last)
+		}
+		for i := 1; i < 3; i++ {
+			if gap := calls[i] - calls[i-1]; gap < 59*time.Second {
+				t.Errorf("test %d came %v after the last, want about a minute: a throttled method gets one call a minute", i, gap)
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,4 +340,30 @@ func TestSev1ChannelThatKeepsFailingFallsBack(t *testing.T) {
 		t.Fatalf("#incidents has %d messages, want the declaration and the incident message", len(msgs))
 	}
 	mustContain(t, "declaration", msgs[0].Text, "🔴 INCIDENT DECLARED", "No incident channel", "3 attempts")
+}
+
+// Sev 1 incidents of one service declared at once (the outbox delivers
+// incidents concurrently) each get their own channel, at about one call
+// each: they do not all race for the same few names and fall back (attack
+// finding: 27 at once made 5 channels and 22 fallbacks).
+func TestConcurrentSev1OfAServiceEachGetAChannel(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 24
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		ev := event(incident.Opened, 1, 0, alert("ServiceDown", i))
+		ev.Incident.ID = fmt.Sprintf("api-%012d", i)
+		wg.Go(func() { e.notify(t, ev) })
+	}
+	wg.Wait()
+	created := e.fake.CreatedChannels()
+	if len(created) != n {
+		t.Fatalf("%d channels created for %d concurrent Sev 1 incidents", len(created), n)
+	}
+	if calls := callsOf(e.fake, "conversations.create"); calls > 2*n {
+		t.Errorf("%d conversations.create calls for %d declarations, want about one each", calls, n)
+	}
+	if msgs := e.fake.Messages("#incidents"); len(msgs) != n {
+		t.Errorf("#incidents has %d messages, want %d announcements and no fallback declaration", len(msgs), n)
+	}
 }

@@ -75,6 +75,10 @@ type Notifier struct {
 	mu    sync.Mutex
 	ids   map[string]string // configured channel name → ID, from answers
 	names sync.Mutex        // serialises the remembered name suffixes
+	// claimed is the highest suffix per base name handed out by this
+	// process (see claimSuffix); guarded by names. It only grows within a
+	// day's base name, and old days' entries are dropped with the state's.
+	claimed map[string]int
 }
 
 // State is what the receiver remembers per incident (in ReceiverState).
@@ -424,15 +428,23 @@ func (n *Notifier) declare(ctx context.Context, ev *incident.Event, st *State, n
 // returned. A creation whose answer was lost is found by its name.
 func (n *Notifier) createChannel(ctx context.Context, inc *incident.Incident, st *State, now time.Time) (bool, error) {
 	base := notify.IncidentChannelName(inc)
-	first := n.lastSuffix(base) + 1
-	lost := ""
+	lost, retake := "", 0
 	if p := st.Pending; p != nil && strings.HasPrefix(p.Key, "create:") {
 		lost = strings.TrimPrefix(p.Key, "create:")
 		if i, ok := suffixOf(base, lost); ok {
-			first = i
+			retake = i
 		}
 	}
-	for i := first; i < first+maxNameTries; i++ {
+	var first, i int
+	for try := range maxNameTries {
+		if try == 0 && retake > 0 {
+			i = retake // the name whose creation's answer was lost
+		} else {
+			i = n.claimSuffix(base)
+		}
+		if try == 0 {
+			first = i
+		}
 		name := channelName(base, i)
 		st.Pending = &Pending{Key: "create:" + name, At: now}
 		if err := n.save(inc.ID, st); err != nil {
@@ -486,7 +498,7 @@ func (n *Notifier) createChannel(ctx context.Context, inc *incident.Incident, st
 		return false, nil
 	}
 	st.Pending = nil
-	st.Fallback = fmt.Sprintf("channel names %s to %s are taken", channelName(base, first), channelName(base, first+maxNameTries-1))
+	st.Fallback = fmt.Sprintf("channel names %s to %s are taken", channelName(base, first), channelName(base, i))
 	return false, nil
 }
 
@@ -544,14 +556,27 @@ func nameDay(base string) (time.Time, bool) {
 	return day, err == nil
 }
 
-func (n *Notifier) lastSuffix(base string) int {
-	n.names.Lock()
-	defer n.names.Unlock()
+func (n *Notifier) lastSuffixLocked(base string) int {
 	var ns namesState
 	if _, err := n.state.LoadReceiverState(receiverName, namesKey, &ns); err != nil {
 		return 0 // only an optimisation: start from the base name
 	}
 	return ns.Last[base]
+}
+
+// claimSuffix hands out the next suffix of base to try: past every one
+// remembered as taken and every one handed to a creation still under way,
+// so concurrent Sev 1 declarations of one service (delivered at once) each
+// try a name of their own instead of all racing for the same few.
+func (n *Notifier) claimSuffix(base string) int {
+	n.names.Lock()
+	defer n.names.Unlock()
+	i := max(n.lastSuffixLocked(base), n.claimed[base]) + 1
+	if n.claimed == nil {
+		n.claimed = map[string]int{}
+	}
+	n.claimed[base] = i
+	return i
 }
 
 // rememberSuffix records that suffix i of base is taken. Best effort: a
@@ -569,6 +594,11 @@ func (n *Notifier) rememberSuffix(base string, i int, now time.Time) {
 	for b := range ns.Last {
 		if day, ok := nameDay(b); !ok || now.Sub(day) > namesKept {
 			delete(ns.Last, b)
+		}
+	}
+	for b := range n.claimed {
+		if day, ok := nameDay(b); !ok || now.Sub(day) > namesKept {
+			delete(n.claimed, b)
 		}
 	}
 	ns.Last[base] = i

@@ -252,3 +252,51 @@ func TestDeadMansSwitchSurvivesRestarts(t *testing.T) {
 		t.Fatalf("the start grace over: %+v, want %q", open, missingTitle(back))
 	}
 }
+
+// An Alertmanager silent for longer than incidents.retention (retired, or
+// renamed) is forgotten: its incident resolves, its state is deleted (a
+// restart does not bring it back), and the switch's state follows the
+// Alertmanagers that exist, not history. URLs differing only in case or a
+// trailing slash are one Alertmanager.
+func TestSilentAlertmanagerIsForgottenAfterRetention(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 23, 3, 4, 0, 0, time.UTC)
+	clock := t0
+	now := func() time.Time { return clock }
+	sp := openSwitchPipeline(t, dir, now)
+	sp.receive(watchdogs(t, heartbeatAM), t0)
+	sp.receive(watchdogs(t, strings.ToUpper(heartbeatAM)+"/"), t0.Add(time.Second))
+	if err := sp.p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := sp.store.LoadState(); len(ls.Heartbeats) != 1 {
+		t.Fatalf("heartbeat state %v, want one Alertmanager", ls.Heartbeats)
+	}
+	clock = t0.Add(time.Hour)
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 1 {
+		t.Fatalf("after an hour of silence: %d incidents, want 1", len(open))
+	}
+	clock = t0.Add(168*time.Hour + time.Minute) // past the retention
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 0 {
+		t.Fatalf("past the retention: %+v open, want the silence resolved", open)
+	}
+	sp.close()
+	sp = openSwitchPipeline(t, dir, now)
+	defer sp.close()
+	if ls, _ := sp.store.LoadState(); len(ls.Heartbeats) != 0 {
+		t.Errorf("forgotten Alertmanager still stored: %v", ls.Heartbeats)
+	}
+	clock = clock.Add(time.Hour)
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 0 {
+		t.Errorf("a forgotten Alertmanager paged again: %+v", open)
+	}
+}

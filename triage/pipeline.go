@@ -645,8 +645,9 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 	for i := range units {
 		u := &units[i]
 		var beat bool
-		if u.msg, beat = p.quiet(u.msg); beat && u.msg.ExternalURL != "" && u.receivedAt.After(beats[u.msg.ExternalURL]) {
-			beats[u.msg.ExternalURL] = u.receivedAt
+		am := heartbeat.NormalizeURL(u.msg.ExternalURL)
+		if u.msg, beat = p.quiet(u.msg); beat && am != "" && u.receivedAt.After(beats[am]) {
+			beats[am] = u.receivedAt
 		}
 	}
 	priors := make([][]prior, len(units))
@@ -1040,6 +1041,19 @@ func (p *Pipeline) Sweep() error {
 	for _, b := range p.beats.Due(now) {
 		commit.Changes = append(commit.Changes, p.book.Apply(b))
 	}
+	// Alertmanagers silent for longer than the retention are forgotten,
+	// their incident resolved: retired or renamed ones page for a week, not
+	// for ever, and the switch's state follows the Alertmanagers that exist.
+	forgotten := p.beats.Forget(now, p.retention)
+	for _, url := range slices.Sorted(maps.Keys(forgotten)) {
+		since := forgotten[url]
+		if a, _ := p.book.Firing(heartbeat.Key(url, since)); a != nil {
+			commit.Changes = append(commit.Changes, p.book.Apply(p.beats.Resolved(url, since, now)))
+		}
+		commit.ForgetHeartbeats = append(commit.ForgetHeartbeats, url)
+		p.log.Warn("dead man's switch: forgetting an Alertmanager silent for longer than incidents.retention; its incident is resolved",
+			"alertmanager", url, "last_heartbeat", since, "retention", p.retention)
+	}
 	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
@@ -1047,7 +1061,7 @@ func (p *Pipeline) Sweep() error {
 			commit.PruneDeadBefore = now.Add(-p.retention)
 		}
 	}
-	empty := len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero()
+	empty := len(commit.PrunedIncidents) == 0 && len(commit.PrunedTombstones) == 0 && commit.PruneDeadBefore.IsZero() && len(commit.ForgetHeartbeats) == 0
 	for _, ch := range commit.Changes {
 		empty = empty && ch.Empty()
 	}

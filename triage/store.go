@@ -475,6 +475,9 @@ type Commit struct {
 	// Heartbeats are the heartbeats this commit's notifications carried:
 	// externalURL → arrival, kept with the notification that proves it.
 	Heartbeats map[string]time.Time
+	// ForgetHeartbeats are Alertmanagers the dead man's switch stops
+	// watching (silent for longer than incidents.retention).
+	ForgetHeartbeats []string
 	// PruneDeadBefore, when set, deletes dead letters given up on before it.
 	PruneDeadBefore time.Time
 }
@@ -545,6 +548,11 @@ func (s *Store) Apply(c *Commit) error {
 		for url, at := range c.Heartbeats {
 			if err := beats.Put([]byte(url), u64(uint64(at.UnixNano()))); err != nil {
 				return fmt.Errorf("heartbeat of %s: %w", url, err)
+			}
+		}
+		for _, url := range c.ForgetHeartbeats {
+			if err := beats.Delete([]byte(url)); err != nil {
+				return fmt.Errorf("forget heartbeat of %s: %w", url, err)
 			}
 		}
 		for _, d := range c.DeadLetters {

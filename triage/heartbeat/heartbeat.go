@@ -10,7 +10,9 @@ package heartbeat
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/amtriage/amtriage/severity"
@@ -43,6 +45,33 @@ type Switch struct {
 	missingAfter time.Duration
 	judgeFrom    time.Time            // no incident opens before it
 	last         map[string]time.Time // externalURL → last heartbeat
+	judged       time.Time            // the previous Due's time, with its monotonic reading if any
+	// elapsed, when set (tests), is the monotonic clock to compare the
+	// wall clock with; otherwise the times' own monotonic readings are
+	// (time.Now carries one; a time without one never looks stepped).
+	elapsed  func() time.Duration
+	judgedAt time.Duration
+}
+
+// ClockStep is how far the wall clock may move against the monotonic clock
+// between two judgements before the switch takes it for a step (NTP, a VM
+// resumed): the silences it measured in the old time are then not judged
+// until StartGrace has passed, as after a restart.
+const ClockStep = time.Minute
+
+// NormalizeURL is the Alertmanager's identity for the switch: the
+// externalURL with its scheme and host in lower case and no trailing slash,
+// so "HTTP://AM0:9093/" and "http://am0:9093" are one Alertmanager, not a
+// ghost that pages when the form changes.
+func NormalizeURL(externalURL string) string {
+	u, err := url.Parse(strings.TrimSpace(externalURL))
+	if err != nil || u.Host == "" {
+		return strings.TrimRight(strings.TrimSpace(externalURL), "/")
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String()
 }
 
 // New returns a switch that knows the heartbeats in last (as stored), for
@@ -59,13 +88,19 @@ func (s *Switch) Last() map[string]time.Time { return maps.Clone(s.last) }
 // Beat records a heartbeat from externalURL that arrived at at, and
 // returns the previous one: the start of the silence it ends, whose
 // incident (see Key) it resolves; zero for the first. recorded is false,
-// and nothing changes, for a heartbeat not newer than the last (a replayed
-// notification) or without an externalURL (nothing names the Alertmanager).
+// and nothing changes, for a heartbeat not newer than the last (requests
+// committed out of order) unless older by more than ClockStep (the clock
+// went back), or without an externalURL (nothing names the Alertmanager).
 func (s *Switch) Beat(externalURL string, at time.Time) (since time.Time, recorded bool) {
 	prev, seen := s.last[externalURL]
-	if externalURL == "" || (seen && !at.After(prev)) {
+	// An arrival a little before the last is a reordering of concurrent
+	// requests; one long before it means the clock went back: that
+	// heartbeat still proves the pipeline works, and the silence is
+	// measured from it in the new time.
+	if externalURL == "" || (seen && !at.After(prev) && prev.Sub(at) <= ClockStep) {
 		return time.Time{}, false
 	}
+
 	s.last[externalURL] = at.UTC()
 	return prev, true
 }
@@ -75,6 +110,20 @@ func (s *Switch) Beat(externalURL string, at time.Time) (since time.Time, record
 // at each sweep is a redelivery, which changes nothing but refreshes the
 // alert against staleness.
 func (s *Switch) Due(now time.Time) []incident.Batch {
+	var mono time.Duration
+	if s.elapsed != nil {
+		mono = s.elapsed()
+	}
+	if prev := s.judged; !prev.IsZero() {
+		passed := now.Sub(prev) // on the monotonic clock when both have a reading
+		if s.elapsed != nil {
+			passed = mono - s.judgedAt
+		}
+		if step := now.Round(0).Sub(prev.Round(0)) - passed; step > ClockStep || step < -ClockStep {
+			s.judgeFrom = now.Add(min(s.missingAfter, StartGrace))
+		}
+	}
+	s.judged, s.judgedAt = now, mono
 	if now.Before(s.judgeFrom) {
 		return nil
 	}
@@ -84,6 +133,27 @@ func (s *Switch) Due(now time.Time) []incident.Batch {
 		if now.Sub(since) > s.missingAfter {
 			o := observation(url, since, s.missingAfter)
 			out = append(out, incident.Batch{At: now, ExternalURL: url, Observations: []incident.Observation{o}})
+		}
+	}
+	return out
+}
+
+// Forget stops watching the Alertmanagers silent for longer than after at
+// now (incidents.retention: retired, or renamed): they are returned with the
+// start of their silence, so that its incident can be resolved, and
+// forgotten. State so follows the Alertmanagers that exist, not history.
+func (s *Switch) Forget(now time.Time, after time.Duration) map[string]time.Time {
+	if after <= 0 {
+		return nil
+	}
+	var out map[string]time.Time
+	for url, since := range s.last {
+		if now.Sub(since) > after {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[url] = since
+			delete(s.last, url)
 		}
 	}
 	return out

@@ -100,3 +100,66 @@ func TestOwns(t *testing.T) {
 		t.Error("a service named alerting-pipeline is taken for the switch's")
 	}
 }
+
+func TestNormalizeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://am0:9093":           "http://am0:9093",
+		"http://am0:9093/":          "http://am0:9093",
+		"HTTP://AM0:9093":           "http://am0:9093",
+		" http://am0:9093/am/ ":     "http://am0:9093/am",
+		"http://am0:9093/Path/Case": "http://am0:9093/Path/Case",
+		"":                          "",
+		"not a url/":                "not a url",
+	} {
+		if got := NormalizeURL(in); got != want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An Alertmanager silent for longer than the retention is forgotten: its
+// silence is returned (to resolve its incident) and no longer judged.
+func TestForget(t *testing.T) {
+	const am1, am2 = "http://am1:9093", "http://am2:9093"
+	s := New(15*time.Minute, map[string]time.Time{am1: t0, am2: t0.Add(6 * 24 * time.Hour)}, t0)
+	now := t0.Add(7*24*time.Hour + time.Second)
+	got := s.Forget(now, 7*24*time.Hour)
+	if len(got) != 1 || !got[am1].Equal(t0) {
+		t.Fatalf("forgotten %v, want am1 since %v", got, t0)
+	}
+	if last := s.Last(); len(last) != 1 || last[am2].IsZero() {
+		t.Errorf("still watched: %v, want am2 only", last)
+	}
+	if s.Forget(now, 0) != nil {
+		t.Error("retention 0 forgot something")
+	}
+}
+
+// A step of the wall clock (NTP, a VM resumed) is not a silence: the
+// switch waits StartGrace for heartbeats in the new time, as after a
+// restart.
+func TestClockStepIsNotASilence(t *testing.T) {
+	const am = "http://am:9093"
+	s := New(15*time.Minute, map[string]time.Time{am: t0}, t0.Add(-time.Hour))
+	var mono time.Duration
+	s.elapsed = func() time.Duration { return mono }
+	if due := s.Due(t0); len(due) != 0 {
+		t.Fatalf("due right after a heartbeat: %+v", due)
+	}
+	// The wall clock jumps 3 hours while 30 s pass on the monotonic clock.
+	mono += 30 * time.Second
+	stepped := t0.Add(3*time.Hour + 30*time.Second)
+	if due := s.Due(stepped); len(due) != 0 {
+		t.Errorf("a clock step opened %d silences", len(due))
+	}
+	// Time that really passes is judged as before.
+	mono += StartGrace + 16*time.Minute
+	if due := s.Due(stepped.Add(StartGrace + 16*time.Minute)); len(due) != 1 {
+		t.Errorf("a real silence after the step: %d due, want 1", len(due))
+	}
+	// A heartbeat long before the last (the clock went back) is recorded.
+	s.Beat(am, stepped)
+	if _, ok := s.Beat(am, stepped.Add(-2*time.Hour)); !ok {
+		t.Error("a heartbeat after the clock went back was dropped")
+	}
+}

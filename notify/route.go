@@ -40,7 +40,13 @@ func IncidentChannelName(inc *incident.Incident) string {
 			b.WriteByte('-')
 		}
 	}
-	name := "incident-" + inc.StartedAt.UTC().Format("20060102") + "-" + strings.Trim(b.String(), "-")
+	svc := strings.Trim(b.String(), "-")
+	if svc == "" {
+		// A service named in another script (or in emoji) leaves nothing
+		// Slack accepts: "incident-20250101-" would read as no service.
+		svc = "service"
+	}
+	name := "incident-" + inc.StartedAt.UTC().Format("20060102") + "-" + svc
 	if len(name) > 80 {
 		name = name[:80]
 	}

@@ -74,6 +74,12 @@ func TestIncidentChannelNameIsValidForSlack(t *testing.T) {
 			t.Fatalf("channel name %q has %q, not allowed by Slack", name, r)
 		}
 	}
+	for _, svc := range []string{"Диск", "😀", "---"} {
+		ev.Incident.Service = svc
+		if name := IncidentChannelName(&ev.Incident); name != "incident-20260112-service" {
+			t.Errorf("service %q: channel name %q, want incident-20260112-service (not an empty service part)", svc, name)
+		}
+	}
 }
 
 func TestLogNotifierWritesOneStructuredLine(t *testing.T) {

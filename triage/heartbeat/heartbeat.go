@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/incident"
@@ -66,7 +67,15 @@ const ClockStep = time.Minute
 func NormalizeURL(externalURL string) string {
 	u, err := url.Parse(strings.TrimSpace(externalURL))
 	if err != nil || u.Host == "" {
-		return strings.TrimRight(strings.TrimSpace(externalURL), "/")
+		// Not a URL: kept as it is, but without control characters, as it
+		// goes into titles, PagerDuty summaries and Slack text.
+		raw := strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return ' '
+			}
+			return r
+		}, externalURL)
+		return strings.TrimRight(strings.TrimSpace(raw), "/")
 	}
 	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
 	u.Path = strings.TrimRight(u.Path, "/")

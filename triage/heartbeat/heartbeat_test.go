@@ -110,6 +110,7 @@ func TestNormalizeURL(t *testing.T) {
 		"http://am0:9093/Path/Case": "http://am0:9093/Path/Case",
 		"":                          "",
 		"not a url/":                "not a url",
+		"http://x\n\nINJECT":        "http://x  INJECT",
 	} {
 		if got := NormalizeURL(in); got != want {
 			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)

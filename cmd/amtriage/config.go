@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/prom"
@@ -69,6 +72,29 @@ func loadConfig(path string) (*rules.Config, error) {
 	return cfg, nil
 }
 
+// storeDirUsable reports a store path serve could not open: an existing
+// file that is no directory, or one under a file (serve creates missing
+// directories).
+func storeDirUsable(path string) error {
+	if path == "" {
+		return nil
+	}
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a directory", p)
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return err
+		}
+		if parent := filepath.Dir(p); parent == p {
+			return nil
+		}
+	}
+}
+
 // tryBuild builds every receiver, the Prometheus source and the TLS
 // certificate the configuration asks for, without starting anything.
 func tryBuild(cfg *rules.Config) error {
@@ -80,6 +106,14 @@ func tryBuild(cfg *rules.Config) error {
 	if cfg.Prometheus.URL != "" {
 		if _, err := prom.New(cfg.Prometheus, prom.Options{Log: quiet}); err != nil {
 			errs = append(errs, &rules.KeyError{Key: "prometheus.url", Err: err})
+		}
+	}
+	if err := storeDirUsable(cfg.Store.Path); err != nil {
+		errs = append(errs, &rules.KeyError{Key: "store.path", Err: err})
+	}
+	if k := cfg.Kubernetes; k.Enabled && k.Kubeconfig != "" {
+		if _, err := os.Stat(k.Kubeconfig); err != nil {
+			errs = append(errs, &rules.KeyError{Key: "kubernetes.kubeconfig", Err: err})
 		}
 	}
 	if cfg.TLS.CertFile != "" {

@@ -96,3 +96,26 @@ func TestCheckConfigAndServeAgreeOnUsableReceivers(t *testing.T) {
 		})
 	}
 }
+
+// What serve could not use at start is refused by check-config too: a store
+// path that is a file (or under one), a kubeconfig that does not exist
+// (serve would start with the diagnosis silently off).
+func TestCheckConfigRefusesWhatServeCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, filepath.Join(dir, "a-file"), "x")
+	for _, tt := range []struct {
+		name, yaml, want string
+	}{
+		{"store path is a file", "store:\n  path: " + file + "\n", "store.path: " + file + " is not a directory"},
+		{"store path under a file", "store:\n  path: " + filepath.Join(file, "data") + "\n", "store.path: " + file + " is not a directory"},
+		{"kubeconfig missing", "store:\n  path: " + filepath.Join(dir, "data") + "\nkubernetes:\n  enabled: true\n  kubeconfig: " + filepath.Join(dir, "nope") + "\n", "kubernetes.kubeconfig"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeFile(t, filepath.Join(t.TempDir(), "c.yml"), tt.yaml)
+			code, _, stderr := runCLI(t, "", "check-config", cfg)
+			if code != 1 || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("check-config exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}

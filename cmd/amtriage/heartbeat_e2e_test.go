@@ -78,6 +78,9 @@ heartbeat:
 	d := startDaemon(t, cfg, freeAddr(t))
 	// Resent every second or two: well within missing_after.
 	am := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook"), GroupInterval: time.Second, RepeatInterval: time.Second})
+	// A second Alertmanager with the same routing tree keeps sending: each
+	// has its own switch, and its heartbeats say nothing of the first's.
+	am2 := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook"), GroupInterval: time.Second, RepeatInterval: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	watchdog := []amtest.Alert{
@@ -85,8 +88,10 @@ heartbeat:
 			Annotations: map[string]string{"summary": "An alert that should always be firing"}, StartsAt: time.Now().Add(-time.Minute)},
 		{Labels: map[string]string{"alertname": "InfoInhibitor", "severity": "none"}, StartsAt: time.Now().Add(-time.Minute)},
 	}
-	if err := am.PostAlerts(ctx, watchdog); err != nil {
-		t.Fatal(err)
+	for _, a := range []*amtest.Alertmanager{am, am2} {
+		if err := a.PostAlerts(ctx, watchdog); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sample := fmt.Sprintf("amtriage_heartbeat_last_seen_timestamp_seconds{alertmanager=%q}", am.URL())
 	waitFor(t, 20*time.Second, "the first heartbeat", func() bool { _, ok := d.metric(sample); return ok })
@@ -108,4 +113,71 @@ heartbeat:
 	if len(open) != 1 || open[0].Severity != 1 || open[0].Service != "alerting-pipeline" || open[0].Title != want {
 		t.Fatalf("incidents %+v, want one Sev 1 %q", open, want)
 	}
+	sample2 := fmt.Sprintf("amtriage_heartbeat_last_seen_timestamp_seconds{alertmanager=%q}", am2.URL())
+	seen2, _ := d.metric(sample2)
+	waitFor(t, 20*time.Second, "the second Alertmanager's heartbeats going on", func() bool {
+		now2, _ := d.metric(sample2)
+		return now2 > seen2+2
+	})
+	if open := d.incidents(); len(open) != 1 {
+		t.Errorf("incidents %+v, want only the first Alertmanager's silence", open)
+	}
+}
+
+// Alerts of upstream sum() rules carry no service, job or namespace label:
+// sent through two real Alertmanagers with the same routing tree, each
+// Alertmanager group is its own incident, named after its alertname; none
+// merges into a catch-all.
+func TestAlertsWithoutServiceGroupByAlertmanagerGroup(t *testing.T) {
+	amtest.Binary(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, filepath.Join(dir, "amtriage.yml"), "store:\n  path: "+filepath.Join(dir, "data")+"\n")
+	d := startDaemon(t, cfg, freeAddr(t))
+	am1 := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook")})
+	am2 := amtest.Start(t, amtest.Config{WebhookURL: d.url("/webhook")})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now().Add(-time.Minute)
+	// One cluster each: their Prometheus servers label what they send
+	// (kube-prometheus' external label), so the alerts are distinct. An
+	// alert both send alike is one occurrence (an HA pair), by design.
+	outage := func(prom string) amtest.Alert {
+		return amtest.Alert{Labels: map[string]string{"alertname": "High5xxRatio", "severity": "critical", "prometheus": prom},
+			Annotations: map[string]string{"summary": "30% of requests fail", "error_ratio": "0.3"}, StartsAt: start}
+	}
+	disk := amtest.Alert{Labels: map[string]string{"alertname": "DiskAlmostFull", "severity": "warning", "prometheus": "a/k8s"}, StartsAt: start}
+	if err := am1.PostAlerts(ctx, []amtest.Alert{outage("a/k8s"), disk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := am2.PostAlerts(ctx, []amtest.Alert{outage("b/k8s")}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitUntil(20*time.Second, func() bool { return len(d.incidents()) == 3 }) {
+		for _, inc := range d.incidents() {
+			t.Logf("incident %q service %q alerts %d", inc.Title, inc.Service, len(inc.Alerts))
+		}
+		t.Fatal("timed out waiting for three incidents")
+	}
+	byService := map[string]int{}
+	for _, inc := range d.incidents() {
+		byService[inc.Service]++
+		if inc.Service == "unknown" || len(inc.Alerts) != 1 {
+			t.Errorf("incident %q (%s) has %d alerts, want one group each", inc.Title, inc.Service, len(inc.Alerts))
+		}
+		if inc.Service == "High5xxRatio" && inc.Severity != 2 {
+			t.Errorf("the outage is Sev %d, want 2 (30%% errors)", inc.Severity)
+		}
+	}
+	if byService["High5xxRatio"] != 2 || byService["DiskAlmostFull"] != 1 {
+		t.Errorf("incidents by service %v, want High5xxRatio twice (one per Alertmanager) and DiskAlmostFull once", byService)
+	}
+}
+
+func waitUntil(d time.Duration, ok func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+	}
+	return ok()
 }

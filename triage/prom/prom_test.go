@@ -250,7 +250,13 @@ func TestErrorRatioOutcomes(t *testing.T) {
 				tc.answer(w, r)
 			})
 			m := signal.NewMetrics(nil)
-			src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(timeout)}, m)
+			// Only the hang needs the short deadline: the others, run in
+			// parallel under -race on a loaded CI machine, could run past it.
+			deadline := 5 * time.Second
+			if tc.name == "hang" {
+				deadline = timeout
+			}
+			src := newSource(t, fake.URL, rules.PrometheusConfig{Timeout: rules.Duration(deadline)}, m)
 			ev := signal.NewEvaluation(time.Unix(1795470725, 0))
 			sig, err := src.Signals(context.Background(), ev, nil, &rules.Service{Name: "api", Queries: rules.ServiceQueries{ErrorRatio: errQuery}})
 			if err != nil {

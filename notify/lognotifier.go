@@ -17,8 +17,9 @@ type LogNotifier struct {
 	// Routes gives a service's routing; nil means the SPEC's default table.
 	Routes func(service string) rules.Route
 	// Off names the receivers that do not run ("pagerduty", "slack",
-	// "grafana") with why, e.g. "not configured": the line must say what
-	// happens, not what would.
+	// "grafana", and "pagerduty_escalation" for the escalation page) with
+	// why, e.g. "not configured": the line must say what happens, not what
+	// would.
 	Off map[string]string
 }
 
@@ -30,6 +31,7 @@ var eventMessages = map[incident.EventKind]string{
 	incident.SeverityChanged: "incident severity changed",
 	incident.ResolvedEvent:   "incident resolved",
 	incident.StatusUpdate:    "incident status update",
+	incident.Escalated:       "incident escalated",
 }
 
 // Notify implements Notifier. Writing a log line cannot usefully be retried.
@@ -72,6 +74,9 @@ func (n *LogNotifier) routeOf(ev *incident.Event) Route {
 		if why, off := n.Off[name]; off && !strings.HasPrefix(*field, "none") {
 			*field = "none (" + why + ")"
 		}
+	}
+	if why, off := n.Off["pagerduty_escalation"]; off && ev.Kind == incident.Escalated && !strings.HasPrefix(r.PagerDuty, "none") {
+		r.PagerDuty = "none (PagerDuty escalation is " + why + ")"
 	}
 	return r
 }

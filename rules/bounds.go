@@ -44,6 +44,8 @@ var limits = []limit{
 	{key: "incidents.sev1_updates", duration: true, min: int64(30 * time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Incidents.Sev1Updates) }},
 	{key: "incidents.sev2_updates", duration: true, min: int64(30 * time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Incidents.Sev2Updates) }},
 	reevaluateLimit(1), reevaluateLimit(2), reevaluateLimit(3), reevaluateLimit(4),
+	// Seconds only in tests; past a day nobody is waiting for the escalation.
+	{key: "escalation.after", off: true, duration: true, min: int64(time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Escalation.After) }},
 	{key: "prometheus.timeout", duration: true, min: int64(100 * time.Millisecond), max: int64(time.Minute), get: func(c *Config) int64 { return dur(c.Prometheus.Timeout) }},
 	// A trend needs several scrapes.
 	{key: "prometheus.trend_window", duration: true, min: int64(time.Minute), max: int64(day), get: func(c *Config) int64 { return dur(c.Prometheus.TrendWindow) }},

@@ -21,6 +21,7 @@ type Config struct {
 	Store      StoreConfig      `yaml:"store"`
 	Intake     IntakeConfig     `yaml:"intake"`
 	Incidents  IncidentsConfig  `yaml:"incidents"`
+	Escalation EscalationConfig `yaml:"escalation"`
 	Heartbeat  HeartbeatConfig  `yaml:"heartbeat"`
 	Delivery   DeliveryConfig   `yaml:"delivery"`
 	Severity   ThresholdsConfig `yaml:"severity"` // global defaults; profiles override
@@ -190,6 +191,12 @@ type PagerDutyConfig struct {
 	// PagerDuty's own limit (120/min; more on accounts that have raised it).
 	EventsPerMinute int    `yaml:"events_per_minute"`
 	RoutingKey      Secret `yaml:"-"`
+	// EscalationRoutingKeyFile is the integration the runbook's escalation
+	// pages (the senior engineer on call); env
+	// AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY. Without it an escalation
+	// is a Slack message only.
+	EscalationRoutingKeyFile string `yaml:"escalation_routing_key_file"`
+	EscalationRoutingKey     Secret `yaml:"-"`
 }
 
 // SlackConfig is the Slack Web API receiver.

@@ -21,6 +21,7 @@ const (
 	DefaultHeartbeatName  = "Watchdog"
 	DefaultMissingAfter   = 15 * time.Minute
 	DefaultRetention      = 168 * time.Hour
+	DefaultEscalateAfter  = 5 * time.Minute
 	DefaultPromTimeout    = 2 * time.Second
 	DefaultTrendWindow    = 10 * time.Minute
 	DefaultRecoveringDrop = 0.3
@@ -92,6 +93,9 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	}
 	c.Delivery.Concurrency = cmp.Or(c.Delivery.Concurrency, DefaultDeliveryConcurrency)
 	c.Delivery.MaxRetryAfter = cmp.Or(c.Delivery.MaxRetryAfter, Duration(DefaultMaxRetryAfter))
+	if c.Escalation.After == 0 && !set("escalation.after") {
+		c.Escalation.After = Duration(DefaultEscalateAfter)
+	}
 	if c.Incidents.Retention == 0 {
 		c.Incidents.Retention = Duration(DefaultRetention)
 	}
@@ -140,7 +144,8 @@ func applyDefaults(c *Config, set func(key string) bool) {
 // receiverDefaults points a receiver at its public endpoint once it has a
 // credential (from a file or the environment), so the file need not repeat it.
 func receiverDefaults(c *Config) {
-	if c.PagerDuty.URL == "" && (c.PagerDuty.RoutingKeyFile != "" || c.PagerDuty.RoutingKey != "") {
+	if c.PagerDuty.URL == "" && (c.PagerDuty.RoutingKeyFile != "" || c.PagerDuty.RoutingKey != "" ||
+		c.PagerDuty.EscalationRoutingKeyFile != "" || c.PagerDuty.EscalationRoutingKey != "") {
 		c.PagerDuty.URL = DefaultPagerDutyURL
 	}
 	if c.Slack.APIURL == "" && (c.Slack.TokenFile != "" || c.Slack.Token != "") {

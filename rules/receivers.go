@@ -31,7 +31,7 @@ func (v *validator) receivers(c *Config) {
 			serviceKeys++
 		}
 	}
-	if by := written("pagerduty", "url", "routing_key_file", "events_per_minute"); by != "" && c.PagerDuty.RoutingKey == "" && serviceKeys == 0 {
+	if by := written("pagerduty", "url", "routing_key_file", "events_per_minute", "escalation_routing_key_file"); by != "" && c.PagerDuty.RoutingKey == "" && serviceKeys == 0 {
 		failBy("pagerduty.routing_key_file", by, "PagerDuty is configured (%s) but has no routing key: set pagerduty.routing_key_file, $%s, or a service's routing.pagerduty_routing_key_file",
 			by, EnvPagerDutyKey)
 	}

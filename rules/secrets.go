@@ -27,6 +27,7 @@ const (
 	EnvBearerToken       = "AMTRIAGE_BEARER_TOKEN"
 	EnvBasicAuthPassword = "AMTRIAGE_BASIC_AUTH_PASSWORD"
 	EnvPagerDutyKey      = "AMTRIAGE_PAGERDUTY_ROUTING_KEY"
+	EnvPagerDutyEscKey   = "AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY"
 	EnvSlackToken        = "AMTRIAGE_SLACK_TOKEN"
 	EnvGrafanaToken      = "AMTRIAGE_GRAFANA_TOKEN"
 )
@@ -44,6 +45,7 @@ func secretRefs(c *Config) []secretRef {
 		{"auth.bearer_token_file", c.Auth.BearerTokenFile, EnvBearerToken, &c.Auth.BearerToken},
 		{"auth.basic_auth.password_file", c.Auth.BasicAuth.PasswordFile, EnvBasicAuthPassword, &c.Auth.BasicAuth.Password},
 		{"pagerduty.routing_key_file", c.PagerDuty.RoutingKeyFile, EnvPagerDutyKey, &c.PagerDuty.RoutingKey},
+		{"pagerduty.escalation_routing_key_file", c.PagerDuty.EscalationRoutingKeyFile, EnvPagerDutyEscKey, &c.PagerDuty.EscalationRoutingKey},
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
 	}
@@ -63,7 +65,7 @@ func secretRefs(c *Config) []secretRef {
 var inlineSecrets = map[string]map[string]string{
 	"rules.AuthConfig":      {"bearer_token": EnvBearerToken},
 	"rules.BasicAuthConfig": {"password": EnvBasicAuthPassword},
-	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey},
+	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey},
 	"rules.SlackConfig":     {"token": EnvSlackToken},
 	"rules.GrafanaConfig":   {"token": EnvGrafanaToken},
 }

@@ -150,6 +150,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
+		EscalateAfter: set.EscalateAfter,
 	})
 	if err != nil {
 		store.Close()
@@ -179,6 +180,7 @@ func settingsFor(cfg *rules.Config, t *Triager, e Enricher, receivers []string) 
 		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
 		Reevaluate:  reevaluateEvery(cfg),
 		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
+		EscalateAfter: time.Duration(cfg.Escalation.After),
 	}
 }
 

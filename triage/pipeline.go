@@ -42,6 +42,7 @@ type Pipeline struct {
 	retention   time.Duration
 	statusEvery map[severity.Level]time.Duration
 	reevaluate  map[severity.Level]time.Duration
+	escalate    time.Duration // escalation.after (0: off)
 	now         func() time.Time
 
 	// The dead man's switch: the heartbeat's alertname, and how long its
@@ -110,6 +111,9 @@ type PipelineOptions struct {
 	// Reevaluate is how often open incidents are triaged again, by severity
 	// (absent or 0: never). Only useful with measuring sources.
 	Reevaluate map[severity.Level]time.Duration
+	// EscalateAfter escalates a Sev 1 whose cause is not identified this
+	// long after its declaration (0: never).
+	EscalateAfter time.Duration
 	// Heartbeat is the heartbeat's alertname (rules.DefaultHeartbeatName
 	// when empty); MissingAfter how long its silence may last (0: 15m).
 	Heartbeat    string
@@ -123,6 +127,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
 		receivers: o.Receivers, onEvents: o.OnEvents,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
+		escalate:  o.EscalateAfter,
 		wake:      make(chan struct{}, 1),
 		reconf:    make(chan reconfig),
 		decoded:   map[uint64]decodedMsg{},
@@ -283,6 +288,9 @@ func (p *Pipeline) tick() time.Duration {
 		if every > 0 && every/4 < d {
 			d = max(every/4, time.Second)
 		}
+	}
+	if every := p.escalate / 4; every > 0 && every < d { // an escalation is at most a quarter of escalation.after late
+		d = max(every, time.Second)
 	}
 	return d
 }
@@ -1054,7 +1062,8 @@ func (p *Pipeline) Sweep() error {
 		p.log.Warn("dead man's switch: forgetting an Alertmanager silent for longer than incidents.retention; its incident is resolved",
 			"alertmanager", url, "last_heartbeat", since, "retention", p.retention)
 	}
-	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery))
+	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.EscalationDue(now, p.escalate),
+		p.book.StatusDue(now, p.statusEvery))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {

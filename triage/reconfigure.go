@@ -21,6 +21,8 @@ type Settings struct {
 	Retention   time.Duration
 	StatusEvery map[severity.Level]time.Duration
 	Reevaluate  map[severity.Level]time.Duration
+	// EscalateAfter is escalation.after (0: off).
+	EscalateAfter time.Duration
 	// Heartbeat and MissingAfter are the dead man's switch (zero: defaults).
 	Heartbeat    string
 	MissingAfter time.Duration
@@ -55,6 +57,7 @@ func (p *Pipeline) applySettings(s Settings) {
 	p.triager, p.enricher, p.receivers = s.Triager, s.Enricher, s.Receivers
 	p.staleAfter, p.retention = s.StaleAfter, s.Retention
 	p.statusEvery, p.reevaluate = s.StatusEvery, s.Reevaluate
+	p.escalate = s.EscalateAfter
 	hb, missing := cmp.Or(s.Heartbeat, rules.DefaultHeartbeatName), cmp.Or(s.MissingAfter, rules.DefaultMissingAfter)
 	if hb != p.heartbeat || missing != p.missingAfter {
 		// The last-seen times stay: a reload does not reset the clock.

@@ -20,7 +20,7 @@ import (
 // start, on every reload, and as check-config's trial build.
 func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.ReceiverState, peak *func(string) (severity.Level, bool)) ([]notify.Notifier, error) {
 	logged := &notify.LogNotifier{Log: events, Routes: cfg.RouteFor, Off: map[string]string{
-		"pagerduty": "not configured", "slack": "not configured", "grafana": "not configured"}}
+		"pagerduty": "not configured", "slack": "not configured", "grafana": "not configured", "pagerduty_escalation": "not configured"}}
 	out := []notify.Notifier{logged}
 	routed := func(n notify.Notifier, pick func(rules.Route) rules.Severities) notify.Notifier {
 		return &notify.Routed{Notifier: n, State: state, Sends: func(service string, sev severity.Level) bool {
@@ -76,12 +76,17 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		n, err := pagerduty.New(pagerduty.Config{
 			URL: cfg.PagerDuty.URL, RoutingKey: cfg.PagerDuty.RoutingKey, ServiceRoutingKeys: keys,
 			GrafanaURL: cfg.Grafana.URL, RateLimit: cfg.PagerDuty.EventsPerMinute, RateWindow: time.Minute,
+
+			EscalationRoutingKey: cfg.PagerDuty.EscalationRoutingKey,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pagerduty: %w", err)
 		}
 		out = append(out, routed(n, func(r rules.Route) rules.Severities { return r.PagerDuty }))
 		delete(logged.Off, "pagerduty")
+		if cfg.PagerDuty.EscalationRoutingKey != "" {
+			delete(logged.Off, "pagerduty_escalation")
+		}
 		log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
 	}
 	if cfg.Shadow {

@@ -77,6 +77,10 @@ type Config struct {
 	RateLimit  int
 	RateWindow time.Duration
 	Now        func() time.Time // default time.Now
+
+	// EscalationRoutingKey, when set, is the integration escalations page
+	// (see escalation.go); without it they are not sent to PagerDuty.
+	EscalationRoutingKey rules.Secret
 }
 
 // Notifier delivers incident events to PagerDuty. It is safe for concurrent
@@ -108,6 +112,9 @@ func New(cfg Config) (*Notifier, error) {
 			return nil, fmt.Errorf("pagerduty: routing key of service %q is empty", svc)
 		}
 		n.secrets = append(n.secrets, string(k))
+	}
+	if cfg.EscalationRoutingKey != "" {
+		n.secrets = append(n.secrets, string(cfg.EscalationRoutingKey))
 	}
 	if cfg.Client == nil {
 		cfg.Client = notify.NewIdempotentHTTPClient(10 * time.Second)
@@ -168,10 +175,11 @@ func action(ev *incident.Event) string {
 // default key, "enqueue:<service>" for a service with its own (named by the
 // service, never by the key). A 429 holds back only that key's events.
 func (n *Notifier) Methods(ev *incident.Event) ([]string, bool) {
-	if action(ev) == "" {
-		return nil, true
+	esc := n.escalationMethods(ev)
+	if ev.Kind == incident.Escalated || action(ev) == "" {
+		return esc, true
 	}
-	return []string{n.method(ev.Incident.Service)}, true
+	return append([]string{n.method(ev.Incident.Service)}, esc...), true
 }
 
 func (n *Notifier) method(service string) string {
@@ -192,6 +200,9 @@ func (n *Notifier) routingKey(service string) string {
 
 // Notify implements notify.Notifier.
 func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
+	if done, retry, err := n.escalation(ctx, ev); done || err != nil {
+		return retry, err
+	}
 	act := action(ev)
 	if act == "" {
 		return false, nil
@@ -210,9 +221,14 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 	} else {
 		e = &pd.V2Event{RoutingKey: key, Action: act, DedupKey: ev.Incident.ID}
 	}
+	return n.send(ctx, e, n.method(ev.Incident.Service))
+}
 
+// send enqueues one event; method names its routing key's rate limit.
+func (n *Notifier) send(ctx context.Context, e *pd.V2Event, method string) (bool, error) {
+	act, key, dedup := e.Action, e.RoutingKey, e.DedupKey
 	if wait, ok := n.limiter.take(key); !ok {
-		return true, &notify.RetryAfterError{After: wait, Method: n.method(ev.Incident.Service), Err: n.fail(act, ev.Incident.ID, 0,
+		return true, &notify.RetryAfterError{After: wait, Method: method, Err: n.fail(act, dedup, 0,
 			fmt.Sprintf("client-side rate limit of %d events per %v per routing key reached", n.cfg.RateLimit, n.cfg.RateWindow), nil)}
 	}
 
@@ -230,21 +246,21 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 	case status == http.StatusTooManyRequests:
 		return true, &notify.RetryAfterError{
 			After:  notify.RetryAfter(header, DefaultRetryAfter),
-			Method: n.method(ev.Incident.Service), // the key's other events would draw 429s too
-			Err:    n.fail(act, ev.Incident.ID, status, apiMessage(body), nil),
+			Method: method, // the key's other events would draw 429s too
+			Err:    n.fail(act, dedup, status, apiMessage(body), nil),
 		}
 	case status >= 500, status == http.StatusRequestTimeout:
-		return true, n.fail(act, ev.Incident.ID, status, apiMessage(body), nil)
+		return true, n.fail(act, dedup, status, apiMessage(body), nil)
 	case status != 0:
 		// 400: an invalid event stays invalid; never retry it.
-		return false, n.fail(act, ev.Incident.ID, status, apiMessage(body), nil)
+		return false, n.fail(act, dedup, status, apiMessage(body), nil)
 	}
 	// No response: network error, timeout, cancellation.
 	msg := "no response"
 	if err != nil {
 		msg = err.Error()
 	}
-	return true, n.fail(act, ev.Incident.ID, 0, msg, ctx.Err())
+	return true, n.fail(act, dedup, 0, msg, ctx.Err())
 }
 
 // Error is a failed delivery. Its text never contains a routing key.

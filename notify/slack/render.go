@@ -264,6 +264,8 @@ func changeNote(ev *incident.Event) string {
 			note += "\nFindings: " + clip.Runes(escape(oneLine(inc.Reasons[0])), 500)
 		}
 		return note + "\nNext update: " + ev.At.Add(next).UTC().Format("15:04") + " UTC"
+	case incident.Escalated:
+		return escalationNote(ev)
 	case incident.ResolvedEvent:
 		at := inc.ResolvedAt
 		if at.IsZero() {

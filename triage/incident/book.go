@@ -534,6 +534,7 @@ func (s *step) finish(at time.Time) *Changes {
 		}
 		s.recompute(inc)
 		s.diagnose(inc)
+		declared(inc, at)
 		if inc.Firing == 0 {
 			s.resolve(inc, at)
 		} else {

@@ -84,6 +84,10 @@ type Incident struct {
 	// Diagnosis is the runbook's quick diagnosis, from the latest evaluation
 	// that made one; nil without Kubernetes or probes to look at.
 	Diagnosis *diagnosis.Diagnosis `json:"diagnosis,omitempty"`
+	// Sev1At is when it was first declared Sev 1, which escalation.after
+	// counts from; EscalatedAt when it was escalated (once; see escalation.go).
+	Sev1At      time.Time `json:"sev1At,omitzero"`
+	EscalatedAt time.Time `json:"escalated,omitzero"`
 	// Alerts are the firing members of an open incident (and those that
 	// resolved in the step in hand), keyed by occurrence. A resolved
 	// incident keeps none in memory: tombstones remember them.

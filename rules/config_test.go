@@ -75,6 +75,7 @@ func TestDefaults(t *testing.T) {
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
 		Heartbeat:  HeartbeatConfig{Alertname: "Watchdog", MissingAfter: Duration(15 * time.Minute)},
+		Escalation: EscalationConfig{After: Duration(5 * time.Minute)},
 		Delivery:   DeliveryConfig{Concurrency: 32, MaxRetryAfter: Duration(time.Hour)},
 		Prometheus: PrometheusConfig{Timeout: Duration(2 * time.Second), TrendWindow: Duration(10 * time.Minute), RecoveringDrop: &drop},
 		Probes:     ProbesConfig{Timeout: Duration(2 * time.Second)},

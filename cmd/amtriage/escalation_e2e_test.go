@@ -8,6 +8,7 @@ import (
 	"time"
 
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
+	"github.com/amtriage/amtriage/internal/kubetest"
 )
 
 const pdEscalationKey = "e2eESCALATIONkey0123456789abcdef" // 32 characters
@@ -94,5 +95,59 @@ func TestEscalationWithoutKeyIsSlackOnly(t *testing.T) {
 		if strings.HasSuffix(ev.DedupKey, "/escalation") {
 			t.Errorf("sent %s %s without an escalation key", ev.Action, ev.DedupKey)
 		}
+	}
+}
+
+// A Sev 1 whose quick diagnosis names the cause — pods in CrashLoopBackOff
+// after a rollout, read from a real kube-apiserver — is not escalated; its
+// post-mortem names the cause and the rollback.
+func TestSev1WithIdentifiedCauseIsNotEscalated(t *testing.T) {
+	kube := kubetest.Start(t)
+	shop := kube.NewNamespace(t, "shop")
+	crashLoopingDeployment(t, kube.Client, shop)
+	t.Setenv("AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY", pdEscalationKey)
+	e := newReceiversEnv(t, `
+escalation:
+  after: 1s
+kubernetes:
+  enabled: true
+  kubeconfig: `+kube.Kubeconfig+`
+services:
+  - name: api
+    match: ['service="api"']
+    namespace: `+shop+`
+    deployment: api
+`)
+	d := startDaemon(t, e.cfg, freeAddr(t))
+	for _, r := range []string{"pods", "deployments", "replicasets", "events"} {
+		waitFor(t, 30*time.Second, r+" informer synced", func() bool {
+			v, ok := d.metric(`amtriage_kubernetes_informer_synced{resource="` + r + `"}`)
+			return ok && v == 1
+		})
+	}
+	postOne(t, d, "api", "62%")
+	waitFor(t, 10*time.Second, "the Sev 1 paged", func() bool { return len(e.pd.OpenAlerts()) == 1 })
+	id := e.pd.OpenAlerts()[0].DedupKey
+	if _, diags := d.incidentsRaw(); diags["api"].Category != "config_or_deployment" {
+		t.Fatalf("diagnosis %+v, want config_or_deployment", diags["api"])
+	}
+	time.Sleep(4 * time.Second) // four sweeps past escalation.after
+	if n := len(e.pd.Triggers(id + "/escalation")); n != 0 {
+		t.Errorf("%d escalation triggers for a Sev 1 whose cause is identified", n)
+	}
+	if lines := eventLines(t, d.stdout.String(), "incident escalated"); len(lines) != 0 {
+		t.Errorf("escalated: %v", lines)
+	}
+	code, doc, stderr := runCLI(t, "", "postmortem", "--url", d.url(""), id)
+	if code != 0 {
+		t.Fatalf("postmortem: exit %d %s", code, stderr)
+	}
+	for _, want := range []string{"(config\\_or\\_deployment)", "`kubectl rollout undo deployment/api -n " + shop + " --to-revision=1`"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("post-mortem lacks %q:\n%s", want, doc)
+		}
+	}
+	if strings.Contains(doc, "escalated") {
+		t.Errorf("post-mortem says escalated:\n%s", doc)
 	}
 }

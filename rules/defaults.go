@@ -12,15 +12,19 @@ import (
 // `listen` (or no file at all) a working loopback daemon with the embedded
 // store and the log notifier.
 const (
-	DefaultListen         = "127.0.0.1:9095"
-	DefaultStorePath      = "./data"
-	DefaultMaxBodyBytes   = 32 << 20 // enough for a 10,000-alert storm
-	DefaultMaxPending     = 4096
-	DefaultMinBodyRate    = 16 << 10 // bytes/s
-	DefaultStaleAfter     = 12 * time.Hour
-	DefaultHeartbeatName  = "Watchdog"
-	DefaultMissingAfter   = 15 * time.Minute
-	DefaultRetention      = 168 * time.Hour
+	DefaultListen        = "127.0.0.1:9095"
+	DefaultStorePath     = "./data"
+	DefaultMaxBodyBytes  = 32 << 20 // enough for a 10,000-alert storm
+	DefaultMaxPending    = 4096
+	DefaultMinBodyRate   = 16 << 10 // bytes/s
+	DefaultStaleAfter    = 12 * time.Hour
+	DefaultHeartbeatName = "Watchdog"
+	DefaultMissingAfter  = 15 * time.Minute
+	DefaultRetention     = 168 * time.Hour
+	// grafana.render: a panel's PNG size and render deadline.
+	DefaultRenderWidth    = 1000
+	DefaultRenderHeight   = 500
+	DefaultRenderTimeout  = 10 * time.Second
 	DefaultPromTimeout    = 2 * time.Second
 	DefaultTrendWindow    = 10 * time.Minute
 	DefaultRecoveringDrop = 0.3
@@ -131,6 +135,12 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	// client free of slash handling. Slack's Web API base ends in "/".
 	c.PagerDuty.URL = strings.TrimRight(c.PagerDuty.URL, "/")
 	c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
+	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
+	if r := &c.Grafana.Render; len(r.PanelIDs) > 0 {
+		r.Width = cmp.Or(r.Width, DefaultRenderWidth)
+		r.Height = cmp.Or(r.Height, DefaultRenderHeight)
+		r.Timeout = cmp.Or(r.Timeout, Duration(DefaultRenderTimeout))
+	}
 	if c.Slack.APIURL != "" && !strings.HasSuffix(c.Slack.APIURL, "/") {
 		c.Slack.APIURL += "/"
 	}

@@ -37,6 +37,10 @@ type Pipeline struct {
 	metrics   *Metrics
 	receivers []string
 	onEvents  func() // wakes the receivers' workers
+	// onCommitted is told of each commit's events once they are durable,
+	// their pages enqueued: evidence is gathered from there, off the
+	// paging path. It must not block.
+	onCommitted func([]*incident.Changes)
 
 	staleAfter  time.Duration
 	retention   time.Duration
@@ -103,6 +107,9 @@ type PipelineOptions struct {
 	Metrics    *Metrics
 	Receivers  []string // outbox queues to fan events out to
 	OnEvents   func()
+	// OnCommitted, if set, is told of every commit that queued events,
+	// after it (evidence collection). It must not block.
+	OnCommitted func([]*incident.Changes)
 	StaleAfter time.Duration
 	Retention  time.Duration
 	// StatusEvery is the periodic update interval per severity (absent or 0: none).
@@ -121,7 +128,7 @@ type PipelineOptions struct {
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
-		receivers: o.Receivers, onEvents: o.OnEvents,
+		receivers: o.Receivers, onEvents: o.OnEvents, onCommitted: o.OnCommitted,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		wake:      make(chan struct{}, 1),
 		reconf:    make(chan reconfig),
@@ -1097,6 +1104,9 @@ func (p *Pipeline) commit(c *Commit) error {
 	p.updateGaugesLocked()
 	if events > 0 {
 		p.onEvents()
+		if p.onCommitted != nil {
+			p.onCommitted(c.Changes)
+		}
 	}
 	return nil
 }

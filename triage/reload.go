@@ -165,6 +165,9 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err := d.pipeline.Reconfigure(ctx, set); err != nil {
 		return fmt.Errorf("applying the configuration: %w", err)
 	}
+	if d.evidence != nil && enrich.Evidence != nil {
+		d.evidence.SetSources(*enrich.Evidence)
+	}
 	d.swapWorkers(notifiers)
 	d.api.setAuth(cfg.Auth)
 	d.api.setReceivers(names)

@@ -34,7 +34,6 @@ type Daemon struct {
 	nmetrics        *notify.Metrics
 	ShutdownTimeout time.Duration
 	enrichRun       func(ctx context.Context)
-	evidence        *evidence.Collector // nil: no evidence source configured
 	sources         []SignalSource // Options.Sources, kept across reloads
 
 	// workersMu guards workers, and work/wg while Serve runs: a reload
@@ -50,6 +49,8 @@ type Daemon struct {
 	reloadOK prometheus.Gauge
 	reloadAt prometheus.Gauge
 	running  atomic.Pointer[rules.Config] // the configuration in force
+
+	evidence *evidence.Collector // nil: no evidence source configured
 }
 
 func reevaluateEvery(cfg *rules.Config) map[severity.Level]time.Duration {

@@ -55,7 +55,9 @@ func TestEvidenceEndpoints(t *testing.T) {
 				Cluster: cluster,
 				Grafana: &evidence.Grafana{URL: g.URL, Token: gtoken, Render: render},
 				Panels:  []rules.GrafanaRender{render},
-				Profile: func(string) *rules.Service { return &rules.Service{Name: "checkout", Namespace: "shop", Deployment: "checkout"} },
+				Profile: func(string) *rules.Service {
+					return &rules.Service{Name: "checkout", Namespace: "shop", Deployment: "checkout"}
+				},
 			}}, nil
 		}
 	})

@@ -107,9 +107,6 @@ type PipelineOptions struct {
 	Metrics    *Metrics
 	Receivers  []string // outbox queues to fan events out to
 	OnEvents   func()
-	// OnCommitted, if set, is told of every commit that queued events,
-	// after it (evidence collection). It must not block.
-	OnCommitted func([]*incident.Changes)
 	StaleAfter time.Duration
 	Retention  time.Duration
 	// StatusEvery is the periodic update interval per severity (absent or 0: none).
@@ -122,6 +119,10 @@ type PipelineOptions struct {
 	Heartbeat    string
 	MissingAfter time.Duration
 	Now          func() time.Time
+
+	// OnCommitted, if set, is told of every commit that queued events,
+	// after it (evidence collection). It must not block.
+	OnCommitted func([]*incident.Changes)
 }
 
 // NewPipeline loads the persisted incident state.

@@ -136,11 +136,10 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	c.PagerDuty.URL = strings.TrimRight(c.PagerDuty.URL, "/")
 	c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
 	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
-	if r := &c.Grafana.Render; len(r.PanelIDs) > 0 {
-		r.Width = cmp.Or(r.Width, DefaultRenderWidth)
-		r.Height = cmp.Or(r.Height, DefaultRenderHeight)
-		r.Timeout = cmp.Or(r.Timeout, Duration(DefaultRenderTimeout))
-	}
+	r := &c.Grafana.Render
+	r.Width = cmp.Or(r.Width, DefaultRenderWidth)
+	r.Height = cmp.Or(r.Height, DefaultRenderHeight)
+	r.Timeout = cmp.Or(r.Timeout, Duration(DefaultRenderTimeout))
 	if c.Slack.APIURL != "" && !strings.HasSuffix(c.Slack.APIURL, "/") {
 		c.Slack.APIURL += "/"
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 // bucketEvidence holds each Sev 1–2 incident's evidence (triage/evidence):
@@ -17,35 +19,36 @@ func evidencePNGKey(id string, panel int64) []byte {
 	return []byte(id + "\x00png\x00" + strconv.FormatInt(panel, 10))
 }
 
-// PutEvidence stores an incident's evidence record and PNGs in one
-// transaction; false (nothing written) when the incident is not in the
-// store (pruned meanwhile) or already has evidence.
-func (s *Store) PutEvidence(id string, record []byte, pngs map[int64][]byte) (bool, error) {
-	stored := false
+// PutEvidence stores incidents' evidence records and PNGs in one
+// transaction; stored[i] is false (nothing written for it) when record
+// i's incident is not in the store (pruned meanwhile) or already has
+// evidence.
+func (s *Store) PutEvidence(batch []evidence.Record) ([]bool, error) {
+	stored := make([]bool, len(batch))
 	err := s.state.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketIncidents).Get([]byte(id)) == nil {
-			return nil
-		}
 		b, err := tx.CreateBucketIfNotExists(bucketEvidence)
 		if err != nil {
 			return err
 		}
-		if b.Get([]byte(id)) != nil {
-			return nil
-		}
-		if err := b.Put([]byte(id), record); err != nil {
-			return err
-		}
-		for panel, png := range pngs {
-			if err := b.Put(evidencePNGKey(id, panel), png); err != nil {
-				return err
+		for i, r := range batch {
+			if tx.Bucket(bucketIncidents).Get([]byte(r.ID)) == nil || b.Get([]byte(r.ID)) != nil {
+				continue
 			}
+			if err := b.Put([]byte(r.ID), r.JSON); err != nil {
+				return fmt.Errorf("evidence of %s: %w", r.ID, err)
+			}
+			for panel, png := range r.PNGs {
+				if err := b.Put(evidencePNGKey(r.ID, panel), png); err != nil {
+					return fmt.Errorf("evidence of %s: %w", r.ID, err)
+				}
+			}
+			stored[i] = true
 		}
-		stored = true
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store evidence of %s: %w", id, err)
+		clear(stored)
+		return stored, fmt.Errorf("store evidence: %w", err)
 	}
 	return stored, nil
 }

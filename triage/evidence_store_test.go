@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -29,8 +30,8 @@ func TestEvidenceStoredAndPrunedWithTheIncident(t *testing.T) {
 		{"gone", `{"incident":"gone"}`, false}, // no such incident
 	}
 	for _, st := range steps {
-		stored, err := s.PutEvidence(st.id, []byte(st.record), map[int64][]byte{2: png})
-		if err != nil || stored != st.wantStored {
+		stored, err := s.PutEvidence([]evidence.Record{{ID: st.id, JSON: []byte(st.record), PNGs: map[int64][]byte{2: png}}})
+		if err != nil || stored[0] != st.wantStored {
 			t.Fatalf("PutEvidence(%s) = %v, %v; want %v", st.id, stored, err, st.wantStored)
 		}
 	}

@@ -73,23 +73,28 @@ type memStore struct {
 	records map[string][]byte
 	pngs    map[string]map[int64][]byte
 	err     error
+	writes  int // transactions
 }
 
 func newMemStore() *memStore {
 	return &memStore{records: map[string][]byte{}, pngs: map[string]map[int64][]byte{}}
 }
 
-func (m *memStore) PutEvidence(id string, record []byte, pngs map[int64][]byte) (bool, error) {
+func (m *memStore) PutEvidence(batch []Record) ([]bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return false, m.err
+		return nil, m.err
 	}
-	if _, ok := m.records[id]; ok {
-		return false, nil
+	m.writes++
+	stored := make([]bool, len(batch))
+	for i, r := range batch {
+		if _, ok := m.records[r.ID]; ok {
+			continue
+		}
+		m.records[r.ID], m.pngs[r.ID], stored[i] = r.JSON, r.PNGs, true
 	}
-	m.records[id], m.pngs[id] = record, pngs
-	return true, nil
+	return stored, nil
 }
 
 func (m *memStore) HasEvidence(id string) bool {
@@ -361,6 +366,9 @@ func TestOfferNeverBlocks(t *testing.T) {
 		<-done
 		if !store.HasEvidence("api-1") || !store.HasEvidence("api-2") {
 			t.Fatal("queued declarations not collected")
+		}
+		if store.writes != 1 {
+			t.Fatalf("%d store transactions for two incidents gathered together, want 1", store.writes)
 		}
 	})
 }

@@ -200,9 +200,9 @@ func TestEvidenceOfACrashLoopingRollout(t *testing.T) {
 		t.Errorf("logs %+v", e.Logs)
 	}
 	if len(e.Queries) != 2 || e.Queries[0].Name != "error_ratio" || e.Queries[0].RangeAnswer == nil || len(e.Queries[0].Series) != 1 {
-		t.Fatalf("queries %+v", e.Queries)
+		t.Fatalf("queries %+v; first %+v", e.Queries, e.Queries[0].RangeAnswer)
 	}
-	if !e.To.Equal(declared.UTC()) || e.To.Sub(e.From) != 30*time.Minute {
+	if !e.To.Equal(declared.UTC().Truncate(time.Millisecond)) || e.To.Sub(e.From) != 30*time.Minute {
 		t.Errorf("window %s .. %s", e.From, e.To)
 	}
 	pts := e.Queries[0].Series[0].Points

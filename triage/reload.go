@@ -11,6 +11,7 @@ import (
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -165,8 +166,12 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err := d.pipeline.Reconfigure(ctx, set); err != nil {
 		return fmt.Errorf("applying the configuration: %w", err)
 	}
-	if d.evidence != nil && enrich.Evidence != nil {
-		d.evidence.SetSources(*enrich.Evidence)
+	if d.evidence != nil { // none configured now: declarations are not collected
+		var s evidence.Sources
+		if enrich.Evidence != nil {
+			s = *enrich.Evidence
+		}
+		d.evidence.SetSources(s)
 	}
 	d.swapWorkers(notifiers)
 	d.api.setAuth(cfg.Auth)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,7 +83,7 @@ type Options struct {
 // Collector gathers evidence in the background. Offer never blocks.
 type Collector struct {
 	o       Options
-	sources sync.Mutex // guards o.Sources, replaced on reload
+	sources atomic.Pointer[Sources] // replaced on reload
 	queue   chan incident.Event
 }
 
@@ -106,21 +107,18 @@ func New(o Options) *Collector {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	return &Collector{o: o, queue: make(chan incident.Event, o.Queue)}
+	c := &Collector{o: o, queue: make(chan incident.Event, o.Queue)}
+	c.SetSources(o.Sources)
+	return c
 }
 
-// SetSources replaces the sources (a configuration reload).
-func (c *Collector) SetSources(s Sources) {
-	c.sources.Lock()
-	c.o.Sources = s
-	c.sources.Unlock()
-}
+// SetSources replaces the sources (a configuration reload). With none of
+// Kubernetes, Prometheus and Grafana, declarations are not collected.
+func (c *Collector) SetSources(s Sources) { c.sources.Store(&s) }
 
-func (c *Collector) currentSources() Sources {
-	c.sources.Lock()
-	defer c.sources.Unlock()
-	return c.o.Sources
-}
+func (c *Collector) currentSources() Sources { return *c.sources.Load() }
+
+func (s *Sources) any() bool { return s.Cluster != nil || s.Prometheus != nil || s.Grafana != nil }
 
 // Declares reports whether ev declares its incident at Sev 1 or 2: it
 // opens there, or its severity first reaches 2 or 1.
@@ -144,7 +142,7 @@ func Declares(ev *incident.Event) bool {
 // counted.
 func (c *Collector) Offer(events []incident.Event) {
 	for i := range events {
-		if !Declares(&events[i]) {
+		if !Declares(&events[i]) || !c.sources.Load().any() {
 			continue
 		}
 		select {

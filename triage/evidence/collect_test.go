@@ -347,7 +347,7 @@ func TestOfferNeverBlocks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := NewMetrics(nil)
 		store := newMemStore()
-		c := New(Options{Store: store, Metrics: m, Queue: 2})
+		c := New(Options{Store: store, Metrics: m, Queue: 2, Sources: Sources{Cluster: &fakeCluster{}}})
 		c.Offer([]incident.Event{event(incident.Opened, 3, 0), event(incident.StatusUpdate, 1, 0)})
 		if len(c.queue) != 0 {
 			t.Fatalf("queued %d non-declarations", len(c.queue))
@@ -371,4 +371,19 @@ func TestOfferNeverBlocks(t *testing.T) {
 			t.Fatalf("%d store transactions for two incidents gathered together, want 1", store.writes)
 		}
 	})
+}
+
+// Without any source (a reload removed them) declarations are not queued.
+func TestOfferWithoutSources(t *testing.T) {
+	c := New(Options{Store: newMemStore(), Sources: Sources{Cluster: &fakeCluster{}}})
+	c.SetSources(Sources{})
+	c.Offer([]incident.Event{event(incident.Opened, 1, 0)})
+	if len(c.queue) != 0 {
+		t.Fatal("queued with no source")
+	}
+	c.SetSources(Sources{Prometheus: &fakeRanger{}})
+	c.Offer([]incident.Event{event(incident.Opened, 1, 0)})
+	if len(c.queue) != 1 {
+		t.Fatal("not queued with a source")
+	}
 }

@@ -12,19 +12,15 @@ import (
 // `listen` (or no file at all) a working loopback daemon with the embedded
 // store and the log notifier.
 const (
-	DefaultListen        = "127.0.0.1:9095"
-	DefaultStorePath     = "./data"
-	DefaultMaxBodyBytes  = 32 << 20 // enough for a 10,000-alert storm
-	DefaultMaxPending    = 4096
-	DefaultMinBodyRate   = 16 << 10 // bytes/s
-	DefaultStaleAfter    = 12 * time.Hour
-	DefaultHeartbeatName = "Watchdog"
-	DefaultMissingAfter  = 15 * time.Minute
-	DefaultRetention     = 168 * time.Hour
-	// grafana.render: a panel's PNG size and render deadline.
-	DefaultRenderWidth    = 1000
-	DefaultRenderHeight   = 500
-	DefaultRenderTimeout  = 10 * time.Second
+	DefaultListen         = "127.0.0.1:9095"
+	DefaultStorePath      = "./data"
+	DefaultMaxBodyBytes   = 32 << 20 // enough for a 10,000-alert storm
+	DefaultMaxPending     = 4096
+	DefaultMinBodyRate    = 16 << 10 // bytes/s
+	DefaultStaleAfter     = 12 * time.Hour
+	DefaultHeartbeatName  = "Watchdog"
+	DefaultMissingAfter   = 15 * time.Minute
+	DefaultRetention      = 168 * time.Hour
 	DefaultPromTimeout    = 2 * time.Second
 	DefaultTrendWindow    = 10 * time.Minute
 	DefaultRecoveringDrop = 0.3
@@ -39,6 +35,13 @@ const (
 	DefaultDeliveryConcurrency = 32
 	MaxDeliveryConcurrency     = 256
 	DefaultMaxRetryAfter       = time.Hour
+)
+
+// grafana.render's defaults: a panel's PNG size and render deadline.
+const (
+	DefaultRenderWidth   = 1000
+	DefaultRenderHeight  = 500
+	DefaultRenderTimeout = 10 * time.Second
 )
 
 //go:embed default.yaml

@@ -56,6 +56,11 @@ var limits = []limit{
 	{key: "kubernetes.log_bytes", min: kib, max: 16 * mib, get: func(c *Config) int64 { return c.Kubernetes.LogBytes }},
 	{key: "pagerduty.events_per_minute", off: true, zero: "the receiver's default, 120", min: 1, max: 1_000_000, get: func(c *Config) int64 { return int64(c.PagerDuty.EventsPerMinute) }},
 	{key: "grafana.panel_id", min: 0, max: math.MaxInt32, get: func(c *Config) int64 { return c.Grafana.PanelID }},
+	// A rendered panel is kept up to 256 KiB (see triage/evidence): past
+	// a few megapixels it would be clipped anyway.
+	{key: "grafana.render.width", min: 100, max: 4000, get: func(c *Config) int64 { return int64(c.Grafana.Render.Width) }},
+	{key: "grafana.render.height", min: 100, max: 4000, get: func(c *Config) int64 { return int64(c.Grafana.Render.Height) }},
+	{key: "grafana.render.timeout", duration: true, min: int64(time.Second), max: int64(2 * time.Minute), get: func(c *Config) int64 { return dur(c.Grafana.Render.Timeout) }},
 	// The heartbeat is resent every repeat_interval of its route: silence
 	// must last several of those before it means anything (a minute in
 	// deploy/alertmanager-receiver.yml; seconds only in tests).

@@ -12,6 +12,9 @@ import (
 // shape exists here with the SPEC's meaning.
 type Config struct {
 	Listen string `yaml:"listen"`
+	// ExternalURL is where users reach amtriage (its API, behind the same
+	// auth): the base of the evidence links in Slack. Empty: no links.
+	ExternalURL string `yaml:"external_url"`
 	// Shadow classifies and annotates (log, Grafana) but pages nobody: no
 	// PagerDuty, no Slack. For running beside existing Alertmanager routes.
 	Shadow     bool             `yaml:"shadow"`
@@ -225,7 +228,21 @@ type GrafanaConfig struct {
 	TokenFile    string `yaml:"token_file"`    // env AMTRIAGE_GRAFANA_TOKEN
 	DashboardUID string `yaml:"dashboard_uid"` // optional: tie annotations to one dashboard
 	PanelID      int64  `yaml:"panel_id"`      // optional: and one panel of it
-	Token        Secret `yaml:"-"`
+	// Render, with a dashboard uid and panels, saves PNGs of those panels
+	// with the evidence of a Sev 1–2 incident (Grafana's render API).
+	Render GrafanaRender `yaml:"render"`
+	Token  Secret        `yaml:"-"`
+}
+
+// GrafanaRender names the panels rendered for an incident's evidence:
+// GET /render/d-solo/<dashboard_uid>/?panelId=N over the 30 minutes before
+// declaration. It needs Grafana's image renderer.
+type GrafanaRender struct {
+	DashboardUID string   `yaml:"dashboard_uid"`
+	PanelIDs     []int64  `yaml:"panel_ids"`
+	Width        int      `yaml:"width"`   // pixels; default 1000
+	Height       int      `yaml:"height"`  // pixels; default 500
+	Timeout      Duration `yaml:"timeout"` // per panel; default 10s
 }
 
 // Service is a service profile: which alerts belong to it and how to judge them.

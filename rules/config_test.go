@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		Probes:     ProbesConfig{Timeout: Duration(2 * time.Second)},
 		Kubernetes: KubernetesConfig{RolloutWindow: Duration(30 * time.Minute), EventWindow: Duration(15 * time.Minute), LogTimeout: Duration(2 * time.Second), LogBytes: 64 << 10},
 		Slack:      SlackConfig{BusinessHours: BusinessHoursConfig{Start: "09:00", End: "18:00"}},
+		Grafana:    GrafanaConfig{Render: GrafanaRender{Width: 1000, Height: 500, Timeout: Duration(10 * time.Second)}},
 	}
 	for name, in := range map[string]string{
 		"empty":        "",

@@ -38,6 +38,13 @@ const (
 	DefaultMaxRetryAfter       = time.Hour
 )
 
+// grafana.render's defaults: a panel's PNG size and render deadline.
+const (
+	DefaultRenderWidth   = 1000
+	DefaultRenderHeight  = 500
+	DefaultRenderTimeout = 10 * time.Second
+)
+
 //go:embed default.yaml
 var defaultYAML []byte
 
@@ -135,6 +142,11 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	// client free of slash handling. Slack's Web API base ends in "/".
 	c.PagerDuty.URL = strings.TrimRight(c.PagerDuty.URL, "/")
 	c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
+	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
+	r := &c.Grafana.Render
+	r.Width = cmp.Or(r.Width, DefaultRenderWidth)
+	r.Height = cmp.Or(r.Height, DefaultRenderHeight)
+	r.Timeout = cmp.Or(r.Timeout, Duration(DefaultRenderTimeout))
 	if c.Slack.APIURL != "" && !strings.HasSuffix(c.Slack.APIURL, "/") {
 		c.Slack.APIURL += "/"
 	}

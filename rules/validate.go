@@ -3,6 +3,7 @@ package rules
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -56,6 +57,8 @@ func (v *validator) config(c *Config) {
 	v.url("pagerduty.url", c.PagerDuty.URL)
 	v.url("slack.api_url", c.Slack.APIURL)
 	v.url("grafana.url", c.Grafana.URL)
+	v.url("external_url", c.ExternalURL)
+	v.grafanaRender(c)
 
 	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
 		v.failf("intake.max_inflight_bytes", "must be at least intake.max_body_bytes (%d), got %d", body, c.Intake.MaxInflightBytes)
@@ -321,5 +324,33 @@ func (v *validator) routing(path string, r RoutingConfig) {
 				v.failf(path+"."+key, "severities are 1..4, got %d", sev)
 			}
 		}
+	}
+}
+
+// MaxRenderPanels bounds grafana.render.panel_ids: each PNG is kept up to
+// 256 KiB, and an incident's evidence up to 2 MiB.
+const MaxRenderPanels = 4
+
+func (v *validator) grafanaRender(c *Config) {
+	r := c.Grafana.Render
+	if len(r.PanelIDs) == 0 && r.DashboardUID == "" {
+		return
+	}
+	if r.DashboardUID == "" {
+		v.failf("grafana.render.dashboard_uid", "required when grafana.render.panel_ids is set")
+	}
+	if len(r.PanelIDs) == 0 {
+		v.failf("grafana.render.panel_ids", "required when grafana.render.dashboard_uid is set")
+	}
+	if len(r.PanelIDs) > MaxRenderPanels {
+		v.failf("grafana.render.panel_ids", "at most %d panels, got %d", MaxRenderPanels, len(r.PanelIDs))
+	}
+	for i, id := range r.PanelIDs {
+		if id <= 0 || id > math.MaxInt32 {
+			v.failf(fmt.Sprintf("grafana.render.panel_ids[%d]", i), "must be a panel id (1..%d), got %d", math.MaxInt32, id)
+		}
+	}
+	if c.Grafana.URL == "" {
+		v.failf("grafana.render", "needs grafana.url (and its token)")
 	}
 }

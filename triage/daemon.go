@@ -18,6 +18,8 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/evidence"
+	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Daemon wires the store, intake, pipeline, receivers and HTTP API together.
@@ -47,6 +49,8 @@ type Daemon struct {
 	reloadOK prometheus.Gauge
 	reloadAt prometheus.Gauge
 	running  atomic.Pointer[rules.Config] // the configuration in force
+
+	evidence *evidence.Collector // nil: no evidence source configured
 }
 
 func reevaluateEvery(cfg *rules.Config) map[severity.Level]time.Duration {
@@ -91,6 +95,9 @@ type Enrichment struct {
 	Enricher Enricher
 	// Run, if set, runs background work (Kubernetes informers) until ctx ends.
 	Run func(ctx context.Context)
+	// Evidence, if set, is where a Sev 1–2 declaration's evidence is
+	// gathered from (triage/evidence); nil: none is gathered.
+	Evidence *evidence.Sources
 }
 
 // NewDaemon opens the store and restores the incident state.
@@ -144,10 +151,15 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		d.workers = append(d.workers, newWorker(n))
 	}
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: enrich.Sources}, enrich.Enricher, names)
+	var onCommitted func([]*incident.Changes)
+	if enrich.Evidence != nil {
+		d.evidence = evidence.New(evidence.Options{Sources: *enrich.Evidence, Store: store, Metrics: evidence.NewMetrics(reg), Log: o.Log, Now: o.Now})
+		onCommitted = d.offerEvidence
+	}
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: store, Log: o.Log, Metrics: metrics,
 		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
-		Receivers: names, OnEvents: d.wakeReceivers,
+		Receivers: names, OnEvents: d.wakeReceivers, OnCommitted: onCommitted,
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
 		EscalateAfter: set.EscalateAfter,
@@ -181,6 +193,13 @@ func settingsFor(cfg *rules.Config, t *Triager, e Enricher, receivers []string) 
 		Reevaluate:  reevaluateEvery(cfg),
 		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
 		EscalateAfter: time.Duration(cfg.Escalation.After),
+	}
+}
+
+// offerEvidence queues the Sev 1–2 declarations of a commit for evidence.
+func (d *Daemon) offerEvidence(changes []*incident.Changes) {
+	for _, ch := range changes {
+		d.evidence.Offer(ch.Events)
 	}
 }
 
@@ -221,6 +240,9 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	if d.enrichRun != nil {
 		wg.Go(func() { d.enrichRun(workCtx) })
+	}
+	if d.evidence != nil {
+		wg.Go(func() { d.evidence.Run(workCtx) })
 	}
 	wg.Go(func() { d.pipeline.Run(workCtx) })
 	d.workersMu.Lock()

@@ -154,6 +154,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/incidents", a.authed(http.HandlerFunc(a.incidents)))
 	mux.Handle("GET /api/incidents/{id}/postmortem", a.authed(http.HandlerFunc(a.postmortemAnswer)))
 	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
+	a.evidenceRoutes(mux)
 	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
 	mux.Handle("POST /-/reload", a.authed(http.HandlerFunc(a.reload)))
 	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})))
@@ -178,7 +179,8 @@ func allowedMethod(path string) string {
 		return http.MethodPost
 	case strings.HasPrefix(path, "/api/deadletters/") && strings.HasSuffix(path, "/replay"):
 		return http.MethodPost
-	case strings.HasPrefix(path, "/api/incidents/") && strings.HasSuffix(path, "/postmortem"):
+	case strings.HasPrefix(path, "/api/incidents/") && strings.HasSuffix(path, "/postmortem"),
+		strings.HasPrefix(path, "/api/incidents/") && (strings.HasSuffix(path, "/evidence") || strings.Contains(path, "/evidence/panels/")):
 		return http.MethodGet
 	}
 	return ""

@@ -37,6 +37,10 @@ type Pipeline struct {
 	metrics   *Metrics
 	receivers []string
 	onEvents  func() // wakes the receivers' workers
+	// onCommitted is told of each commit's events once they are durable,
+	// their pages enqueued: evidence is gathered from there, off the
+	// paging path. It must not block.
+	onCommitted func([]*incident.Changes)
 
 	staleAfter  time.Duration
 	retention   time.Duration
@@ -119,13 +123,17 @@ type PipelineOptions struct {
 	Heartbeat    string
 	MissingAfter time.Duration
 	Now          func() time.Time
+
+	// OnCommitted, if set, is told of every commit that queued events,
+	// after it (evidence collection). It must not block.
+	OnCommitted func([]*incident.Changes)
 }
 
 // NewPipeline loads the persisted incident state.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
-		receivers: o.Receivers, onEvents: o.OnEvents,
+		receivers: o.Receivers, onEvents: o.OnEvents, onCommitted: o.OnCommitted,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		escalate:  o.EscalateAfter,
 		wake:      make(chan struct{}, 1),
@@ -1106,6 +1114,9 @@ func (p *Pipeline) commit(c *Commit) error {
 	p.updateGaugesLocked()
 	if events > 0 {
 		p.onEvents()
+		if p.onCommitted != nil {
+			p.onCommitted(c.Changes)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/incident"
 )
 
@@ -164,6 +165,13 @@ func (d *Daemon) reload(ctx context.Context) error {
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: sources}, enrich.Enricher, names)
 	if err := d.pipeline.Reconfigure(ctx, set); err != nil {
 		return fmt.Errorf("applying the configuration: %w", err)
+	}
+	if d.evidence != nil { // none configured now: declarations are not collected
+		var s evidence.Sources
+		if enrich.Evidence != nil {
+			s = *enrich.Evidence
+		}
+		d.evidence.SetSources(s)
 	}
 	d.swapWorkers(notifiers)
 	d.api.setAuth(cfg.Auth)

@@ -538,6 +538,9 @@ func (s *Store) Apply(c *Commit) error {
 			}); err != nil {
 				return err
 			}
+			if err := deleteEvidence(tx, id); err != nil {
+				return fmt.Errorf("prune evidence of %s: %w", id, err)
+			}
 		}
 		for _, k := range c.PrunedTombstones {
 			if err := tombs.Delete([]byte(k)); err != nil {

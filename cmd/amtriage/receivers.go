@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/amtriage/amtriage/notify"
@@ -36,6 +37,7 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 				r := cfg.RouteFor(service)
 				return r.SlackChannel, r.SlackIncidentsChannel
 			},
+			EvidenceURL: evidenceURL(cfg),
 		}, state)
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)
@@ -99,4 +101,14 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		}
 	}
 	return out, nil
+}
+
+// evidenceURL links a Sev 1–2 incident's evidence from Slack: nil without
+// external_url, or when no evidence source is configured (none is gathered).
+func evidenceURL(cfg *rules.Config) func(string) string {
+	gathered := cfg.Kubernetes.Enabled || cfg.Prometheus.URL != "" || (cfg.Grafana.URL != "" && len(cfg.Grafana.Render.PanelIDs) > 0)
+	if cfg.ExternalURL == "" || !gathered {
+		return nil
+	}
+	return func(id string) string { return cfg.ExternalURL + "/api/incidents/" + url.PathEscape(id) + "/evidence" }
 }

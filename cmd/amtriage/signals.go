@@ -12,6 +12,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage"
 	"github.com/amtriage/amtriage/triage/enrich"
+	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/prom"
@@ -86,12 +87,14 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
 		e.Sources = append(e.Sources, prober)
 	}
+	var promSrc *prom.Source
 	if cfg.Prometheus.URL != "" {
 		src, err := prom.New(cfg.Prometheus, prom.Options{Metrics: metrics, Log: log, Thresholds: cfg.Thresholds})
 		if err != nil {
 			return nil, fmt.Errorf("prometheus: %w", err)
 		}
 		e.Sources = append(e.Sources, src)
+		promSrc = src
 	}
 	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
 	out := &signalSources{Enrichment: e, enricher: en}
@@ -119,7 +122,36 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 		en.Cluster, out.cluster = b.cluster, b.cluster
 	}
 	e.Enricher = en
+	e.Evidence = evidenceSources(cfg, b.cluster, promSrc)
 	return out, nil
+}
+
+// evidenceSources is where a Sev 1–2 declaration's evidence comes from;
+// nil when none of Kubernetes, Prometheus and grafana.render is configured
+// (then none is gathered).
+func evidenceSources(cfg *rules.Config, cluster *kube.Cluster, src *prom.Source) *evidence.Sources {
+	s := &evidence.Sources{Profile: func(name string) *rules.Service {
+		for i := range cfg.Services {
+			if cfg.Services[i].Name == name {
+				return &cfg.Services[i]
+			}
+		}
+		return nil
+	}}
+	if cluster != nil { // never a typed nil in the interface
+		s.Cluster = cluster
+	}
+	if src != nil {
+		s.Prometheus = src
+	}
+	if r := cfg.Grafana.Render; cfg.Grafana.URL != "" && len(r.PanelIDs) > 0 {
+		s.Grafana = &evidence.Grafana{URL: cfg.Grafana.URL, Token: string(cfg.Grafana.Token), Render: r}
+		s.Panels = []rules.GrafanaRender{r}
+	}
+	if s.Cluster == nil && s.Prometheus == nil && s.Grafana == nil {
+		return nil
+	}
+	return s
 }
 
 // newCluster creates the informers (not started) for the namespaces to watch.

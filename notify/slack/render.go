@@ -142,7 +142,11 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 		}
 	}
 
-	if links := collectLinks(inc, ev.Alerts); len(links) > 0 {
+	links := collectLinks(inc, ev.Alerts)
+	if l := link(st.evidence, "Evidence"); l != "" {
+		links = append([]string{l}, links...)
+	}
+	if len(links) > 0 {
 		blocks = append(blocks, section("*Links:* "+strings.Join(links, " · ")))
 	}
 

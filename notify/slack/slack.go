@@ -63,6 +63,11 @@ type Config struct {
 	OncallUsers []string
 	Client      *http.Client     // default notify.NewHTTPClient(10s)
 	Now         func() time.Time // default time.Now
+
+	// EvidenceURL, if set, is where a Sev 1–2 incident's evidence is
+	// served (external_url + /api/incidents/{id}/evidence): the message
+	// links it. It is gathered seconds after the page.
+	EvidenceURL func(incidentID string) string
 }
 
 // Notifier delivers incident events to Slack. It is safe for concurrent use
@@ -96,6 +101,8 @@ type State struct {
 	Gen int `json:"gen,omitempty"`
 	// MovedFrom is a message still to be pointed at its successor.
 	MovedFrom *MessageRef `json:"movedFrom,omitempty"`
+	// evidence is the evidence link the message shows (not stored).
+	evidence string
 	// Fallback says why there is no Sev 1 channel (it could not be created
 	// or joined): the declaration went to the incidents channel instead.
 	Fallback string `json:"fallback,omitempty"`
@@ -184,6 +191,9 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 	}
 	inc := &ev.Incident
 	now := n.cfg.Now().UTC()
+	if n.cfg.EvidenceURL != nil && inc.PeakSeverity >= 1 && inc.PeakSeverity <= 2 {
+		st.evidence = n.cfg.EvidenceURL(inc.ID)
+	}
 
 	// A Sev 1 incident (opened or escalated) gets its own channel first.
 	if inc.Severity == 1 && inc.Status != incident.Resolved && ev.Kind != incident.ResolvedEvent {

@@ -1,4 +1,5 @@
-// Package grafana is an in-process fake of Grafana's annotations HTTP API,
+// Package grafana is an in-process fake of Grafana's annotations HTTP API
+// and its panel rendering (GET /render/d-solo/…, see render.go),
 // served on 127.0.0.1 by httptest. It requires `Authorization: Bearer
 // <token>`, implements POST /api/annotations, PATCH, GET and DELETE
 // /api/annotations/:id and a tag-filtered GET /api/annotations with Grafana's
@@ -70,6 +71,8 @@ type Server struct {
 	annotations map[int64]*Annotation
 	requests    []Request
 	faults      fault.Queue
+	renders     []Render
+	renderPad   int
 }
 
 // New starts a fake that accepts token as its service account token.
@@ -237,6 +240,8 @@ func (s *Server) route(w http.ResponseWriter, req Request, r *http.Request, raw 
 	const prefix = "/api/annotations"
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
+	case strings.HasPrefix(r.URL.Path, renderPrefix) && r.Method == http.MethodGet:
+		s.render(w, req, r)
 	case path == prefix:
 		switch r.Method {
 		case http.MethodPost:

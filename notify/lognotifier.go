@@ -30,6 +30,9 @@ var eventMessages = map[incident.EventKind]string{
 	incident.SeverityChanged: "incident severity changed",
 	incident.ResolvedEvent:   "incident resolved",
 	incident.StatusUpdate:    "incident status update",
+	incident.VerifyPending:   "incident alerts resolved, recovery not verified",
+	incident.Reopened:        "incident reopened",
+	incident.Closed:          "incident closed",
 }
 
 // Notify implements Notifier. Writing a log line cannot usefully be retried.

@@ -97,6 +97,8 @@ func describe(ev *incident.Event) Route {
 	switch ev.Kind {
 	case incident.StatusUpdate:
 		return Route{PagerDuty: "none", Slack: "status update in the incident's thread", Grafana: "none"}
+	case incident.VerifyPending, incident.Closed:
+		return Route{PagerDuty: "none", Slack: "note in the incident's thread", Grafana: "none"}
 	case incident.ResolvedEvent:
 		r := Route{PagerDuty: "none", Grafana: "close region",
 			Slack: "update message: resolved after " + inc.Duration(inc.ResolvedAt).Round(1e9).String()}

@@ -18,6 +18,7 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // Daemon wires the store, intake, pipeline, receivers and HTTP API together.
@@ -89,6 +90,8 @@ type Rebuild func(cfg *rules.Config, state notify.ReceiverState) ([]notify.Notif
 type Enrichment struct {
 	Sources  []SignalSource
 	Enricher Enricher
+	// Verifier checks recovery once alerts resolve (nil: nothing to check with).
+	Verifier *verify.Verifier
 	// Run, if set, runs background work (Kubernetes informers) until ctx ends.
 	Run func(ctx context.Context)
 }
@@ -144,12 +147,14 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		d.workers = append(d.workers, newWorker(n))
 	}
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: enrich.Sources}, enrich.Enricher, names)
+	set.Verifier = enrich.Verifier
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: store, Log: o.Log, Metrics: metrics,
 		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
 		Receivers: names, OnEvents: d.wakeReceivers,
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
+		MonitorFor: set.MonitorFor, VerifyEvery: set.VerifyEvery, VerifyTimeout: set.VerifyTimeout, Verifier: set.Verifier,
 	})
 	if err != nil {
 		store.Close()
@@ -179,6 +184,8 @@ func settingsFor(cfg *rules.Config, t *Triager, e Enricher, receivers []string) 
 		StatusEvery: map[severity.Level]time.Duration{1: time.Duration(cfg.Incidents.Sev1Updates), 2: time.Duration(cfg.Incidents.Sev2Updates)},
 		Reevaluate:  reevaluateEvery(cfg),
 		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
+		MonitorFor: time.Duration(cfg.Incidents.MonitorFor), VerifyEvery: time.Duration(cfg.Incidents.VerifyEvery),
+		VerifyTimeout: time.Duration(cfg.Incidents.VerifyTimeout),
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // Pipeline folds acknowledged notifications into incidents, one at a time in
@@ -43,6 +44,11 @@ type Pipeline struct {
 	statusEvery map[severity.Level]time.Duration
 	reevaluate  map[severity.Level]time.Duration
 	now         func() time.Time
+
+	// The lifecycle after the page: how long a recovered incident is
+	// watched, and how its recovery is verified (nil: no check can run).
+	monitorFor, verifyEvery, verifyTimeout time.Duration
+	verifier                               *verify.Verifier
 
 	// The dead man's switch: the heartbeat's alertname, and how long its
 	// silence may last. beats is restored with the book and, like it,
@@ -114,7 +120,11 @@ type PipelineOptions struct {
 	// when empty); MissingAfter how long its silence may last (0: 15m).
 	Heartbeat    string
 	MissingAfter time.Duration
-	Now          func() time.Time
+	// MonitorFor, VerifyEvery, VerifyTimeout: incidents.* (0: the defaults);
+	// Verifier checks recovery (nil: nothing is checked).
+	MonitorFor, VerifyEvery, VerifyTimeout time.Duration
+	Verifier                               *verify.Verifier
+	Now                                    func() time.Time
 }
 
 // NewPipeline loads the persisted incident state.
@@ -127,7 +137,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		reconf:    make(chan reconfig),
 		decoded:   map[uint64]decodedMsg{},
 		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
+		verifier: o.Verifier,
 	}
+	p.setLifecycle(o.MonitorFor, o.VerifyEvery, o.VerifyTimeout)
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -148,7 +160,7 @@ func (p *Pipeline) reload() error {
 	if err != nil {
 		return err
 	}
-	book := incident.NewBook()
+	book := p.newBook()
 	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
@@ -255,6 +267,9 @@ func (p *Pipeline) periodic(ctx context.Context) {
 	if err := p.Reevaluate(ctx); err != nil {
 		p.log.Error("re-evaluating open incidents", "err", err)
 	}
+	if err := p.Verify(ctx); err != nil {
+		p.log.Error("verifying recovery", "err", err)
+	}
 	if err := p.Sweep(); err != nil {
 		p.log.Error("sweeping stale alerts", "err", err)
 	}
@@ -278,6 +293,12 @@ func (p *Pipeline) tick() time.Duration {
 	d := sweepInterval(p.staleAfter)
 	if every := p.missingAfter / 10; every < d { // a silence is noticed within a tenth of missing_after
 		d = max(every, time.Second)
+	}
+	if p.verifier != nil && p.verifyEvery < d { // a re-check is at most a tick late
+		d = max(p.verifyEvery, time.Second)
+	}
+	if p.monitorFor/4 < d {
+		d = max(p.monitorFor/4, time.Second)
 	}
 	for _, every := range p.reevaluate {
 		if every > 0 && every/4 < d {
@@ -832,7 +853,7 @@ func (p *Pipeline) restoreLocked() error {
 	if err != nil {
 		return err
 	}
-	p.book = incident.NewBook()
+	p.book = p.newBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq
 	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
@@ -1054,7 +1075,8 @@ func (p *Pipeline) Sweep() error {
 		p.log.Warn("dead man's switch: forgetting an Alertmanager silent for longer than incidents.retention; its incident is resolved",
 			"alertmanager", url, "last_heartbeat", since, "retention", p.retention)
 	}
-	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery))
+	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.StatusDue(now, p.statusEvery),
+		p.book.CloseQuiet(now, p.monitorFor))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {

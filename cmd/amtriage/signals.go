@@ -16,6 +16,7 @@ import (
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/prom"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // sourceBuilder builds the measuring sources the configuration asks for,
@@ -81,8 +82,9 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 		b.metrics = signal.NewMetrics(reg)
 	}
 	metrics, log := b.metrics, b.log
-	e := &triage.Enrichment{}
+	e := &triage.Enrichment{Verifier: &verify.Verifier{}}
 	prober := probe.New(probe.Options{Timeout: time.Duration(cfg.Probes.Timeout), Metrics: metrics})
+	e.Verifier.Prober = prober
 	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
 		e.Sources = append(e.Sources, prober)
 	}
@@ -92,6 +94,7 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 			return nil, fmt.Errorf("prometheus: %w", err)
 		}
 		e.Sources = append(e.Sources, src)
+		e.Verifier.Ratios = src
 	}
 	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
 	out := &signalSources{Enrichment: e, enricher: en}
@@ -117,6 +120,7 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 	if b.cluster != nil {
 		e.Sources = append(e.Sources, b.cluster)
 		en.Cluster, out.cluster = b.cluster, b.cluster
+		e.Verifier.Cluster = b.cluster
 	}
 	e.Enricher = en
 	return out, nil

@@ -1096,6 +1096,7 @@ func (p *Pipeline) Sweep() error {
 // commit persists with p.mu held. On failure the in-memory book, already
 // changed, is rebuilt from the store so memory never runs ahead of disk.
 func (p *Pipeline) commit(c *Commit) error {
+	noteQueued(c)
 	start := time.Now()
 	err := p.store.Apply(c)
 	p.metrics.CommitDuration.WithLabelValues("state").Observe(time.Since(start).Seconds())
@@ -1121,6 +1122,26 @@ func (p *Pipeline) commit(c *Commit) error {
 		p.onEvents()
 	}
 	return nil
+}
+
+// noteQueued puts each event queued for the receivers on its incident's
+// timeline, in the same transaction: every event's incident is among the
+// incidents the commit writes.
+func noteQueued(c *Commit) {
+	for _, ch := range c.Changes {
+		if len(ch.Events) == 0 {
+			continue
+		}
+		byID := make(map[string]*incident.Incident, len(ch.Incidents))
+		for _, inc := range ch.Incidents {
+			byID[inc.ID] = inc
+		}
+		for _, ev := range ch.Events {
+			if inc := byID[ev.Incident.ID]; inc != nil {
+				inc.Note(ev.At, "update", "queued "+string(ev.Kind)+" for the receivers")
+			}
+		}
+	}
 }
 
 func (p *Pipeline) updateGauges() {

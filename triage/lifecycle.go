@@ -3,9 +3,13 @@ package triage
 import (
 	"cmp"
 	"context"
+	"math"
 	"time"
 
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/closure"
+	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
@@ -30,6 +34,11 @@ func (p *Pipeline) newBook() *incident.Book {
 	b.Verifies = func(inc *incident.Incident) bool {
 		return p.verifier.Can(p.profile(inc.Service), inc.Where)
 	}
+	// Moving on at once (nothing to check with): nothing to measure either.
+	b.Closure = func(inc *incident.Incident, at time.Time) string {
+		return closure.Message(p.closureInput(verifyingOf(inc), at, inc.Verification, verify.Result{},
+			closure.Impact{Note: "nothing to measure it with"}))
+	}
 	return b
 }
 
@@ -50,6 +59,37 @@ type verifyingIncident struct {
 	id, service string
 	where       map[string]string
 	since       time.Time
+	// For the closure message.
+	started, ended time.Time
+	diagnosis      *diagnosis.Diagnosis // immutable once made
+	peak           severity.Level
+}
+
+func verifyingOf(inc *incident.Incident) verifyingIncident {
+	return verifyingIncident{id: inc.ID, service: inc.Service, where: inc.Where, since: inc.VerifyingSince,
+		started: inc.StartedAt, ended: inc.ResolvedAt, diagnosis: inc.Diagnosis, peak: inc.PeakSeverity}
+}
+
+// closureInput is what the closure message of d says, verified by r at at.
+func (p *Pipeline) closureInput(d verifyingIncident, at time.Time, status string, r verify.Result, impact closure.Impact) closure.Input {
+	in := closure.Input{Started: d.started, Ended: d.ended, Diagnosis: d.diagnosis, After: r.Snapshot, AfterAt: at,
+		Impact: impact, Status: status, MonitorFor: p.monitorFor, PeakSeverity: d.peak}
+	if d.diagnosis != nil {
+		in.Before = d.diagnosis.Snapshot
+	}
+	return in
+}
+
+// impact measures the failed requests over d, for its closure message.
+func (p *Pipeline) impact(ctx context.Context, ev *signal.Evaluation, svc *rules.Service, d verifyingIncident) closure.Impact {
+	if p.verifier == nil || p.verifier.Impact == nil {
+		return closure.Impact{Note: "Prometheus not configured"}
+	}
+	failed, ok, why := p.verifier.Impact.FailedRequests(ctx, ev, svc, d.started, d.ended)
+	if !ok {
+		return closure.Impact{Note: why}
+	}
+	return closure.Impact{Known: true, Failed: failed, Minutes: int(math.Round(d.ended.Sub(d.started).Minutes()))}
 }
 
 // Verify runs one verification round over every incident in verifying
@@ -63,7 +103,7 @@ func (p *Pipeline) Verify(ctx context.Context) error {
 	var due []verifyingIncident
 	for _, inc := range p.book.Verifying() {
 		if inc.LastVerified.IsZero() || now.Sub(inc.LastVerified) >= p.verifyEvery {
-			due = append(due, verifyingIncident{id: inc.ID, service: inc.Service, where: inc.Where, since: inc.VerifyingSince})
+			due = append(due, verifyingOf(inc))
 		}
 	}
 	p.mu.RUnlock()
@@ -103,6 +143,9 @@ func (p *Pipeline) verifyRound(ctx context.Context, ev *signal.Evaluation, now t
 				v.Done, v.Result = true, "resolved, unverified: "+r.Why()
 			default:
 				v.Pending = r.Why()
+			}
+			if v.Done {
+				v.Closure = closure.Message(p.closureInput(d, now, v.Result, r, p.impact(ctx, ev, svc, d)))
 			}
 			vs[i] = v
 		}

@@ -124,6 +124,18 @@ func TestVerificationRounds(t *testing.T) {
 	if inc.Verification != "resolved, verified: pods: passed (3/3 pods ready); warning events: passed (none in the last 2m)" {
 		t.Errorf("verification = %q", inc.Verification)
 	}
+	// The closure message, stored and sent with the resolve.
+	for _, line := range []string{"✅ INCIDENT RESOLVED\nDuration: ", "\nRoot Cause: not identified\n",
+		"\nFix Applied: none detected (no Kubernetes snapshot to compare)\n", "\nImpact: not measured (Prometheus not configured)\n",
+		"\nStatus: resolved, verified: pods: passed (3/3 pods ready); warning events: passed (none in the last 2m)\n",
+		"\nMonitoring: Continuing for 1 hour\nPost-mortem: due "} {
+		if !strings.Contains(inc.Closure, line) {
+			t.Errorf("closure lacks %q:\n%s", line, inc.Closure)
+		}
+	}
+	if evs := h.rec.Events(); evs[len(evs)-1].Incident.Closure != inc.Closure {
+		t.Errorf("the resolve carries closure %q", evs[len(evs)-1].Incident.Closure)
+	}
 	var checks []string
 	for _, e := range inc.Timeline {
 		if e.Kind == "check" || e.Kind == "verification" {

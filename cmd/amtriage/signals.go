@@ -94,7 +94,7 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 			return nil, fmt.Errorf("prometheus: %w", err)
 		}
 		e.Sources = append(e.Sources, src)
-		e.Verifier.Ratios = src
+		e.Verifier.Ratios, e.Verifier.Impact = src, src
 	}
 	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
 	out := &signalSources{Enrichment: e, enricher: en}

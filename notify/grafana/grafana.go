@@ -353,6 +353,12 @@ func Text(ev *incident.Event) string {
 	default:
 		b.WriteString(sevName(inc.Severity))
 	}
+	if ev.Kind == incident.ResolvedEvent && inc.Closure != "" {
+		// The runbook's closure message says it all: cause, fix, impact.
+		b.WriteString("\n")
+		b.WriteString(clip.Runes(inc.Closure, 2000))
+		return b.String()
+	}
 	if d := inc.Diagnosis; d != nil && d.Summary != "" {
 		b.WriteString("\nDiagnosis: ")
 		b.WriteString(clip.Runes(strings.TrimSpace(d.Summary), maxReasonRunes))

@@ -573,3 +573,15 @@ func TestTextCarriesDiagnosis(t *testing.T) {
 		t.Errorf("text = %q", text)
 	}
 }
+
+// TestResolvedTextIsTheClosureMessage: the region's text at monitoring is
+// the closure message, built once for every receiver.
+func TestResolvedTextIsTheClosureMessage(t *testing.T) {
+	inc := newIncident(1)
+	inc.Status, inc.ResolvedAt = incident.Resolved, inc.StartedAt.Add(27*time.Minute)
+	inc.Closure = "✅ INCIDENT RESOLVED\nDuration: 2026-03-01 14:05 UTC to 2026-03-01 14:32 UTC = 27 minutes\nFix Applied: rollback to revision 1 at 2026-03-01 14:35 UTC"
+	text := Text(&incident.Event{Kind: incident.ResolvedEvent, At: inc.ResolvedAt, Incident: inc})
+	if !strings.HasSuffix(text, "\n"+inc.Closure) {
+		t.Errorf("text = %q", text)
+	}
+}

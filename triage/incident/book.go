@@ -721,7 +721,7 @@ func (s *step) verifying(inc *Incident, at time.Time) {
 	}
 	inc.note(at, "resolved", "all alerts resolved; verifying recovery")
 	if s.b.Verifies == nil || !s.b.Verifies(inc) {
-		s.ch.Events = append(s.ch.Events, s.b.monitor(inc, at, NoSource))
+		s.ch.Events = append(s.ch.Events, s.b.monitor(inc, at, NoSource, ""))
 	}
 }
 

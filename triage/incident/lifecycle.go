@@ -86,6 +86,8 @@ type Verification struct {
 	// Done moves the incident on to monitoring with Result as its status.
 	Done   bool
 	Result string
+	// Closure is the closure message made for it (empty: Book.Closure's).
+	Closure string
 	// Pending is why recovery is not verified yet, announced once.
 	Pending string
 }
@@ -123,7 +125,7 @@ func (b *Book) Verify(at time.Time, vs []Verification) *Changes {
 		inc.LastVerified = at
 		switch {
 		case v.Done:
-			ch.Events = append(ch.Events, b.monitor(inc, at, v.Result))
+			ch.Events = append(ch.Events, b.monitor(inc, at, v.Result, v.Closure))
 		case v.Pending != "" && !inc.VerifyAnnounced:
 			inc.VerifyAnnounced = true
 			inc.Verification = "alerts resolved, recovery not verified: " + v.Pending
@@ -137,12 +139,13 @@ func (b *Book) Verify(at time.Time, vs []Verification) *Changes {
 
 // monitor moves a verifying incident to monitoring with its verification
 // result, and returns the ResolvedEvent receivers are told.
-func (b *Book) monitor(inc *Incident, at time.Time, result string) Event {
+func (b *Book) monitor(inc *Incident, at time.Time, result, closure string) Event {
 	inc.State = StateMonitoring
 	inc.MonitoringSince = at.UTC()
 	inc.Verification = result
 	inc.note(at, "monitoring", "%s; monitoring", result)
-	if b.Closure != nil {
+	inc.Closure = closure
+	if closure == "" && b.Closure != nil {
 		inc.Closure = b.Closure(inc, at)
 	}
 	return b.event(ResolvedEvent, at, inc, 0)

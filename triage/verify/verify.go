@@ -119,11 +119,18 @@ type Ratios interface {
 	ImpactFloor(svc *rules.Service) float64
 }
 
-// Verifier runs the checks; a nil part is a check with no source.
+// Impacts measures the failed requests over an incident (*prom.Source).
+type Impacts interface {
+	FailedRequests(ctx context.Context, ev *signal.Evaluation, svc *rules.Service, start, end time.Time) (float64, bool, string)
+}
+
+// Verifier runs the checks; a nil part is a check with no source. Impact,
+// if set, measures the closure message's impact once recovery is verified.
 type Verifier struct {
 	Cluster Snapshotter
 	Prober  Prober
 	Ratios  Ratios
+	Impact  Impacts
 }
 
 // Can reports whether any check has a source for an incident of profile

@@ -43,16 +43,22 @@ func (p *Pipeline) newBook() *incident.Book {
 }
 
 // profile is the service profile an incident's service names, or nil.
+// Only Run's goroutine calls it: the index is rebuilt when a reload
+// brings another configuration.
 func (p *Pipeline) profile(service string) *rules.Service {
 	if p.triager == nil || p.triager.Config == nil {
 		return nil
 	}
-	for i := range p.triager.Config.Services {
-		if s := &p.triager.Config.Services[i]; s.Name == service {
-			return s
+	if cfg := p.triager.Config; p.profilesOf != cfg {
+		p.profiles = make(map[string]*rules.Service, len(cfg.Services))
+		for i := range cfg.Services {
+			if s := &cfg.Services[i]; p.profiles[s.Name] == nil {
+				p.profiles[s.Name] = s // the first of a name, as a linear search finds
+			}
 		}
+		p.profilesOf = cfg
 	}
-	return nil
+	return p.profiles[service]
 }
 
 type verifyingIncident struct {
@@ -124,8 +130,8 @@ func (p *Pipeline) verifyRound(ctx context.Context, ev *signal.Evaluation, now t
 	vs := make([]incident.Verification, len(due))
 	work := make([]func(), len(due))
 	for i, d := range due {
+		svc := p.profile(d.service) // here: the workers share no index
 		work[i] = func() {
-			svc := p.profile(d.service)
 			v := incident.Verification{IncidentID: d.id}
 			if !p.verifier.Can(svc, d.where) { // the configuration changed meanwhile
 				v.Done, v.Result = true, incident.NoSource

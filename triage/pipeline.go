@@ -49,6 +49,8 @@ type Pipeline struct {
 	// watched, and how its recovery is verified (nil: no check can run).
 	monitorFor, verifyEvery, verifyTimeout time.Duration
 	verifier                               *verify.Verifier
+	profiles                               map[string]*rules.Service // by name, of profilesOf
+	profilesOf                             *rules.Config
 
 	// The dead man's switch: the heartbeat's alertname, and how long its
 	// silence may last. beats is restored with the book and, like it,

@@ -711,7 +711,7 @@ func (s *step) dropResolved(inc *Incident, at time.Time) {
 func (s *step) verifying(inc *Incident, at time.Time) {
 	inc.State = StateVerifying
 	inc.VerifyingSince, inc.LastVerified = at.UTC(), time.Time{}
-	inc.Verification, inc.VerifyAnnounced = "", false
+	inc.Verification, inc.VerifyAnnounced, inc.LastChecks = "", false, nil
 	if s.b.CloseAtOnce != nil && s.b.CloseAtOnce(inc) {
 		inc.State, inc.ClosedAt = StateClosed, at.UTC()
 		inc.note(at, "closed", "all alerts resolved; closed")
@@ -730,7 +730,7 @@ func (s *step) verifying(inc *Incident, at time.Time) {
 func (s *step) reopen(inc *Incident, at time.Time, from string) {
 	inc.State, inc.Status = StateOpen, Firing
 	inc.ResolvedAt, inc.VerifyingSince, inc.MonitoringSince = time.Time{}, time.Time{}, time.Time{}
-	inc.Verification, inc.VerifyAnnounced, inc.Closure = "", false, ""
+	inc.Verification, inc.VerifyAnnounced, inc.Closure, inc.LastChecks = "", false, "", nil
 	inc.Recurrences++
 	inc.note(at, "reopened", "alerts firing again while %s: recurrence %d, Sev %d", from, inc.Recurrences, inc.Severity)
 }

@@ -102,7 +102,10 @@ type Incident struct {
 	VerifyingSince  time.Time `json:"verifyingSince,omitzero"`
 	MonitoringSince time.Time `json:"monitoringSince,omitzero"`
 	ClosedAt        time.Time `json:"closed,omitzero"`
-	LastVerified    time.Time `json:"lastVerified,omitzero"`
+	LastVerified    time.Time `json:"-"`
+	// LastChecks are the last verification round's results, so that only
+	// changes go on the timeline.
+	LastChecks []string `json:"lastChecks,omitempty"`
 	// Verification is the result of verifying recovery, in words.
 	Verification    string `json:"verification,omitempty"`
 	VerifyAnnounced bool   `json:"verifyAnnounced,omitempty"`

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -119,20 +120,35 @@ func (b *Book) Verify(at time.Time, vs []Verification) *Changes {
 		if inc == nil || inc.State != StateVerifying {
 			continue // reopened while it was being checked
 		}
-		for _, c := range v.Checks {
-			inc.note(at, "check", "%s", c)
+		// A check's result goes on the timeline when it differs from the
+		// previous round's: re-checks every 30 s of a slow recovery neither
+		// flood the timeline nor rewrite the record.
+		changed := false
+		for i, c := range v.Checks {
+			if i >= len(inc.LastChecks) || inc.LastChecks[i] != c {
+				inc.note(at, "check", "%s", c)
+				changed = true
+			}
 		}
-		inc.LastVerified = at
+		if changed || len(inc.LastChecks) != len(v.Checks) {
+			inc.LastChecks, changed = slices.Clone(v.Checks), true
+		}
+		inc.LastVerified = at // in memory: after a restart the first round comes at once
 		switch {
 		case v.Done:
+			inc.LastChecks = nil
 			ch.Events = append(ch.Events, b.monitor(inc, at, v.Result, v.Closure))
+			changed = true
 		case v.Pending != "" && !inc.VerifyAnnounced:
 			inc.VerifyAnnounced = true
 			inc.Verification = "alerts resolved, recovery not verified: " + v.Pending
 			inc.note(at, "verification", "%s", inc.Verification)
 			ch.Events = append(ch.Events, b.event(VerifyPending, at, inc, 0))
+			changed = true
 		}
-		ch.Incidents = append(ch.Incidents, inc)
+		if changed {
+			ch.Incidents = append(ch.Incidents, inc)
+		}
 	}
 	return ch
 }

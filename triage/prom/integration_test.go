@@ -224,7 +224,7 @@ func TestFailedRequestsAgainstRealPrometheus(t *testing.T) {
 	src := newSource(t, p.URL(), rules.PrometheusConfig{Timeout: rules.Duration(2 * time.Second), TrendWindow: rules.Duration(20 * time.Second)}, signal.NewMetrics(nil))
 	svc := &rules.Service{Name: "shop", Queries: rules.ServiceQueries{ErrorRatio: ratioQuery("shop"), Requests: requests}}
 	end := time.Now()
-	failed, ok, why := src.FailedRequests(context.Background(), signal.NewEvaluation(end), svc, end.Add(-10*time.Second), end)
+	failed, ok, why := src.FailedRequests(context.Background(), signal.NewEvaluation(end), svc, end.Add(-100*time.Second), end)
 	// 20 requests/s, half failing, for 10 s: ~100.
 	if !ok || failed < 70 || failed > 130 {
 		t.Errorf("failed = %v ok=%v %s, want ~100", failed, ok, why)

@@ -214,3 +214,24 @@ func TestNoVerificationSourceMovesOnAtOnce(t *testing.T) {
 		t.Errorf("%s %q", inc.State, inc.Verification)
 	}
 }
+
+// TestCurrentEventWhileVerifying: a dead-lettered event replayed while the
+// incident is verifying must not tell receivers it resolved (PagerDuty
+// would resolve a page whose recovery is not verified).
+func TestCurrentEventWhileVerifying(t *testing.T) {
+	cluster := &fakeCluster{ready: 1}
+	h := servingHarness(t, apiProfile(t), withVerifier(&verify.Verifier{Cluster: cluster}))
+	started := time.Now().Add(-10 * time.Minute).UTC()
+	h.mustPost(alertPayload("api", "firing", started), "")
+	h.settle()
+	h.mustPost(alertPayload("api", "resolved", started), "")
+	h.settle()
+	p := h.d.Pipeline()
+	p.mu.RLock()
+	id := p.book.Incidents("all")[0].ID
+	p.mu.RUnlock()
+	ev, ok := p.CurrentEvent(id, time.Now())
+	if !ok || ev.Kind != incident.VerifyPending {
+		t.Errorf("current event while verifying: %s %v, want verify_pending", ev.Kind, ok)
+	}
+}

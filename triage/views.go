@@ -141,7 +141,12 @@ func (p *Pipeline) CurrentEvent(id string, at time.Time) (incident.Event, bool) 
 		return incident.Event{}, false
 	}
 	kind := incident.Opened
-	if inc.Status == incident.Resolved {
+	switch {
+	case inc.State == incident.StateVerifying:
+		// Alerts resolved, recovery not verified: the page stands, and
+		// receivers are not told it resolved yet.
+		kind = incident.VerifyPending
+	case inc.Status == incident.Resolved:
 		kind = incident.ResolvedEvent
 	}
 	return p.book.Snapshot(kind, at, inc), true

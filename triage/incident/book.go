@@ -557,6 +557,9 @@ func (s *step) finish(at time.Time) *Changes {
 			s.b.count(prev.severity, -1)
 		}
 		s.recompute(inc)
+		if prev.isNew { // before its diagnosis, on the timeline
+			inc.note(at, "declared", "declared Sev %d: %s", inc.Severity, firstReason(inc))
+		}
 		s.diagnose(inc, at)
 		resolvedNow, reopened := false, false
 		switch {
@@ -573,7 +576,6 @@ func (s *step) finish(at time.Time) *Changes {
 		switch {
 		case prev.isNew:
 			inc.LastStatus, inc.LastEvaluated = at, at
-			inc.note(at, "declared", "declared Sev %d: %s", inc.Severity, firstReason(inc))
 			s.ch.Events = append(s.ch.Events, s.b.event(Opened, at, inc, 0))
 			if resolvedNow {
 				s.verifying(inc, at)

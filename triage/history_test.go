@@ -109,6 +109,21 @@ func TestIncidentHistoryAPI(t *testing.T) {
 		t.Errorf("detail JSON %s", body)
 	}
 
+	code, body = get("/api/incidents/" + id + "/postmortem")
+	md := string(body)
+	if code != http.StatusOK {
+		t.Fatalf("postmortem: %d %s", code, body)
+	}
+	for _, want := range []string{"# Post-mortem: INCIDENT: api", "## Summary\n", "## Impact\n", "## Timeline\n", "| declared |",
+		"| monitoring | resolved, not verified: no source; monitoring |", "## Root cause\n", "## Fix applied\n", "## Verification\n\nresolved, not verified: no source\n",
+		"## Evidence\n", "/api/incidents/" + id + "/evidence", "## Post-incident checklist\n", "- [ ] Save all logs and diagnostics"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("post-mortem lacks %q:\n%s", want, md)
+		}
+	}
+	if code, _ := get("/api/incidents/nope/postmortem"); code != http.StatusNotFound {
+		t.Errorf("post-mortem of an unknown id: %d", code)
+	}
 	code, body = get("/api/incidents/nope")
 	if code != http.StatusNotFound || !strings.Contains(string(body), `"status":"error"`) {
 		t.Errorf("unknown id: %d %s", code, body)

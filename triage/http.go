@@ -154,6 +154,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/readyz", getOnly(a, a.readyz))
 	mux.Handle("GET /api/incidents", a.authed(http.HandlerFunc(a.incidents)))
 	mux.Handle("GET /api/incidents/{id}", a.authed(http.HandlerFunc(a.incidentByID)))
+	mux.Handle("GET /api/incidents/{id}/postmortem", a.authed(http.HandlerFunc(a.postmortem)))
 	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
 	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
 	mux.Handle("POST /-/reload", a.authed(http.HandlerFunc(a.reload)))
@@ -175,7 +176,7 @@ func allowedMethod(path string) string {
 	switch {
 	case path == "/api/incidents", path == "/api/deadletters", path == "/metrics":
 		return http.MethodGet
-	case strings.HasPrefix(path, "/api/incidents/") && strings.Count(path, "/") == 3:
+	case strings.HasPrefix(path, "/api/incidents/") && (strings.Count(path, "/") == 3 || strings.HasSuffix(path, "/postmortem")):
 		return http.MethodGet
 	case path == "/-/reload":
 		return http.MethodPost
@@ -617,6 +618,18 @@ func (a *API) incidentByID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// postmortem answers the incident's post-mortem draft in Markdown.
+func (a *API) postmortem(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	d, ok := a.Pipeline.IncidentDetail(id)
+	if !ok {
+		a.fail(w, http.StatusNotFound, fmt.Sprintf("no incident %q (unknown, or pruned after incidents.retention)", id))
+		return
+	}
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	_, _ = io.WriteString(w, Postmortem(d))
 }
 
 // maxResponseBytes bounds an API answer: past it, what is left is counted

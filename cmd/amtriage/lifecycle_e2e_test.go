@@ -272,6 +272,18 @@ services:
 			t.Errorf("timeline lacks %q: %q", want, kinds)
 		}
 	}
+	resp, err := d.get("/api/incidents/" + id + "/postmortem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"# Post-mortem: INCIDENT: api", "| detected |", "| verification | alerts resolved, recovery not verified: 0/3 pods ready",
+		"| reopened |", "| closed |", "## Root cause\n", "## Post-incident checklist\n"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("post-mortem lacks %q:\n%s", want, md)
+		}
+	}
 	if n := len(e.pd.OpenAlerts()); n != 0 {
 		t.Errorf("PagerDuty open alerts %d at the end", n)
 	}

@@ -19,6 +19,8 @@ Usage:
   amtriage check-store DIR                  read and check the store's files, changing nothing
   amtriage classify [--config FILE] [PAYLOAD.json | -]
                                             triage one webhook payload offline; one JSON object per alert
+  amtriage postmortem --url URL [--token-file FILE] ID
+                                            print an incident's post-mortem draft (Markdown) from a running daemon
   amtriage version                          print the version
 `
 
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return checkStoreCmd(args[1:], stdout, stderr)
 	case "classify":
 		return classify(ctx, args[1:], stdin, stdout, stderr)
+	case "postmortem":
+		return postmortemCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -42,13 +42,14 @@ func (p *Pipeline) newBook() *incident.Book {
 	return b
 }
 
-// profile is the service profile an incident's service names, or nil.
-// Only Run's goroutine calls it: the index is rebuilt when a reload
-// brings another configuration.
+// profile is the service profile an incident's service names, or nil. The
+// index is rebuilt when a reload brings another configuration.
 func (p *Pipeline) profile(service string) *rules.Service {
 	if p.triager == nil || p.triager.Config == nil {
 		return nil
 	}
+	p.profilesMu.Lock() // the book's hooks and a round started by a test may overlap
+	defer p.profilesMu.Unlock()
 	if cfg := p.triager.Config; p.profilesOf != cfg {
 		p.profiles = make(map[string]*rules.Service, len(cfg.Services))
 		for i := range cfg.Services {

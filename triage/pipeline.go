@@ -49,6 +49,7 @@ type Pipeline struct {
 	// watched, and how its recovery is verified (nil: no check can run).
 	monitorFor, verifyEvery, verifyTimeout time.Duration
 	verifier                               *verify.Verifier
+	profilesMu                             sync.Mutex
 	profiles                               map[string]*rules.Service // by name, of profilesOf
 	profilesOf                             *rules.Config
 

@@ -585,3 +585,22 @@ func TestResolvedTextIsTheClosureMessage(t *testing.T) {
 		t.Errorf("text = %q", text)
 	}
 }
+
+// TestReopened: an incident firing again after its resolve is the same
+// annotation, a point again (no "resolved" tag) until it resolves anew.
+func TestReopened(t *testing.T) {
+	fake, n, _ := setup(t, Config{})
+	inc := newIncident(2)
+	mustNotify(t, n, opened(inc))
+	mustNotify(t, n, resolvedEvent(inc))
+	inc.Recurrences = 1
+	mustNotify(t, n, &incident.Event{Kind: incident.Reopened, At: resolved.Add(time.Minute), Incident: inc, PreviousState: incident.StateMonitoring})
+	a := only(t, fake)
+	if a.IsRegion() || slices.Contains(a.Tags, "resolved") || !strings.Contains(a.Text, "Sev 2, firing again (recurrence 1)") {
+		t.Errorf("reopened annotation %+v", a)
+	}
+	mustNotify(t, n, resolvedEvent(inc))
+	if a := only(t, fake); !a.IsRegion() || a.TimeEnd != resolved.UnixMilli() {
+		t.Errorf("resolved again %+v", a)
+	}
+}

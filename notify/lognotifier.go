@@ -32,6 +32,9 @@ var eventMessages = map[incident.EventKind]string{
 	incident.ResolvedEvent:   "incident resolved",
 	incident.StatusUpdate:    "incident status update",
 	incident.Escalated:       "incident escalated",
+	incident.VerifyPending:   "incident alerts resolved, recovery not verified",
+	incident.Reopened:        "incident reopened",
+	incident.Closed:          "incident closed",
 }
 
 // Notify implements Notifier. Writing a log line cannot usefully be retried.

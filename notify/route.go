@@ -100,6 +100,8 @@ func describe(ev *incident.Event) Route {
 	case incident.Escalated:
 		return Route{PagerDuty: "trigger critical (escalation routing key, dedup key " + inc.ID + "/escalation)",
 			Slack: "escalation message in the incident's thread", Grafana: "none"}
+	case incident.VerifyPending, incident.Closed:
+		return Route{PagerDuty: "none", Slack: "note in the incident's thread", Grafana: "none"}
 	case incident.ResolvedEvent:
 		r := Route{PagerDuty: "none", Grafana: "close region",
 			Slack: "update message: resolved after " + inc.Duration(inc.ResolvedAt).Round(1e9).String()}

@@ -29,7 +29,8 @@ func (r *Routed) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
 	inc := &ev.Incident
 	forward := ev
 	switch ev.Kind {
-	case incident.ResolvedEvent:
+	case incident.ResolvedEvent, incident.Closed, incident.VerifyPending:
+		// About an incident the receiver already heard of, if it did.
 		sent, err := r.sent(inc)
 		if err != nil {
 			return true, err

@@ -43,6 +43,10 @@ var limits = []limit{
 	{key: "incidents.retention", duration: true, min: int64(time.Hour), max: int64(365 * day), get: func(c *Config) int64 { return dur(c.Incidents.Retention) }},
 	{key: "incidents.sev1_updates", duration: true, min: int64(30 * time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Incidents.Sev1Updates) }},
 	{key: "incidents.sev2_updates", duration: true, min: int64(30 * time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Incidents.Sev2Updates) }},
+	// Short ones only make sense in tests: a minute of quiet proves little.
+	{key: "incidents.monitor_for", duration: true, min: int64(time.Second), max: int64(30 * day), get: func(c *Config) int64 { return dur(c.Incidents.MonitorFor) }},
+	{key: "incidents.verify_every", duration: true, min: int64(time.Second), max: int64(time.Hour), get: func(c *Config) int64 { return dur(c.Incidents.VerifyEvery) }},
+	{key: "incidents.verify_timeout", duration: true, min: int64(time.Second), max: int64(7 * day), get: func(c *Config) int64 { return dur(c.Incidents.VerifyTimeout) }},
 	reevaluateLimit(1), reevaluateLimit(2), reevaluateLimit(3), reevaluateLimit(4),
 	// Seconds only in tests; past a day nobody is waiting for the escalation.
 	{key: "escalation.after", off: true, duration: true, min: int64(time.Second), max: int64(day), get: func(c *Config) int64 { return dur(c.Escalation.After) }},

@@ -114,6 +114,13 @@ type IncidentsConfig struct {
 	// signals, by current severity (keys 1..4). Defaults 1: 2m, 2: 5m,
 	// 3: 15m, 4: 30m. 0 turns one severity off.
 	Reevaluate map[int]Duration `yaml:"reevaluate"`
+	// MonitorFor is how long a recovered incident is watched before it
+	// closes (default 1h); alerts of its service firing meanwhile reopen it.
+	MonitorFor Duration `yaml:"monitor_for"`
+	// VerifyEvery re-checks recovery while verifying (default 30s);
+	// VerifyTimeout ends verifying as "resolved, unverified" (default 30m).
+	VerifyEvery   Duration `yaml:"verify_every"`
+	VerifyTimeout Duration `yaml:"verify_timeout"`
 }
 
 // DeliveryConfig tunes the outbox's delivery to each receiver.
@@ -287,6 +294,9 @@ type ServiceQueries struct {
 	ErrorRatio      string `yaml:"error_ratio"`
 	P99Latency      string `yaml:"p99_latency"`
 	LatencyBaseline string `yaml:"latency_baseline"`
+	// Requests is the service's request rate (per second), for the closure
+	// message's impact: rate × error ratio integrated over the incident.
+	Requests string `yaml:"requests"`
 }
 
 // Duration is a time.Duration written in Prometheus/Go syntax ("250ms", "1d").

@@ -73,6 +73,7 @@ func TestDefaults(t *testing.T) {
 		Store:  StoreConfig{Path: DefaultStorePath},
 		Intake: IntakeConfig{MaxBodyBytes: 32 << 20, MaxPending: 4096, MaxInflightBytes: 256 << 20, MinBodyRate: 16 << 10},
 		Incidents: IncidentsConfig{Sev1Updates: Duration(2 * time.Minute), Sev2Updates: Duration(5 * time.Minute), StaleAfter: Duration(12 * time.Hour), Retention: Duration(168 * time.Hour),
+			MonitorFor: Duration(time.Hour), VerifyEvery: Duration(30 * time.Second), VerifyTimeout: Duration(30 * time.Minute),
 			Reevaluate: map[int]Duration{1: Duration(2 * time.Minute), 2: Duration(5 * time.Minute), 3: Duration(15 * time.Minute), 4: Duration(30 * time.Minute)}},
 		Heartbeat:  HeartbeatConfig{Alertname: "Watchdog", MissingAfter: Duration(15 * time.Minute)},
 		Escalation: EscalationConfig{After: Duration(5 * time.Minute)},

@@ -22,6 +22,9 @@ const (
 	DefaultMissingAfter   = 15 * time.Minute
 	DefaultRetention      = 168 * time.Hour
 	DefaultEscalateAfter  = 5 * time.Minute
+	DefaultMonitorFor     = time.Hour
+	DefaultVerifyEvery    = 30 * time.Second
+	DefaultVerifyTimeout  = 30 * time.Minute
 	DefaultPromTimeout    = 2 * time.Second
 	DefaultTrendWindow    = 10 * time.Minute
 	DefaultRecoveringDrop = 0.3
@@ -106,6 +109,9 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	if c.Incidents.Retention == 0 {
 		c.Incidents.Retention = Duration(DefaultRetention)
 	}
+	c.Incidents.MonitorFor = cmp.Or(c.Incidents.MonitorFor, Duration(DefaultMonitorFor))
+	c.Incidents.VerifyEvery = cmp.Or(c.Incidents.VerifyEvery, Duration(DefaultVerifyEvery))
+	c.Incidents.VerifyTimeout = cmp.Or(c.Incidents.VerifyTimeout, Duration(DefaultVerifyTimeout))
 	if c.Heartbeat.Alertname == "" {
 		c.Heartbeat.Alertname = DefaultHeartbeatName
 	}

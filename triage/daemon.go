@@ -20,6 +20,7 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // Daemon wires the store, intake, pipeline, receivers and HTTP API together.
@@ -93,6 +94,8 @@ type Rebuild func(cfg *rules.Config, state notify.ReceiverState) ([]notify.Notif
 type Enrichment struct {
 	Sources  []SignalSource
 	Enricher Enricher
+	// Verifier checks recovery once alerts resolve (nil: nothing to check with).
+	Verifier *verify.Verifier
 	// Run, if set, runs background work (Kubernetes informers) until ctx ends.
 	Run func(ctx context.Context)
 	// Evidence, if set, is where a Sev 1–2 declaration's evidence is
@@ -156,6 +159,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		d.evidence = evidence.New(evidence.Options{Sources: *enrich.Evidence, Store: store, Metrics: evidence.NewMetrics(reg), Log: o.Log, Now: o.Now})
 		onCommitted = d.offerEvidence
 	}
+	set.Verifier = enrich.Verifier
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: store, Log: o.Log, Metrics: metrics,
 		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
@@ -163,6 +167,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
 		EscalateAfter: set.EscalateAfter,
+		MonitorFor:    set.MonitorFor, VerifyEvery: set.VerifyEvery, VerifyTimeout: set.VerifyTimeout, Verifier: set.Verifier,
 	})
 	if err != nil {
 		store.Close()
@@ -193,6 +198,8 @@ func settingsFor(cfg *rules.Config, t *Triager, e Enricher, receivers []string) 
 		Reevaluate:  reevaluateEvery(cfg),
 		Heartbeat:   cfg.Heartbeat.Alertname, MissingAfter: time.Duration(cfg.Heartbeat.MissingAfter),
 		EscalateAfter: time.Duration(cfg.Escalation.After),
+		MonitorFor:    time.Duration(cfg.Incidents.MonitorFor), VerifyEvery: time.Duration(cfg.Incidents.VerifyEvery),
+		VerifyTimeout: time.Duration(cfg.Incidents.VerifyTimeout),
 	}
 }
 

@@ -90,7 +90,7 @@ func (sp *switchPipeline) kinds(now time.Time) []incident.Event {
 	}
 }
 
-func kindsOf(evs []incident.Event) []incident.EventKind {
+func eventKinds(evs []incident.Event) []incident.EventKind {
 	out := make([]incident.EventKind, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.Kind
@@ -132,7 +132,7 @@ func TestSev1WithoutCauseIsEscalatedOnce(t *testing.T) {
 			if err := sp.p.Sweep(); err != nil {
 				t.Fatal(err)
 			}
-			if got := kindsOf(sp.kinds(clock)); len(got) != 1 || got[0] != incident.Opened {
+			if got := eventKinds(sp.kinds(clock)); len(got) != 1 || got[0] != incident.Opened {
 				t.Fatalf("before escalation.after: %v, want [opened]", got)
 			}
 
@@ -143,11 +143,11 @@ func TestSev1WithoutCauseIsEscalatedOnce(t *testing.T) {
 			got := sp.kinds(clock)
 			if !tc.escalate {
 				if len(got) != 0 {
-					t.Fatalf("a Sev 1 whose cause is identified was sent %v", kindsOf(got))
+					t.Fatalf("a Sev 1 whose cause is identified was sent %v", eventKinds(got))
 				}
 			} else {
 				if len(got) != 1 || got[0].Kind != incident.Escalated {
-					t.Fatalf("at escalation.after: %v, want [escalated]", kindsOf(got))
+					t.Fatalf("at escalation.after: %v, want [escalated]", eventKinds(got))
 				}
 				if ev := got[0]; !ev.Incident.EscalatedAt.Equal(clock) || !ev.Incident.Sev1At.Equal(t0) || ev.Incident.Severity != 1 {
 					t.Errorf("escalated event: escalated %v, sev1 at %v, severity %d", ev.Incident.EscalatedAt, ev.Incident.Sev1At, ev.Incident.Severity)
@@ -162,7 +162,7 @@ func TestSev1WithoutCauseIsEscalatedOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := sp.kinds(clock); len(got) != 0 {
-				t.Fatalf("after a restart: %v, want nothing more", kindsOf(got))
+				t.Fatalf("after a restart: %v, want nothing more", eventKinds(got))
 			}
 			sp.receive(sev1Payload("api", "resolved", t0.Add(-time.Minute)), clock)
 			if err := sp.p.Drain(context.Background()); err != nil {
@@ -170,7 +170,7 @@ func TestSev1WithoutCauseIsEscalatedOnce(t *testing.T) {
 			}
 			got = sp.kinds(clock)
 			if len(got) != 1 || got[0].Kind != incident.ResolvedEvent || got[0].Incident.EscalatedAt.IsZero() != !tc.escalate {
-				t.Fatalf("resolve: %v, want [resolved] carrying whether it was escalated (%v)", kindsOf(got), tc.escalate)
+				t.Fatalf("resolve: %v, want [resolved] carrying whether it was escalated (%v)", eventKinds(got), tc.escalate)
 			}
 			sp.close()
 		})
@@ -200,7 +200,7 @@ func TestEscalationDueAcrossARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := kindsOf(sp.kinds(clock)); len(got) != 1 || got[0] != incident.Escalated {
+	if got := eventKinds(sp.kinds(clock)); len(got) != 1 || got[0] != incident.Escalated {
 		t.Fatalf("escalation.after passed across a restart: %v, want [escalated]", got)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // API serves the daemon's HTTP interface.
@@ -152,6 +153,7 @@ func (a *API) Handler() http.Handler {
 	}))
 	mux.HandleFunc("/readyz", getOnly(a, a.readyz))
 	mux.Handle("GET /api/incidents", a.authed(http.HandlerFunc(a.incidents)))
+	mux.Handle("GET /api/incidents/{id}", a.authed(http.HandlerFunc(a.incidentByID)))
 	mux.Handle("GET /api/incidents/{id}/postmortem", a.authed(http.HandlerFunc(a.postmortemAnswer)))
 	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
 	a.evidenceRoutes(mux)
@@ -174,6 +176,8 @@ func (a *API) Handler() http.Handler {
 func allowedMethod(path string) string {
 	switch {
 	case path == "/api/incidents", path == "/api/deadletters", path == "/metrics":
+		return http.MethodGet
+	case strings.HasPrefix(path, "/api/incidents/") && (strings.Count(path, "/") == 3 || strings.HasSuffix(path, "/postmortem")):
 		return http.MethodGet
 	case path == "/-/reload":
 		return http.MethodPost
@@ -575,7 +579,15 @@ func (a *API) incidents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	incs, total := a.Pipeline.OpenIncidentsPage(limit)
+	state := r.URL.Query().Get("state")
+	switch {
+	case state == "":
+		state = incident.StateOpen // what the endpoint always listed
+	case state != "all" && !slices.Contains(incident.States, state):
+		a.fail(w, http.StatusBadRequest, fmt.Sprintf("state: %q is not one of %s, all", state, strings.Join(incident.States, ", ")))
+		return
+	}
+	incs, total := a.Pipeline.IncidentsPage(state, limit)
 	// Bounded in bytes too: 1,000 incidents of 50 alerts of up to 256 KiB
 	// of labels and annotations each would be gigabytes.
 	var b bytes.Buffer
@@ -599,6 +611,17 @@ func (a *API) incidents(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, `],"total":%d,"truncated":%t}`+"\n", total, shown < total)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b.Bytes())
+}
+
+// incidentByID answers one incident with its whole timeline.
+func (a *API) incidentByID(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	d, ok := a.Pipeline.IncidentDetail(id)
+	if !ok {
+		a.fail(w, http.StatusNotFound, fmt.Sprintf("no incident %q (unknown, or pruned after incidents.retention)", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 // maxResponseBytes bounds an API answer: past it, what is left is counted

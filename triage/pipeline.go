@@ -24,6 +24,7 @@ import (
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // Pipeline folds acknowledged notifications into incidents, one at a time in
@@ -48,6 +49,14 @@ type Pipeline struct {
 	reevaluate  map[severity.Level]time.Duration
 	escalate    time.Duration // escalation.after (0: off)
 	now         func() time.Time
+
+	// The lifecycle after the page: how long a recovered incident is
+	// watched, and how its recovery is verified (nil: no check can run).
+	monitorFor, verifyEvery, verifyTimeout time.Duration
+	verifier                               *verify.Verifier
+	profilesMu                             sync.Mutex
+	profiles                               map[string]*rules.Service // by name, of profilesOf
+	profilesOf                             *rules.Config
 
 	// The dead man's switch: the heartbeat's alertname, and how long its
 	// silence may last. beats is restored with the book and, like it,
@@ -122,7 +131,11 @@ type PipelineOptions struct {
 	// when empty); MissingAfter how long its silence may last (0: 15m).
 	Heartbeat    string
 	MissingAfter time.Duration
-	Now          func() time.Time
+	// MonitorFor, VerifyEvery, VerifyTimeout: incidents.* (0: the defaults);
+	// Verifier checks recovery (nil: nothing is checked).
+	MonitorFor, VerifyEvery, VerifyTimeout time.Duration
+	Verifier                               *verify.Verifier
+	Now                                    func() time.Time
 
 	// OnCommitted, if set, is told of every commit that queued events,
 	// after it (evidence collection). It must not block.
@@ -140,7 +153,9 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		reconf:    make(chan reconfig),
 		decoded:   map[uint64]decodedMsg{},
 		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
+		verifier: o.Verifier,
 	}
+	p.setLifecycle(o.MonitorFor, o.VerifyEvery, o.VerifyTimeout)
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -161,7 +176,7 @@ func (p *Pipeline) reload() error {
 	if err != nil {
 		return err
 	}
-	book := incident.NewBook()
+	book := p.newBook()
 	book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
@@ -268,6 +283,9 @@ func (p *Pipeline) periodic(ctx context.Context) {
 	if err := p.Reevaluate(ctx); err != nil {
 		p.log.Error("re-evaluating open incidents", "err", err)
 	}
+	if err := p.Verify(ctx); err != nil {
+		p.log.Error("verifying recovery", "err", err)
+	}
 	if err := p.Sweep(); err != nil {
 		p.log.Error("sweeping stale alerts", "err", err)
 	}
@@ -290,6 +308,12 @@ func sweepInterval(staleAfter time.Duration) time.Duration {
 func (p *Pipeline) tick() time.Duration {
 	d := sweepInterval(p.staleAfter)
 	if every := p.missingAfter / 10; every < d { // a silence is noticed within a tenth of missing_after
+		d = max(every, time.Second)
+	}
+	if p.verifier != nil && p.verifyEvery < d { // a re-check is at most a tick late
+		d = max(p.verifyEvery, time.Second)
+	}
+	if every := p.monitorFor / 4; every > 0 && every < d {
 		d = max(every, time.Second)
 	}
 	for _, every := range p.reevaluate {
@@ -848,7 +872,7 @@ func (p *Pipeline) restoreLocked() error {
 	if err != nil {
 		return err
 	}
-	p.book = incident.NewBook()
+	p.book = p.newBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq
 	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
@@ -1071,7 +1095,7 @@ func (p *Pipeline) Sweep() error {
 			"alertmanager", url, "last_heartbeat", since, "retention", p.retention)
 	}
 	commit.Changes = append(commit.Changes, p.book.SweepStale(now, p.staleAfter), p.book.EscalationDue(now, p.escalate),
-		p.book.StatusDue(now, p.statusEvery))
+		p.book.StatusDue(now, p.statusEvery), p.book.CloseQuiet(now, p.monitorFor))
 	if p.retention > 0 {
 		commit.PrunedIncidents, commit.PrunedTombstones = p.book.Prune(now, p.retention)
 		if oldest := p.store.OldestDeadLetter(); !oldest.IsZero() && oldest.Before(now.Add(-p.retention)) {
@@ -1091,6 +1115,7 @@ func (p *Pipeline) Sweep() error {
 // commit persists with p.mu held. On failure the in-memory book, already
 // changed, is rebuilt from the store so memory never runs ahead of disk.
 func (p *Pipeline) commit(c *Commit) error {
+	noteQueued(c)
 	start := time.Now()
 	err := p.store.Apply(c)
 	p.metrics.CommitDuration.WithLabelValues("state").Observe(time.Since(start).Seconds())
@@ -1119,6 +1144,26 @@ func (p *Pipeline) commit(c *Commit) error {
 		}
 	}
 	return nil
+}
+
+// noteQueued puts each event queued for the receivers on its incident's
+// timeline, in the same transaction: every event's incident is among the
+// incidents the commit writes.
+func noteQueued(c *Commit) {
+	for _, ch := range c.Changes {
+		if len(ch.Events) == 0 {
+			continue
+		}
+		byID := make(map[string]*incident.Incident, len(ch.Incidents))
+		for _, inc := range ch.Incidents {
+			byID[inc.ID] = inc
+		}
+		for _, ev := range ch.Events {
+			if inc := byID[ev.Incident.ID]; inc != nil {
+				inc.Note(ev.At, "update", "queued "+string(ev.Kind)+" for the receivers")
+			}
+		}
+	}
 }
 
 func (p *Pipeline) updateGauges() {

@@ -42,12 +42,12 @@ func TestPostmortemEndpoint(t *testing.T) {
 	for _, want := range []string{
 		"# Post-mortem: INCIDENT: api - api is failing since 14:30 UTC",
 		"- **Service:** api", "- **Severity:** peak Sev 1", "- **Start:** 2026-01-12 14:30:00 UTC", "- **End:** still open at ",
-		"- 2026-01-12 14:30:00 — detected: the first alert started firing",
+		"- 2026-01-12 14:30:00 — detected: HighErrorRate firing",
 		"- 2026-01-12 14:30:00 — alert HighErrorRate started firing (Sev 1, rule 2)",
-		"— declared Sev 1", "— last triaged: Sev 1 by rule 2: Q2: 62% of requests failing",
+		"— declared: declared Sev 1: Q2: 62% of requests failing", "— diagnosis: pods not starting (CrashLoopBackOff)",
 		"pods not starting (CrashLoopBackOff) after the rollout (config\\_or\\_deployment)", "- 0/3 pods available",
 		"**Suggested by the diagnosis:** `kubectl rollout undo deployment/api -n shop --to-revision=1`",
-		"## Verification\n\nnot recorded", "[incident in the API](</api/incidents/" + id + ">)",
+		"## Verification\n\nnot recorded", "[incident in the API, with its timeline](</api/incidents/" + id + ">)", "[evidence saved at declaration](</api/incidents/" + id + "/evidence>)",
 		"- [ ] Save all logs and diagnostics", "- [ ] Close post-mortem ticket",
 	} {
 		if !strings.Contains(doc, want) {
@@ -60,8 +60,9 @@ func TestPostmortemEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc = string(h.do(http.MethodGet, path, nil, auth).body)
-	for _, want := range []string{"- **Status:** resolved", "- **End:** 2026-01-12 14:40:00 UTC", "- **Duration:** 10 minutes (10m0s)",
-		"- 2026-01-12 14:40:00 — resolved: every alert resolved"} {
+	// Resolved with no verification source: straight on to monitoring.
+	for _, want := range []string{"- **Status:** monitoring", "- **End:** 2026-01-12 14:40:00 UTC", "- **Duration:** 10 minutes (10m0s)",
+		"— resolved: all alerts resolved; verifying recovery", "— monitoring: resolved, not verified: no source"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("resolved: missing %q in:\n%s", want, doc)
 		}

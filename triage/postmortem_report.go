@@ -1,8 +1,11 @@
 package triage
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/amtriage/amtriage/triage/incident"
@@ -31,19 +34,51 @@ func (p *Pipeline) Postmortem(id string, now time.Time) (postmortem.Report, bool
 // timeline adds entries, the renderer takes them all.
 func reportOf(inc *incident.Incident, now time.Time) postmortem.Report {
 	r := postmortem.Report{
-		ID: inc.ID, Title: inc.Title, Service: inc.Service, Status: inc.Status,
+		ID: inc.ID, Title: inc.Title, Service: inc.Service, Status: cmp.Or(inc.State, inc.Status),
 		Severity: int(inc.Severity), PeakSeverity: int(inc.PeakSeverity),
 		Start: inc.StartedAt, Now: now,
 	}
 	if inc.Status == incident.Resolved {
 		r.End = inc.ResolvedAt
 	}
+	switch {
+	case inc.Recurrences == 1:
+		r.Status += ", reopened once"
+	case inc.Recurrences > 1:
+		r.Status += fmt.Sprintf(", reopened %d times", inc.Recurrences)
+	}
 	add := func(at time.Time, format string, args ...any) {
 		if !at.IsZero() {
 			r.Timeline = append(r.Timeline, postmortem.Entry{At: at, What: fmt.Sprintf(format, args...)})
 		}
 	}
-	add(inc.StartedAt, "detected: the first alert started firing")
+	if len(inc.Timeline) == 0 { // the timeline has its own detection entry
+		add(inc.StartedAt, "detected: the first alert started firing")
+	}
+	// The incident's own timeline: declarations, severity changes,
+	// diagnoses, updates sent, verification checks, recurrences, closure.
+	if inc.TimelineDropped > 0 {
+		add(inc.StartedAt, "%d earlier timeline entries dropped (the last %d are kept)", inc.TimelineDropped, incident.MaxTimeline)
+	}
+	for _, e := range inc.Timeline {
+		if e.Text == "" {
+			add(e.At, "%s", e.Kind)
+		} else {
+			add(e.At, "%s: %s", e.Kind, e.Text)
+		}
+	}
+	if len(inc.Timeline) == 0 { // a record from before the timeline existed
+		add(inc.Sev1At, "declared Sev 1")
+		if inc.Status == incident.Firing {
+			why := ""
+			if len(inc.Reasons) > 0 {
+				why = ": " + inc.Reasons[0]
+			}
+			add(inc.LastEvaluated, "last triaged: Sev %d by rule %d%s", inc.Severity, inc.Rule, why)
+		}
+		add(inc.EscalatedAt, "escalated: Sev 1 with no identified cause; the senior engineer on call paged")
+		add(inc.ResolvedAt, "resolved: every alert resolved")
+	}
 	alerts := inc.SortedAlerts()
 	for i, a := range alerts {
 		if i == maxReportAlerts {
@@ -55,23 +90,18 @@ func reportOf(inc *incident.Incident, now time.Time) postmortem.Report {
 			add(a.EndsAt, "alert %s resolved (%s)", a.Name, resolvedBy(a.ResolvedBy))
 		}
 	}
-	add(inc.Sev1At, "declared Sev 1")
-	if inc.Status == incident.Firing {
-		why := ""
-		if len(inc.Reasons) > 0 {
-			why = ": " + inc.Reasons[0]
-		}
-		add(inc.LastEvaluated, "last triaged: Sev %d by rule %d%s", inc.Severity, inc.Rule, why)
-	}
-	add(inc.EscalatedAt, "escalated: Sev 1 with no identified cause; the senior engineer on call paged")
-	add(inc.ResolvedAt, "resolved: every alert resolved")
+	slices.SortStableFunc(r.Timeline, func(a, b postmortem.Entry) int { return a.At.Compare(b.At) })
 
 	r.Impact = append(r.Impact, fmt.Sprintf("peak severity Sev %d", inc.PeakSeverity))
 	if len(inc.Reasons) > 0 {
 		r.Impact = append(r.Impact, "deciding reason: "+inc.Reasons[0])
 	}
 	r.Impact = append(r.Impact, fmt.Sprintf("alerts: %d in all, %d firing", len(alerts)+inc.Left, inc.Firing),
-		"failed requests: not measured")
+		"failed requests: "+closureLine(inc.Closure, "Impact:", "not measured"))
+	if fix := closureLine(inc.Closure, "Fix Applied:", ""); fix != "" {
+		r.Fix = fix
+	}
+	r.Verification = inc.Verification
 
 	if d := inc.Diagnosis; d != nil {
 		r.RootCause = fmt.Sprintf("%s (%s)", d.Summary, d.Category)
@@ -89,7 +119,10 @@ func reportOf(inc *incident.Incident, now time.Time) postmortem.Report {
 			r.Evidence = append(r.Evidence, postmortem.Link{Text: text, URL: u})
 		}
 	}
-	link("incident in the API", "/api/incidents/"+url.PathEscape(inc.ID))
+	link("incident in the API, with its timeline", "/api/incidents/"+url.PathEscape(inc.ID))
+	if inc.PeakSeverity > 0 && inc.PeakSeverity <= 2 {
+		link("evidence saved at declaration", "/api/incidents/"+url.PathEscape(inc.ID)+"/evidence")
+	}
 	for i, a := range alerts {
 		if i == maxReportAlerts {
 			break
@@ -110,4 +143,15 @@ func resolvedBy(by string) string {
 	default:
 		return "by Alertmanager"
 	}
+}
+
+// closureLine is the text after prefix in the closure message's line that
+// starts with it, or def.
+func closureLine(closure, prefix, def string) string {
+	for _, l := range strings.Split(closure, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), prefix); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return def
 }

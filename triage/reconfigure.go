@@ -8,6 +8,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/heartbeat"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // Settings are the parts of a Pipeline a configuration reload may change.
@@ -26,6 +27,9 @@ type Settings struct {
 	// Heartbeat and MissingAfter are the dead man's switch (zero: defaults).
 	Heartbeat    string
 	MissingAfter time.Duration
+	// The lifecycle after the page (zero: defaults; nil Verifier: no checks).
+	MonitorFor, VerifyEvery, VerifyTimeout time.Duration
+	Verifier                               *verify.Verifier
 }
 
 type reconfig struct {
@@ -58,6 +62,8 @@ func (p *Pipeline) applySettings(s Settings) {
 	p.staleAfter, p.retention = s.StaleAfter, s.Retention
 	p.statusEvery, p.reevaluate = s.StatusEvery, s.Reevaluate
 	p.escalate = s.EscalateAfter
+	p.verifier = s.Verifier
+	p.setLifecycle(s.MonitorFor, s.VerifyEvery, s.VerifyTimeout)
 	hb, missing := cmp.Or(s.Heartbeat, rules.DefaultHeartbeatName), cmp.Or(s.MissingAfter, rules.DefaultMissingAfter)
 	if hb != p.heartbeat || missing != p.missingAfter {
 		// The last-seen times stay: a reload does not reset the clock.

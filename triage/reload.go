@@ -163,6 +163,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	// The pipeline first: from here new events fan out to the new
 	// receivers' queues; their workers start just below and find them.
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: sources}, enrich.Enricher, names)
+	set.Verifier = enrich.Verifier
 	if err := d.pipeline.Reconfigure(ctx, set); err != nil {
 		return fmt.Errorf("applying the configuration: %w", err)
 	}

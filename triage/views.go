@@ -30,6 +30,23 @@ type IncidentView struct {
 	// resolved and left it.
 	Alerts      []AlertView `json:"alerts"`
 	AlertsTotal int         `json:"alerts_total"`
+	// State is the lifecycle's: open, verifying, monitoring, closed.
+	State        string    `json:"state"`
+	Recurrences  int       `json:"recurrences"`
+	Resolved     time.Time `json:"resolved,omitzero"`
+	Closed       time.Time `json:"closed,omitzero"`
+	Verification string    `json:"verification,omitempty"`
+	// Closure is the runbook's Step 8 message, from entering monitoring.
+	Closure string `json:"closure,omitempty"`
+}
+
+// IncidentDetail is one incident as GET /api/incidents/{id} shows it: with
+// its whole timeline (the last incident.MaxTimeline entries; timeline_dropped
+// counts older ones).
+type IncidentDetail struct {
+	IncidentView
+	Timeline        []incident.Entry `json:"timeline"`
+	TimelineDropped int              `json:"timeline_dropped"`
 }
 
 // MaxViewAlerts bounds the alerts an incident shows in the API; a storm's
@@ -73,6 +90,34 @@ func (p *Pipeline) OpenIncidentsPage(limit int) ([]IncidentView, int) {
 	return out, p.book.OpenCount()
 }
 
+// IncidentsPage snapshots at most limit (0: all) incidents in state (one
+// of incident.States, or "all"), most severe first, and how many there are.
+func (p *Pipeline) IncidentsPage(state string, limit int) ([]IncidentView, int) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	all := p.book.Incidents(state)
+	total := len(all)
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	out := make([]IncidentView, 0, len(all))
+	for _, inc := range all {
+		out = append(out, viewOf(inc))
+	}
+	return out, total
+}
+
+// IncidentDetail returns one incident kept (not yet pruned) with its timeline.
+func (p *Pipeline) IncidentDetail(id string) (IncidentDetail, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	inc := p.book.Get(id)
+	if inc == nil {
+		return IncidentDetail{}, false
+	}
+	return IncidentDetail{IncidentView: viewOf(inc), Timeline: append([]incident.Entry{}, inc.Timeline...), TimelineDropped: inc.TimelineDropped}, true
+}
+
 // Incident returns one incident (open or recently resolved) by id.
 func (p *Pipeline) Incident(id string) (IncidentView, bool) {
 	p.mu.RLock()
@@ -96,7 +141,12 @@ func (p *Pipeline) CurrentEvent(id string, at time.Time) (incident.Event, bool) 
 		return incident.Event{}, false
 	}
 	kind := incident.Opened
-	if inc.Status == incident.Resolved {
+	switch {
+	case inc.State == incident.StateVerifying:
+		// Alerts resolved, recovery not verified: the page stands, and
+		// receivers are not told it resolved yet.
+		kind = incident.VerifyPending
+	case inc.Status == incident.Resolved:
 		kind = incident.ResolvedEvent
 	}
 	return p.book.Snapshot(kind, at, inc), true
@@ -115,6 +165,8 @@ func viewOf(inc *incident.Incident) IncidentView {
 		Severity: inc.Severity, PeakSeverity: inc.PeakSeverity, Rule: inc.Rule, Reasons: inc.Reasons,
 		Started: inc.StartedAt, AlertsFiring: inc.Firing, Alerts: []AlertView{},
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
+		State: inc.State, Recurrences: inc.Recurrences, Resolved: inc.ResolvedAt, Closed: inc.ClosedAt,
+		Verification: inc.Verification, Closure: inc.Closure,
 	}
 	sorted := inc.SortedAlerts()
 	v.AlertsTotal = len(sorted) + inc.Left

@@ -17,6 +17,7 @@ import (
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/prom"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/triage/verify"
 )
 
 // sourceBuilder builds the measuring sources the configuration asks for,
@@ -82,8 +83,9 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 		b.metrics = signal.NewMetrics(reg)
 	}
 	metrics, log := b.metrics, b.log
-	e := &triage.Enrichment{}
+	e := &triage.Enrichment{Verifier: &verify.Verifier{}}
 	prober := probe.New(probe.Options{Timeout: time.Duration(cfg.Probes.Timeout), Metrics: metrics})
+	e.Verifier.Prober = prober
 	if slices.ContainsFunc(cfg.Services, func(s rules.Service) bool { return s.HealthURL != "" }) {
 		e.Sources = append(e.Sources, prober)
 	}
@@ -95,6 +97,7 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 		}
 		e.Sources = append(e.Sources, src)
 		promSrc = src
+		e.Verifier.Ratios, e.Verifier.Impact = src, src
 	}
 	en := &enrich.Enricher{Config: cfg, Prober: prober, SkipReason: "Kubernetes not configured (kubernetes.enabled is false)"}
 	out := &signalSources{Enrichment: e, enricher: en}
@@ -120,6 +123,7 @@ func (b *sourceBuilder) build(cfg *rules.Config, reg prometheus.Registerer) (*si
 	if b.cluster != nil {
 		e.Sources = append(e.Sources, b.cluster)
 		en.Cluster, out.cluster = b.cluster, b.cluster
+		e.Verifier.Cluster = b.cluster
 	}
 	e.Enricher = en
 	e.Evidence = evidenceSources(cfg, b.cluster, promSrc)

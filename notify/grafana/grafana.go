@@ -153,7 +153,7 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 
 func (n *Notifier) notify(ctx context.Context, ev *incident.Event) (bool, error) {
 	switch ev.Kind {
-	case incident.Opened, incident.SeverityChanged, incident.ResolvedEvent:
+	case incident.Opened, incident.SeverityChanged, incident.ResolvedEvent, incident.Reopened:
 	default:
 		return false, nil
 	}
@@ -275,8 +275,13 @@ func (n *Notifier) postBody(ev *incident.Event) annotation {
 func patchBody(ev *incident.Event) annotation {
 	start, end := span(ev)
 	a := annotation{Time: start, Tags: Tags(ev), Text: Text(ev)}
-	if ev.Kind == incident.ResolvedEvent {
+	switch ev.Kind {
+	case incident.ResolvedEvent:
 		a.TimeEnd = end
+	case incident.Reopened:
+		// Firing again: the region closed on monitoring is open again
+		// (time = timeEnd, as a new annotation) until the next resolve.
+		a.TimeEnd = start
 	}
 	return a
 }
@@ -350,8 +355,16 @@ func Text(ev *incident.Event) string {
 		}
 	case incident.SeverityChanged:
 		fmt.Fprintf(&b, "%s (was %s)", sevName(inc.Severity), sevName(ev.PreviousSeverity))
+	case incident.Reopened:
+		fmt.Fprintf(&b, "%s, firing again (recurrence %d)", sevName(inc.Severity), inc.Recurrences)
 	default:
 		b.WriteString(sevName(inc.Severity))
+	}
+	if ev.Kind == incident.ResolvedEvent && inc.Closure != "" {
+		// The runbook's closure message says it all: cause, fix, impact.
+		b.WriteString("\n")
+		b.WriteString(clip.Runes(inc.Closure, 2000))
+		return b.String()
 	}
 	if d := inc.Diagnosis; d != nil && d.Summary != "" {
 		b.WriteString("\nDiagnosis: ")

@@ -573,3 +573,34 @@ func TestTextCarriesDiagnosis(t *testing.T) {
 		t.Errorf("text = %q", text)
 	}
 }
+
+// TestResolvedTextIsTheClosureMessage: the region's text at monitoring is
+// the closure message, built once for every receiver.
+func TestResolvedTextIsTheClosureMessage(t *testing.T) {
+	inc := newIncident(1)
+	inc.Status, inc.ResolvedAt = incident.Resolved, inc.StartedAt.Add(27*time.Minute)
+	inc.Closure = "✅ INCIDENT RESOLVED\nDuration: 2026-03-01 14:05 UTC to 2026-03-01 14:32 UTC = 27 minutes\nFix Applied: rollback to revision 1 at 2026-03-01 14:35 UTC"
+	text := Text(&incident.Event{Kind: incident.ResolvedEvent, At: inc.ResolvedAt, Incident: inc})
+	if !strings.HasSuffix(text, "\n"+inc.Closure) {
+		t.Errorf("text = %q", text)
+	}
+}
+
+// TestReopened: an incident firing again after its resolve is the same
+// annotation, a point again (no "resolved" tag) until it resolves anew.
+func TestReopened(t *testing.T) {
+	fake, n, _ := setup(t, Config{})
+	inc := newIncident(2)
+	mustNotify(t, n, opened(inc))
+	mustNotify(t, n, resolvedEvent(inc))
+	inc.Recurrences = 1
+	mustNotify(t, n, &incident.Event{Kind: incident.Reopened, At: resolved.Add(time.Minute), Incident: inc, PreviousState: incident.StateMonitoring})
+	a := only(t, fake)
+	if a.IsRegion() || slices.Contains(a.Tags, "resolved") || !strings.Contains(a.Text, "Sev 2, firing again (recurrence 1)") {
+		t.Errorf("reopened annotation %+v", a)
+	}
+	mustNotify(t, n, resolvedEvent(inc))
+	if a := only(t, fake); !a.IsRegion() || a.TimeEnd != resolved.UnixMilli() {
+		t.Errorf("resolved again %+v", a)
+	}
+}

@@ -166,6 +166,12 @@ func action(ev *incident.Event) string {
 		if _, ok := notify.PagerDutySeverity(inc.PeakSeverity); ok {
 			return "resolve"
 		}
+	case incident.Reopened:
+		// Resolved on entering monitoring: paged again, same dedup key. A
+		// reopening while verifying finds the page still standing.
+		if _, ok := notify.PagerDutySeverity(inc.Severity); ok && ev.PreviousState == incident.StateMonitoring {
+			return "trigger"
+		}
 	}
 	return ""
 }

@@ -108,6 +108,13 @@ func event(kind incident.EventKind, service string, sev, prev, peak severity.Lev
 	}
 }
 
+// reopened is the Reopened event of an incident that was in from.
+func reopened(from string, sev severity.Level) *incident.Event {
+	ev := event(incident.Reopened, "api", sev, 0, 1)
+	ev.PreviousState = from
+	return ev
+}
+
 func notify1(t *testing.T, n *Notifier, ev *incident.Event) (bool, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -160,6 +167,21 @@ func TestRouting(t *testing.T) {
 			{ev: event(incident.Opened, "api", 3, 0, 3)},
 			{ev: event(incident.ResolvedEvent, "api", 3, 0, 3)},
 		}},
+		{name: "reopened after monitoring re-triggers the same dedup key", steps: []step{
+			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
+			{event(incident.ResolvedEvent, "api", 1, 0, 1), "resolve", "", testKey},
+			{reopened(incident.StateMonitoring, 2), "trigger", "error", testKey},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Triggered}, // a new alert under the same key
+		{name: "reopened while verifying: the page stands, nothing sent", steps: []step{
+			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
+			{ev: reopened(incident.StateVerifying, 1)},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Triggered},
+		{name: "verification and closing send nothing", steps: []step{
+			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
+			{ev: event(incident.VerifyPending, "api", 1, 0, 1)},
+			{event(incident.ResolvedEvent, "api", 1, 0, 1), "resolve", "", testKey},
+			{ev: event(incident.Closed, "api", 1, 0, 1)},
+		}, open: 0, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Resolved},
 		{name: "per-service routing key", steps: []step{
 			{event(incident.Opened, "payments", 1, 0, 1), "trigger", "critical", serviceKey},
 			{event(incident.ResolvedEvent, "payments", 1, 0, 1), "resolve", "", serviceKey},

@@ -87,7 +87,8 @@ func renderMessage(ev *incident.Event, st *State, now time.Time) []slackapi.MsgO
 
 func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block, string) {
 	inc := &ev.Incident
-	resolved := inc.Status == incident.Resolved || ev.Kind == incident.ResolvedEvent
+	// Resolved once recovery is verified (monitoring, closed); not while verifying.
+	resolved := (inc.Status == incident.Resolved && inc.State != incident.StateVerifying) || ev.Kind == incident.ResolvedEvent
 	icon := emoji(inc.Severity)
 	if resolved {
 		icon = "✅"
@@ -271,11 +272,20 @@ func changeNote(ev *incident.Event) string {
 	case incident.Escalated:
 		return escalationNote(ev)
 	case incident.ResolvedEvent:
+		if inc.Closure != "" {
+			return escape(inc.Closure)
+		}
 		at := inc.ResolvedAt
 		if at.IsZero() {
 			at = ev.At
 		}
 		return fmt.Sprintf("✅ Resolved at %s UTC after %s", at.UTC().Format("15:04"), duration(at.Sub(inc.StartedAt)))
+	case incident.VerifyPending:
+		return "⏳ " + clip.Runes(escape(oneLine(inc.Verification)), 500)
+	case incident.Reopened:
+		return fmt.Sprintf("🔁 Reopened: firing again while %s (recurrence %d), %s Sev %d", ev.PreviousState, inc.Recurrences, emoji(inc.Severity), inc.Severity)
+	case incident.Closed:
+		return fmt.Sprintf("🔒 Closed at %s UTC: quiet since %s UTC", ev.At.UTC().Format("15:04"), inc.MonitoringSince.UTC().Format("15:04"))
 	default:
 		return fmt.Sprintf("%s %s: %s", emoji(inc.Severity), ev.Kind, clip.Runes(escape(oneLine(inc.Title)), 500))
 	}

@@ -86,6 +86,8 @@ type Event struct {
 	// AlertsTotal counts every alert it had, the resolved ones that left too.
 	Alerts      []Alert `json:"alerts"`
 	AlertsTotal int     `json:"alertsTotal"`
+	// PreviousState is the state a Reopened incident was in.
+	PreviousState string `json:"previousState,omitempty"`
 }
 
 // MaxEventAlerts caps the alerts an event carries; a storm's count is in AlertsTotal.
@@ -130,6 +132,17 @@ type Book struct {
 	// whose seen mark is not the current one is absent from the notification.
 	notification uint64
 	counts       [5]int // open incidents by severity
+
+	// Verifies reports whether any verification check can look at an
+	// incident (nil: none can); one no check can look at goes to
+	// monitoring at once, NoSource.
+	Verifies func(inc *Incident) bool
+	// CloseAtOnce marks incidents that skip verifying and monitoring: they
+	// close as their alerts resolve (the dead man's switch: a new silence
+	// is a new incident).
+	CloseAtOnce func(inc *Incident) bool
+	// Closure builds the closure message stored on entering monitoring (nil: none).
+	Closure func(inc *Incident, at time.Time) string
 }
 
 // NewBook returns an empty book.
@@ -199,10 +212,15 @@ func (b *Book) unindex(a *Alert) {
 // Restore loads persisted state: incidents, the alerts of open ones, tombstones.
 func (b *Book) Restore(incidents []*Incident, alerts []AlertRef, tombs map[string]Tombstone) {
 	for _, inc := range incidents {
+		inc.normalise()
 		b.byID[inc.ID] = inc
+		if inc.Active() {
+			b.open[inc.GroupedBy()] = inc
+		}
 		if inc.Status == Firing {
 			inc.Alerts = map[string]*Alert{}
-			b.open[inc.GroupedBy()] = inc
+		}
+		if inc.State == StateOpen {
 			b.count(inc.Severity, 1)
 		}
 	}
@@ -225,6 +243,7 @@ func (b *Book) Restore(incidents []*Incident, alerts []AlertRef, tombs map[strin
 type before struct {
 	severity severity.Level
 	isNew    bool
+	state    string
 }
 
 // step accumulates one Apply's effects.
@@ -252,7 +271,7 @@ func (s *step) touch(inc *Incident, isNew bool) {
 	if _, ok := s.touched[inc]; ok {
 		return
 	}
-	s.touched[inc] = before{severity: inc.Severity, isNew: isNew}
+	s.touched[inc] = before{severity: inc.Severity, isNew: isNew, state: inc.State}
 	s.order = append(s.order, inc)
 }
 
@@ -307,7 +326,7 @@ func (b *Book) Reevaluate(at time.Time, rs []Reevaluation) *Changes {
 	s := b.newStep()
 	for _, r := range rs {
 		inc := b.byID[r.IncidentID]
-		if inc == nil || inc.Status != Firing {
+		if inc == nil || inc.Status != Firing || inc.State != StateOpen {
 			continue // resolved while it was being re-evaluated
 		}
 		inc.LastEvaluated = at
@@ -421,6 +440,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 			Service:     o.Service,
 			Unit:        o.Unit,
 			Status:      Firing,
+			State:       StateOpen,
 			StartedAt:   o.Alert.StartsAt.UTC(),
 			ExternalURL: batch.ExternalURL,
 			Alerts:      map[string]*Alert{},
@@ -430,6 +450,9 @@ func (s *step) observe(batch Batch, o *Observation) {
 		}
 		b.open[o.groupedBy()] = inc
 		b.byID[inc.ID] = inc
+		inc.note(o.Alert.StartsAt, "detected", "%s firing", o.Alert.Name)
+	} else if inc.Alerts == nil { // verifying or monitoring: it reopens
+		inc.Alerts = map[string]*Alert{}
 	}
 	a := o.Alert
 	a.Decision, a.LastSeen, a.seen = o.Decision, batch.At, b.notification
@@ -506,11 +529,11 @@ func (b *Book) StatusDue(now time.Time, every map[severity.Level]time.Duration) 
 	return ch
 }
 
-// Prune forgets resolved incidents and tombstones older than retention. It
+// Prune forgets closed incidents (resolved for longer than retention) and tombstones older than retention. It
 // returns the incident ids and tombstone keys to delete from the store.
 func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombstones []string) {
 	for id, inc := range b.byID {
-		if inc.Status == Resolved && now.Sub(inc.ResolvedAt) > retention {
+		if inc.State == StateClosed && now.Sub(inc.ResolvedAt) > retention {
 			delete(b.byID, id)
 			incidents = append(incidents, id)
 		}
@@ -529,31 +552,48 @@ func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombsto
 func (s *step) finish(at time.Time) *Changes {
 	for _, inc := range s.order {
 		prev := s.touched[inc]
-		if !prev.isNew {
+		wasOpen := prev.isNew || prev.state == StateOpen
+		if !prev.isNew && prev.state == StateOpen {
 			s.b.count(prev.severity, -1)
 		}
 		s.recompute(inc)
-		s.diagnose(inc)
+		if prev.isNew { // before its diagnosis, on the timeline
+			inc.note(at, "declared", "declared Sev %d: %s", inc.Severity, firstReason(inc))
+		}
+		s.diagnose(inc, at)
 		declared(inc, at)
-		if inc.Firing == 0 {
+		resolvedNow, reopened := false, false
+		switch {
+		case inc.Firing == 0 && wasOpen:
 			s.resolve(inc, at)
-		} else {
+			resolvedNow = true
+		case inc.Firing > 0:
 			s.dropResolved(inc, at)
+			if !wasOpen {
+				s.reopen(inc, at, prev.state)
+				reopened = true
+			}
 		}
 		switch {
 		case prev.isNew:
 			inc.LastStatus, inc.LastEvaluated = at, at
 			s.ch.Events = append(s.ch.Events, s.b.event(Opened, at, inc, 0))
-			if inc.Status == Resolved {
-				s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
+			if resolvedNow {
+				s.verifying(inc, at)
 			}
-		case inc.Status == Resolved:
-			s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
-		case inc.Severity != prev.severity:
+		case resolvedNow:
+			s.verifying(inc, at)
+		case reopened:
+			inc.LastStatus, inc.LastEvaluated = at, at
+			ev := s.b.event(Reopened, at, inc, 0)
+			ev.PreviousState = prev.state
+			s.ch.Events = append(s.ch.Events, ev)
+		case inc.State == StateOpen && inc.Severity != prev.severity:
 			inc.LastStatus = at
+			inc.note(at, "severity", "Sev %d → Sev %d: %s", prev.severity, inc.Severity, firstReason(inc))
 			s.ch.Events = append(s.ch.Events, s.b.event(SeverityChanged, at, inc, prev.severity))
 		}
-		if inc.Status == Firing {
+		if inc.State == StateOpen {
 			s.b.count(inc.Severity, 1)
 		}
 		s.ch.Incidents = append(s.ch.Incidents, inc)
@@ -576,13 +616,16 @@ func (s *step) finish(at time.Time) *Changes {
 
 // diagnose keeps the diagnosis of the incident's most severe alerts: a fresh
 // one made for a less severe alert joining the incident does not replace it.
-func (s *step) diagnose(inc *Incident) {
+func (s *step) diagnose(inc *Incident, at time.Time) {
 	d, ok := s.diagnosed[inc]
 	if !ok {
 		return
 	}
 	a := inc.Alerts[d.AlertKey]
 	if inc.Diagnosis == nil || (a != nil && a.Status == Firing && a.Decision.Severity <= inc.Severity) {
+		if inc.Diagnosis == nil || inc.Diagnosis.Summary != d.Diagnosis.Summary {
+			inc.note(at, "diagnosis", "%s", d.Diagnosis.Summary)
+		}
 		inc.Diagnosis = d.Diagnosis
 	}
 }
@@ -621,6 +664,9 @@ func (s *step) recompute(inc *Incident) {
 		return // all resolved: keep the last decision for the record
 	}
 	changed := inc.Decisive != best.Key || inc.Severity != best.Decision.Severity
+	if inc.Decisive != best.Key {
+		inc.Where = where(best.Labels)
+	}
 	inc.Decisive = best.Key
 	inc.Severity = best.Decision.Severity
 	inc.Rule = best.Decision.Rule
@@ -662,6 +708,43 @@ func (s *step) dropResolved(inc *Incident, at time.Time) {
 	}
 }
 
+// verifying starts verifying a resolved incident's recovery; one no check
+// can look at moves on to monitoring at once, which resolves it for
+// receivers.
+func (s *step) verifying(inc *Incident, at time.Time) {
+	inc.State = StateVerifying
+	inc.VerifyingSince, inc.LastVerified = at.UTC(), time.Time{}
+	inc.Verification, inc.VerifyAnnounced, inc.LastChecks = "", false, nil
+	if s.b.CloseAtOnce != nil && s.b.CloseAtOnce(inc) {
+		inc.State, inc.ClosedAt = StateClosed, at.UTC()
+		inc.note(at, "closed", "all alerts resolved; closed")
+		delete(s.b.open, inc.GroupedBy())
+		s.ch.Events = append(s.ch.Events, s.b.event(ResolvedEvent, at, inc, 0))
+		return
+	}
+	inc.note(at, "resolved", "all alerts resolved; verifying recovery")
+	if s.b.Verifies == nil || !s.b.Verifies(inc) {
+		s.ch.Events = append(s.ch.Events, s.b.monitor(inc, at, NoSource, ""))
+	}
+}
+
+// reopen puts a verifying or monitoring incident whose unit fires again
+// back to open: the same incident, one recurrence more.
+func (s *step) reopen(inc *Incident, at time.Time, from string) {
+	inc.State, inc.Status = StateOpen, Firing
+	inc.ResolvedAt, inc.VerifyingSince, inc.MonitoringSince = time.Time{}, time.Time{}, time.Time{}
+	inc.Verification, inc.VerifyAnnounced, inc.Closure, inc.LastChecks = "", false, "", nil
+	inc.Recurrences++
+	inc.note(at, "reopened", "alerts firing again while %s: recurrence %d, Sev %d", from, inc.Recurrences, inc.Severity)
+}
+
+func firstReason(inc *Incident) string {
+	if len(inc.Reasons) > 0 {
+		return inc.Reasons[0]
+	}
+	return inc.Title
+}
+
 func (s *step) resolve(inc *Incident, at time.Time) {
 	inc.Status = Resolved
 	end := inc.LeftEnded
@@ -674,7 +757,6 @@ func (s *step) resolve(inc *Incident, at time.Time) {
 		end = at
 	}
 	inc.ResolvedAt = end.UTC()
-	delete(s.b.open, inc.GroupedBy())
 	for key, a := range inc.Alerts {
 		t := Tombstone{IncidentID: inc.ID, ResolvedBy: a.ResolvedBy, At: at}
 		s.b.tombs[key] = t
@@ -694,7 +776,7 @@ func (s *step) resolve(inc *Incident, at time.Time) {
 // is left out.
 func (b *Book) event(kind EventKind, at time.Time, inc *Incident, prev severity.Level) Event {
 	ev := Event{Kind: kind, At: at, Incident: *inc, PreviousSeverity: prev, AlertsTotal: len(inc.Alerts) + inc.Left}
-	ev.Incident.Alerts = nil
+	ev.Incident.Alerts, ev.Incident.Timeline = nil, nil // receivers never read the timeline
 	ev.Incident.LastStatus, ev.Incident.LastEvaluated = time.Time{}, time.Time{}
 	for _, a := range inc.sortedAlerts() {
 		if len(ev.Alerts) == MaxEventAlerts {
@@ -740,9 +822,18 @@ func (b *Book) count(sev severity.Level, delta int) {
 }
 
 // OpenCount is the number of open incidents.
-func (b *Book) OpenCount() int { return len(b.open) }
+func (b *Book) OpenCount() int {
+	n := 0
+	for _, inc := range b.open {
+		if inc.State == StateOpen {
+			n++
+		}
+	}
+	return n
+}
 
-// Open returns the open incidents, most severe first, then oldest.
+// Open returns the open incidents (state open: alerts firing), most severe
+// first, then oldest.
 func (b *Book) Open() []*Incident { return b.sortedOpen() }
 
 // Get returns an incident by id, open or recently resolved.
@@ -751,17 +842,11 @@ func (b *Book) Get(id string) *Incident { return b.byID[id] }
 func (b *Book) sortedOpen() []*Incident {
 	out := make([]*Incident, 0, len(b.open))
 	for _, inc := range b.open {
-		out = append(out, inc)
+		if inc.State == StateOpen {
+			out = append(out, inc)
+		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Severity != out[j].Severity {
-			return out[i].Severity < out[j].Severity
-		}
-		if !out[i].StartedAt.Equal(out[j].StartedAt) {
-			return out[i].StartedAt.Before(out[j].StartedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortIncidents(out)
 	return out
 }
 

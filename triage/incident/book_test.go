@@ -429,6 +429,8 @@ func TestResolve(t *testing.T) {
 				equal(t, "live", len(b.live), 0)
 				equal(t, "groups", len(b.groups), 0)
 			}},
+		{name: "monitoring passes quietly: closed", op: closeQuiet(at(19*time.Minute), time.Minute),
+			events: []string{"closed api sev3 firing=0 alerts=1"}},
 		{name: "new occurrence: new incident", op: apply(batch(at(20*time.Minute), "g", false, fire("api", "a", at(19*time.Minute), 2))),
 			events: []string{"opened api sev2 firing=1 alerts=1"},
 			check: func(t *testing.T, b *Book, ch *Changes) {
@@ -746,6 +748,8 @@ func TestAbsentMembers(t *testing.T) {
 					equal(t, "tombstones", ch.Tombstones, map[string]Tombstone{keyC: {IncidentID: firstID, ResolvedBy: ByAbsence, At: at(9 * time.Minute)}})
 					equal(t, "deleted", keysOf(ch.DeletedAlerts), []string{keyC})
 				}},
+			{name: "monitoring passes: closed", op: closeQuiet(at(10*time.Minute), time.Minute),
+				events: []string{"closed api sev3 firing=0 alerts=2"}},
 			{name: "a seen firing again: a new incident", op: apply(batch(at(10*time.Minute), "g", false, a)),
 				events: []string{"opened api sev1 firing=1 alerts=1"},
 				check: func(t *testing.T, b *Book, ch *Changes) {
@@ -859,6 +863,8 @@ func TestSweepStale(t *testing.T) {
 				}
 				equal(t, "open", len(b.Open()), 0)
 			}},
+		{name: "monitoring passes: both closed", op: closeQuiet(at(31*time.Minute), time.Minute),
+			events: []string{"closed api sev1 firing=0 alerts=0", "closed db sev2 firing=0 alerts=0"}},
 		{name: "x seen firing again: new db incident", op: apply(batch(at(31*time.Minute), "g2", false, x)),
 			events: []string{"opened db sev2 firing=1 alerts=1"},
 			check: func(t *testing.T, b *Book, _ *Changes) {
@@ -909,6 +915,7 @@ func TestPrune(t *testing.T) {
 		b.Apply(batch(at(30*time.Minute), "g", false, resolve("s", "d", t0, at(20*time.Minute), 3)))
 		b.Apply(batch(at(time.Hour), "g", false, resolve("p", "a", t0, at(time.Hour), 2)))
 		b.Apply(batch(at(2*time.Hour), "g", false, resolve("q", "b", t0, at(2*time.Hour), 2)))
+		b.CloseQuiet(at(2*time.Hour), 0) // only closed incidents are pruned
 		return b, [3]string{newID("p", keyA), newID("q", keyB), newID("r", occKey("c", at(-24*time.Hour)))}
 	}
 	tests := []struct {

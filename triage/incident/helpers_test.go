@@ -85,6 +85,8 @@ type op struct {
 	batch      *Batch
 	sweep      bool
 	prune      bool
+	close      bool // CloseQuiet with monitor_for staleAfter
+	verify     *Verification
 	now        time.Time
 	staleAfter time.Duration
 }
@@ -92,6 +94,11 @@ type op struct {
 func apply(b Batch) op { return op{batch: &b} }
 func sweep(now time.Time, staleAfter time.Duration) op {
 	return op{sweep: true, now: now, staleAfter: staleAfter}
+}
+
+// closeQuiet closes the incidents monitoring for at least monitorFor.
+func closeQuiet(now time.Time, monitorFor time.Duration) op {
+	return op{close: true, now: now, staleAfter: monitorFor}
 }
 func prune(now time.Time, retention time.Duration) op {
 	return op{prune: true, now: now, staleAfter: retention}
@@ -106,6 +113,10 @@ func (o op) run(b *Book) (ch *Changes, p pruned) {
 		return b.Apply(*o.batch), p
 	case o.sweep:
 		return b.SweepStale(o.now, o.staleAfter), p
+	case o.verify != nil:
+		return b.Verify(o.now, []Verification{*o.verify}), p
+	case o.close:
+		return b.CloseQuiet(o.now, o.staleAfter), p
 	default:
 		p.incidents, p.tombstones = b.Prune(o.now, o.staleAfter)
 		return &Changes{}, p
@@ -172,7 +183,14 @@ func runSteps(t *testing.T, b *Book, steps []stepCase) {
 func checkConsistent(t *testing.T, label string, b *Book) {
 	t.Helper()
 	for svc, inc := range b.open {
-		if inc.Status != Firing || inc.Service != svc || b.byID[inc.ID] != inc {
+		if inc.State == StateVerifying || inc.State == StateMonitoring {
+			// Resolved, waiting: no members, reopened by new ones.
+			if inc.Status != Resolved || inc.Firing != 0 || inc.Alerts != nil || b.byID[inc.ID] != inc {
+				t.Errorf("%s: open[%q] = %s %s status %s firing %d alerts %d", label, svc, inc.ID, inc.State, inc.Status, inc.Firing, len(inc.Alerts))
+			}
+			continue
+		}
+		if inc.Status != Firing || inc.State != StateOpen || inc.Service != svc || b.byID[inc.ID] != inc {
 			t.Errorf("%s: open[%q] = %s status %s service %s", label, svc, inc.ID, inc.Status, inc.Service)
 		}
 		firing := 0
@@ -208,7 +226,7 @@ func checkConsistent(t *testing.T, label string, b *Book) {
 	}
 	var counts [5]int
 	for _, inc := range b.open {
-		if inc.Severity >= 1 && inc.Severity <= 4 {
+		if inc.State == StateOpen && inc.Severity >= 1 && inc.Severity <= 4 {
 			counts[inc.Severity]++
 		}
 	}

@@ -92,6 +92,49 @@ type Incident struct {
 	// resolved in the step in hand), keyed by occurrence. A resolved
 	// incident keeps none in memory: tombstones remember them.
 	Alerts map[string]*Alert `json:"-"`
+
+	// Where are the decisive alert's labels that name its workload
+	// (namespace, deployment, pod, service): recovery is verified on it
+	// after the alerts have gone.
+	Where map[string]string `json:"where,omitempty"`
+	// State is the lifecycle's (open, verifying, monitoring, closed);
+	// Status stays the alerts' firing/resolved. Recurrences counts reopenings.
+	State       string `json:"state"`
+	Recurrences int    `json:"recurrences,omitempty"`
+	// VerifyingSince, MonitoringSince and ClosedAt are when it entered
+	// those states (the latest time, after a reopening).
+	VerifyingSince  time.Time `json:"verifyingSince,omitzero"`
+	MonitoringSince time.Time `json:"monitoringSince,omitzero"`
+	ClosedAt        time.Time `json:"closed,omitzero"`
+	LastVerified    time.Time `json:"-"`
+	// LastChecks are the last verification round's results, so that only
+	// changes go on the timeline.
+	LastChecks []string `json:"lastChecks,omitempty"`
+	// Verification is the result of verifying recovery, in words.
+	Verification    string `json:"verification,omitempty"`
+	VerifyAnnounced bool   `json:"verifyAnnounced,omitempty"`
+	// Closure is the runbook's Step 8 message, stored on entering monitoring.
+	Closure string `json:"closure,omitempty"`
+	// Timeline is every event with its UTC time, the last MaxTimeline;
+	// TimelineDropped counts the older ones dropped.
+	Timeline        []Entry `json:"timeline,omitempty"`
+	TimelineDropped int     `json:"timelineDropped,omitempty"`
+}
+
+// whereLabels are the labels that name a workload (kube.TargetFor).
+var whereLabels = []string{"namespace", "deployment", "pod", "service"}
+
+func where(labels map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range whereLabels {
+		if v, ok := labels[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // GroupedBy is the key alerts join the incident by: its unit, else its service.
@@ -104,7 +147,7 @@ func (inc *Incident) GroupedBy() string {
 
 // Duration is how long the incident lasted (so far, if open).
 func (inc *Incident) Duration(now time.Time) time.Duration {
-	if inc.Status == Resolved {
+	if inc.Status == Resolved && !inc.ResolvedAt.IsZero() {
 		return inc.ResolvedAt.Sub(inc.StartedAt)
 	}
 	return now.Sub(inc.StartedAt)

@@ -207,3 +207,30 @@ func TestAgainstRealPrometheus(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedRequestsAgainstRealPrometheus: the closure message's impact is
+// the request rate × error ratio integrated over the incident.
+func TestFailedRequestsAgainstRealPrometheus(t *testing.T) {
+	e := promtest.NewExporter(t, "shop")
+	e.SetErrorRatio(0.5)
+	e.SetRate(20)
+	p := promtest.Start(t, e)
+	requests := `sum(rate(http_requests_total{service="shop"}[5s]))`
+	p.WaitFor(t, ratioQuery("shop"), 20*time.Second, promtest.Near(0.5, 1e-6))
+	p.WaitFor(t, requests, 20*time.Second, promtest.Near(20, 1))
+	// Ten seconds of steady traffic to integrate: the rate's 5 s window
+	// is full of it (1 s scrapes) for the whole range asked below.
+	p.WaitFor(t, `min_over_time(`+requests+`[10s:1s])`, 30*time.Second, func(v float64) bool { return v > 19 })
+	src := newSource(t, p.URL(), rules.PrometheusConfig{Timeout: rules.Duration(2 * time.Second), TrendWindow: rules.Duration(20 * time.Second)}, signal.NewMetrics(nil))
+	svc := &rules.Service{Name: "shop", Queries: rules.ServiceQueries{ErrorRatio: ratioQuery("shop"), Requests: requests}}
+	end := time.Now()
+	failed, ok, why := src.FailedRequests(context.Background(), signal.NewEvaluation(end), svc, end.Add(-100*time.Second), end)
+	// 20 requests/s, half failing, for 10 s: ~100.
+	if !ok || failed < 70 || failed > 130 {
+		t.Errorf("failed = %v ok=%v %s, want ~100", failed, ok, why)
+	}
+	svc.Queries.Requests = ""
+	if _, ok, why := src.FailedRequests(context.Background(), signal.NewEvaluation(end), svc, end.Add(-10*time.Second), end); ok || why == "" {
+		t.Errorf("without a requests query: ok=%v %q", ok, why)
+	}
+}

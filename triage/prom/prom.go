@@ -381,3 +381,15 @@ func redactErr(err error) error {
 	}
 	return err
 }
+
+// ErrorRatio is the profile's error ratio at the evaluation's instant, for
+// verifying recovery; unknown without an error_ratio query.
+func (s *Source) ErrorRatio(ctx context.Context, ev *signal.Evaluation, svc *rules.Service) severity.Float {
+	if svc == nil || svc.Queries.ErrorRatio == "" {
+		return unknown("error_ratio", "no error_ratio query in the profile")
+	}
+	return s.ratio(ctx, ev, svc.Queries.ErrorRatio, ev.Time())
+}
+
+// ImpactFloor is the profile's impact floor: an error ratio below it is no impact.
+func (s *Source) ImpactFloor(svc *rules.Service) float64 { return s.floor(svc) }

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/signal"
 
 	"github.com/amtriage/amtriage/internal/clip"
@@ -230,4 +231,35 @@ func (s *Source) clip(msg string) string {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// FailedRequests integrates the profile's request rate × error ratio over
+// [start, end] with a range query: about how many requests failed, for the
+// closure message's impact. ok is false with the reason when it cannot be
+// measured (no requests or error_ratio query, no answer).
+func (s *Source) FailedRequests(ctx context.Context, ev *signal.Evaluation, svc *rules.Service, start, end time.Time) (failed float64, ok bool, reason string) {
+	if svc == nil || svc.Queries.Requests == "" || svc.Queries.ErrorRatio == "" {
+		return 0, false, "the profile has no requests and error_ratio queries"
+	}
+	if !end.After(start) {
+		return 0, true, ""
+	}
+	// About 250 points, at least a second apart.
+	step := max((end.Sub(start) / 250).Truncate(time.Second), time.Second)
+	r := v1.Range{Start: start, End: end, Step: step}
+	query := "(" + svc.Queries.Requests + ") * (" + svc.Queries.ErrorRatio + ")"
+	key := fmt.Sprintf("%s\x00impact\x00%d\x00%d\x00%d\x00%s", s.backend, r.Start.UnixNano(), r.End.UnixNano(), r.Step, query)
+	res := s.memo(ctx, ev, key, func(qctx context.Context) (model.Value, v1.Warnings, error) {
+		v, w, _, err := s.api.QueryRange(qctx, query, r)
+		return v, w, err
+	}, "impact", interpretRange)
+	if res.reason != "" {
+		return 0, false, "query impact " + res.reason
+	}
+	// The trapezoid rule: n points span n-1 steps. (Steps without traffic
+	// are NaN and left out: they failed nothing.)
+	for i := 1; i < len(res.points); i++ {
+		failed += (res.points[i-1] + res.points[i]) / 2 * step.Seconds()
+	}
+	return failed, true, ""
 }

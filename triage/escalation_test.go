@@ -213,3 +213,33 @@ func TestTickFollowsEscalationAfter(t *testing.T) {
 		t.Errorf("tick with escalation.after 20s: %v, want 5s", got)
 	}
 }
+
+// The dead man's switch's Sev 1 has no diagnosis, but its cause is stated
+// (an Alertmanager is silent): it is not escalated to the senior on call.
+func TestDeadMansSwitchIsNotEscalated(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 3, 4, 0, 0, time.UTC)
+	clock := t0
+	now := func() time.Time { return clock }
+	sp := openEscalationPipeline(t, t.TempDir(), now, time.Minute, nil)
+	defer sp.close()
+	sp.receive(watchdogs(t, heartbeatAM), t0)
+	if err := sp.p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock = t0.Add(20 * time.Minute)
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if open := sp.p.OpenIncidents(); len(open) != 1 || open[0].Service != "alerting-pipeline" {
+		t.Fatalf("after 20 minutes of silence: %+v, want the switch's incident", open)
+	}
+	clock = clock.Add(10 * time.Minute)
+	if err := sp.p.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range eventKinds(sp.kinds(clock)) {
+		if k == incident.Escalated {
+			t.Fatal("the dead man's switch's incident was escalated")
+		}
+	}
+}

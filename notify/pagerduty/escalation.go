@@ -50,6 +50,15 @@ func (n *Notifier) escalation(ctx context.Context, ev *incident.Event) (done, re
 		}
 		retry, err := n.send(ctx, e, escalationMethod)
 		return true, retry, err
+	case key != "" && !ev.Incident.EscalatedAt.IsZero() && ev.Kind == incident.Reopened && ev.PreviousState == incident.StateMonitoring:
+		// The escalation page was resolved with the incident's: the cause
+		// is still unknown, so the senior engineer is paged again with it.
+		e, err := n.escalationTrigger(ev, key)
+		if err != nil {
+			return false, false, n.fail("trigger", EscalationDedupKey(ev.Incident.ID), 0, err.Error(), nil)
+		}
+		retry, err := n.send(ctx, e, escalationMethod)
+		return false, retry, err
 	case key != "" && !ev.Incident.EscalatedAt.IsZero() && action(ev) == "resolve":
 		// Resolving twice is harmless at PagerDuty, so a retry after the
 		// incident's own resolve failed may send this again.
@@ -98,7 +107,8 @@ func (n *Notifier) escalationMethods(ev *incident.Event) []string {
 	if n.cfg.EscalationRoutingKey == "" {
 		return nil
 	}
-	if ev.Kind == incident.Escalated || (!ev.Incident.EscalatedAt.IsZero() && action(ev) == "resolve") {
+	reescalate := ev.Kind == incident.Reopened && ev.PreviousState == incident.StateMonitoring
+	if ev.Kind == incident.Escalated || (!ev.Incident.EscalatedAt.IsZero() && (action(ev) == "resolve" || reescalate)) {
 		return []string{escalationMethod}
 	}
 	return nil

@@ -168,9 +168,15 @@ func action(ev *incident.Event) string {
 		}
 	case incident.Reopened:
 		// Resolved on entering monitoring: paged again, same dedup key. A
-		// reopening while verifying finds the page still standing.
-		if _, ok := notify.PagerDutySeverity(inc.Severity); ok && ev.PreviousState == incident.StateMonitoring {
-			return "trigger"
+		// reopening while verifying finds the page standing, unless the
+		// severity rose (to a paged level, or from Sev 2 to Sev 1): then it
+		// is triggered at the new level, as a severity change would be.
+		if _, ok := notify.PagerDutySeverity(inc.Severity); ok {
+			_, wasPaged := notify.PagerDutySeverity(ev.PreviousSeverity)
+			rose := ev.PreviousSeverity > 0 && inc.Severity < ev.PreviousSeverity
+			if ev.PreviousState == incident.StateMonitoring || rose || (ev.PreviousSeverity > 0 && !wasPaged) {
+				return "trigger"
+			}
 		}
 	}
 	return ""

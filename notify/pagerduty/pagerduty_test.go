@@ -109,6 +109,13 @@ func event(kind incident.EventKind, service string, sev, prev, peak severity.Lev
 }
 
 // reopened is the Reopened event of an incident that was in from.
+// reopenedFrom is a reopening at sev of an incident that was at prev.
+func reopenedFrom(from string, sev, prev severity.Level) *incident.Event {
+	ev := reopened(from, sev)
+	ev.PreviousSeverity = prev
+	return ev
+}
+
 func reopened(from string, sev severity.Level) *incident.Event {
 	ev := event(incident.Reopened, "api", sev, 0, 1)
 	ev.PreviousState = from
@@ -175,6 +182,13 @@ func TestRouting(t *testing.T) {
 		{name: "reopened while verifying: the page stands, nothing sent", steps: []step{
 			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
 			{ev: reopened(incident.StateVerifying, 1)},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Triggered},
+		{name: "reopened while verifying at a higher severity: paged at it", steps: []step{
+			{event(incident.Opened, "api", 2, 0, 1), "trigger", "error", testKey},
+			{reopenedFrom(incident.StateVerifying, 1, 2), "trigger", "critical", testKey},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 2, lastState: fakepd.Triggered},
+		{name: "reopened while verifying from an unpaged severity: paged", steps: []step{
+			{reopenedFrom(incident.StateVerifying, 1, 3), "trigger", "critical", testKey},
 		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Triggered},
 		{name: "verification and closing send nothing", steps: []step{
 			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},

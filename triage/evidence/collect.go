@@ -130,7 +130,10 @@ func Declares(ev *incident.Event) bool {
 	switch ev.Kind {
 	case incident.Opened:
 		return true
-	case incident.SeverityChanged:
+	case incident.SeverityChanged, incident.Reopened:
+		// A reopening at Sev 1–2 of one that was Sev 3–4 is its first
+		// declaration at a paged level; evidence is stored once, so one
+		// already saved stays.
 		return ev.PreviousSeverity == 0 || ev.PreviousSeverity > 2
 	}
 	return false

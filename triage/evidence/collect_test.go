@@ -136,6 +136,8 @@ func TestDeclares(t *testing.T) {
 		{incident.SeverityChanged, 3, 1, false},
 		{incident.StatusUpdate, 1, 0, false},
 		{incident.ResolvedEvent, 1, 0, false},
+		{incident.Reopened, 1, 3, true}, // a Sev 3 back at Sev 1
+		{incident.Reopened, 1, 1, false},
 	}
 	for _, tt := range tests {
 		ev := event(tt.kind, tt.sev, tt.prev)

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sort"
@@ -533,7 +534,7 @@ func (b *Book) StatusDue(now time.Time, every map[severity.Level]time.Duration) 
 // returns the incident ids and tombstone keys to delete from the store.
 func (b *Book) Prune(now time.Time, retention time.Duration) (incidents, tombstones []string) {
 	for id, inc := range b.byID {
-		if inc.State == StateClosed && now.Sub(inc.ResolvedAt) > retention {
+		if inc.State == StateClosed && now.Sub(cmp.Or(inc.ClosedAt, inc.ResolvedAt)) > retention { // kept for retention after it closed
 			delete(b.byID, id)
 			incidents = append(incidents, id)
 		}
@@ -585,7 +586,7 @@ func (s *step) finish(at time.Time) *Changes {
 			s.verifying(inc, at)
 		case reopened:
 			inc.LastStatus, inc.LastEvaluated = at, at
-			ev := s.b.event(Reopened, at, inc, 0)
+			ev := s.b.event(Reopened, at, inc, prev.severity) // a page must follow a rise while verifying
 			ev.PreviousState = prev.state
 			s.ch.Events = append(s.ch.Events, ev)
 		case inc.State == StateOpen && inc.Severity != prev.severity:

@@ -914,8 +914,9 @@ func TestPrune(t *testing.T) {
 		b.Apply(batch(t0, "g", false, fire("p", "a", t0, 2), fire("q", "b", t0, 2), fire("r", "c", at(-24*time.Hour), 1)))
 		b.Apply(batch(at(30*time.Minute), "g", false, resolve("s", "d", t0, at(20*time.Minute), 3)))
 		b.Apply(batch(at(time.Hour), "g", false, resolve("p", "a", t0, at(time.Hour), 2)))
+		b.CloseQuiet(at(time.Hour), 0) // only closed incidents are pruned, retention after they closed
 		b.Apply(batch(at(2*time.Hour), "g", false, resolve("q", "b", t0, at(2*time.Hour), 2)))
-		b.CloseQuiet(at(2*time.Hour), 0) // only closed incidents are pruned
+		b.CloseQuiet(at(2*time.Hour), 0)
 		return b, [3]string{newID("p", keyA), newID("q", keyB), newID("r", occKey("c", at(-24*time.Hour)))}
 	}
 	tests := []struct {

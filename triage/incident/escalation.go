@@ -49,10 +49,14 @@ func (b *Book) EscalationDue(now time.Time, after time.Duration) *Changes {
 		if inc.Severity != 1 || !inc.EscalatedAt.IsZero() || CauseIdentified(inc.Diagnosis) {
 			continue
 		}
+		if b.CloseAtOnce != nil && b.CloseAtOnce(inc) {
+			continue // the dead man's switch: its cause (a silent Alertmanager) is its reason
+		}
 		if now.Sub(inc.DeclaredSev1()) < after {
 			continue
 		}
 		inc.EscalatedAt = now.UTC()
+		inc.note(now, "escalated", "Sev 1 with no identified cause %s after its declaration: the senior engineer on call is paged", after)
 		ch.Incidents = append(ch.Incidents, inc)
 		ch.Events = append(ch.Events, b.event(Escalated, now, inc, 0))
 	}

@@ -44,7 +44,7 @@ func TestLifecycle(t *testing.T) {
 		{name: "a resolves: verifying, receivers not told yet", op: apply(batch(at(time.Minute), "g", false, resolve("api", "a", t0, at(time.Minute), 1))),
 			check: state(StateVerifying, 0)},
 		{name: "b fires while verifying: the same incident reopens", op: apply(batch(at(2*time.Minute), "g", false, fire("api", "b", at(2*time.Minute), 2))),
-			events: []string{"reopened api sev2 firing=1 alerts=1"},
+			events: []string{"reopened api sev2 from sev1 firing=1 alerts=1"},
 			check: func(t *testing.T, b *Book, ch *Changes) {
 				state(StateOpen, 1)(t, b, ch)
 				equal(t, "previous state", ch.Events[0].PreviousState, StateVerifying)
@@ -65,7 +65,7 @@ func TestLifecycle(t *testing.T) {
 			events: []string{"resolved api sev2 firing=0 alerts=0"}, check: state(StateMonitoring, 1)},
 		{name: "monitor_for not yet over", op: closeQuiet(at(20*time.Minute), 15*time.Minute), empty: true, check: state(StateMonitoring, 1)},
 		{name: "a fires again while monitoring: reopens", op: apply(batch(at(21*time.Minute), "g", false, fire("api", "a", at(21*time.Minute), 1))),
-			events: []string{"reopened api sev1 firing=1 alerts=1"},
+			events: []string{"reopened api sev1 from sev2 firing=1 alerts=1"},
 			check: func(t *testing.T, b *Book, ch *Changes) {
 				state(StateOpen, 2)(t, b, ch)
 				equal(t, "previous state", ch.Events[0].PreviousState, StateMonitoring)

@@ -116,10 +116,13 @@ func TestIncidentHistoryAPI(t *testing.T) {
 	}
 	for _, want := range []string{"# Post-mortem: INCIDENT: api", "## Summary\n", "## Impact\n", "## Timeline (UTC)\n", "— declared: declared Sev 2",
 		"— monitoring: resolved, not verified: no source; monitoring", "## Root cause\n", "## Fix\n", "## Verification\n\nresolved, not verified: no source\n",
-		"## Evidence\n", "/api/incidents/" + id + "/evidence", "## Post-incident checklist\n", "- [ ] Save all logs and diagnostics"} {
+		"## Evidence\n", "## Post-incident checklist\n", "- [ ] Save all logs and diagnostics"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("post-mortem lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "/evidence") {
+		t.Errorf("post-mortem links evidence that was never saved (no evidence source here):\n%s", md)
 	}
 	if code, _ := get("/api/incidents/nope/postmortem"); code != http.StatusNotFound {
 		t.Errorf("post-mortem of an unknown id: %d", code)

@@ -13,7 +13,7 @@ import (
 // incident's post-mortem as Markdown, or 404 JSON.
 func (a *API) postmortemAnswer(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	rep, ok := a.Pipeline.Postmortem(id, time.Now().UTC())
+	rep, ok := a.Pipeline.Postmortem(id, time.Now().UTC(), a.Store != nil && a.Store.HasEvidence(id))
 	if !ok {
 		a.fail(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved ones are kept for incidents.retention)", id))
 		return

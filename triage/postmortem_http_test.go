@@ -47,7 +47,7 @@ func TestPostmortemEndpoint(t *testing.T) {
 		"— declared: declared Sev 1: Q2: 62% of requests failing", "— diagnosis: pods not starting (CrashLoopBackOff)",
 		"pods not starting (CrashLoopBackOff) after the rollout (config\\_or\\_deployment)", "- 0/3 pods available",
 		"**Suggested by the diagnosis:** `kubectl rollout undo deployment/api -n shop --to-revision=1`",
-		"## Verification\n\nnot recorded", "[incident in the API, with its timeline](</api/incidents/" + id + ">)", "[evidence saved at declaration](</api/incidents/" + id + "/evidence>)",
+		"## Verification\n\nnot recorded", "[incident in the API, with its timeline](</api/incidents/" + id + ">)",
 		"- [ ] Save all logs and diagnostics", "- [ ] Close post-mortem ticket",
 	} {
 		if !strings.Contains(doc, want) {

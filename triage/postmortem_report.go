@@ -18,21 +18,22 @@ const maxReportAlerts = MaxViewAlerts
 
 // Postmortem is the post-mortem of an incident (open or kept after it
 // resolved) from what is known of it now.
-func (p *Pipeline) Postmortem(id string, now time.Time) (postmortem.Report, bool) {
+// hasEvidence says whether evidence was saved for it, to link.
+func (p *Pipeline) Postmortem(id string, now time.Time, hasEvidence bool) (postmortem.Report, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	inc := p.book.Get(id)
 	if inc == nil {
 		return postmortem.Report{}, false
 	}
-	return reportOf(inc, now), true
+	return reportOf(inc, now, hasEvidence), true
 }
 
 // reportOf fills a post-mortem from the incident record. Its timeline is
 // the times the record keeps (detection, its alerts, the Sev 1
 // declaration, the last triage, the escalation, the resolution); a richer
 // timeline adds entries, the renderer takes them all.
-func reportOf(inc *incident.Incident, now time.Time) postmortem.Report {
+func reportOf(inc *incident.Incident, now time.Time, hasEvidence bool) postmortem.Report {
 	r := postmortem.Report{
 		ID: inc.ID, Title: inc.Title, Service: inc.Service, Status: cmp.Or(inc.State, inc.Status),
 		Severity: int(inc.Severity), PeakSeverity: int(inc.PeakSeverity),
@@ -120,7 +121,7 @@ func reportOf(inc *incident.Incident, now time.Time) postmortem.Report {
 		}
 	}
 	link("incident in the API, with its timeline", "/api/incidents/"+url.PathEscape(inc.ID))
-	if inc.PeakSeverity > 0 && inc.PeakSeverity <= 2 {
+	if hasEvidence {
 		link("evidence saved at declaration", "/api/incidents/"+url.PathEscape(inc.ID)+"/evidence")
 	}
 	for i, a := range alerts {

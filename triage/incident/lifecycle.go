@@ -145,6 +145,12 @@ func (b *Book) Verify(at time.Time, vs []Verification) *Changes {
 			inc.note(at, "verification", "%s", inc.Verification)
 			ch.Events = append(ch.Events, b.event(VerifyPending, at, inc, 0))
 			changed = true
+		case v.Pending != "":
+			// Announced once; the record follows the checks (1/3, then
+			// 2/3 pods ready), so the API and the post-mortem are current.
+			if now := "alerts resolved, recovery not verified: " + v.Pending; now != inc.Verification {
+				inc.Verification, changed = now, true
+			}
 		}
 		if changed {
 			ch.Incidents = append(ch.Incidents, inc)

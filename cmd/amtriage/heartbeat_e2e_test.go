@@ -172,12 +172,3 @@ func TestAlertsWithoutServiceGroupByAlertmanagerGroup(t *testing.T) {
 		t.Errorf("incidents by service %v, want High5xxRatio twice (one per Alertmanager) and DiskAlmostFull once", byService)
 	}
 }
-
-func waitUntil(d time.Duration, ok func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ok() {
-			return true
-		}
-	}
-	return ok()
-}

@@ -44,22 +44,15 @@ func (n *Notifier) escalation(ctx context.Context, ev *incident.Event) (done, re
 		if key == "" {
 			return true, false, nil
 		}
-		e, err := n.escalationTrigger(ev, key)
-		if err != nil {
-			return true, false, n.fail("trigger", EscalationDedupKey(ev.Incident.ID), 0, err.Error(), nil)
-		}
-		retry, err := n.send(ctx, e, escalationMethod)
+		retry, err := n.triggerEscalation(ctx, ev, key)
 		return true, retry, err
-	case key != "" && !ev.Incident.EscalatedAt.IsZero() && ev.Kind == incident.Reopened && ev.PreviousState == incident.StateMonitoring:
+	case key == "" || ev.Incident.EscalatedAt.IsZero():
+	case reescalates(ev):
 		// The escalation page was resolved with the incident's: the cause
 		// is still unknown, so the senior engineer is paged again with it.
-		e, err := n.escalationTrigger(ev, key)
-		if err != nil {
-			return false, false, n.fail("trigger", EscalationDedupKey(ev.Incident.ID), 0, err.Error(), nil)
-		}
-		retry, err := n.send(ctx, e, escalationMethod)
+		retry, err := n.triggerEscalation(ctx, ev, key)
 		return false, retry, err
-	case key != "" && !ev.Incident.EscalatedAt.IsZero() && action(ev) == "resolve":
+	case action(ev) == "resolve":
 		// Resolving twice is harmless at PagerDuty, so a retry after the
 		// incident's own resolve failed may send this again.
 		e := &pd.V2Event{RoutingKey: key, Action: "resolve", DedupKey: EscalationDedupKey(ev.Incident.ID)}
@@ -67,6 +60,21 @@ func (n *Notifier) escalation(ctx context.Context, ev *incident.Event) (done, re
 		return false, retry, err
 	}
 	return false, false, nil
+}
+
+// reescalates reports whether ev reopens an incident whose pages were
+// resolved on entering monitoring.
+func reescalates(ev *incident.Event) bool {
+	return ev.Kind == incident.Reopened && ev.PreviousState == incident.StateMonitoring
+}
+
+// triggerEscalation sends the escalation page of ev's incident.
+func (n *Notifier) triggerEscalation(ctx context.Context, ev *incident.Event, key string) (bool, error) {
+	e, err := n.escalationTrigger(ev, key)
+	if err != nil {
+		return false, n.fail("trigger", EscalationDedupKey(ev.Incident.ID), 0, err.Error(), nil)
+	}
+	return n.send(ctx, e, escalationMethod)
 }
 
 // escalationTrigger is the escalation page: critical, summarised as the
@@ -107,8 +115,7 @@ func (n *Notifier) escalationMethods(ev *incident.Event) []string {
 	if n.cfg.EscalationRoutingKey == "" {
 		return nil
 	}
-	reescalate := ev.Kind == incident.Reopened && ev.PreviousState == incident.StateMonitoring
-	if ev.Kind == incident.Escalated || (!ev.Incident.EscalatedAt.IsZero() && (action(ev) == "resolve" || reescalate)) {
+	if ev.Kind == incident.Escalated || (!ev.Incident.EscalatedAt.IsZero() && (action(ev) == "resolve" || reescalates(ev))) {
 		return []string{escalationMethod}
 	}
 	return nil

@@ -109,3 +109,26 @@ func TestEscalationWithoutAnEscalationKeySendsNothing(t *testing.T) {
 		t.Errorf("methods of an escalation without a key: %v, want none", got)
 	}
 }
+
+// An escalated incident that reopens from monitoring (both pages resolved
+// on entering it) pages the senior engineer again: the cause is still
+// not identified.
+func TestReopenedEscalatedIncidentIsEscalatedAgain(t *testing.T) {
+	fake := fakepd.New()
+	defer fake.Close()
+	n := newNotifier(t, fake, func(c *Config) { c.EscalationRoutingKey = rules.Secret(escalationKey) })
+	reopen := escalated(incident.Reopened)
+	reopen.PreviousState = incident.StateMonitoring
+	for _, ev := range []*incident.Event{escalated(incident.Opened), escalated(incident.Escalated), escalated(incident.ResolvedEvent), reopen} {
+		if _, err := notify1(t, n, ev); err != nil {
+			t.Fatalf("%s: %v", ev.Kind, err)
+		}
+	}
+	dedup := "api-0123456789ab/escalation"
+	if a, ok := fake.Alert(dedup); !ok || a.Status != fakepd.Triggered || len(fake.Triggers(dedup)) != 2 {
+		t.Fatalf("escalation page after the reopening: %+v, %d triggers; want triggered again", a, len(fake.Triggers(dedup)))
+	}
+	if got, _ := n.Methods(reopen); !slices.Contains(got, escalationMethod) {
+		t.Errorf("methods of the reopening: %v, want the escalation key's too", got)
+	}
+}

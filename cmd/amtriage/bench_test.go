@@ -102,7 +102,11 @@ func vmHWM(pid int) int64 {
 // time from posting a Sev 1 webhook to the local PagerDuty API accepting the
 // trigger: acknowledgement, triage, the state commit, the outbox and the
 // Events API call. One new incident per iteration, sequentially.
-func BenchmarkWebhookToPagerDuty(b *testing.B) {
+func BenchmarkWebhookToPagerDuty(b *testing.B) { benchWebhookToPagerDuty(b, "") }
+
+// benchWebhookToPagerDuty measures webhook to accepted trigger, sequentially,
+// for a daemon configured with the PagerDuty fake and extra (more YAML).
+func benchWebhookToPagerDuty(b *testing.B, extra string) {
 	pd := fakepd.New()
 	defer pd.Close()
 	pd.SetRateLimit(0, 0) // like events_per_minute below: measure latency, not PagerDuty's throttle
@@ -112,7 +116,7 @@ func BenchmarkWebhookToPagerDuty(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "c.yml")
-	if err := os.WriteFile(cfg, []byte("store:\n  path: "+filepath.Join(dir, "data")+"\npagerduty:\n  url: "+pd.URL+"\n  routing_key_file: pd-key\n  events_per_minute: 1000000\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("store:\n  path: "+filepath.Join(dir, "data")+"\npagerduty:\n  url: "+pd.URL+"\n  routing_key_file: pd-key\n  events_per_minute: 1000000\n"+extra), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	d := startDaemon(b, cfg, freeAddr(b))

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // The escalation's log line names it and says where it goes; without an

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // BusinessHours is a weekly window in a time zone, e.g. Mon–Fri 09:00–18:00

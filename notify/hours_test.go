@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 func TestBusinessHours(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // LogNotifier is the default receiver: one structured line per incident

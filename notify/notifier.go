@@ -6,7 +6,7 @@ package notify
 import (
 	"context"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 // Notifier delivers one incident event to one receiver. As in Alertmanager's

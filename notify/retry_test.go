@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 func TestDelivererHonoursRetryAfter(t *testing.T) {

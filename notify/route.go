@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Route is what each receiver does with one event, per the SPEC's table.

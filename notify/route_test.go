@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 func event(kind incident.EventKind, sev, peak severity.Level) *incident.Event {

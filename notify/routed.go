@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Routed gives a receiver only the events its routing sends it: Sends

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 func TestRoutedFiltersBySeverityAndService(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Dead-letter kinds: a notification the pipeline could not process, or an

@@ -10,11 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/incident"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/notify/pagerduty"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // BenchmarkHungPagerDuty: 20 Sev 1 incidents queued for PagerDuty while it

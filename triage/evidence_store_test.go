@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/triage/evidence"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Evidence is stored with its incident, once, and pruned with it; an

@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/testutil"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // ---- harness ---------------------------------------------------------------

@@ -6,12 +6,12 @@ import (
 	"math"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/closure"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/heartbeat"
-	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 	"github.com/amtriage/amtriage/triage/verify"
 )

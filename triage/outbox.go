@@ -11,8 +11,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // An outbox value is a fixed header, so a scan can find each incident's

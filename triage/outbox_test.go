@@ -12,8 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // TestStoreNextSkipsBusyIncidents: Next never hands out an envelope of an

@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/heartbeat"
-	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 	"github.com/amtriage/amtriage/triage/verify"
 )

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // GET /api/incidents/{id}/postmortem: the Markdown post-mortem of a known

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/triage/postmortem"
 )
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/heartbeat"
-	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 

@@ -9,10 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/triage/evidence"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // worker is one receiver's delivery loop. Its notifier can be swapped by a

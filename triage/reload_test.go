@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // namedRecorder records events under a given receiver name; down makes it

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 // Messages cached after the pipeline already decoded the same entry itself

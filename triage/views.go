@@ -3,9 +3,9 @@ package triage
 import (
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // IncidentView is an open incident as GET /api/incidents shows it.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 

@@ -3,7 +3,7 @@ package grafana
 import (
 	"testing"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 // An escalation changes nothing Grafana shows: no request, even for an

@@ -24,10 +24,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 
 	"github.com/amtriage/amtriage/internal/clip"
 )

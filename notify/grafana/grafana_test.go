@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/fakes/grafana"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 const token = "glsa_s3cr3t_token_value"

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/fakes/grafana"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // A POST whose answer is lost (the annotation was made), retried by the

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // The responder sees the diagnosis and the rollback command in the page's

@@ -8,8 +8,8 @@ import (
 
 	pd "github.com/PagerDuty/go-pagerduty"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/clip"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // escalationMethod is the rate-limit method of the escalation routing key.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 const escalationKey = "ESCsecretKeyDoNotLeak0123456789q" // 32 characters

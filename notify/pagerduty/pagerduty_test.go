@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Distinctive keys, so a leak into an error string cannot be a coincidence.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // callsOf counts the calls of method the fake received.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 
 	"github.com/amtriage/amtriage/internal/clip"
 )

@@ -3,8 +3,8 @@ package slack
 import (
 	"strings"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/clip"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // escalationNote is the runbook's escalation message ("Escalation

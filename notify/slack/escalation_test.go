@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 )
 
 // The escalation is the runbook's message in the Sev 1 message's thread

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // A Sev 1–2 incident's message links its evidence when external_url is

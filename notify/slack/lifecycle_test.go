@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 // TestLifecycleNotes: the thread notes of the lifecycle after the page.

@@ -18,9 +18,9 @@ import (
 
 	slackapi "github.com/slack-go/slack"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 
 	"github.com/amtriage/amtriage/internal/clip"
 )

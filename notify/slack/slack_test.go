@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 const token = "xoxb-test-0123456789-secret"

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // PostMortemAfter: a Sev 1–2 post-mortem is due this long after the end.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 )
 
 var t0 = time.Date(2026, 3, 1, 14, 5, 0, 0, time.UTC)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/diagnosis"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage/diagnosis"
-	"github.com/amtriage/amtriage/triage/incident"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/prom"
 )

@@ -10,7 +10,7 @@ package evidence
 import (
 	"time"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/prom"
 )

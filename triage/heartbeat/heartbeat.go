@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/incident"
 )
 
 // Service is the service of the incidents the switch opens.

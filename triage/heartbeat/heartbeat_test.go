@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amtriage/amtriage/triage/incident"
+	"github.com/amtriage/amtriage/incident"
 )
 
 var t0 = time.Date(2026, 11, 23, 3, 4, 5, 0, time.UTC)

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 )
 
 var sinkSnapshot *diagnosis.Snapshot

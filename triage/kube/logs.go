@@ -16,7 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 
 	"github.com/amtriage/amtriage/internal/clip"
 )

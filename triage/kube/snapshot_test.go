@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 func TestTargetFor(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 )
 
 // Tail is the last lines of one container's log, kept as evidence.

@@ -20,9 +20,9 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/signal"
 
 	"github.com/amtriage/amtriage/internal/testutil"

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/signal"

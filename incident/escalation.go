@@ -3,7 +3,7 @@ package incident
 import (
 	"time"
 
-	"github.com/amtriage/amtriage/triage/diagnosis"
+	"github.com/amtriage/amtriage/diagnosis"
 )
 
 // Escalated is the runbook's escalation rule ("If Severity 1 and unable to

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // lastSeenGranularity bounds how stale a persisted LastSeen may be: after a

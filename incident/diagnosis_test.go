@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // The incident shows the diagnosis of its most severe alerts: a less severe

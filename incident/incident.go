@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/severity"
-	"github.com/amtriage/amtriage/triage/diagnosis"
 )
 
 // Status of an alert or an incident, as Alertmanager spells it.

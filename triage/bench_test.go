@@ -28,6 +28,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/prom"
 	"github.com/amtriage/amtriage/triage/signal"
@@ -293,7 +294,7 @@ func BenchmarkStorm10k(b *testing.B) {
 // BenchmarkGroupCommit is the committer alone: 64 goroutines appending
 // 10-alert bodies, each waiting for its fsync, no HTTP and no pipeline.
 func BenchmarkGroupCommit(b *testing.B) {
-	store, err := OpenStore(b.TempDir())
+	store, err := boltstore.OpenStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -504,7 +505,7 @@ func BenchmarkFlapGrowth(b *testing.B) {
 					b.Fatal(err)
 				}
 				d.Close()
-				fi, err := os.Stat(filepath.Join(cfg.Store.Path, stateFile))
+				fi, err := os.Stat(filepath.Join(cfg.Store.Path, boltstore.StateFile))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -558,7 +559,7 @@ func BenchmarkWideStormInProcess(b *testing.B) {
 			b.Fatalf("%d incidents open, want %d", got, n)
 		}
 		d.Close()
-		fi, err := os.Stat(filepath.Join(cfg.Store.Path, stateFile))
+		fi, err := os.Stat(filepath.Join(cfg.Store.Path, boltstore.StateFile))
 		if err != nil {
 			b.Fatal(err)
 		}

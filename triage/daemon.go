@@ -19,6 +19,8 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/verify"
 )
@@ -27,7 +29,7 @@ import (
 type Daemon struct {
 	cfg             *rules.Config
 	log             *slog.Logger
-	store           *Store
+	store           *boltstore.Store
 	committer       *Committer
 	pipeline        *Pipeline
 	api             *API
@@ -105,29 +107,29 @@ type Enrichment struct {
 
 // NewDaemon opens the store and restores the incident state.
 func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
-	store, err := OpenStore(cfg.Store.Path)
+	st, err := boltstore.OpenStore(cfg.Store.Path)
 	if err != nil {
 		return nil, err
 	}
 	if o.Receivers != nil {
-		more, err := o.Receivers(store)
+		more, err := o.Receivers(st)
 		if err != nil {
-			store.Close()
+			st.Close()
 			return nil, fmt.Errorf("receivers: %w", err)
 		}
 		o.Notifiers = append(append([]notify.Notifier(nil), o.Notifiers...), more...)
 	}
 	if len(o.Notifiers) == 0 {
-		store.Close()
+		st.Close()
 		return nil, errors.New("no receivers configured")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := uniqueNames(o.Notifiers); err != nil {
-		store.Close()
+		st.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: o.Log, store: store, registry: reg, ShutdownTimeout: 25 * time.Second,
+	d := &Daemon{cfg: cfg, log: o.Log, store: st, registry: reg, ShutdownTimeout: 25 * time.Second,
 		sources: o.Sources, load: o.Load, rebuild: o.Rebuild}
 	d.running.Store(cfg)
 	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "amtriage_config_last_reload_successful",
@@ -142,7 +144,7 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	enrich := &Enrichment{Sources: o.Sources}
 	if o.Enrichment != nil {
 		if enrich, err = o.Enrichment(reg); err != nil {
-			store.Close()
+			st.Close()
 			return nil, fmt.Errorf("signal sources: %w", err)
 		}
 		enrich.Sources = append(append([]SignalSource(nil), o.Sources...), enrich.Sources...)
@@ -156,12 +158,12 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: enrich.Sources}, enrich.Enricher, names)
 	var onCommitted func([]*incident.Changes)
 	if enrich.Evidence != nil {
-		d.evidence = evidence.New(evidence.Options{Sources: *enrich.Evidence, Store: store, Metrics: evidence.NewMetrics(reg), Log: o.Log, Now: o.Now})
+		d.evidence = evidence.New(evidence.Options{Sources: *enrich.Evidence, Store: st, Metrics: evidence.NewMetrics(reg), Log: o.Log, Now: o.Now})
 		onCommitted = d.offerEvidence
 	}
 	set.Verifier = enrich.Verifier
 	d.pipeline, err = NewPipeline(PipelineOptions{
-		Store: store, Log: o.Log, Metrics: metrics,
+		Store: st, Log: o.Log, Metrics: metrics,
 		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
 		Receivers: names, OnEvents: d.wakeReceivers, OnCommitted: onCommitted,
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
@@ -170,21 +172,21 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		MonitorFor:    set.MonitorFor, VerifyEvery: set.VerifyEvery, VerifyTimeout: set.VerifyTimeout, Verifier: set.Verifier,
 	})
 	if err != nil {
-		store.Close()
+		st.Close()
 		return nil, err
 	}
-	d.committer = NewCommitter(store, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
+	d.committer = NewCommitter(st, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
 	d.api = &API{
-		Committer: d.committer, Pipeline: d.pipeline, Store: store, Receivers: names, OnReplay: d.wakeReceivers,
+		Committer: d.committer, Pipeline: d.pipeline, Store: st, Receivers: names, OnReplay: d.wakeReceivers,
 		Metrics: metrics, Registry: reg, Log: o.Log, Reload: d.Reload,
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes, MinBodyRate: cfg.Intake.MinBodyRate, BodyGrace: o.BodyGrace,
 		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
 	}
-	store.OnDeadLetter = func(dl *DeadLetter) {
+	st.OnDeadLetter = func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
 			"id", dl.ID, "kind", dl.Kind, "queue", dl.Queue, "incident", dl.Incident, "err", dl.Error)
 	}
-	reg.MustRegister(deadLetterCollector{store})
+	reg.MustRegister(deadLetterCollector{st})
 	return d, nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/notify/pagerduty"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // BenchmarkHungPagerDuty: 20 Sev 1 incidents queued for PagerDuty while it
@@ -61,7 +63,7 @@ func lastFirstPage(b *testing.B, n, concurrency int, timeout time.Duration, clie
 	fake := fakepd.New()
 	defer fake.Close()
 	fake.SetRateLimit(0, 0)
-	s, err := OpenStore(b.TempDir())
+	s, err := boltstore.OpenStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func lastFirstPage(b *testing.B, n, concurrency int, timeout time.Duration, clie
 			ID: svc + "-0123456789ab", Service: svc, Title: "INCIDENT: " + svc, Status: incident.Firing,
 			Severity: 1, PeakSeverity: 1, StartedAt: now}})
 	}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"pagerduty"}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"pagerduty"}}); err != nil {
 		b.Fatal(err)
 	}
 	pd, err := pagerduty.New(pagerduty.Config{URL: fake.URL, RoutingKey: rules.Secret("benchPDroutingKey0123456789abcde"), RateLimit: -1, Client: client})

@@ -15,6 +15,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 
@@ -30,7 +31,7 @@ func (e fixedEnricher) Diagnose(context.Context, *signal.Evaluation, *template.A
 // receiver ("pager"), escalation.after of after, and the test's clock.
 func openEscalationPipeline(t *testing.T, dir string, now func() time.Time, after time.Duration, e Enricher) *switchPipeline {
 	t.Helper()
-	s, err := OpenStore(dir)
+	s, err := boltstore.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store"
 )
 
 // pathDaemon is one daemon per fuzzing process, reopened on its store every
@@ -84,7 +85,7 @@ func fuzzSetup(f *testing.F) {
 // processing cannot take), and the state it left reads back.
 func checkWebhookPath(t *testing.T, body []byte) {
 	d := fuzzDaemon(t)
-	before := d.store.DeadLetterCounts()[InboxQueue]
+	before := d.store.DeadLetterCounts()[store.InboxQueue]
 	req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(string(body)))
 	rec := httptest.NewRecorder()
 	d.Handler().ServeHTTP(rec, req)
@@ -104,7 +105,7 @@ func checkWebhookPath(t *testing.T, body []byte) {
 	if n := d.pipeline.Pending(); n != 0 {
 		t.Fatalf("200, then %d notifications still pending", n)
 	}
-	if dead := d.store.DeadLetterCounts()[InboxQueue]; dead != before {
+	if dead := d.store.DeadLetterCounts()[store.InboxQueue]; dead != before {
 		list, _, _ := d.store.DeadLetters(1)
 		t.Fatalf("200, then dead-lettered: %s", list[0].Error)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // groupAlert is one alert of a hand-built notification.
@@ -170,8 +172,8 @@ func TestSchema2AlertsAreScopedOnTheirNextDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rewrite the records as schema 2 had them: no externalURL, no receiver.
-	if err := sp.store.state.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAlerts)
+	if err := sp.store.RawState().Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltstore.BucketAlerts)
 		var keys, vals [][]byte
 		if err := b.ForEach(func(k, v []byte) error {
 			var rec map[string]any
@@ -194,7 +196,7 @@ func TestSchema2AlertsAreScopedOnTheirNextDelivery(t *testing.T) {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte("2"))
+		return tx.Bucket(boltstore.BucketMeta).Put(boltstore.KeySchema, []byte("2"))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +205,12 @@ func TestSchema2AlertsAreScopedOnTheirNextDelivery(t *testing.T) {
 	sp = openSwitchPipeline(t, dir, now)
 	defer sp.close()
 	var schema string
-	_ = sp.store.state.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta).Get(keySchema)); return nil })
-	if schema != schemaVersion {
-		t.Errorf("schema %q after opening a schema 2 store, want %q", schema, schemaVersion)
+	_ = sp.store.RawState().View(func(tx *bolt.Tx) error {
+		schema = string(tx.Bucket(boltstore.BucketMeta).Get(boltstore.KeySchema))
+		return nil
+	})
+	if schema != boltstore.SchemaVersion {
+		t.Errorf("schema %q after opening a schema 2 store, want %q", schema, boltstore.SchemaVersion)
 	}
 	steps := []struct {
 		what   string

@@ -14,6 +14,8 @@ import (
 
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 )
 
@@ -45,14 +47,14 @@ func watchdogs(t *testing.T, externalURL string) []byte {
 // ("pager") whose outbox the test reads, and a clock the test sets.
 type switchPipeline struct {
 	t     *testing.T
-	store *Store
+	store *boltstore.Store
 	p     *Pipeline
 	reg   *prometheus.Registry
 }
 
 func openSwitchPipeline(t *testing.T, dir string, now func() time.Time) *switchPipeline {
 	t.Helper()
-	s, err := OpenStore(dir)
+	s, err := boltstore.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func (sp *switchPipeline) close() {
 // receive acknowledges a notification as intake does, at at.
 func (sp *switchPipeline) receive(body []byte, at time.Time) {
 	sp.t.Helper()
-	entries := []*InboxEntry{{ReceivedAt: at, Body: body}}
+	entries := []*store.InboxEntry{{ReceivedAt: at, Body: body}}
 	if err := sp.store.AppendInbox(entries); err != nil {
 		sp.t.Fatal(err)
 	}

@@ -26,13 +26,15 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // API serves the daemon's HTTP interface.
 type API struct {
 	Committer *Committer
 	Pipeline  *Pipeline
-	Store     *Store
+	Store     *boltstore.Store
 	Receivers []string // names of the configured receivers, for replays
 	OnReplay  func()   // wakes the receivers after an event is replayed
 	replayMu  sync.Mutex
@@ -635,7 +637,7 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	list, total, err := a.Store.DeadLetters(limit)
 	if list == nil {
-		list = []*DeadLetter{}
+		list = []*store.DeadLetter{}
 	}
 	if err != nil {
 		a.Log.Error("listing dead letters", "err", err)
@@ -667,7 +669,7 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 	defer a.replayMu.Unlock()
 	d, err := a.Store.ReadDeadLetter(id)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		a.fail(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id))
 		return
 	case err != nil:
@@ -676,18 +678,18 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch d.Kind {
-	case DeadNotification:
+	case store.DeadNotification:
 		// Into the inbox first, then out of the dead letters: a crash in
 		// between replays it twice, which processing takes as a redelivery.
-		entry := InboxEntry{ReceivedAt: d.ReceivedAt, Body: d.Payload, Replayed: true}
+		entry := store.InboxEntry{ReceivedAt: d.ReceivedAt, Body: d.Payload, Replayed: true}
 		if err := a.Committer.AppendEntry(r.Context(), entry, nil); err != nil {
 			a.fail(w, http.StatusServiceUnavailable, "could not store the notification: "+err.Error()+"; retry")
 			return
 		}
-		if err := a.Store.RemoveDeadLetter(id); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := a.Store.RemoveDeadLetter(id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.Log.Error("removing a replayed dead letter", "id", id, "err", err)
 		}
-	case DeadEvent:
+	case store.DeadEvent:
 		if !slices.Contains(a.Receivers, d.Queue) {
 			a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d is for receiver %q, which is not configured", id, d.Queue))
 			return

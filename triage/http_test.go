@@ -1096,7 +1096,7 @@ func TestWebhookConcurrentPosts(t *testing.T) {
 // Holding the inbox's write lock makes "in progress" deterministic.
 func TestWebhookGroupCommit(t *testing.T) {
 	h := handlerHarness(t, testConfig(t))
-	tx, err := h.d.store.inbox.Begin(true)
+	tx, err := h.d.store.RawInbox().Begin(true)
 	if err != nil {
 		t.Fatal(err)
 	}

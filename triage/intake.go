@@ -5,6 +5,9 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // Errors the intake answers with 503 so Alertmanager retries.
@@ -14,7 +17,7 @@ var (
 )
 
 type appendReq struct {
-	entry InboxEntry
+	entry store.InboxEntry
 	msg   *Message // decoded at intake, handed to the pipeline to skip a decode
 	done  chan error
 }
@@ -23,11 +26,11 @@ type appendReq struct {
 // transaction is being fsynced, new requests queue, and the next transaction
 // takes all of them. No timer adds latency when the daemon is idle.
 type Committer struct {
-	store    *Store
+	store    *boltstore.Store
 	metrics  *Metrics
 	reqs     chan *appendReq
 	maxBatch int
-	onCommit func(entries []*InboxEntry, msgs []*Message)
+	onCommit func(entries []*store.InboxEntry, msgs []*Message)
 
 	mu     sync.RWMutex
 	closed bool
@@ -36,7 +39,7 @@ type Committer struct {
 
 // NewCommitter starts a committer; maxPending bounds queued requests.
 // onCommit receives each committed batch's entries and decoded messages.
-func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(entries []*InboxEntry, msgs []*Message)) *Committer {
+func NewCommitter(store *boltstore.Store, metrics *Metrics, maxPending int, onCommit func(entries []*store.InboxEntry, msgs []*Message)) *Committer {
 	c := &Committer{store: store, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
 	c.wg.Add(1)
 	go c.run()
@@ -46,11 +49,11 @@ func NewCommitter(store *Store, metrics *Metrics, maxPending int, onCommit func(
 // Append stores one body durably and returns once it is on disk. msg is the
 // body already decoded, or nil.
 func (c *Committer) Append(ctx context.Context, body []byte, msg *Message, at time.Time) error {
-	return c.AppendEntry(ctx, InboxEntry{ReceivedAt: at, Body: body}, msg)
+	return c.AppendEntry(ctx, store.InboxEntry{ReceivedAt: at, Body: body}, msg)
 }
 
 // AppendEntry is Append for a whole entry (a replayed one, say).
-func (c *Committer) AppendEntry(ctx context.Context, entry InboxEntry, msg *Message) error {
+func (c *Committer) AppendEntry(ctx context.Context, entry store.InboxEntry, msg *Message) error {
 	req := &appendReq{entry: entry, msg: msg, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
@@ -83,7 +86,7 @@ func (c *Committer) Close() {
 func (c *Committer) run() {
 	defer c.wg.Done()
 	batch := make([]*appendReq, 0, c.maxBatch)
-	entries := make([]*InboxEntry, 0, c.maxBatch)
+	entries := make([]*store.InboxEntry, 0, c.maxBatch)
 	var msgs []*Message
 	for first := range c.reqs {
 		batch = append(batch[:0], first)

@@ -10,6 +10,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/triage/closure"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/signal"
@@ -123,7 +124,7 @@ func (p *Pipeline) Verify(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.commit(&Commit{Receivers: p.receivers, Changes: []*incident.Changes{p.book.Verify(now, vs)}})
+	return p.commit(&store.Commit{Receivers: p.receivers, Changes: []*incident.Changes{p.book.Verify(now, vs)}})
 }
 
 // verifyRound checks each incident, measureParallel at a time, in ev.

@@ -22,6 +22,8 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/signal"
 	"github.com/amtriage/amtriage/triage/verify"
@@ -31,7 +33,7 @@ import (
 // inbox order, and queues the resulting events for the receivers. It is the
 // only writer of the incident book.
 type Pipeline struct {
-	store     *Store
+	store     *boltstore.Store
 	triager   *Triager
 	enricher  Enricher
 	log       *slog.Logger
@@ -110,7 +112,7 @@ const (
 
 // PipelineOptions configures a Pipeline.
 type PipelineOptions struct {
-	Store      *Store
+	Store      *boltstore.Store
 	Triager    *Triager
 	Enricher   Enricher // nil: no diagnosis
 	Log        *slog.Logger
@@ -189,7 +191,7 @@ func (p *Pipeline) reload() error {
 }
 
 // Committed is the committer's callback: these entries are durable.
-func (p *Pipeline) Committed(entries []*InboxEntry, msgs []*Message) {
+func (p *Pipeline) Committed(entries []*store.InboxEntry, msgs []*Message) {
 	p.healthMu.Lock()
 	if p.idle { // the stall clock starts when work arrives, not at the last commit
 		p.idle, p.lastProgress = false, p.clock()
@@ -359,7 +361,7 @@ const (
 
 // pending is one inbox entry about to be processed.
 type pending struct {
-	entry InboxEntry
+	entry store.InboxEntry
 	msg   *Message      // decoded whole, or nil
 	large *Notification // read a part at a time, or nil
 	err   error         // the body does not decode
@@ -442,7 +444,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 
 // prepare decodes what entries it can and keeps those one commit takes:
 // small notifications up to partAlerts alerts in all, or a large one alone.
-func (p *Pipeline) prepare(entries []InboxEntry) []*pending {
+func (p *Pipeline) prepare(entries []store.InboxEntry) []*pending {
 	var out []*pending
 	total := 0
 	for _, e := range entries {
@@ -792,11 +794,11 @@ func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := &DeadLetter{
-		Kind: DeadNotification, Queue: InboxQueue, Error: err.Error(), Attempts: p.failedTries,
+	d := &store.DeadLetter{
+		Kind: store.DeadNotification, Queue: store.InboxQueue, Error: err.Error(), Attempts: p.failedTries,
 		At: p.now().UTC(), Seq: seq, ReceivedAt: pe.entry.ReceivedAt, Alerts: pe.count(), Payload: pe.entry.Body,
 	}
-	if err := p.commit(&Commit{LastSeq: seq, DeadLetters: []*DeadLetter{d}}); err != nil {
+	if err := p.commit(&store.Commit{LastSeq: seq, DeadLetters: []*store.DeadLetter{d}}); err != nil {
 		return false, err
 	}
 	attrs := []any{"seq", seq, "dead_letter", d.ID, "attempts", d.Attempts, "err", err}
@@ -1050,7 +1052,7 @@ func (p *Pipeline) countPartial(ev *signal.Evaluation, service string, failed []
 func (p *Pipeline) apply(lastSeq uint64, batches []incident.Batch, beats map[string]time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	commit := &Commit{LastSeq: lastSeq, Receivers: p.receivers}
+	commit := &store.Commit{LastSeq: lastSeq, Receivers: p.receivers}
 	for _, b := range batches {
 		commit.Changes = append(commit.Changes, p.book.Apply(b))
 	}
@@ -1076,7 +1078,7 @@ func (p *Pipeline) Sweep() error {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	commit := &Commit{Receivers: p.receivers}
+	commit := &store.Commit{Receivers: p.receivers}
 	// Silent Alertmanagers first: their incidents are then not stale.
 	for _, b := range p.beats.Due(now) {
 		commit.Changes = append(commit.Changes, p.book.Apply(b))
@@ -1114,7 +1116,7 @@ func (p *Pipeline) Sweep() error {
 
 // commit persists with p.mu held. On failure the in-memory book, already
 // changed, is rebuilt from the store so memory never runs ahead of disk.
-func (p *Pipeline) commit(c *Commit) error {
+func (p *Pipeline) commit(c *store.Commit) error {
 	noteQueued(c)
 	start := time.Now()
 	err := p.store.Apply(c)
@@ -1149,7 +1151,7 @@ func (p *Pipeline) commit(c *Commit) error {
 // noteQueued puts each event queued for the receivers on its incident's
 // timeline, in the same transaction: every event's incident is among the
 // incidents the commit writes.
-func noteQueued(c *Commit) {
+func noteQueued(c *store.Commit) {
 	for _, ch := range c.Changes {
 		if len(ch.Events) == 0 {
 			continue

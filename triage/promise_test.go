@@ -26,6 +26,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 
@@ -70,8 +71,8 @@ func (e *panickyEnricher) Diagnose(_ context.Context, _ *signal.Evaluation, a *t
 }
 
 type deadLetterList struct {
-	DeadLetters []DeadLetter `json:"dead_letters"`
-	Total       int          `json:"total"`
+	DeadLetters []store.DeadLetter `json:"dead_letters"`
+	Total       int                `json:"total"`
 }
 
 func (h *harness) deadLetters() deadLetterList {
@@ -121,11 +122,11 @@ func TestNotificationThatCannotBeProcessedIsDeadLettered(t *testing.T) {
 		t.Fatalf("dead letters %+v, want the boom notification", l)
 	}
 	d := l.DeadLetters[0]
-	if d.Kind != DeadNotification || d.Queue != InboxQueue || d.Attempts != maxProcessingTries ||
+	if d.Kind != store.DeadNotification || d.Queue != store.InboxQueue || d.Attempts != maxProcessingTries ||
 		!strings.Contains(d.Error, "diagnosis bug") || d.Alerts != 1 || d.Bytes == 0 {
 		t.Errorf("dead letter %+v", d)
 	}
-	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": InboxQueue}); got != 1 {
+	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": store.InboxQueue}); got != 1 {
 		t.Errorf("amtriage_dead_letters{queue=inbox} = %v, want 1", got)
 	}
 	if !strings.Contains(h.logs.String(), "notification dead-lettered") || !strings.Contains(h.logs.String(), "goroutine") {
@@ -151,7 +152,7 @@ func TestNotificationThatCannotBeProcessedIsDeadLettered(t *testing.T) {
 	if l := h.deadLetters(); l.Total != 0 {
 		t.Errorf("dead letters after the replay: %+v", l)
 	}
-	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": InboxQueue}); got != 0 {
+	if got := scalar(h.scrape(), "amtriage_dead_letters", map[string]string{"queue": store.InboxQueue}); got != 0 {
 		t.Errorf("amtriage_dead_letters{queue=inbox} = %v after the replay, want 0", got)
 	}
 	if res := h.do(http.MethodPost, "/api/deadletters/"+strconv.FormatUint(d.ID, 10)+"/replay", nil, ""); res.code != http.StatusNotFound {
@@ -195,14 +196,14 @@ func TestTransientCommitFailureIsRetriedAndMakesNotReady(t *testing.T) {
 	var failing atomic.Bool
 	var tries atomic.Int32
 	failing.Store(true)
-	fault := func(*Commit) error {
+	fault := func(*store.Commit) error {
 		if failing.Load() {
 			tries.Add(1)
 			return &fs.PathError{Op: "write", Path: "state.db", Err: syscall.ENOSPC}
 		}
 		return nil
 	}
-	h.d.store.faultApply.Store(&fault)
+	h.d.store.FaultApply.Store(&fault)
 	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
 	h.waitFor("readyz not ready", func() bool {
 		res := h.do(http.MethodGet, "/readyz", nil, "")
@@ -421,14 +422,14 @@ func TestLargeNotificationsAreProcessedInParts(t *testing.T) {
 			h := servingHarness(t, testConfig(t))
 			var commits, failAt atomic.Int32
 			failAt.Store(2) // the second part's commit fails once
-			fault := func(c *Commit) error {
+			fault := func(c *store.Commit) error {
 				if n := commits.Add(1); n == failAt.Load() {
 					failAt.Store(0)
 					return &fs.PathError{Op: "write", Path: "state.db", Err: syscall.EIO}
 				}
 				return nil
 			}
-			h.d.store.faultApply.Store(&fault)
+			h.d.store.FaultApply.Store(&fault)
 			h.mustPost(tc.body(seq(0, tc.n)), "")
 			h.settle()
 			wantParts := int32((tc.n+partAlerts-1)/partAlerts) + 2 // and the failed one, and the first again
@@ -714,7 +715,7 @@ func TestReplayedEventTellsTheIncidentAsItIsNow(t *testing.T) {
 	pager.refuse = nil
 	pager.mu.Unlock()
 	d := h.deadLetters().DeadLetters[0]
-	if d.Kind != DeadEvent || d.EventKind != incident.Opened || d.Queue != "pager" {
+	if d.Kind != store.DeadEvent || d.EventKind != incident.Opened || d.Queue != "pager" {
 		t.Fatalf("dead letter %+v", d)
 	}
 	if res := h.do(http.MethodPost, fmt.Sprintf("/api/deadletters/%d/replay", d.ID), nil, ""); res.code != http.StatusOK {

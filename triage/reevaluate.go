@@ -9,6 +9,7 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/signal"
 )
@@ -91,7 +92,7 @@ func (p *Pipeline) Reevaluate(ctx context.Context) error {
 		}
 		p.metrics.Reevaluations.WithLabelValues(outcome).Inc()
 	}
-	return p.commit(&Commit{Receivers: p.receivers, Changes: []*incident.Changes{ch}})
+	return p.commit(&store.Commit{Receivers: p.receivers, Changes: []*incident.Changes{ch}})
 }
 
 type dueIncident struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // Messages cached after the pipeline already decoded the same entry itself
@@ -52,7 +53,7 @@ func TestRecreatedInboxKeepsSequencesAhead(t *testing.T) {
 	first.mustPost(alertPayload("b", "firing", time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)), "")
 	first.settle()
 	first.stop()
-	if err := os.Remove(filepath.Join(cfg.Store.Path, inboxFile)); err != nil {
+	if err := os.Remove(filepath.Join(cfg.Store.Path, boltstore.InboxFile)); err != nil {
 		t.Fatal(err)
 	}
 	second := servingHarness(t, cfg)

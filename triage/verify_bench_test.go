@@ -14,6 +14,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/signal"
@@ -64,7 +65,7 @@ func BenchmarkVerifyRound(b *testing.B) {
 			Namespace: fmt.Sprintf("ns-%d", g), Deployment: "api", HealthURL: fmt.Sprintf("http://api.ns-%d/health", g),
 			Queries: rules.ServiceQueries{ErrorRatio: fmt.Sprintf(`sum(rate(errors{group="%d"}[5m]))`, g)}})
 	}
-	s, err := OpenStore(b.TempDir())
+	s, err := boltstore.OpenStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amtriage/amtriage/triage"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // checkStoreCmd is `amtriage check-store DIR`: read the store's files
@@ -30,7 +30,7 @@ func checkStoreCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	dir := fs.Arg(0)
-	err := triage.CheckStore(dir, func(path string) { fmt.Fprintf(stdout, "checking %s\n", path) })
+	err := boltstore.CheckStore(dir, func(path string) { fmt.Fprintf(stdout, "checking %s\n", path) })
 	if err != nil {
 		fmt.Fprintf(stderr, "amtriage: %v\n", err)
 		return 1

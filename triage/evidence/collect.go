@@ -46,7 +46,7 @@ type Record struct {
 	PNGs map[int64][]byte
 }
 
-// Store keeps evidence with its incident (*triage.Store).
+// Store keeps evidence with its incident (*boltstore.Store).
 type Store interface {
 	// PutEvidence stores records in one transaction; stored[i] is false
 	// when record i's incident is gone or already has evidence.

@@ -17,13 +17,14 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/triage"
 	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/prom"
 
 	"github.com/amtriage/amtriage/internal/kubetest"
 	"github.com/amtriage/amtriage/internal/promtest"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // crashLog is what the crashing container printed: the test kube-apiserver
@@ -150,16 +151,16 @@ func TestEvidenceOfACrashLoopingRollout(t *testing.T) {
 	p.WaitFor(t, ratio, 60*time.Second, promtest.Near(0.4, 1e-6))
 	src := must[*prom.Source](t)(prom.New(rules.PrometheusConfig{URL: p.URL()}, prom.Options{}))
 
-	store := must[*triage.Store](t)(triage.OpenStore(t.TempDir()))
-	defer store.Close()
+	st := must[*boltstore.Store](t)(boltstore.OpenStore(t.TempDir()))
+	defer st.Close()
 	inc := &incident.Incident{ID: "checkout-1", Service: "checkout", Status: incident.Firing, Severity: 1, Decisive: "k"}
-	if err := store.Apply(&triage.Commit{Changes: []*incident.Changes{{Incidents: []*incident.Incident{inc}}}}); err != nil {
+	if err := st.Apply(&store.Commit{Changes: []*incident.Changes{{Incidents: []*incident.Incident{inc}}}}); err != nil {
 		t.Fatal(err)
 	}
 	profile := &rules.Service{Name: "checkout", Namespace: ns, Deployment: "checkout",
 		Queries: rules.ServiceQueries{ErrorRatio: ratio, P99Latency: `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{service="checkout"}[5s])))`}}
 	m := evidence.NewMetrics(nil)
-	c := evidence.New(evidence.Options{Store: store, Metrics: m, Sources: evidence.Sources{
+	c := evidence.New(evidence.Options{Store: st, Metrics: m, Sources: evidence.Sources{
 		Cluster: cluster, Prometheus: src, Profile: func(string) *rules.Service { return profile },
 	}})
 	declared := time.Now()
@@ -174,7 +175,7 @@ func TestEvidenceOfACrashLoopingRollout(t *testing.T) {
 	c.Save(ctx, incident.Event{Kind: incident.Opened, At: declared, Incident: *inc,
 		Alerts: []incident.Alert{{Key: "k", Labels: map[string]string{"alertname": "HighErrorRate", "service": "checkout", "namespace": ns}}}})
 
-	raw, ok, err := store.Evidence("checkout-1")
+	raw, ok, err := st.Evidence("checkout-1")
 	if err != nil || !ok {
 		t.Fatalf("no evidence stored: %v", err)
 	}

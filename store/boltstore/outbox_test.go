@@ -1,4 +1,4 @@
-package triage
+package boltstore
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/store"
 )
 
 // TestStoreNextSkipsBusyIncidents: Next never hands out an envelope of an
@@ -29,7 +30,7 @@ func TestStoreNextSkipsBusyIncidents(t *testing.T) {
 		return incident.Event{Kind: k, At: t0, Incident: incident.Incident{ID: id}}
 	}
 	ch := &incident.Changes{Events: []incident.Event{ev("A", incident.Opened), ev("B", incident.Opened), ev("A", incident.ResolvedEvent)}}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -108,7 +109,7 @@ func TestConcurrentDeliveryFromTheStore(t *testing.T) {
 		for i := range incidents {
 			ch.Events = append(ch.Events, incident.Event{Kind: k, At: t0, Incident: incident.Incident{ID: fmt.Sprintf("inc-%02d", i)}})
 		}
-		if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"order"}}); err != nil {
+		if err := s.Apply(&store.Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"order"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

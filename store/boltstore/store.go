@@ -1,4 +1,4 @@
-package triage
+package boltstore
 
 import (
 	"encoding/binary"
@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/store"
 )
 
 // The store is two bbolt files. inbox.db holds acknowledged webhook bodies
@@ -24,18 +25,18 @@ import (
 // parallel; state.db records the last inbox sequence it has folded in, in the
 // same transaction as the state change, so processing is exactly-once.
 const (
-	inboxFile = "inbox.db"
-	stateFile = "state.db"
+	InboxFile = "inbox.db"
+	StateFile = "state.db"
 )
 
 var (
 	bucketInbox      = []byte("inbox")
 	bucketIncidents  = []byte("incidents")
-	bucketAlerts     = []byte("alerts")
+	BucketAlerts     = []byte("alerts")
 	bucketTombstones = []byte("tombstones")
 	bucketOutbox     = []byte("outbox")
 	bucketDead       = []byte("deadletter")
-	bucketMeta       = []byte("meta")
+	BucketMeta       = []byte("meta")
 	bucketReceivers  = []byte("receivers")
 	// bucketHeartbeats: externalURL → when its last heartbeat arrived
 	// (unix ns), for the dead man's switch.
@@ -45,10 +46,10 @@ var (
 	// committed: with keyLastSeq it tells whether an inbox.db found empty
 	// held notifications not yet processed.
 	keyAcked  = []byte("acked_inbox_seq")
-	keySchema = []byte("schema")
+	KeySchema = []byte("schema")
 )
 
-// schemaVersion "2": alert records leave out their key, fingerprint and
+// SchemaVersion "2": alert records leave out their key, fingerprint and
 // name, open incidents their decisive alert's reasons, decisions their
 // signal lines. "3": alert records name the externalURL and receiver of
 // the group that delivered them (the scope of resolution by absence),
@@ -56,7 +57,7 @@ var (
 // stores read as they are and are marked "3", so an older amtriage refuses
 // them instead of misreading them: their alerts have a groupKey alone, a
 // scope no notification matches, until Alertmanager delivers them again.
-const schemaVersion = "3"
+const SchemaVersion = "3"
 
 // Store is the durable state of the daemon.
 type Store struct {
@@ -84,10 +85,10 @@ type Store struct {
 	flushing map[string]map[uint64]int // receiver → seq → commits under way
 
 	// OnDeadLetter, if set, is told of every dead letter once it is stored.
-	OnDeadLetter   func(*DeadLetter)
+	OnDeadLetter   func(*store.DeadLetter)
 	dir, statePath string
-	// faultApply, in tests, fails a state commit before it is written.
-	faultApply atomic.Pointer[func(*Commit) error]
+	// FaultApply, in tests, fails a state commit before it is written.
+	FaultApply atomic.Pointer[func(*store.Commit) error]
 }
 
 // Buckets fill their pages to this share when a node splits. bbolt's
@@ -110,17 +111,6 @@ func wb(tx *bolt.Tx, name []byte) *bolt.Bucket {
 // may be deleted from the inbox.
 func (s *Store) MarkProcessed(seq uint64) { s.processed.Store(seq) }
 
-// InboxEntry is one acknowledged webhook body.
-type InboxEntry struct {
-	Seq        uint64
-	ReceivedAt time.Time
-	Body       []byte
-	// Replayed: put back from the dead letters. Its alerts are folded in
-	// as of its arrival, but it is never taken to list its whole group:
-	// newer notifications may have brought alerts it does not know.
-	Replayed bool
-}
-
 // An inbox value is arrival (unix ns, 8) | body. The arrival's top bit, never
 // set for a time before 2262, marks a replayed entry.
 const replayedBit = 1 << 63
@@ -133,7 +123,7 @@ func OpenStore(dir string) (*Store, error) {
 	// NoFreelistSync: the freelist is rebuilt on open instead of written on
 	// every commit, which halves commit I/O without weakening durability.
 	opts := &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
-	inbox, err := openFile(filepath.Join(dir, inboxFile), opts)
+	inbox, err := openFile(filepath.Join(dir, InboxFile), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -145,13 +135,13 @@ func OpenStore(dir string) (*Store, error) {
 		return nil
 	}); err != nil {
 		inbox.Close()
-		return nil, &CorruptError{Path: filepath.Join(dir, inboxFile), Err: err}
+		return nil, &CorruptError{Path: filepath.Join(dir, InboxFile), Err: err}
 	}
 	if err := refuseLostState(dir, used); err != nil {
 		inbox.Close()
 		return nil, err
 	}
-	state, err := openFile(filepath.Join(dir, stateFile), opts)
+	state, err := openFile(filepath.Join(dir, StateFile), opts)
 	if err != nil {
 		inbox.Close()
 		return nil, err
@@ -159,10 +149,10 @@ func OpenStore(dir string) (*Store, error) {
 	// Grow the files 4 MiB at a time rather than bbolt's 16: a store is a
 	// few MiB until a storm, and its size on disk should say so.
 	inbox.AllocSize, state.AllocSize = 4<<20, 4<<20
-	s := &Store{inbox: inbox, state: state, dir: dir, statePath: filepath.Join(dir, stateFile)}
+	s := &Store{inbox: inbox, state: state, dir: dir, statePath: filepath.Join(dir, StateFile)}
 	// bbolt rebuilds the freelist on the first write: a damaged page it
 	// meets there panics, which guarded turns into an error naming the file.
-	err = guarded(filepath.Join(dir, stateFile), func() error {
+	err = guarded(filepath.Join(dir, StateFile), func() error {
 		if err := s.init(); err != nil {
 			return err
 		}
@@ -190,10 +180,10 @@ func OpenStore(dir string) (*Store, error) {
 func (s *Store) alignInbox() error {
 	var last, acked uint64
 	if err := s.state.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
+		if v := tx.Bucket(BucketMeta).Get(keyLastSeq); v != nil {
 			last = binary.BigEndian.Uint64(v)
 		}
-		if v := tx.Bucket(bucketMeta).Get(keyAcked); v != nil {
+		if v := tx.Bucket(BucketMeta).Get(keyAcked); v != nil {
 			acked = binary.BigEndian.Uint64(v)
 		}
 		return nil
@@ -204,7 +194,7 @@ func (s *Store) alignInbox() error {
 		from := max(seq, last) + 1
 		return fmt.Errorf("store: %s holds notifications up to %d, but %s records %d acknowledged and %d processed: "+
 			"notifications %d to %d, acknowledged and not processed, are lost. Restore %s from a backup; to start anew on purpose, move both files aside",
-			filepath.Join(s.dir, inboxFile), seq, stateFile, acked, last, from, acked, inboxFile)
+			filepath.Join(s.dir, InboxFile), seq, StateFile, acked, last, from, acked, InboxFile)
 	}
 	if s.inboxSeq.Load() >= last {
 		return nil
@@ -234,17 +224,17 @@ func (s *Store) init() error {
 		return fmt.Errorf("init inbox: %w", err)
 	}
 	return s.state.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketTombstones, bucketOutbox, bucketDead, bucketMeta, bucketReceivers, bucketHeartbeats} {
+		for _, b := range [][]byte{bucketIncidents, BucketAlerts, bucketTombstones, bucketOutbox, bucketDead, BucketMeta, bucketReceivers, bucketHeartbeats} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("init state bucket %s: %w", b, err)
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		switch v := meta.Get(keySchema); {
+		meta := tx.Bucket(BucketMeta)
+		switch v := meta.Get(KeySchema); {
 		case v == nil, string(v) == "1", string(v) == "2":
-			return meta.Put(keySchema, []byte(schemaVersion))
-		case string(v) != schemaVersion:
-			return fmt.Errorf("state.db has schema %q, this amtriage reads %q (and \"1\", \"2\"): it was written by a newer amtriage", v, schemaVersion)
+			return meta.Put(KeySchema, []byte(SchemaVersion))
+		case string(v) != SchemaVersion:
+			return fmt.Errorf("state.db has schema %q, this amtriage reads %q (and \"1\", \"2\"): it was written by a newer amtriage", v, SchemaVersion)
 		}
 		return nil
 	})
@@ -263,7 +253,7 @@ func u64(v uint64) []byte {
 
 // AppendInbox stores bodies in one transaction, so concurrent requests share
 // one fsync (group commit), and sets each entry's Seq.
-func (s *Store) AppendInbox(entries []*InboxEntry) error {
+func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 	if len(entries) == 0 {
 		return nil // nothing to commit; storing last=0 would rewind InboxSeq
 	}
@@ -308,8 +298,8 @@ func (s *Store) InboxSeq() uint64 { return s.inboxSeq.Load() }
 
 // ReadInbox returns up to limit entries after seq, oldest first, stopping early
 // once maxBytes of bodies have been read.
-func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]InboxEntry, error) {
-	var out []InboxEntry
+func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]store.InboxEntry, error) {
+	var out []store.InboxEntry
 	err := s.inbox.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketInbox).Cursor()
 		size := 0
@@ -318,7 +308,7 @@ func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]InboxEntry, erro
 				return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", binary.BigEndian.Uint64(k), len(v))
 			}
 			at := binary.BigEndian.Uint64(v)
-			e := InboxEntry{
+			e := store.InboxEntry{
 				Seq:        binary.BigEndian.Uint64(k),
 				ReceivedAt: time.Unix(0, int64(at&^replayedBit)).UTC(),
 				Body:       append([]byte(nil), v[8:]...),
@@ -359,20 +349,10 @@ func trim(b *bolt.Bucket, upTo uint64) error {
 	return nil
 }
 
-// LoadedState is everything needed to rebuild the incident book.
-type LoadedState struct {
-	LastSeq    uint64
-	Incidents  []*incident.Incident
-	Alerts     []incident.AlertRef
-	Tombstones map[string]incident.Tombstone
-	// Heartbeats: when the last heartbeat of each Alertmanager arrived.
-	Heartbeats map[string]time.Time
-}
-
 // LoadState reads the persisted incident state. A record that does not
 // decode is a damaged state.db.
-func (s *Store) LoadState() (*LoadedState, error) {
-	var ls *LoadedState
+func (s *Store) LoadState() (*store.LoadedState, error) {
+	var ls *store.LoadedState
 	err := guarded(s.statePath, func() error {
 		var err error
 		ls, err = s.loadState()
@@ -384,10 +364,10 @@ func (s *Store) LoadState() (*LoadedState, error) {
 	return ls, err
 }
 
-func (s *Store) loadState() (*LoadedState, error) {
-	ls := &LoadedState{Tombstones: map[string]incident.Tombstone{}, Heartbeats: map[string]time.Time{}}
+func (s *Store) loadState() (*store.LoadedState, error) {
+	ls := &store.LoadedState{Tombstones: map[string]incident.Tombstone{}, Heartbeats: map[string]time.Time{}}
 	err := s.state.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyLastSeq); v != nil {
+		if v := tx.Bucket(BucketMeta).Get(keyLastSeq); v != nil {
 			ls.LastSeq = binary.BigEndian.Uint64(v)
 		}
 		reasonsOf := map[string]*incident.Incident{} // decisive alert key → incident
@@ -411,7 +391,7 @@ func (s *Store) loadState() (*LoadedState, error) {
 				}
 			}
 		}()
-		if err := tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(BucketAlerts).ForEach(func(k, v []byte) error {
 			id, key, _ := cutNul(k)
 			a, err := decodeAlert(key, v)
 			if err != nil {
@@ -462,35 +442,15 @@ func cutNul(k []byte) (string, string, bool) {
 	return string(k), "", false
 }
 
-// Commit is one processing step made durable: the state changes, the events
-// queued for each receiver, pruned records, notifications given up on, and
-// the last inbox sequence folded in, all in one transaction.
-type Commit struct {
-	LastSeq          uint64
-	Changes          []*incident.Changes
-	Receivers        []string
-	PrunedIncidents  []string
-	PrunedTombstones []string
-	DeadLetters      []*DeadLetter
-	// Heartbeats are the heartbeats this commit's notifications carried:
-	// externalURL → arrival, kept with the notification that proves it.
-	Heartbeats map[string]time.Time
-	// ForgetHeartbeats are Alertmanagers the dead man's switch stops
-	// watching (silent for longer than incidents.retention).
-	ForgetHeartbeats []string
-	// PruneDeadBefore, when set, deletes dead letters given up on before it.
-	PruneDeadBefore time.Time
-}
-
 // Apply writes a commit.
-func (s *Store) Apply(c *Commit) error {
-	if fault := s.faultApply.Load(); fault != nil {
+func (s *Store) Apply(c *store.Commit) error {
+	if fault := s.FaultApply.Load(); fault != nil {
 		if err := (*fault)(c); err != nil {
 			return fmt.Errorf("commit state: %w", err)
 		}
 	}
 	err := s.state.Update(func(tx *bolt.Tx) error {
-		incs, alerts, tombs := wb(tx, bucketIncidents), wb(tx, bucketAlerts), wb(tx, bucketTombstones)
+		incs, alerts, tombs := wb(tx, bucketIncidents), wb(tx, BucketAlerts), wb(tx, bucketTombstones)
 		for _, ch := range c.Changes {
 			for _, inc := range ch.Incidents {
 				if err := putJSON(incs, []byte(inc.ID), storeIncident(inc)); err != nil {
@@ -568,7 +528,7 @@ func (s *Store) Apply(c *Commit) error {
 				return fmt.Errorf("prune dead letters: %w", err)
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
+		meta := tx.Bucket(BucketMeta)
 		if err := meta.Put(keyAcked, u64(s.inboxSeq.Load())); err != nil {
 			return err
 		}
@@ -655,3 +615,10 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	}
 	return b.Put(k, buf)
 }
+
+// RawState and RawInbox are the bbolt files themselves, for tests that
+// damage or rewrite records as an older amtriage wrote them.
+func (s *Store) RawState() *bolt.DB { return s.state }
+
+// RawInbox: see RawState.
+func (s *Store) RawInbox() *bolt.DB { return s.inbox }

@@ -1,10 +1,11 @@
-package triage
+package boltstore
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/triage/evidence"
 )
 
@@ -15,7 +16,7 @@ func TestEvidenceStoredAndPrunedWithTheIncident(t *testing.T) {
 	s := openTestStore(t, dir)
 	inc := &incident.Incident{ID: "api-1", Service: "api", Status: incident.Resolved, Severity: 1}
 	other := &incident.Incident{ID: "api-10", Service: "api", Status: incident.Resolved, Severity: 1}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Incidents: []*incident.Incident{inc, other}}}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{{Incidents: []*incident.Incident{inc, other}}}}); err != nil {
 		t.Fatal(err)
 	}
 	png := []byte("\x89PNG\r\n\x1a\nfake")
@@ -50,7 +51,7 @@ func TestEvidenceStoredAndPrunedWithTheIncident(t *testing.T) {
 	if !s.HasEvidence("api-1") {
 		t.Fatal("evidence lost across a restart")
 	}
-	if err := s.Apply(&Commit{PrunedIncidents: []string{"api-1"}}); err != nil {
+	if err := s.Apply(&store.Commit{PrunedIncidents: []string{"api-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := s.EvidencePNG("api-1", 2); ok || s.HasEvidence("api-1") {

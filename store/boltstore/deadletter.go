@@ -1,59 +1,21 @@
-package triage
+package boltstore
 
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/store"
 )
-
-// Dead-letter kinds: a notification the pipeline could not process, or an
-// incident event a receiver could not take.
-const (
-	DeadNotification = "notification"
-	DeadEvent        = "event"
-)
-
-// InboxQueue names the pipeline's own dead letters (notifications) where
-// receivers' dead letters carry the receiver's name.
-const InboxQueue = "inbox"
-
-// ErrNotFound is an id that names nothing.
-var ErrNotFound = errors.New("not found")
-
-// DeadLetter is work given up on, kept for an operator to read and replay
-// until incidents.retention has passed.
-type DeadLetter struct {
-	ID       uint64    `json:"id"`
-	Kind     string    `json:"kind"`  // DeadNotification or DeadEvent
-	Queue    string    `json:"queue"` // InboxQueue, or the receiver
-	Error    string    `json:"error"`
-	Attempts int       `json:"attempts"`
-	At       time.Time `json:"at"` // when it was given up on
-	// A notification: its inbox sequence and arrival, and its alert count
-	// when it could be read.
-	Seq        uint64    `json:"inbox_seq,omitempty"`
-	ReceivedAt time.Time `json:"received_at,omitzero"`
-	Alerts     int       `json:"alerts,omitempty"`
-	// An event: which incident and what happened to it.
-	Incident  string             `json:"incident,omitempty"`
-	EventKind incident.EventKind `json:"event,omitempty"`
-	Bytes     int                `json:"bytes"` // size of the payload kept
-	// Payload is the notification's body, or the envelope as it was queued
-	// (JSON, or the raw bytes when they could not be decoded).
-	Payload []byte `json:"-"`
-}
 
 // A dead letter is stored as len(meta) (4) | meta JSON | payload, so a large
 // body is neither base64-inflated nor decoded to list the queue.
-func encodeDeadLetter(d *DeadLetter) ([]byte, error) {
+func encodeDeadLetter(d *store.DeadLetter) ([]byte, error) {
 	d.Bytes = len(d.Payload)
 	meta, err := json.Marshal(d)
 	if err != nil {
@@ -68,8 +30,8 @@ func encodeDeadLetter(d *DeadLetter) ([]byte, error) {
 
 // decodeDeadLetter reads a record; withPayload copies the payload out too.
 // Records written before this format are a bare envelope JSON.
-func decodeDeadLetter(k, v []byte, withPayload bool) (*DeadLetter, error) {
-	d := &DeadLetter{}
+func decodeDeadLetter(k, v []byte, withPayload bool) (*store.DeadLetter, error) {
+	d := &store.DeadLetter{}
 	if len(v) > 0 && v[0] == '{' {
 		var env notify.Envelope
 		if err := json.Unmarshal(v, &env); err != nil {
@@ -79,7 +41,7 @@ func decodeDeadLetter(k, v []byte, withPayload bool) (*DeadLetter, error) {
 		if at.IsZero() {
 			at = env.Enqueued
 		}
-		*d = DeadLetter{Kind: DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts,
+		*d = store.DeadLetter{Kind: store.DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts,
 			At: at, Incident: env.Event.Incident.ID, EventKind: env.Event.Kind, Bytes: len(v)}
 		if withPayload {
 			d.Payload = append([]byte(nil), v...)
@@ -101,7 +63,7 @@ func decodeDeadLetter(k, v []byte, withPayload bool) (*DeadLetter, error) {
 }
 
 // putDeadLetter adds d to the queue within tx and sets its ID.
-func (s *Store) putDeadLetter(tx *bolt.Tx, d *DeadLetter) error {
+func (s *Store) putDeadLetter(tx *bolt.Tx, d *store.DeadLetter) error {
 	dead := tx.Bucket(bucketDead)
 	dead.FillPercent = appendFill
 	seq, err := dead.NextSequence()
@@ -167,8 +129,8 @@ func (s *Store) DeadLetterCounts() map[string]int {
 
 // DeadLetters lists up to limit dead letters, newest first, without their
 // payloads, and how many there are in all.
-func (s *Store) DeadLetters(limit int) ([]*DeadLetter, int, error) {
-	var out []*DeadLetter
+func (s *Store) DeadLetters(limit int) ([]*store.DeadLetter, int, error) {
+	var out []*store.DeadLetter
 	total := 0
 	err := s.state.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDead)
@@ -179,7 +141,7 @@ func (s *Store) DeadLetters(limit int) ([]*DeadLetter, int, error) {
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			d, err := decodeDeadLetter(k, v, false)
 			if err != nil {
-				d = &DeadLetter{ID: binary.BigEndian.Uint64(k), Kind: "unreadable", Error: err.Error(), Bytes: len(v)}
+				d = &store.DeadLetter{ID: binary.BigEndian.Uint64(k), Kind: "unreadable", Error: err.Error(), Bytes: len(v)}
 			}
 			out = append(out, d)
 		}
@@ -192,12 +154,12 @@ func (s *Store) DeadLetters(limit int) ([]*DeadLetter, int, error) {
 }
 
 // ReadDeadLetter reads one dead letter with its payload.
-func (s *Store) ReadDeadLetter(id uint64) (*DeadLetter, error) {
-	var d *DeadLetter
+func (s *Store) ReadDeadLetter(id uint64) (*store.DeadLetter, error) {
+	var d *store.DeadLetter
 	err := s.state.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketDead).Get(u64(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		var err error
 		d, err = decodeDeadLetter(u64(id), v, true)
@@ -212,7 +174,7 @@ func (s *Store) RemoveDeadLetter(id uint64) error {
 		b := tx.Bucket(bucketDead)
 		v := b.Get(u64(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		queue := "unreadable"
 		if d, err := decodeDeadLetter(u64(id), v, false); err == nil {
@@ -234,13 +196,13 @@ func (s *Store) ReplayEvent(id uint64, ev *incident.Event) error {
 		b := tx.Bucket(bucketDead)
 		v := b.Get(u64(id))
 		if v == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		d, err := decodeDeadLetter(u64(id), v, false)
 		if err != nil {
 			return fmt.Errorf("dead letter %d: %w", id, err)
 		}
-		if d.Kind != DeadEvent {
+		if d.Kind != store.DeadEvent {
 			return fmt.Errorf("dead letter %d is a %s, not an event", id, d.Kind)
 		}
 		if err := s.enqueue(tx, []string{d.Queue}, ev); err != nil {
@@ -303,23 +265,4 @@ func (s *Store) pruneDeadLetters(tx *bolt.Tx, cutoff time.Time) error {
 		})
 	}
 	return nil
-}
-
-// deadLetterCollector exports the dead-letter queue's size.
-type deadLetterCollector struct{ store *Store }
-
-var deadLettersDesc = prometheus.NewDesc("amtriage_dead_letters",
-	"Dead letters kept (notifications the pipeline gave up on: queue=inbox; events a receiver could not take: queue=<receiver>), until replayed or pruned after incidents.retention.",
-	[]string{"queue"}, nil)
-
-func (c deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deadLettersDesc }
-
-func (c deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := c.store.DeadLetterCounts()
-	if _, ok := counts[InboxQueue]; !ok {
-		counts[InboxQueue] = 0
-	}
-	for q, n := range counts {
-		ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64(n), q)
-	}
 }

@@ -1,4 +1,4 @@
-package triage
+package boltstore
 
 import (
 	"encoding/binary"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/store"
 )
 
 // An outbox value is a fixed header, so a scan can find each incident's
@@ -248,7 +249,7 @@ func (s *Store) deadLetterRaw(receiver string, bad *undecodable) error {
 			return err
 		}
 		s.queued(tx, receiver, -1)
-		d := &DeadLetter{Kind: DeadEvent, Queue: receiver, Attempts: 0, At: time.Now().UTC(), Payload: bad.raw,
+		d := &store.DeadLetter{Kind: store.DeadEvent, Queue: receiver, Attempts: 0, At: time.Now().UTC(), Payload: bad.raw,
 			Error: fmt.Sprintf("outbox entry %d does not decode: %v", bad.seq, bad.err)}
 		if h, err := decodeHeader(bad.raw); err == nil {
 			d.Incident = h.incident
@@ -431,8 +432,8 @@ func (s *Store) DeadLetter(env *notify.Envelope) error {
 		if err := s.dequeue(tx, env.Receiver, env.Seq); err != nil {
 			return err
 		}
-		return s.putDeadLetter(tx, &DeadLetter{
-			Kind: DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts, At: time.Now().UTC(),
+		return s.putDeadLetter(tx, &store.DeadLetter{
+			Kind: store.DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts, At: time.Now().UTC(),
 			Incident: env.Event.Incident.ID, EventKind: env.Event.Kind, Payload: payload,
 		})
 	})

@@ -1,4 +1,4 @@
-package triage
+package boltstore
 
 import (
 	"errors"
@@ -51,7 +51,7 @@ type CorruptError struct {
 
 func (e *CorruptError) Error() string {
 	what := "the incident state (open incidents, dead letters, what receivers remember)"
-	if filepath.Base(e.Path) == inboxFile {
+	if filepath.Base(e.Path) == InboxFile {
 		what = "the notifications acknowledged but not yet processed"
 	}
 	return fmt.Sprintf("store file %s is damaged or not an amtriage store (%v). Restore it from a backup; "+
@@ -128,19 +128,19 @@ func walkFile(path string) error {
 // that has been used: starting empty would forget every open incident and
 // leave the inbox's processed entries looking unprocessed.
 func refuseLostState(dir string, inboxSeq uint64) error {
-	path := filepath.Join(dir, stateFile)
+	path := filepath.Join(dir, StateFile)
 	fi, err := os.Stat(path)
 	switch {
 	case inboxSeq == 0:
 		return nil
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("store: %s is missing but %s beside it has been used (%d notifications): the incident state is lost. "+
-			"Restore %s from a backup; to start anew on purpose, move both files aside", path, inboxFile, inboxSeq, stateFile)
+			"Restore %s from a backup; to start anew on purpose, move both files aside", path, InboxFile, inboxSeq, StateFile)
 	case err != nil:
 		return fmt.Errorf("store: %w", err)
 	case fi.Size() == 0:
 		return fmt.Errorf("store: %s is empty but %s beside it has been used (%d notifications): the incident state is lost. "+
-			"Restore %s from a backup; to start anew on purpose, move both files aside", path, inboxFile, inboxSeq, stateFile)
+			"Restore %s from a backup; to start anew on purpose, move both files aside", path, InboxFile, inboxSeq, StateFile)
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func refuseLostState(dir string, inboxSeq uint64) error {
 // on some damage (bbolt reads pages in goroutines of its own, where a fault
 // cannot be recovered): `amtriage serve` runs it in a child process first.
 func CheckStore(dir string, checking func(path string)) error {
-	for _, name := range []string{inboxFile, stateFile} {
+	for _, name := range []string{InboxFile, StateFile} {
 		path := filepath.Join(dir, name)
 		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 			continue // missing or new: OpenStore decides

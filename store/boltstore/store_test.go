@@ -1,4 +1,4 @@
-package triage
+package boltstore
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/store"
 )
 
 func openTestStore(t *testing.T, dir string) *Store {
@@ -28,15 +29,15 @@ func openTestStore(t *testing.T, dir string) *Store {
 	return s
 }
 
-func inboxEntries(at time.Time, bodies ...string) []*InboxEntry {
-	out := make([]*InboxEntry, len(bodies))
+func inboxEntries(at time.Time, bodies ...string) []*store.InboxEntry {
+	out := make([]*store.InboxEntry, len(bodies))
 	for i, b := range bodies {
-		out[i] = &InboxEntry{ReceivedAt: at.Add(time.Duration(i) * time.Nanosecond), Body: []byte(b)}
+		out[i] = &store.InboxEntry{ReceivedAt: at.Add(time.Duration(i) * time.Nanosecond), Body: []byte(b)}
 	}
 	return out
 }
 
-func seqs(entries []InboxEntry) []uint64 {
+func seqs(entries []store.InboxEntry) []uint64 {
 	out := make([]uint64, len(entries))
 	for i, e := range entries {
 		out[i] = e.Seq
@@ -252,7 +253,7 @@ func TestStoreSchemaMismatch(t *testing.T) {
 	dir := t.TempDir()
 	s := openTestStore(t, dir)
 	if err := s.state.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte("999"))
+		return tx.Bucket(BucketMeta).Put(KeySchema, []byte("999"))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,12 +269,12 @@ func TestStoreSchemaMismatch(t *testing.T) {
 		t.Errorf("error %q does not explain the schema mismatch", err)
 	}
 	// The failed open released the files: restoring the schema makes it usable.
-	db, err := bolt.Open(dir+"/"+stateFile, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(dir+"/"+StateFile, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatalf("state.db still locked after a failed OpenStore: %v", err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte(schemaVersion))
+		return tx.Bucket(BucketMeta).Put(KeySchema, []byte(SchemaVersion))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +308,11 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 	if len(ch.Incidents) != 1 || len(ch.Events) != 1 {
 		t.Fatalf("test setup: book step gave %d incidents, %d events", len(ch.Incidents), len(ch.Events))
 	}
-	if err := s.Apply(&Commit{LastSeq: 7, Changes: []*incident.Changes{ch}, Receivers: []string{"r1", "r2"}}); err != nil {
+	if err := s.Apply(&store.Commit{LastSeq: 7, Changes: []*incident.Changes{ch}, Receivers: []string{"r1", "r2"}}); err != nil {
 		t.Fatal(err)
 	}
 	// A commit without LastSeq (a sweep) leaves it alone.
-	if err := s.Apply(&Commit{Receivers: []string{"r1", "r2"}}); err != nil {
+	if err := s.Apply(&store.Commit{Receivers: []string{"r1", "r2"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -351,7 +352,7 @@ func TestStoreApplyAndLoadState(t *testing.T) {
 		}
 	}
 	// A later commit moves LastSeq forward.
-	if err := s2.Apply(&Commit{LastSeq: 9}); err != nil {
+	if err := s2.Apply(&store.Commit{LastSeq: 9}); err != nil {
 		t.Fatal(err)
 	}
 	if ls, err := s2.LoadState(); err != nil || ls.LastSeq != 9 {
@@ -398,7 +399,7 @@ func TestStoreNextHeadsPerIncident(t *testing.T) {
 		return incident.Event{Kind: k, At: t0, Incident: incident.Incident{ID: id}}
 	}
 	ch := &incident.Changes{Events: []incident.Event{ev("A", incident.Opened), ev("B", incident.Opened), ev("A", incident.ResolvedEvent)}}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{ch}, Receivers: []string{"r"}}); err != nil {
 		t.Fatal(err)
 	}
 	env, _, stats, err := s.Next("r", t0, nil)
@@ -441,7 +442,7 @@ func TestPruneDeletesReceiverState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Apply(&Commit{PrunedIncidents: []string{"inc-old"}}); err != nil {
+	if err := s.Apply(&store.Commit{PrunedIncidents: []string{"inc-old"}}); err != nil {
 		t.Fatal(err)
 	}
 	var v map[string]string
@@ -466,7 +467,7 @@ func TestOutboxDepthIsCounted(t *testing.T) {
 	for _, id := range []string{"A", "B", "C"} {
 		evs = append(evs, incident.Event{Kind: incident.Opened, At: t0, Incident: incident.Incident{ID: id}})
 	}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r1", "r2"}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r1", "r2"}}); err != nil {
 		t.Fatal(err)
 	}
 	env, _, stats, err := s.Next("r1", t0, nil)
@@ -507,10 +508,10 @@ func TestStoreSchema1IsUpgraded(t *testing.T) {
 		if err := putJSON(tx.Bucket(bucketIncidents), []byte(inc.ID), inc); err != nil { // as schema 1 wrote them
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketAlerts), alertKey(inc.ID, a.Key), &a); err != nil {
+		if err := putJSON(tx.Bucket(BucketAlerts), alertKey(inc.ID, a.Key), &a); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+		return tx.Bucket(BucketMeta).Put(KeySchema, []byte("1"))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -524,17 +525,17 @@ func TestStoreSchema1IsUpgraded(t *testing.T) {
 		t.Fatalf("schema 1 records read back as %+v / %+v", ls.Incidents, ls.Alerts)
 	}
 	var schema string
-	_ = s.state.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta).Get(keySchema)); return nil })
-	if schema != schemaVersion {
-		t.Errorf("schema %q after opening, want %q", schema, schemaVersion)
+	_ = s.state.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(BucketMeta).Get(KeySchema)); return nil })
+	if schema != SchemaVersion {
+		t.Errorf("schema %q after opening, want %q", schema, SchemaVersion)
 	}
 	// What is stored from now on is the slim form.
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Alerts: []incident.AlertRef{{IncidentID: inc.ID, Alert: &a}}}}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{{Alerts: []incident.AlertRef{{IncidentID: inc.ID, Alert: &a}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	var raw map[string]json.RawMessage
 	if err := s.state.View(func(tx *bolt.Tx) error {
-		return json.Unmarshal(tx.Bucket(bucketAlerts).Get(alertKey(inc.ID, a.Key)), &raw)
+		return json.Unmarshal(tx.Bucket(BucketAlerts).Get(alertKey(inc.ID, a.Key)), &raw)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -554,15 +555,15 @@ func TestStoreRefusesAnInboxThatLostAcknowledgedWork(t *testing.T) {
 	if err := s.AppendInbox(inboxEntries(time.Now(), "a", "b", "c")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(&Commit{LastSeq: 1}); err != nil { // 1 processed, 3 acknowledged
+	if err := s.Apply(&store.Commit{LastSeq: 1}); err != nil { // 1 processed, 3 acknowledged
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := os.Truncate(filepath.Join(dir, inboxFile), 0); err != nil {
+	if err := os.Truncate(filepath.Join(dir, InboxFile), 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err := OpenStore(dir)
-	if err == nil || !strings.Contains(err.Error(), "notifications 2 to 3, acknowledged and not processed, are lost") || !strings.Contains(err.Error(), inboxFile) {
+	if err == nil || !strings.Contains(err.Error(), "notifications 2 to 3, acknowledged and not processed, are lost") || !strings.Contains(err.Error(), InboxFile) {
 		t.Fatalf("OpenStore = %v, want the loss named", err)
 	}
 	// All of it processed: an emptied inbox.db loses nothing and is fine.
@@ -571,11 +572,11 @@ func TestStoreRefusesAnInboxThatLostAcknowledgedWork(t *testing.T) {
 	if err := s.AppendInbox(inboxEntries(time.Now(), "a")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(&Commit{LastSeq: 1}); err != nil {
+	if err := s.Apply(&store.Commit{LastSeq: 1}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := os.Remove(filepath.Join(dir, inboxFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, InboxFile)); err != nil {
 		t.Fatal(err)
 	}
 	s2, err := OpenStore(dir)
@@ -597,7 +598,7 @@ func TestAcknowledgementsAreBatched(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		evs = append(evs, incident.Event{Kind: incident.Opened, At: t0, Incident: incident.Incident{ID: fmt.Sprintf("inc-%d", i)}})
 	}
-	if err := s.Apply(&Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r"}}); err != nil {
+	if err := s.Apply(&store.Commit{Changes: []*incident.Changes{{Events: evs}}, Receivers: []string{"r"}}); err != nil {
 		t.Fatal(err)
 	}
 	queued := func(st *Store) int {

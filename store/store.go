@@ -10,7 +10,80 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/triage/evidence"
 )
+
+// Store is everything the daemon keeps durable. Implementations:
+// store/boltstore (embedded, one process) and store/pgstore (PostgreSQL,
+// any number of replicas with one leader).
+type Store interface {
+	Inbox
+	State
+	Outbox
+	notify.ReceiverState
+	DeadLetters
+	Evidence
+	Close() error
+}
+
+// Inbox holds acknowledged webhook bodies, in order, until the pipeline has
+// folded them into the state.
+type Inbox interface {
+	// AppendInbox stores entries durably in one commit (group commit) and
+	// sets each entry's Seq; it returns only once they are durable.
+	AppendInbox(entries []*InboxEntry) error
+	// InboxSeq is the sequence of the last entry known committed.
+	InboxSeq() uint64
+	// ReadInbox returns up to limit entries after seq, oldest first,
+	// stopping early once maxBytes of bodies have been read.
+	ReadInbox(after uint64, limit, maxBytes int) ([]InboxEntry, error)
+	// TrimInbox deletes processed entries up to and including seq.
+	TrimInbox(upTo uint64) error
+	// MarkProcessed records that entries up to seq are folded into the
+	// state, so they may be deleted.
+	MarkProcessed(seq uint64)
+}
+
+// State is the incident state, changed only by the pipeline's commits.
+type State interface {
+	LoadState() (*LoadedState, error)
+	// Apply writes a commit atomically: its state changes, the events it
+	// queues for receivers and the last inbox sequence it folds in.
+	Apply(c *Commit) error
+	// OldestDeadLetter is when the oldest dead letter was given up on
+	// (zero: none), for the retention sweep.
+	OldestDeadLetter() time.Time
+}
+
+// Outbox is the receivers' queues of incident events.
+type Outbox interface {
+	notify.Queue
+	// OutboxDepth is the number of queued events by receiver.
+	OutboxDepth() (map[string]int, error)
+}
+
+// DeadLetters is work given up on, kept for an operator to read and replay.
+type DeadLetters interface {
+	DeadLetterCounts() map[string]int
+	// DeadLetters lists up to limit dead letters (without payloads), newest
+	// first, and how many there are.
+	DeadLetters(limit int) ([]*DeadLetter, int, error)
+	ReadDeadLetter(id uint64) (*DeadLetter, error)
+	RemoveDeadLetter(id uint64) error
+	// ReplayEvent queues ev again for the dead letter's receiver and
+	// removes the dead letter, at most once.
+	ReplayEvent(id uint64, ev *incident.Event) error
+	// OnDeadLetter sets f to be told of every dead letter once it is stored.
+	OnDeadLetter(f func(*DeadLetter))
+}
+
+// Evidence is what was gathered for Sev 1–2 incidents, kept with them.
+type Evidence interface {
+	evidence.Store
+	Evidence(id string) ([]byte, bool, error)
+	EvidencePNG(id string, panel int64) ([]byte, bool, error)
+}
 
 // InboxEntry is one acknowledged webhook body.
 type InboxEntry struct {

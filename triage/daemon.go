@@ -29,7 +29,7 @@ import (
 type Daemon struct {
 	cfg             *rules.Config
 	log             *slog.Logger
-	store           *boltstore.Store
+	store           store.Store
 	committer       *Committer
 	pipeline        *Pipeline
 	api             *API
@@ -182,10 +182,10 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes, MinBodyRate: cfg.Intake.MinBodyRate, BodyGrace: o.BodyGrace,
 		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
 	}
-	st.OnDeadLetter = func(dl *store.DeadLetter) {
+	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
 			"id", dl.ID, "kind", dl.Kind, "queue", dl.Queue, "incident", dl.Incident, "err", dl.Error)
-	}
+	})
 	reg.MustRegister(deadLetterCollector{st})
 	return d, nil
 }

@@ -27,14 +27,13 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // API serves the daemon's HTTP interface.
 type API struct {
 	Committer *Committer
 	Pipeline  *Pipeline
-	Store     *boltstore.Store
+	Store     store.Store
 	Receivers []string // names of the configured receivers, for replays
 	OnReplay  func()   // wakes the receivers after an event is replayed
 	replayMu  sync.Mutex

@@ -24,6 +24,7 @@ import (
 	"github.com/amtriage/amtriage/internal/testutil"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // ---- harness ---------------------------------------------------------------
@@ -743,7 +744,7 @@ func TestWebhookCommitterClosed503(t *testing.T) {
 // deterministically. start runs the loop, releasing everything queued.
 func stalledCommitter(d *Daemon) (c *Committer, start func()) {
 	real := d.committer
-	c = &Committer{store: real.store, metrics: real.metrics, reqs: make(chan *appendReq, cap(real.reqs)), maxBatch: real.maxBatch, onCommit: real.onCommit}
+	c = &Committer{inbox: real.inbox, metrics: real.metrics, reqs: make(chan *appendReq, cap(real.reqs)), maxBatch: real.maxBatch, onCommit: real.onCommit}
 	return c, func() {
 		c.wg.Add(1)
 		go c.run()
@@ -1096,7 +1097,7 @@ func TestWebhookConcurrentPosts(t *testing.T) {
 // Holding the inbox's write lock makes "in progress" deterministic.
 func TestWebhookGroupCommit(t *testing.T) {
 	h := handlerHarness(t, testConfig(t))
-	tx, err := h.d.store.RawInbox().Begin(true)
+	tx, err := h.d.store.(*boltstore.Store).RawInbox().Begin(true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/store/boltstore"
 )
 
 // Errors the intake answers with 503 so Alertmanager retries.
@@ -26,7 +25,7 @@ type appendReq struct {
 // transaction is being fsynced, new requests queue, and the next transaction
 // takes all of them. No timer adds latency when the daemon is idle.
 type Committer struct {
-	store    *boltstore.Store
+	inbox    store.Inbox
 	metrics  *Metrics
 	reqs     chan *appendReq
 	maxBatch int
@@ -39,8 +38,8 @@ type Committer struct {
 
 // NewCommitter starts a committer; maxPending bounds queued requests.
 // onCommit receives each committed batch's entries and decoded messages.
-func NewCommitter(store *boltstore.Store, metrics *Metrics, maxPending int, onCommit func(entries []*store.InboxEntry, msgs []*Message)) *Committer {
-	c := &Committer{store: store, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
+func NewCommitter(inbox store.Inbox, metrics *Metrics, maxPending int, onCommit func(entries []*store.InboxEntry, msgs []*Message)) *Committer {
+	c := &Committer{inbox: inbox, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
 	c.wg.Add(1)
 	go c.run()
 	return c
@@ -107,7 +106,7 @@ func (c *Committer) run() {
 			entries = append(entries, &r.entry)
 		}
 		start := time.Now()
-		err := c.store.AppendInbox(entries)
+		err := c.inbox.AppendInbox(entries)
 		c.metrics.CommitDuration.WithLabelValues("inbox").Observe(time.Since(start).Seconds())
 		c.metrics.CommitBatch.Observe(float64(len(batch)))
 		if err == nil && c.onCommit != nil {

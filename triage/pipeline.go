@@ -23,7 +23,6 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/signal"
 	"github.com/amtriage/amtriage/triage/verify"
@@ -33,7 +32,7 @@ import (
 // inbox order, and queues the resulting events for the receivers. It is the
 // only writer of the incident book.
 type Pipeline struct {
-	store     *boltstore.Store
+	store     pipelineStore
 	triager   *Triager
 	enricher  Enricher
 	log       *slog.Logger
@@ -110,9 +109,16 @@ const (
 	maxDecodedBytes = 4 << 20 // of bodies: up to decodeFactor times that decoded
 )
 
+// pipelineStore is what the pipeline reads and writes: the inbox it folds
+// in and the state it commits.
+type pipelineStore interface {
+	store.Inbox
+	store.State
+}
+
 // PipelineOptions configures a Pipeline.
 type PipelineOptions struct {
-	Store      *boltstore.Store
+	Store      pipelineStore
 	Triager    *Triager
 	Enricher   Enricher // nil: no diagnosis
 	Log        *slog.Logger

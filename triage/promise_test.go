@@ -27,6 +27,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/signal"
 )
 
@@ -203,7 +204,7 @@ func TestTransientCommitFailureIsRetriedAndMakesNotReady(t *testing.T) {
 		}
 		return nil
 	}
-	h.d.store.FaultApply.Store(&fault)
+	h.d.store.(*boltstore.Store).FaultApply.Store(&fault)
 	h.mustPost(alertPayload("api", "firing", time.Now().Add(-time.Minute)), "")
 	h.waitFor("readyz not ready", func() bool {
 		res := h.do(http.MethodGet, "/readyz", nil, "")
@@ -429,7 +430,7 @@ func TestLargeNotificationsAreProcessedInParts(t *testing.T) {
 				}
 				return nil
 			}
-			h.d.store.FaultApply.Store(&fault)
+			h.d.store.(*boltstore.Store).FaultApply.Store(&fault)
 			h.mustPost(tc.body(seq(0, tc.n)), "")
 			h.settle()
 			wantParts := int32((tc.n+partAlerts-1)/partAlerts) + 2 // and the failed one, and the first again

@@ -80,8 +80,8 @@ func (s *Store) putDeadLetter(tx *bolt.Tx, d *store.DeadLetter) error {
 	}
 	tx.OnCommit(func() {
 		s.deadCount(d.Queue, 1)
-		if s.OnDeadLetter != nil {
-			s.OnDeadLetter(d)
+		if s.onDeadLetter != nil {
+			s.onDeadLetter(d)
 		}
 	})
 	return nil

@@ -84,8 +84,7 @@ type Store struct {
 	// lands, a concurrent Next's snapshot may still see them queued.
 	flushing map[string]map[uint64]int // receiver → seq → commits under way
 
-	// OnDeadLetter, if set, is told of every dead letter once it is stored.
-	OnDeadLetter   func(*store.DeadLetter)
+	onDeadLetter   func(*store.DeadLetter) // see OnDeadLetter
 	dir, statePath string
 	// FaultApply, in tests, fails a state commit before it is written.
 	FaultApply atomic.Pointer[func(*store.Commit) error]
@@ -622,3 +621,8 @@ func (s *Store) RawState() *bolt.DB { return s.state }
 
 // RawInbox: see RawState.
 func (s *Store) RawInbox() *bolt.DB { return s.inbox }
+
+// OnDeadLetter sets f to be told of every dead letter once it is stored.
+func (s *Store) OnDeadLetter(f func(*store.DeadLetter)) { s.onDeadLetter = f }
+
+var _ store.Store = (*Store)(nil)

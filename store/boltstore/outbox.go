@@ -21,20 +21,7 @@ import (
 //
 //	next attempt (unix ns, 8) | enqueued (unix ns, 8) | len(incident id) (2) | incident id | JSON
 func encodeEnvelope(env *notify.Envelope) ([]byte, error) {
-	// The receiver is the queue's name, the enqueue time is in the header,
-	// and the incident's reasons are its decisive alert's, in the event too.
-	stored := storedEnvelope{Envelope: *env}
-	stored.Receiver, stored.Enqueued = "", time.Time{}
-	if a := decisiveOf(&env.Event); a != nil && slices.Equal(a.Decision.Reasons, env.Event.Incident.Reasons) {
-		stored.Event.Incident.Reasons, stored.ReasonsOfDecisive = nil, true
-	}
-	if len(env.Event.Alerts) > 0 {
-		stored.Event.Alerts = slices.Clone(env.Event.Alerts)
-		for i := range stored.Event.Alerts {
-			slimAlert(&stored.Event.Alerts[i])
-		}
-	}
-	body, err := json.Marshal(&stored)
+	body, err := store.EncodeEnvelope(env)
 	if err != nil {
 		return nil, err
 	}
@@ -46,23 +33,6 @@ func encodeEnvelope(env *notify.Envelope) ([]byte, error) {
 	copy(v[18:], id)
 	copy(v[18+len(id):], body)
 	return v, nil
-}
-
-// storedEnvelope is an envelope as the outbox holds it.
-type storedEnvelope struct {
-	notify.Envelope
-	// ReasonsOfDecisive: the incident's reasons were left out, being those
-	// of its decisive alert, which the event carries.
-	ReasonsOfDecisive bool `json:"reasonsOfDecisive,omitempty"`
-}
-
-func decisiveOf(ev *incident.Event) *incident.Alert {
-	for i := range ev.Alerts {
-		if ev.Alerts[i].Key == ev.Incident.Decisive {
-			return &ev.Alerts[i]
-		}
-	}
-	return nil
 }
 
 func unixNano(t time.Time) int64 {
@@ -216,17 +186,10 @@ func (s *Store) next(receiver string, now time.Time, acked map[uint64]bool, busy
 				}
 				continue
 			}
-			var st storedEnvelope
-			if err := json.Unmarshal(h.body, &st); err != nil {
+			e, err := store.DecodeEnvelope(h.body)
+			if err != nil {
 				bad = &undecodable{seq: seq, raw: append([]byte(nil), v...), err: err}
 				return nil
-			}
-			e := &st.Envelope
-			for i := range e.Event.Alerts {
-				fillAlert(&e.Event.Alerts[i])
-			}
-			if a := decisiveOf(&e.Event); st.ReasonsOfDecisive && a != nil {
-				e.Event.Incident.Reasons = a.Decision.Reasons
 			}
 			e.Seq, e.Receiver, e.Enqueued = seq, receiver, h.enqueued
 			env = e
@@ -424,18 +387,15 @@ func (s *Store) Retry(env *notify.Envelope) error {
 
 // DeadLetter implements notify.Queue.
 func (s *Store) DeadLetter(env *notify.Envelope) error {
-	payload, err := json.Marshal(env)
+	d, err := store.EventDeadLetter(env, time.Now())
 	if err != nil {
-		return fmt.Errorf("dead letter: %w", err)
+		return err
 	}
 	return s.state.Update(func(tx *bolt.Tx) error {
 		if err := s.dequeue(tx, env.Receiver, env.Seq); err != nil {
 			return err
 		}
-		return s.putDeadLetter(tx, &store.DeadLetter{
-			Kind: store.DeadEvent, Queue: env.Receiver, Error: env.LastError, Attempts: env.Attempts, At: time.Now().UTC(),
-			Incident: env.Event.Incident.ID, EventKind: env.Event.Kind, Payload: payload,
-		})
+		return s.putDeadLetter(tx, d)
 	})
 }
 

@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/store"
 )
 
@@ -364,68 +361,36 @@ func (s *Store) LoadState() (*store.LoadedState, error) {
 }
 
 func (s *Store) loadState() (*store.LoadedState, error) {
-	ls := &store.LoadedState{Tombstones: map[string]incident.Tombstone{}, Heartbeats: map[string]time.Time{}}
+	l := store.NewLoader()
+	var last uint64
 	err := s.state.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(BucketMeta).Get(keyLastSeq); v != nil {
-			ls.LastSeq = binary.BigEndian.Uint64(v)
+			last = binary.BigEndian.Uint64(v)
 		}
-		reasonsOf := map[string]*incident.Incident{} // decisive alert key → incident
-		if err := tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error {
-			var st storedIncident
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("incident %s: %w", k, err)
-			}
-			if st.ReasonsOfDecisive {
-				reasonsOf[st.ID+"\x00"+st.Decisive] = st.Incident
-			}
-			ls.Incidents = append(ls.Incidents, st.Incident)
-			return nil
-		}); err != nil {
+		if err := tx.Bucket(bucketIncidents).ForEach(func(k, v []byte) error { return l.Incident(string(k), v) }); err != nil {
 			return err
 		}
-		defer func() {
-			for _, inc := range reasonsOf {
-				if inc.Reasons == nil { // its decisive alert's record is gone: say so
-					inc.Reasons = []string{fmt.Sprintf("decided by rule %d; the reasons were not kept", inc.Rule)}
-				}
-			}
-		}()
 		if err := tx.Bucket(BucketAlerts).ForEach(func(k, v []byte) error {
 			id, key, _ := cutNul(k)
-			a, err := decodeAlert(key, v)
-			if err != nil {
-				return fmt.Errorf("alert %q: %w", k, err)
-			}
-			if inc := reasonsOf[string(k)]; inc != nil {
-				inc.Reasons = a.Decision.Reasons
-			}
-			ls.Alerts = append(ls.Alerts, incident.AlertRef{IncidentID: id, Alert: a})
-			return nil
+			return l.Alert(id, key, v)
 		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
-			var t incident.Tombstone
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("tombstone %q: %w", k, err)
-			}
-			ls.Tombstones[string(k)] = t
-			return nil
-		}); err != nil {
+		if err := tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error { return l.Tombstone(string(k), v) }); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketHeartbeats).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("heartbeat %q: %d bytes, want 8", k, len(v))
 			}
-			ls.Heartbeats[string(k)] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+			l.Heartbeat(string(k), time.Unix(0, int64(binary.BigEndian.Uint64(v))))
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	return ls, nil
+	return l.Done(last), nil
 }
 
 func alertKey(incidentID, key string) []byte {
@@ -452,12 +417,16 @@ func (s *Store) Apply(c *store.Commit) error {
 		incs, alerts, tombs := wb(tx, bucketIncidents), wb(tx, BucketAlerts), wb(tx, bucketTombstones)
 		for _, ch := range c.Changes {
 			for _, inc := range ch.Incidents {
-				if err := putJSON(incs, []byte(inc.ID), storeIncident(inc)); err != nil {
+				v, err := store.EncodeIncident(inc)
+				if err == nil {
+					err = incs.Put([]byte(inc.ID), v)
+				}
+				if err != nil {
 					return fmt.Errorf("incident %s: %w", inc.ID, err)
 				}
 			}
 			for _, ref := range ch.Alerts {
-				v, err := encodeAlert(ref.Alert)
+				v, err := store.EncodeAlert(ref.Alert)
 				if err == nil {
 					err = alerts.Put(alertKey(ref.IncidentID, ref.Alert.Key), v)
 				}
@@ -540,71 +509,6 @@ func (s *Store) Apply(c *store.Commit) error {
 		return fmt.Errorf("commit state: %w", err)
 	}
 	return nil
-}
-
-// storedIncident is an incident record. An open incident's reasons are
-// those of its decisive alert's decision, which its record holds: they are
-// written once, there.
-type storedIncident struct {
-	*incident.Incident
-	ReasonsOfDecisive bool `json:"reasonsOfDecisive,omitempty"`
-}
-
-func storeIncident(inc *incident.Incident) storedIncident {
-	if inc.Status != incident.Firing {
-		return storedIncident{Incident: inc}
-	}
-	if a := inc.Alerts[inc.Decisive]; a != nil && a.Status == incident.Firing && slices.Equal(a.Decision.Reasons, inc.Reasons) {
-		c := *inc
-		c.Reasons = nil
-		return storedIncident{Incident: &c, ReasonsOfDecisive: true}
-	}
-	return storedIncident{Incident: inc}
-}
-
-// encodeAlert writes an alert record without what its record key already
-// says (its occurrence key, and so its fingerprint) or its labels do (its
-// name): a storm stores one record per alert.
-func encodeAlert(a *incident.Alert) ([]byte, error) {
-	stored := *a
-	slimAlert(&stored) // needs the key
-	stored.Key = ""
-	return json.Marshal(&stored)
-}
-
-func decodeAlert(key string, v []byte) (*incident.Alert, error) {
-	a := new(incident.Alert)
-	if err := json.Unmarshal(v, a); err != nil {
-		return nil, err
-	}
-	if a.Key == "" {
-		a.Key = key
-	}
-	fillAlert(a)
-	return a, nil
-}
-
-// slimAlert leaves out of a stored alert what its key and labels say: its
-// fingerprint (the key is fingerprint@startsAt) and its name.
-func slimAlert(a *incident.Alert) {
-	if at := strings.LastIndexByte(a.Key, '@'); at >= 0 && a.Key[:at] == a.Fingerprint {
-		a.Fingerprint = ""
-	}
-	if a.Name == a.Labels["alertname"] {
-		a.Name = ""
-	}
-}
-
-// fillAlert puts back what slimAlert left out.
-func fillAlert(a *incident.Alert) {
-	if a.Fingerprint == "" {
-		if at := strings.LastIndexByte(a.Key, '@'); at >= 0 {
-			a.Fingerprint = a.Key[:at]
-		}
-	}
-	if a.Name == "" {
-		a.Name = a.Labels["alertname"]
-	}
 }
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {

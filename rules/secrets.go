@@ -79,7 +79,9 @@ var inlineSecrets = map[string]map[string]string{
 // (relative paths are taken from baseDir, the config file's directory), else
 // from the key's environment variable through getenv (os.Getenv when nil).
 // A file wins over the environment so that an explicit config is never
-// silently overridden. Errors name the key and the file, never its content.
+// silently overridden. store.postgres without a DSN from either is an error,
+// as is basic auth without a password. Errors name the key and the file,
+// never its content.
 func ResolveSecrets(cfg *Config, baseDir string, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv

@@ -71,9 +71,21 @@ type BasicAuthConfig struct {
 	Password     Secret `yaml:"-"`
 }
 
-// StoreConfig locates the embedded bbolt store.
+// StoreConfig chooses the store: the embedded bbolt one at Path, or
+// PostgreSQL when Postgres is set (README, Configuration).
 type StoreConfig struct {
-	Path string `yaml:"path"` // directory; default ./data
+	Path string `yaml:"path"` // directory; default ./data; not used with Postgres
+	// Postgres, when the key is written at all (`postgres: {}` too),
+	// selects PostgreSQL, so that several replicas can share one state.
+	Postgres *PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is where the PostgreSQL store's DSN comes from. The DSN
+// carries the database password, so it is a secret like the receivers'
+// credentials: a file or the environment, never the config text.
+type PostgresConfig struct {
+	DSNFile string `yaml:"dsn_file"` // env AMTRIAGE_POSTGRES_DSN
+	DSN     Secret `yaml:"-"`        // resolved; required
 }
 
 // IntakeConfig bounds the webhook intake.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -49,6 +50,9 @@ func load(data []byte, baseDir string, getenv func(string) string) (*Config, err
 	if err := ResolveSecrets(cfg, baseDir, getenv); err != nil && !errors.As(err, &serrs) {
 		return nil, err
 	}
+	serrs = slices.DeleteFunc(serrs, func(e error) bool {
+		return errors.Is(e, errNoDSN) && reported(errs, "store.postgres")
+	})
 	for _, e := range serrs {
 		var ke *KeyError
 		if errors.As(e, &ke) && ke.Line == 0 {
@@ -74,6 +78,17 @@ func load(data []byte, baseDir string, getenv func(string) string) (*Config, err
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// reported tells whether errs already has a problem at key or within it.
+func reported(errs Errors, key string) bool {
+	for _, e := range errs {
+		var ke *KeyError
+		if errors.As(e, &ke) && ke.Key != "" && related(ke.Key, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // receiverOf is the receiver section a secret key belongs to: a service's

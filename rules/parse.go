@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,6 +60,10 @@ func parse(data []byte) (*Config, *tree, Errors) {
 
 	if len(suppress) > 0 {
 		realign(cfg, suppress)
+	}
+	// `postgres:` with no value decodes to nil; the key written is the choice.
+	if t.set("store.postgres") && cfg.Store.Postgres == nil && !slices.Contains(suppress, "store.postgres") {
+		cfg.Store.Postgres = new(PostgresConfig)
 	}
 	v := validator{t: t, suppress: suppress}
 	v.config(cfg)

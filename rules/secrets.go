@@ -30,6 +30,7 @@ const (
 	EnvPagerDutyEscKey   = "AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY"
 	EnvSlackToken        = "AMTRIAGE_SLACK_TOKEN"
 	EnvGrafanaToken      = "AMTRIAGE_GRAFANA_TOKEN"
+	EnvPostgresDSN       = "AMTRIAGE_POSTGRES_DSN"
 )
 
 // secretRef ties a *_file key to its environment variable and destination.
@@ -48,6 +49,9 @@ func secretRefs(c *Config) []secretRef {
 		{"pagerduty.escalation_routing_key_file", c.PagerDuty.EscalationRoutingKeyFile, EnvPagerDutyEscKey, &c.PagerDuty.EscalationRoutingKey},
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
+	}
+	if p := c.Store.Postgres; p != nil { // the variable alone selects nothing
+		refs = append(refs, secretRef{"store.postgres.dsn_file", p.DSNFile, EnvPostgresDSN, &p.DSN})
 	}
 	for i := range c.Services {
 		r := &c.Services[i].Routing
@@ -68,13 +72,16 @@ var inlineSecrets = map[string]map[string]string{
 	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey},
 	"rules.SlackConfig":     {"token": EnvSlackToken},
 	"rules.GrafanaConfig":   {"token": EnvGrafanaToken},
+	"rules.PostgresConfig":  {"dsn": EnvPostgresDSN},
 }
 
 // ResolveSecrets fills the Secret fields: from each *_file key when set
 // (relative paths are taken from baseDir, the config file's directory), else
 // from the key's environment variable through getenv (os.Getenv when nil).
 // A file wins over the environment so that an explicit config is never
-// silently overridden. Errors name the key and the file, never its content.
+// silently overridden. store.postgres without a DSN from either is an error,
+// as is basic auth without a password. Errors name the key and the file,
+// never its content.
 func ResolveSecrets(cfg *Config, baseDir string, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -101,12 +108,19 @@ func ResolveSecrets(cfg *Config, baseDir string, getenv func(string) string) err
 		errs = append(errs, &KeyError{Key: "auth.basic_auth", Err: fmt.Errorf(
 			"username %q needs a password; set password_file or $%s", ba.Username, EnvBasicAuthPassword)})
 	}
+	if p := cfg.Store.Postgres; p != nil && p.DSNFile == "" && p.DSN == "" {
+		errs = append(errs, &KeyError{Key: "store.postgres", Err: errNoDSN})
+	}
 	receiverDefaults(cfg)
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
 }
+
+// errNoDSN is store.postgres without a DSN; load leaves it out when the
+// section itself is already reported (an inline dsn, a string for it).
+var errNoDSN = fmt.Errorf("needs a DSN: set store.postgres.dsn_file or $%s", EnvPostgresDSN)
 
 // errEmptySecret is returned for a secret file with nothing but whitespace:
 // an empty bearer token would let any request through a constant-time

@@ -108,8 +108,10 @@ func tryBuild(cfg *rules.Config) error {
 			errs = append(errs, &rules.KeyError{Key: "prometheus.url", Err: err})
 		}
 	}
-	if err := storeDirUsable(cfg.Store.Path); err != nil {
-		errs = append(errs, &rules.KeyError{Key: "store.path", Err: err})
+	if cfg.Store.Postgres == nil { // with PostgreSQL store.path is not used
+		if err := storeDirUsable(cfg.Store.Path); err != nil {
+			errs = append(errs, &rules.KeyError{Key: "store.path", Err: err})
+		}
 	}
 	if k := cfg.Kubernetes; k.Enabled && k.Kubeconfig != "" {
 		if _, err := os.Stat(k.Kubeconfig); err != nil {

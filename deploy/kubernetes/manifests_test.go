@@ -9,6 +9,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +42,7 @@ func apply(t *testing.T, cfg *rest.Config, file string) []*unstructured.Unstruct
 	}
 	plural := map[string]string{"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings",
 		"Namespace": "namespaces", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
-		"Deployment": "deployments", "Service": "services"}
+		"Deployment": "deployments", "Service": "services", "PodDisruptionBudget": "poddisruptionbudgets", "Secret": "secrets"}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var objs []*unstructured.Unstructured
 	for {
@@ -53,6 +56,9 @@ func apply(t *testing.T, cfg *rest.Config, file string) []*unstructured.Unstruct
 			continue
 		}
 		gvk := u.GroupVersionKind()
+		if plural[gvk.Kind] == "" {
+			t.Fatalf("%s: no resource name for kind %s: add it to the plural map", file, gvk.Kind)
+		}
 		res := dyn.Resource(schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: plural[gvk.Kind]})
 		var ri dynamic.ResourceInterface = res
 		if ns := u.GetNamespace(); ns != "" {
@@ -78,19 +84,78 @@ func TestManifestsAndLeastPrivilege(t *testing.T) {
 	objs := apply(t, env.Config, "amtriage.yaml") // creates the amtriage namespace first
 	apply(t, env.Config, "rbac.yaml")
 
+	_, written := loadConfigMap(t, objs)
+	if written.Store.Postgres != nil {
+		t.Error("the single-replica manifest selects PostgreSQL")
+	}
+	checkAccess(t, env.Config, "system:serviceaccount:amtriage:amtriage")
+}
+
+// loadConfigMap runs the ConfigMap's amtriage.yml through rules.Load, the
+// validation serve runs, with stand-ins for the files the pod gets from its
+// Secrets: every /etc/amtriage/... path it names is created in a temporary
+// directory holding fake values. It returns what Load made of it, and the
+// file as written (Parse: the pod's paths, no secrets).
+func loadConfigMap(t *testing.T, objs []*unstructured.Unstructured) (loaded, written *rules.Config) {
+	t.Helper()
+	for _, k := range []string{rules.EnvBearerToken, rules.EnvBasicAuthPassword, rules.EnvPagerDutyKey,
+		rules.EnvPagerDutyEscKey, rules.EnvSlackToken, rules.EnvGrafanaToken, rules.EnvPostgresDSN} {
+		t.Setenv(k, "")
+	}
+	var text string
 	for _, o := range objs {
-		if o.GetKind() != "ConfigMap" {
-			continue
-		}
-		text, _, _ := unstructured.NestedString(o.Object, "data", "amtriage.yml")
-		if _, err := rules.Parse([]byte(text)); err != nil {
-			t.Errorf("the ConfigMap's amtriage.yml is not a valid configuration: %v", err)
+		if o.GetKind() == "ConfigMap" {
+			text, _, _ = unstructured.NestedString(o.Object, "data", "amtriage.yml")
 		}
 	}
+	if text == "" {
+		t.Fatal("no ConfigMap with an amtriage.yml")
+	}
+	written, err := rules.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("the ConfigMap's amtriage.yml is not a valid configuration: %v", err)
+	}
+	dir := t.TempDir()
+	for _, p := range podPathRE.FindAllString(text, -1) {
+		local := filepath.Join(dir, strings.TrimPrefix(p, "/etc/amtriage/"))
+		if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		fake := fakeSecret
+		if filepath.Base(p) == "dsn" {
+			fake = fakeDSN
+		}
+		if err := os.WriteFile(local, []byte(fake+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "amtriage.yml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(text, "/etc/amtriage/", dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err = rules.Load(path)
+	if err != nil {
+		t.Fatalf("the ConfigMap's amtriage.yml does not load with its secret files in place: %v", err)
+	}
+	return loaded, written
+}
 
-	// What the ServiceAccount may do, asked of the API server itself.
-	sa := rest.CopyConfig(env.Config)
-	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:amtriage:amtriage"}
+// fakeSecret stands in for every secret file (a PagerDuty routing key's
+// shape), fakeDSN for the PostgreSQL DSN's.
+const (
+	fakeSecret = "R0123456789abcdef0123456789abcde"
+	fakeDSN    = "postgres://amtriage:not-a-password@postgres.db.svc:5432/amtriage"
+)
+
+var podPathRE = regexp.MustCompile(`/etc/amtriage/[A-Za-z0-9._/-]+`)
+
+// checkAccess asks the API server what user (a ServiceAccount) may do: read
+// what the snapshot reads in the profiles' namespace, and nothing more.
+func checkAccess(t *testing.T, cfg *rest.Config, user string) {
+	t.Helper()
+	ctx := context.Background()
+	sa := rest.CopyConfig(cfg)
+	sa.Impersonate = rest.ImpersonationConfig{UserName: user}
 	client, err := kubernetes.NewForConfig(sa)
 	if err != nil {
 		t.Fatal(err)

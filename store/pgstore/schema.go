@@ -19,7 +19,7 @@ type migration struct {
 // migration 1 (append their DDL to its Statements); once a release has
 // shipped, a change is a new migration at the end, never an edit.
 var migrations = []migration{
-	{Version: 1, Name: "initial", Statements: concat(leaseDDL)},
+	{Version: 1, Name: "initial", Statements: concat(leaseDDL, storeDDL)},
 }
 
 func concat(lists ...[]string) []string {

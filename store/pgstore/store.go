@@ -1,0 +1,193 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/amtriage/amtriage/store"
+)
+
+// ErrNotLeader is a state write on a replica that does not lead: only the
+// leader processes and delivers.
+var ErrNotLeader = errors.New("not the leader: this replica is a standby")
+
+// opTimeout bounds one store operation: a database that stops answering
+// fails the operation (the pipeline retries it) instead of hanging it.
+const opTimeout = 15 * time.Second
+
+// inboxChannel is the NOTIFY channel an append signals on, so the leader
+// reads new entries at once whichever replica took them.
+const inboxChannel = "amtriage_inbox"
+
+// Store is the PostgreSQL implementation of store.Store. Every replica
+// appends to the inbox and reads; only the one holding the lease (Lead)
+// writes the state, the outbox and receivers' state, each transaction
+// fenced by the lease's epoch.
+type Store struct {
+	pool *pgxpool.Pool
+	dsn  string // for scrubbing errors; never printed
+
+	base   context.Context // ends with Close
+	cancel context.CancelFunc
+
+	epoch    atomic.Int64  // the lease epoch this replica leads at; 0: it does not lead
+	inboxSeq atomic.Uint64 // the last inbox sequence known committed
+
+	depthMu sync.Mutex
+	depth   map[string]int // the leader's queued events by receiver
+	counted time.Time      // when depth was last read from the database
+
+	onDeadLetter atomic.Pointer[func(*store.DeadLetter)]
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open uses a pool whose schema Migrate has brought up to date. It does
+// not lead until Lead is called.
+func Open(ctx context.Context, pool *pgxpool.Pool, dsn string) (*Store, error) {
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Store{pool: pool, dsn: dsn, base: base, cancel: cancel, depth: map[string]int{}}
+	if err := s.refreshInboxSeq(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Pool is the store's connection pool (the lease shares it).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Lead makes this replica the writer at epoch (0: none). The queues' depth
+// is read again, as the previous leader changed it.
+func (s *Store) Lead(ctx context.Context, epoch int64) error {
+	s.epoch.Store(epoch)
+	if epoch == 0 {
+		return nil
+	}
+	if err := s.refreshInboxSeq(ctx); err != nil {
+		return err
+	}
+	return s.recount(ctx)
+}
+
+// Epoch is the epoch this replica leads at, 0 when it does not.
+func (s *Store) Epoch() int64 { return s.epoch.Load() }
+
+// Close ends the store's operations; the caller closes the pool.
+func (s *Store) Close() error {
+	s.cancel()
+	return nil
+}
+
+// Ping checks that the database answers, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
+func (s *Store) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.base, opTimeout)
+}
+
+// wrap names the operation and the database (never the password).
+func (s *Store) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("postgres %s: %s: %w", DescribeDSN(s.dsn), what, ScrubError(s.dsn, err))
+}
+
+// fenced runs f in a transaction that commits only if this replica still
+// holds the lease at its epoch.
+func (s *Store) fenced(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
+	epoch := s.epoch.Load()
+	if epoch == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotLeader)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := Fence(ctx, tx, epoch); err != nil {
+			return err
+		}
+		return f(tx)
+	})
+	if errors.Is(err, ErrDeposed) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return s.wrap(what, err)
+}
+
+func (s *Store) refreshInboxSeq(ctx context.Context) error {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT seq FROM inbox_seq`).Scan(&seq); err != nil {
+		return s.wrap("read the inbox sequence", err)
+	}
+	s.seenInbox(uint64(seq))
+	return nil
+}
+
+// seenInbox raises the known last inbox sequence to seq.
+func (s *Store) seenInbox(seq uint64) {
+	for {
+		cur := s.inboxSeq.Load()
+		if seq <= cur || s.inboxSeq.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+// LoadReceiverState implements notify.ReceiverState.
+func (s *Store) LoadReceiverState(receiver, incidentID string, v any) (bool, error) {
+	ctx, cancel := s.op()
+	defer cancel()
+	var raw []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM receiver_state WHERE receiver = $1 AND incident_id = $2`, receiver, incidentID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.wrap(fmt.Sprintf("load %s state of %s", receiver, incidentID), err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("load %s state of %s: %w", receiver, incidentID, err)
+	}
+	return true, nil
+}
+
+// SaveReceiverState implements notify.ReceiverState.
+func (s *Store) SaveReceiverState(receiver, incidentID string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("save %s state of %s: %w", receiver, incidentID, err)
+	}
+	ctx, cancel := s.op()
+	defer cancel()
+	return s.fenced(ctx, fmt.Sprintf("save %s state of %s", receiver, incidentID), func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO receiver_state (receiver, incident_id, state) VALUES ($1, $2, $3)
+			ON CONFLICT (receiver, incident_id) DO UPDATE SET state = excluded.state`, receiver, incidentID, raw)
+		return err
+	})
+}

@@ -1,0 +1,80 @@
+package pgstore
+
+// The store's tables. Records are the bytes store's codecs write (the same
+// JSON bbolt keeps), times are unix nanoseconds: exact, as bbolt has them.
+//
+// The inbox's sequence is a counter row, not a SEQUENCE: each append takes
+// its numbers with an UPDATE that holds the row until commit, so appends
+// commit in the order of their numbers and the leader, reading in order,
+// never passes an entry that commits later with a smaller number.
+var storeDDL = []string{
+	`CREATE TABLE inbox_seq (
+		id  boolean PRIMARY KEY DEFAULT true CHECK (id),
+		seq bigint NOT NULL
+	)`,
+	`INSERT INTO inbox_seq (seq) VALUES (0)`,
+	`CREATE TABLE inbox (
+		seq         bigint PRIMARY KEY,
+		received_ns bigint NOT NULL,
+		replayed    boolean NOT NULL,
+		body        bytea NOT NULL
+	)`,
+	// progress: the last inbox sequence folded into the state.
+	`CREATE TABLE progress (
+		id             boolean PRIMARY KEY DEFAULT true CHECK (id),
+		last_inbox_seq bigint NOT NULL
+	)`,
+	`INSERT INTO progress (last_inbox_seq) VALUES (0)`,
+	`CREATE TABLE incidents (
+		id     text PRIMARY KEY,
+		record bytea NOT NULL
+	)`,
+	`CREATE TABLE alerts (
+		incident_id text NOT NULL,
+		key         text NOT NULL,
+		record      bytea NOT NULL,
+		PRIMARY KEY (incident_id, key)
+	)`,
+	`CREATE TABLE tombstones (
+		key    text PRIMARY KEY,
+		record bytea NOT NULL
+	)`,
+	`CREATE TABLE heartbeats (
+		url     text PRIMARY KEY,
+		at_ns   bigint NOT NULL
+	)`,
+	`CREATE TABLE outbox (
+		receiver    text NOT NULL,
+		seq         bigint GENERATED ALWAYS AS IDENTITY,
+		incident_id text NOT NULL,
+		next_ns     bigint NOT NULL,
+		enqueued_ns bigint NOT NULL,
+		body        bytea NOT NULL,
+		PRIMARY KEY (receiver, seq)
+	)`,
+	`CREATE TABLE receiver_state (
+		receiver    text NOT NULL,
+		incident_id text NOT NULL,
+		state       bytea NOT NULL,
+		PRIMARY KEY (receiver, incident_id)
+	)`,
+	`CREATE INDEX receiver_state_incident ON receiver_state (incident_id)`,
+	`CREATE TABLE dead_letters (
+		id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		queue   text NOT NULL,
+		at_ns   bigint NOT NULL,
+		meta    bytea NOT NULL,
+		payload bytea NOT NULL
+	)`,
+	`CREATE INDEX dead_letters_at ON dead_letters (at_ns)`,
+	`CREATE TABLE evidence (
+		incident_id text PRIMARY KEY,
+		record      bytea NOT NULL
+	)`,
+	`CREATE TABLE evidence_png (
+		incident_id text NOT NULL,
+		panel       bigint NOT NULL,
+		png         bytea NOT NULL,
+		PRIMARY KEY (incident_id, panel)
+	)`,
+}

@@ -74,6 +74,14 @@ type Pipeline struct {
 	wake   chan struct{}
 	reconf chan reconfig // reloads, applied by Run between batches
 
+	// Terms: with replicas, the pipeline processes only while its replica
+	// leads (see Lead). active and termCtx belong to Run's goroutine;
+	// leading mirrors active for other readers.
+	terms   chan term
+	active  bool
+	termCtx context.Context
+	leading atomic.Bool
+
 	// Progress, for /readyz: the last error of a drain that could not go
 	// on, and when a commit last succeeded or, after the pipeline went
 	// idle, work arrived. clock is time.Now but in tests.
@@ -148,9 +156,13 @@ type PipelineOptions struct {
 	// OnCommitted, if set, is told of every commit that queued events,
 	// after it (evidence collection). It must not block.
 	OnCommitted func([]*incident.Changes)
+
+	// Standby: the state is not loaded now but when Lead starts a term
+	// (a replica that may not lead yet: PostgreSQL).
+	Standby bool
 }
 
-// NewPipeline loads the persisted incident state.
+// NewPipeline loads the persisted incident state, unless o.Standby.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
@@ -159,6 +171,7 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		escalate:  o.EscalateAfter,
 		wake:      make(chan struct{}, 1),
 		reconf:    make(chan reconfig),
+		terms:     make(chan term),
 		decoded:   map[uint64]decodedMsg{},
 		heartbeat: cmp.Or(o.Heartbeat, rules.DefaultHeartbeatName), missingAfter: cmp.Or(o.MissingAfter, rules.DefaultMissingAfter),
 		verifier: o.Verifier,
@@ -171,8 +184,15 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 		p.onEvents = func() {}
 	}
 	p.started = p.now()
-	if err := p.reload(); err != nil {
-		return nil, err
+	if o.Standby {
+		p.book = p.newBook()
+		p.beats = heartbeat.New(p.missingAfter, nil, p.started)
+	} else {
+		if err := p.reload(); err != nil {
+			return nil, err
+		}
+		p.active = true
+		p.leading.Store(true)
 	}
 	p.clock = time.Now
 	p.lastProgress = p.clock()
@@ -252,9 +272,16 @@ func (p *Pipeline) Wake() {
 func (p *Pipeline) Run(ctx context.Context) {
 	sweep := time.NewTicker(p.tick())
 	defer sweep.Stop()
+	if p.active && p.termCtx == nil {
+		p.termCtx = ctx // leads for as long as it runs (one process: bbolt)
+	}
 	p.Wake() // entries acknowledged before a crash resume at once
 	var lastDrain time.Time
 	for {
+		var termEnded <-chan struct{}
+		if p.active {
+			termEnded = p.termCtx.Done()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -262,25 +289,103 @@ func (p *Pipeline) Run(ctx context.Context) {
 			p.applySettings(rc.s)
 			sweep.Reset(p.tick())
 			close(rc.done)
+		case t := <-p.terms:
+			t.done <- p.startOrEndTerm(t.ctx)
+		case <-termEnded:
+			p.startOrEndTerm(nil)
 		case <-p.wake:
+			if !p.active {
+				continue // the leader processes; this replica stands by
+			}
+			work := p.termCtx // Run's ctx, or the term's: it ends first
 			// Under a stream of webhooks, let a few milliseconds of them
 			// gather so one state commit (two fsyncs) covers many; an idle
 			// daemon processes the first notification at once.
-			if wait := coalesce - time.Since(lastDrain); wait > 0 && !sleepCtx(ctx, wait) {
-				return
+			if wait := coalesce - time.Since(lastDrain); wait > 0 && !sleepCtx(work, wait) {
+				continue // the term or the run ended: the loop sees which
 			}
 			lastDrain = time.Now()
-			if err := p.Drain(ctx); err != nil {
+			if err := p.Drain(work); err != nil {
+				if work.Err() != nil {
+					continue // deposed mid-batch: its commit was fenced out
+				}
 				wait := p.retryWait(err)
 				p.log.Error("processing inbox; will retry", "in", wait, "err", err)
-				if !sleepCtx(ctx, wait) {
-					return
+				if !sleepCtx(work, wait) {
+					continue
 				}
 				p.Wake()
 			}
 		case <-sweep.C:
-			p.periodic(ctx)
+			if !p.active {
+				p.refreshStandby()
+				continue
+			}
+			p.periodic(p.termCtx)
 		}
+	}
+}
+
+// term is a request to Run: start a term that lasts as long as ctx, or
+// (ctx nil) end the current one.
+type term struct {
+	ctx  context.Context
+	done chan error
+}
+
+// Lead starts a term: the state is loaded from the store (the previous
+// leader's last commit) and the pipeline processes until ctx ends or
+// Follow. Run must be running.
+func (p *Pipeline) Lead(ctx context.Context) error {
+	t := term{ctx: ctx, done: make(chan error, 1)}
+	select {
+	case p.terms <- t:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-t.done
+}
+
+// Follow ends the term, once the batch in hand is done. Run must be
+// running, or have returned (ctx is Run's context).
+func (p *Pipeline) Follow(ctx context.Context) {
+	t := term{done: make(chan error, 1)}
+	select {
+	case p.terms <- t:
+		<-t.done
+	case <-ctx.Done():
+	}
+}
+
+// Leading reports whether the pipeline processes now.
+func (p *Pipeline) Leading() bool { return p.leading.Load() }
+
+// startOrEndTerm runs on Run's goroutine.
+func (p *Pipeline) startOrEndTerm(ctx context.Context) error {
+	if ctx == nil {
+		p.active, p.termCtx = false, nil
+		p.leading.Store(false)
+		return nil
+	}
+	p.started = p.now() // the heartbeat grace counts from the takeover
+	if err := p.reload(); err != nil {
+		return fmt.Errorf("load the state to lead: %w", err)
+	}
+	p.forgetDecoded(p.lastSeq)
+	p.healthMu.Lock()
+	p.lastError, p.lastProgress = nil, p.clock()
+	p.healthMu.Unlock()
+	p.active, p.termCtx = true, ctx
+	p.leading.Store(true)
+	p.Wake()
+	return nil
+}
+
+// refreshStandby reloads a standby's book, so that its API answers with
+// the leader's state as of the last tick.
+func (p *Pipeline) refreshStandby() {
+	if err := p.reload(); err != nil {
+		p.log.Warn("standby: reading the state for the API", "err", err)
 	}
 }
 
@@ -850,6 +955,9 @@ const stallAfter = 2 * time.Minute
 
 // Stuck says why the pipeline makes no progress on pending work, or "".
 func (p *Pipeline) Stuck() string {
+	if !p.leading.Load() {
+		return "" // the leader processes
+	}
 	waiting := p.Pending()
 	if waiting == 0 {
 		return ""

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -297,5 +298,42 @@ func TestAPartitionedLeaderStopsBeforeTheStandbyLeads(t *testing.T) {
 				t.Errorf("events %v", ev)
 			}
 		})
+	}
+}
+
+// The lease's errors reach the log on every outage: they name the server,
+// never the password.
+func TestElectorLogsNeverShowThePassword(t *testing.T) {
+	srv := pgtest.Shared(t)
+	dsn := pgtest.PasswordDSN(srv.NewDatabase(t))
+	admin := pool(t, dsn)
+	if _, err := Migrate(context.Background(), admin); err != nil {
+		t.Fatal(err)
+	}
+	proxy := pgtest.NewProxy(t, srv.Addr())
+	aPool := pool(t, pgtest.WithAddr(dsn, proxy.Addr()))
+
+	var mu sync.Mutex
+	var logs strings.Builder
+	opts := fast(t, "A")
+	opts.Logger = funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		logs.WriteString(prefix + " " + args + "\n")
+	}, funcr.Options{})
+	j := newJournal()
+	startReplica(t, aPool, opts, j.lead("A"))
+	waitFor(t, "A leads", func() bool { return j.has("A leads") })
+	proxy.Cut()
+	waitFor(t, "A stops", func() bool { return j.has("A stops") })
+
+	mu.Lock()
+	text := logs.String()
+	mu.Unlock()
+	if !strings.Contains(text, "renew the lease") || !strings.Contains(text, pgtest.PasswordUser) {
+		t.Fatalf("the log lacks the failed renewals naming the user:\n%s", text)
+	}
+	if strings.Contains(text, pgtest.Password) {
+		t.Errorf("the log contains the password:\n%s", text)
 	}
 }

@@ -337,3 +337,38 @@ func TestElectorLogsNeverShowThePassword(t *testing.T) {
 		t.Errorf("the log contains the password:\n%s", text)
 	}
 }
+
+// An administrator (or a failover of the database's proxy) ends the
+// leader's backend: the pool reconnects and the leader renews on; a blip
+// shorter than the term is no failover.
+func TestALeaderWhoseBackendIsTerminatedRenewsOn(t *testing.T) {
+	srv := pgtest.Shared(t)
+	dsn := srv.NewDatabase(t)
+	admin := pool(t, dsn)
+	if _, err := Migrate(context.Background(), admin); err != nil {
+		t.Fatal(err)
+	}
+	aPool := pool(t, dsn, WithApplicationSuffix("A"))
+	j := newJournal()
+	a := startReplica(t, aPool, fast(t, "A"), j.lead("A"))
+	waitFor(t, "A leads", func() bool { return j.has("A leads") })
+	startReplica(t, admin, fast(t, "B"), j.lead("B"))
+
+	waitFor(t, "A's backend is there", func() bool {
+		return pgtest.TerminateBackends(context.Background(), t, srv.DSN(), "amtriage-A") > 0
+	})
+	killed, err := ReadLease(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "A renews on a new connection", func() bool {
+		s, err := ReadLease(context.Background(), admin)
+		return err == nil && s.Holder == "A" && s.ExpiresAt.After(killed.ExpiresAt)
+	})
+	if !a.e.IsLeader() || a.e.Epoch() != j.epoch("A") {
+		t.Errorf("A leads %v at epoch %d, want still at %d", a.e.IsLeader(), a.e.Epoch(), j.epoch("A"))
+	}
+	if ev := j.snapshot(); fmt.Sprint(ev) != "[A leads]" {
+		t.Errorf("events %v, want A's one term, unbroken", ev)
+	}
+}

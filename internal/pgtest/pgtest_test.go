@@ -168,3 +168,24 @@ func TestTerminateBackendsEndsOnlyThatApplication(t *testing.T) {
 		t.Errorf("the other application's backend: %v", err)
 	}
 }
+
+func TestProxyStallHangsALiveConnectionUntilRestore(t *testing.T) {
+	srv := Shared(t)
+	p := NewProxy(t, srv.Addr())
+	conn := connect(t, WithAddr(srv.NewDatabase(t), p.Addr()))
+	ctx := context.Background()
+
+	p.Stall()
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := conn.Exec(sctx, "SELECT 1")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a query on a stalled link: %v, want it to hang until its deadline", err)
+	}
+	p.Restore()
+	// pgx closes a connection whose query it abandoned; a new one works.
+	conn2 := connect(t, WithAddr(srv.NewDatabase(t), p.Addr()))
+	if _, err := conn2.Exec(ctx, "SELECT 1"); err != nil {
+		t.Errorf("after Restore: %v", err)
+	}
+}

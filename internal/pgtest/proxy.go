@@ -15,10 +15,11 @@ type Proxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{} // both ends of every live forwarding
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	stalled chan struct{}         // non-nil while stalled; closed to resume
+	conns   map[net.Conn]struct{} // both ends of every live forwarding
+	wg      sync.WaitGroup
 }
 
 // NewProxy listens on a free 127.0.0.1 port and forwards to targetAddr. It
@@ -45,16 +46,47 @@ func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.resumeLocked() // stalled writers wake to find their connections closed
 	for c := range p.conns {
 		c.Close()
 	}
 }
 
-// Restore forwards new connections again.
+// Stall stops forwarding bytes, in both directions, on every connection old
+// and new, without closing any: a link that silently drops packets, where
+// only a client's own timeouts help. Restore resumes, Cut drops them.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+}
+
+// Restore undoes Cut and Stall: new connections are forwarded again, and
+// stalled bytes flow.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.cut = false
+	p.resumeLocked()
+}
+
+func (p *Proxy) resumeLocked() {
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
+}
+
+// gate waits while the proxy is stalled.
+func (p *Proxy) gate() {
+	p.mu.Lock()
+	ch := p.stalled
 	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 func (p *Proxy) close() {
@@ -113,7 +145,7 @@ func (p *Proxy) forward(client net.Conn) {
 	defer p.untrack(server)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		_, _ = io.Copy(gatedWriter{dst, p}, src)
 		// One direction ended: end both, as a dropped link would.
 		dst.Close()
 		src.Close()
@@ -123,4 +155,15 @@ func (p *Proxy) forward(client net.Conn) {
 	go pipe(client, server)
 	<-done
 	<-done
+}
+
+// gatedWriter holds each write while the proxy is stalled.
+type gatedWriter struct {
+	w io.Writer
+	p *Proxy
+}
+
+func (g gatedWriter) Write(b []byte) (int, error) {
+	g.p.gate()
+	return g.w.Write(b)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/boltstore"
+	"github.com/amtriage/amtriage/store/pgstore"
 	"github.com/amtriage/amtriage/triage/evidence"
 	"github.com/amtriage/amtriage/triage/verify"
 )
@@ -30,6 +31,11 @@ type Daemon struct {
 	cfg             *rules.Config
 	log             *slog.Logger
 	store           store.Store
+	replicas        *replicas    // nil: the embedded store, one process
+	closeStore      func() error // closes the store (and the replicas' pools)
+	serveCtx        context.Context
+	serving         bool       // guarded by workersMu: reloads need a running daemon
+	fatal           chan error // ends Serve: a replica that must not go on
 	committer       *Committer
 	pipeline        *Pipeline
 	api             *API
@@ -107,29 +113,59 @@ type Enrichment struct {
 
 // NewDaemon opens the store and restores the incident state.
 func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
-	st, err := boltstore.OpenStore(cfg.Store.Path)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var st store.Store
+	var reps *replicas
+	if pg := cfg.Store.Postgres; pg != nil {
+		var err error
+		if reps, err = openReplicas(pg, o.Log, reg); err != nil {
+			return nil, err
+		}
+		st = reps.store
+		backendGauge(reg, "postgres")
+	} else {
+		bolt, err := boltstore.OpenStore(cfg.Store.Path)
+		if err != nil {
+			return nil, err
+		}
+		st = bolt
+		backendGauge(reg, "bbolt")
+		soleLeader(reg)
+	}
+	// The store's Close; with replicas the pools go too.
+	closeStore := func() error {
+		err := st.Close()
+		if reps != nil {
+			reps.close()
+		}
+		return err
+	}
+	d, err := newDaemon(cfg, o, reg, st, reps)
 	if err != nil {
+		closeStore()
 		return nil, err
 	}
+	d.closeStore = closeStore
+	return d, nil
+}
+
+func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.Store, reps *replicas) (*Daemon, error) {
+	var err error
 	if o.Receivers != nil {
 		more, err := o.Receivers(st)
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("receivers: %w", err)
 		}
 		o.Notifiers = append(append([]notify.Notifier(nil), o.Notifiers...), more...)
 	}
 	if len(o.Notifiers) == 0 {
-		st.Close()
 		return nil, errors.New("no receivers configured")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := uniqueNames(o.Notifiers); err != nil {
-		st.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: o.Log, store: st, registry: reg, ShutdownTimeout: 25 * time.Second,
+	d := &Daemon{cfg: cfg, log: o.Log, store: st, replicas: reps, registry: reg, ShutdownTimeout: 25 * time.Second,
 		sources: o.Sources, load: o.Load, rebuild: o.Rebuild}
 	d.running.Store(cfg)
 	d.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "amtriage_config_last_reload_successful",
@@ -144,7 +180,6 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 	enrich := &Enrichment{Sources: o.Sources}
 	if o.Enrichment != nil {
 		if enrich, err = o.Enrichment(reg); err != nil {
-			st.Close()
 			return nil, fmt.Errorf("signal sources: %w", err)
 		}
 		enrich.Sources = append(append([]SignalSource(nil), o.Sources...), enrich.Sources...)
@@ -170,9 +205,9 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
 		EscalateAfter: set.EscalateAfter,
 		MonitorFor:    set.MonitorFor, VerifyEvery: set.VerifyEvery, VerifyTimeout: set.VerifyTimeout, Verifier: set.Verifier,
+		Standby: reps != nil,
 	})
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	d.committer = NewCommitter(st, metrics, cfg.Intake.MaxPending, d.pipeline.Committed)
@@ -181,6 +216,9 @@ func NewDaemon(cfg *rules.Config, o Options) (*Daemon, error) {
 		Metrics: metrics, Registry: reg, Log: o.Log, Reload: d.Reload,
 		Auth: cfg.Auth, MaxBodyBytes: cfg.Intake.MaxBodyBytes, MinBodyRate: cfg.Intake.MinBodyRate, BodyGrace: o.BodyGrace,
 		Inflight: NewByteBudget(max(cfg.Intake.MaxInflightBytes, cfg.Intake.MaxBodyBytes)),
+	}
+	if reps != nil {
+		d.api.StoreHealth = reps.health
 	}
 	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
@@ -254,23 +292,42 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { d.evidence.Run(workCtx) })
 	}
 	wg.Go(func() { d.pipeline.Run(workCtx) })
+	d.fatal = make(chan error, 1)
 	d.workersMu.Lock()
-	d.work, d.wg = workCtx, &wg
-	for _, w := range d.workers {
-		d.startWorker(w)
+	d.serving, d.serveCtx = true, workCtx
+	if d.replicas == nil { // one process: it leads for as long as it serves
+		d.work, d.wg = workCtx, &wg
+		for _, w := range d.workers {
+			d.startWorker(w)
+		}
 	}
 	d.workersMu.Unlock()
+	if d.replicas != nil {
+		wake := func() { d.pipeline.Wake(); d.wakeReceivers() }
+		fatal := func(err error) {
+			select {
+			case d.fatal <- err:
+			default:
+			}
+		}
+		wg.Go(func() { d.replicas.run(workCtx, wake, d.lead, fatal) })
+	}
 	d.wakeReceivers() // deliver what a previous run left queued
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	d.log.Info("amtriage listening", "addr", ln.Addr().String(), "store", d.cfg.Store.Path)
+	if d.replicas != nil {
+		d.log.Info("amtriage listening", "addr", ln.Addr().String(), "store", "postgres", "postgres", pgstore.DescribeDSN(d.replicas.dsn))
+	} else {
+		d.log.Info("amtriage listening", "addr", ln.Addr().String(), "store", d.cfg.Store.Path)
+	}
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		err = fmt.Errorf("http server: %w", err)
+	case err = <-d.fatal:
 	}
 	// The drain: the listener keeps answering (new webhooks 503, so
 	// Alertmanager retries elsewhere or later; probes say not ready) while
@@ -286,7 +343,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.committer.Close()
 	d.reloadMu.Lock() // no reload may start workers from here on
 	d.workersMu.Lock()
-	d.work = nil
+	d.work, d.serving = nil, false
 	d.workersMu.Unlock()
 	d.reloadMu.Unlock()
 	stopWork()
@@ -294,7 +351,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	if serr := srv.Shutdown(sctx); serr != nil {
 		d.log.Warn("http shutdown", "err", serr)
 	}
-	if cerr := d.store.Close(); cerr != nil {
+	if cerr := d.closeStore(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}
 	d.log.Info("stopped")
@@ -304,5 +361,5 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 // Close releases the store without serving (for callers that never Serve).
 func (d *Daemon) Close() error {
 	d.committer.Close()
-	return d.store.Close()
+	return d.closeStore()
 }

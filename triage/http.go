@@ -34,13 +34,16 @@ type API struct {
 	Committer *Committer
 	Pipeline  *Pipeline
 	Store     store.Store
-	Receivers []string // names of the configured receivers, for replays
-	OnReplay  func()   // wakes the receivers after an event is replayed
-	replayMu  sync.Mutex
-	Metrics   *Metrics
-	Registry  *prometheus.Registry
-	Log       *slog.Logger
-	Auth      rules.AuthConfig
+	// StoreHealth, when set, says whether the store can be reached (a
+	// database): /readyz is ready only if it can.
+	StoreHealth func(ctx context.Context) error
+	Receivers   []string // names of the configured receivers, for replays
+	OnReplay    func()   // wakes the receivers after an event is replayed
+	replayMu    sync.Mutex
+	Metrics     *Metrics
+	Registry    *prometheus.Registry
+	Log         *slog.Logger
+	Auth        rules.AuthConfig
 	// Reload applies the configuration file again (POST /-/reload); nil:
 	// reloading is not available.
 	Reload       func(ctx context.Context) error
@@ -548,11 +551,21 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
+	leader := a.Pipeline.Leading()
+	if a.StoreHealth != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := a.StoreHealth(ctx)
+		cancel()
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "error", "error": "the store cannot be reached: " + err.Error(), "leader": leader})
+			return
+		}
+	}
 	if why := a.Pipeline.Stuck(); why != "" {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "error", "error": why, "inbox_pending": a.Pipeline.Pending()})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "error", "error": why, "inbox_pending": a.Pipeline.Pending(), "leader": leader})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "inbox_pending": a.Pipeline.Pending()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "inbox_pending": a.Pipeline.Pending(), "leader": leader})
 }
 
 // API answers are bounded: ?limit= (default 100, at most maxLimit) items.

@@ -40,6 +40,9 @@ func (w *worker) poke() {
 // startWorker runs w's Deliverer until the work context ends or w is
 // stopped. Call with workersMu held, while serving.
 func (d *Daemon) startWorker(w *worker) {
+	if d.work == nil {
+		return // a standby: its workers start when it leads
+	}
 	ctx, cancel := context.WithCancel(d.work)
 	w.stop = cancel
 	cfg := d.Config()
@@ -129,7 +132,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 		return errors.New("reloading is not available in this daemon")
 	}
 	d.workersMu.RLock()
-	serving := d.work != nil
+	serving := d.serving
 	d.workersMu.RUnlock()
 	if !serving {
 		return errors.New("not serving (starting or shutting down); retry")

@@ -61,9 +61,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Incident events go to stdout, one JSON line each; the daemon's own logs to stderr.
 	events := slog.New(slog.NewJSONHandler(stdout, nil)).With("notifier", "log")
-	if err := checkStoreIsolated(ctx, cfg.Store.Path); err != nil {
-		log.Error("starting amtriage", "err", err)
-		return 1
+	if cfg.Store.Postgres == nil { // a bbolt store: its files are checked first
+		if err := checkStoreIsolated(ctx, cfg.Store.Path); err != nil {
+			log.Error("starting amtriage", "err", err)
+			return 1
+		}
 	}
 	var peak func(string) (severity.Level, bool)
 	sources := &sourceBuilder{log: log}

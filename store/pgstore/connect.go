@@ -54,6 +54,21 @@ func WithMaxConns(n int32) ConnectOption {
 // errors name the DSN's host, port, database and user (DescribeDSN), never
 // its password: the DSN is a secret.
 func Connect(ctx context.Context, dsn string, opts ...ConnectOption) (*pgxpool.Pool, error) {
+	pool, err := NewPool(dsn, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres %s: connect: %w", DescribeDSN(dsn), ScrubError(dsn, err))
+	}
+	return pool, nil
+}
+
+// NewPool is Connect without the check: connections are made when first
+// needed, so a daemon can start (and say it is not ready) while the
+// database is down.
+func NewPool(dsn string, opts ...ConnectOption) (*pgxpool.Pool, error) {
 	if strings.TrimSpace(dsn) == "" {
 		return nil, errNoDSN
 	}
@@ -68,13 +83,9 @@ func Connect(ctx context.Context, dsn string, opts ...ConnectOption) (*pgxpool.P
 	for _, o := range opts {
 		o(cfg)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: %w", DescribeDSN(dsn), ScrubError(dsn, err))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres %s: connect: %w", DescribeDSN(dsn), ScrubError(dsn, err))
 	}
 	return pool, nil
 }

@@ -50,16 +50,11 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open uses a pool whose schema Migrate has brought up to date. It does
-// not lead until Lead is called.
+// Open uses a pool whose schema Migrate brings up to date (before the
+// store is used: it may be down now). It does not lead until Lead.
 func Open(ctx context.Context, pool *pgxpool.Pool, dsn string) (*Store, error) {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Store{pool: pool, dsn: dsn, base: base, cancel: cancel, depth: map[string]int{}}
-	if err := s.refreshInboxSeq(ctx); err != nil {
-		cancel()
-		return nil, err
-	}
-	return s, nil
+	return &Store{pool: pool, dsn: dsn, base: base, cancel: cancel, depth: map[string]int{}}, nil
 }
 
 // Pool is the store's connection pool (the lease shares it).

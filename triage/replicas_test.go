@@ -1,0 +1,112 @@
+package triage
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/internal/pgtest"
+	"github.com/amtriage/amtriage/rules"
+)
+
+// replicaConfig is the default configuration on the PostgreSQL at dsn.
+func replicaConfig(t *testing.T, dsn string) *rules.Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Store.Postgres = &rules.PostgresConfig{DSN: rules.Secret(dsn)}
+	return cfg
+}
+
+// leaderOf waits until exactly one of hs leads and returns it.
+func leaderOf(t *testing.T, hs ...*harness) *harness {
+	t.Helper()
+	var lead *harness
+	waitFor(t, "one leader", func() bool {
+		n := 0
+		for _, h := range hs {
+			if h.d.pipeline.Leading() {
+				lead = h
+				n++
+			}
+		}
+		return n == 1
+	})
+	return lead
+}
+
+// Two replicas on one database: both take webhooks, one processes and
+// delivers each event once; when it stops the other takes over with the
+// state and pages what arrives then, once.
+func TestReplicasShareOneDatabase(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.WithoutFsync())
+	dsn := srv.NewDatabase(t)
+	a := servingHarness(t, replicaConfig(t, dsn))
+	b := servingHarness(t, replicaConfig(t, dsn))
+	lead := leaderOf(t, a, b)
+	standby := a
+	if lead == a {
+		standby = b
+	}
+	at := time.Now().Add(-time.Minute)
+	for i := range 5 {
+		// Alternate: a webhook the standby took is processed by the leader.
+		h := []*harness{a, b}[i%2]
+		h.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", at), "")
+	}
+	waitFor(t, "five incidents opened by the leader", func() bool { return len(lead.rec.Events()) == 5 })
+	if n := len(standby.rec.Events()); n != 0 {
+		t.Fatalf("the standby delivered %d events, want 0", n)
+	}
+	for _, ev := range lead.rec.Events() {
+		if ev.Kind != incident.Opened {
+			t.Errorf("event %s of %s, want opened", ev.Kind, ev.Incident.Service)
+		}
+	}
+
+	lead.stop() // a graceful stop releases the lease: the standby leads at once
+	waitFor(t, "the standby leads", standby.d.pipeline.Leading)
+	res := standby.do(http.MethodGet, "/api/incidents", nil, "")
+	var list struct {
+		Incidents []IncidentView `json:"incidents"`
+	}
+	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Incidents) != 5 {
+		t.Fatalf("the new leader's incidents: %d (%v), want the 5 its predecessor opened: %s", len(list.Incidents), err, res.body)
+	}
+	standby.mustPost(alertPayload("svc-0", "resolved", at), "")
+	standby.mustPost(alertPayload("svc-new", "firing", at), "")
+	waitFor(t, "the new leader delivers", func() bool { return len(standby.rec.Events()) >= 2 })
+	kinds := map[string]incident.EventKind{}
+	for _, ev := range standby.rec.Events() {
+		kinds[ev.Incident.Service] = ev.Kind
+	}
+	if kinds["svc-new"] != incident.Opened || kinds["svc-0"] == incident.Opened || len(kinds) != 2 {
+		t.Errorf("the new leader delivered %v; want svc-new opened and svc-0 resolved (not opened again), nothing else", kinds)
+	}
+}
+
+// A standby is ready while the database answers; with the database down
+// webhooks get 503 (nothing acknowledged that is not stored) and /readyz
+// is not ready; both recover without a restart.
+func TestReplicaWithoutItsDatabase(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.WithoutFsync())
+	dsn := srv.NewDatabase(t)
+	h := servingHarness(t, replicaConfig(t, dsn))
+	waitFor(t, "it leads", h.d.pipeline.Leading)
+	srv.Stop(t)
+	if res := h.post(alertPayload("api", "firing", time.Now()), ""); res.code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook with the database down: %d %s, want 503", res.code, res.body)
+	}
+	if res := h.do(http.MethodGet, "/readyz", nil, ""); res.code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the database down: %d %s, want 503", res.code, res.body)
+	} else if want := "host=127.0.0.1"; !json.Valid(res.body) || !strings.Contains(string(res.body), want) {
+		t.Errorf("/readyz says %s; want the database named (%s)", res.body, want)
+	}
+	srv.Start(t)
+	waitFor(t, "ready again", func() bool { return h.do(http.MethodGet, "/readyz", nil, "").code == http.StatusOK })
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+}

@@ -33,7 +33,7 @@ lint:
 
 ## fuzz: run each fuzz target briefly (FUZZTIME per target).
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./triage/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookPath$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookFields$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSignal$$' -fuzztime $(FUZZTIME) ./severity/

@@ -32,6 +32,7 @@ import (
 	"github.com/amtriage/amtriage/triage/probe"
 	"github.com/amtriage/amtriage/triage/prom"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // benchPayload is an Alertmanager-shaped notification with n firing alerts of
@@ -159,7 +160,7 @@ func benchIntake(b *testing.B, pauseProcessing bool) {
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err == nil {
-			_, err = DecodeMessage(body)
+			_, err = webhook.DecodeMessage(body)
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -227,19 +228,19 @@ services:
 	if err != nil {
 		b.Fatal(err)
 	}
-	var msgs []*Message
+	var msgs []*webhook.Message
 	for _, f := range []string{"01-firing-group-max_alerts-truncated.json", "02-firing-single-warning.json", "03-firing-mixed-with-resolved.json", "05-prometheus-rule-firing.json"} {
-		body, err := os.ReadFile("testdata/payloads/" + f)
+		body, err := os.ReadFile("../webhook/testdata/payloads/" + f)
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := DecodeMessage(body)
+		m, err := webhook.DecodeMessage(body)
 		if err != nil {
 			b.Fatal(err)
 		}
 		msgs = append(msgs, m)
 	}
-	m, _ := DecodeMessage(benchPayload(1, 16, "api"))
+	m, _ := webhook.DecodeMessage(benchPayload(1, 16, "api"))
 	msgs = append(msgs, m)
 	var alerts []*template.Alert
 	for _, m := range msgs {
@@ -273,7 +274,7 @@ func BenchmarkStorm10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		msg, err := DecodeMessage(body)
+		msg, err := webhook.DecodeMessage(body)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -346,7 +347,7 @@ func BenchmarkPipeline(b *testing.B) {
 						if mode == "new" {
 							body = benchPayload(pool+j+offset, 10, "svc-"+strconv.Itoa(j%256))
 						}
-						msg, _ := DecodeMessage(body)
+						msg, _ := webhook.DecodeMessage(body)
 						if err := d.committer.Append(context.Background(), body, msg, time.Now()); err != nil {
 							b.Fatal(err)
 						}

@@ -12,6 +12,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // SignalSource supplies measured signals: Prometheus queries, health probes,
@@ -196,7 +197,7 @@ func ServiceName(labels map[string]string, svc *rules.Service) string {
 // GroupUnit groups alerts that name no service by the Alertmanager group
 // they were sent in (externalURL + groupKey), and names the incident after
 // what the group has in common: its alertname, else its group labels.
-func GroupUnit(msg *Message, a *template.Alert) (service, unit string) {
+func GroupUnit(msg *webhook.Message, a *template.Alert) (service, unit string) {
 	unit = "group\x00" + msg.ExternalURL + "\x00" + msg.GroupKey
 	switch {
 	case msg.CommonLabels["alertname"] != "":

@@ -15,6 +15,7 @@ import (
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // namingEnricher diagnoses an alert by its alertname; with a shut gate it
@@ -56,7 +57,7 @@ func namedAlertPayload(service, alertname, sev string, annotations map[string]st
 		"alerts": []map[string]any{{
 			"status": "firing", "labels": labels, "annotations": annotations,
 			"startsAt": startsAt.UTC().Format(time.RFC3339Nano), "endsAt": "0001-01-01T00:00:00Z",
-			"generatorURL": "http://prometheus:9090/graph", "fingerprint": fingerprint(labels),
+			"generatorURL": "http://prometheus:9090/graph", "fingerprint": webhook.Fingerprint(labels),
 		}},
 		"groupLabels": map[string]string{"alertname": alertname}, "commonLabels": labels, "commonAnnotations": map[string]string{},
 		"externalURL": "http://alertmanager:9093", "version": "4", "truncatedAlerts": 0,

@@ -17,6 +17,7 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // fixedEnricher diagnoses every alert the same way.
@@ -59,7 +60,7 @@ func sev1Payload(service, status string, startsAt time.Time) []byte {
 		"receiver": "triage", "status": status, "version": "4", "truncatedAlerts": 0,
 		"alerts": []map[string]any{{
 			"status": status, "labels": labels, "annotations": map[string]string{"summary": service + " is failing", "error_ratio": "62%"},
-			"startsAt": startsAt.UTC().Format(time.RFC3339Nano), "endsAt": endsAt, "fingerprint": fingerprint(labels),
+			"startsAt": startsAt.UTC().Format(time.RFC3339Nano), "endsAt": endsAt, "fingerprint": webhook.Fingerprint(labels),
 		}},
 		"groupLabels": map[string]string{"service": service}, "commonLabels": labels, "commonAnnotations": map[string]string{},
 		"externalURL": "http://alertmanager:9093", "groupKey": fmt.Sprintf(`{}:{service=%q}`, service),

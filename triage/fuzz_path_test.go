@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/internal/payloads"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store"
@@ -139,7 +140,7 @@ func checkWebhookPath(t *testing.T, body []byte) {
 // FuzzWebhookPath fuzzes whole bodies through intake and processing.
 func FuzzWebhookPath(f *testing.F) {
 	fuzzSetup(f)
-	for _, file := range payloadFiles(f) {
+	for _, file := range payloads.Files(f) {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)

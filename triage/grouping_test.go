@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtriage/amtriage/store/boltstore"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // groupAlert is one alert of a hand-built notification.
@@ -28,7 +29,7 @@ func notification(t *testing.T, externalURL, receiver, groupKey string, common m
 		list = append(list, map[string]any{
 			"status": "firing", "labels": a.labels, "annotations": map[string]string{"summary": a.summary},
 			"startsAt": started.Format(time.RFC3339Nano), "endsAt": "0001-01-01T00:00:00Z",
-			"fingerprint": fingerprint(a.labels),
+			"fingerprint": webhook.Fingerprint(a.labels),
 		})
 	}
 	b, err := json.Marshal(map[string]any{

@@ -17,6 +17,7 @@ import (
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/triage/heartbeat"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 const heartbeatAM = "http://am1.example:9093"
@@ -30,7 +31,7 @@ func watchdogs(t *testing.T, externalURL string) []byte {
 		labels := map[string]string{"alertname": name, "severity": "none", "prometheus": "monitoring/k8s"}
 		alerts = append(alerts, map[string]any{
 			"status": "firing", "labels": labels, "annotations": map[string]string{"summary": "An alert that should always be firing"},
-			"startsAt": "2000-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fingerprint(labels),
+			"startsAt": "2000-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": webhook.Fingerprint(labels),
 		})
 	}
 	b, err := json.Marshal(map[string]any{
@@ -84,7 +85,7 @@ func (sp *switchPipeline) receive(body []byte, at time.Time) {
 	if err := sp.store.AppendInbox(entries); err != nil {
 		sp.t.Fatal(err)
 	}
-	sp.p.Committed(entries, []*Message{nil})
+	sp.p.Committed(entries, []*webhook.Message{nil})
 }
 
 // events reads and acknowledges what the receiver was sent, as "kind sevN title".

@@ -27,6 +27,7 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // API serves the daemon's HTTP interface.
@@ -290,17 +291,17 @@ func (a *API) serveWebhook(w http.ResponseWriter, r *http.Request) int {
 	// again in parts when processed, so a storm is never all in memory. A
 	// decoded message takes several times its body: that is charged too,
 	// and without room the body is validated one alert at a time instead.
-	var decoded *Message
+	var decoded *webhook.Message
 	var count, firing int
 	if len(body) <= wholeDecodeBytes && br.charge(decodeFactor*int64(len(body))) {
-		m, err := DecodeMessage(body)
+		m, err := webhook.DecodeMessage(body)
 		if err != nil {
 			a.fail(w, http.StatusBadRequest, err.Error())
 			return http.StatusBadRequest
 		}
 		decoded, count, firing = m, len(m.Alerts), len(m.Alerts.Firing())
 	} else {
-		n, err := ParseNotification(body)
+		n, err := webhook.ParseNotification(body)
 		if err != nil {
 			a.fail(w, http.StatusBadRequest, err.Error())
 			return http.StatusBadRequest

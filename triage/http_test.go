@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/internal/payloads"
 	"github.com/amtriage/amtriage/internal/testutil"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store/boltstore"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // ---- harness ---------------------------------------------------------------
@@ -295,7 +297,7 @@ func alertPayload(service, status string, startsAt time.Time) []byte {
 		"alerts": []map[string]any{{
 			"status": status, "labels": labels, "annotations": map[string]string{"summary": "errors on " + service},
 			"startsAt": startsAt.UTC().Format(time.RFC3339Nano), "endsAt": endsAt,
-			"generatorURL": "http://prometheus:9090/graph", "fingerprint": fingerprint(labels),
+			"generatorURL": "http://prometheus:9090/graph", "fingerprint": webhook.Fingerprint(labels),
 		}},
 		"groupLabels":  map[string]string{"alertname": "HighErrorRate", "service": service},
 		"commonLabels": labels, "commonAnnotations": map[string]string{},
@@ -335,7 +337,7 @@ func stormPayload(t *testing.T, n int) []byte {
 			},
 			StartsAt: "2026-11-23T19:20:45.565975Z", EndsAt: "0001-01-01T00:00:00Z",
 			GeneratorURL: "http://prometheus.example:9090/graph?g0.expr=sum%28rate%28http_requests_total%7Bcode%3D~%225..%22%7D%5B5m%5D%29%29&g0.tab=1",
-			Fingerprint:  fingerprint(labels),
+			Fingerprint:  webhook.Fingerprint(labels),
 		}
 	}
 	b, err := json.Marshal(map[string]any{
@@ -437,7 +439,7 @@ func histogramOf(t *testing.T, mfs map[string]*dto.MetricFamily, name string, la
 
 func TestWebhookMethodNotAllowed(t *testing.T) {
 	h := handlerHarness(t, testConfig(t))
-	body := readPayload(t, "02-firing-single-warning.json")
+	body := payloads.Read(t, "02-firing-single-warning.json")
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		t.Run(method, func(t *testing.T) {
 			res := h.do(method, "/webhook", body, "")
@@ -459,7 +461,7 @@ func TestWebhookBearerAuth(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Auth.BearerToken = "s3cret"
 	h := handlerHarness(t, cfg)
-	body := readPayload(t, "02-firing-single-warning.json")
+	body := payloads.Read(t, "02-firing-single-warning.json")
 	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
 	tests := []struct {
 		name string
@@ -539,7 +541,7 @@ func TestWebhookBasicAuth(t *testing.T) {
 			cfg.Auth.BasicAuth.Username = "alertmanager"
 			cfg.Auth.BasicAuth.Password = "pa55"
 			h := handlerHarness(t, cfg)
-			body := readPayload(t, "02-firing-single-warning.json")
+			body := payloads.Read(t, "02-firing-single-warning.json")
 			for _, a := range tc.attempts {
 				before := h.d.store.InboxSeq()
 				res := h.post(body, a.auth)
@@ -560,8 +562,8 @@ func TestWebhookBasicAuth(t *testing.T) {
 
 func TestWebhookNoAuthConfigured(t *testing.T) {
 	h := handlerHarness(t, testConfig(t)) // the default: loopback, no credentials
-	h.mustPost(readPayload(t, "02-firing-single-warning.json"), "")
-	h.mustPost(readPayload(t, "02-firing-single-warning.json"), "Bearer anything")
+	h.mustPost(payloads.Read(t, "02-firing-single-warning.json"), "")
+	h.mustPost(payloads.Read(t, "02-firing-single-warning.json"), "Bearer anything")
 }
 
 // Every rejected request class answers with a JSON error and leaves no trace:
@@ -576,7 +578,7 @@ func TestWebhookRejectsWithoutSideEffect(t *testing.T) {
 	alert := func(fields string) []byte {
 		return []byte(`{"version":"4","status":"firing","groupKey":"g","alerts":[{` + fields + `}]}`)
 	}
-	valid := readPayload(t, "02-firing-single-warning.json")
+	valid := payloads.Read(t, "02-firing-single-warning.json")
 	oversized := padTo(t, append([]byte(nil), valid...), 5000)
 	tests := []struct {
 		name    string
@@ -593,13 +595,13 @@ func TestWebhookRejectsWithoutSideEffect(t *testing.T) {
 		{"malformed JSON", http.MethodPost, auth, []byte(`{"version":"4","alerts":[`), 400, "malformed"},
 		{"trailing garbage", http.MethodPost, auth, append(append([]byte(nil), valid...), "xyz"...), 400, "trailing"},
 		{"empty body", http.MethodPost, auth, []byte{}, 400, "empty"},
-		{"version missing", http.MethodPost, auth, editPayload(t, "02-firing-single-warning.json", func(m map[string]any) { delete(m, "version") }), 400, "version"},
-		{"version 3", http.MethodPost, auth, editPayload(t, "02-firing-single-warning.json", func(m map[string]any) { m["version"] = "3" }), 400, "version"},
-		{"status bogus", http.MethodPost, auth, editPayload(t, "02-firing-single-warning.json", func(m map[string]any) { m["status"] = "bogus" }), 400, "status"},
-		{"alert status bogus", http.MethodPost, auth, editPayload(t, "02-firing-single-warning.json", func(m map[string]any) { firstAlert(m)["status"] = "bogus" }), 400, "alerts[0].status"},
+		{"version missing", http.MethodPost, auth, payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) { delete(m, "version") }), 400, "version"},
+		{"version 3", http.MethodPost, auth, payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) { m["version"] = "3" }), 400, "version"},
+		{"status bogus", http.MethodPost, auth, payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) { m["status"] = "bogus" }), 400, "status"},
+		{"alert status bogus", http.MethodPost, auth, payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) { payloads.FirstAlert(m)["status"] = "bogus" }), 400, "alerts[0].status"},
 		{"labels as a list", http.MethodPost, auth, alert(`"status":"firing","labels":["a","b"],"startsAt":` + ts), 400, "labels"},
 		{"startsAt yesterday", http.MethodPost, auth, alert(`"status":"firing","labels":{"service":"x"},"startsAt":"yesterday"`), 400, "timestamp"},
-		{"startsAt missing", http.MethodPost, auth, editPayload(t, "02-firing-single-warning.json", func(m map[string]any) { delete(firstAlert(m), "startsAt") }), 400, "startsAt"},
+		{"startsAt missing", http.MethodPost, auth, payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) { delete(payloads.FirstAlert(m), "startsAt") }), 400, "startsAt"},
 		{"body over the limit", http.MethodPost, auth, oversized, 413, "4096"},
 	}
 	for _, tc := range tests {
@@ -649,7 +651,7 @@ func TestWebhookBodyLimit(t *testing.T) {
 	}
 	for _, body := range [][]byte{
 		padTo(t, append([]byte(nil), small...), 1025),
-		readPayload(t, "01-firing-group-max_alerts-truncated.json"), // 2169 bytes
+		payloads.Read(t, "01-firing-group-max_alerts-truncated.json"), // 2169 bytes
 		padTo(t, append([]byte(nil), small...), 64<<10),
 	} {
 		res := h.post(body, "")
@@ -701,7 +703,7 @@ func TestWebhookDraining503(t *testing.T) {
 		t.Fatalf("/readyz before draining = %d", res.code)
 	}
 	h.d.api.SetDraining()
-	res := h.post(readPayload(t, "02-firing-single-warning.json"), "Bearer s3cret")
+	res := h.post(payloads.Read(t, "02-firing-single-warning.json"), "Bearer s3cret")
 	if res.code != http.StatusServiceUnavailable {
 		t.Fatalf("POST while draining = %d %s, want 503", res.code, res.body)
 	}
@@ -710,7 +712,7 @@ func TestWebhookDraining503(t *testing.T) {
 		t.Error("a webhook was stored while draining")
 	}
 	// Credentials are still checked first: a stranger learns nothing.
-	if res := h.post(readPayload(t, "02-firing-single-warning.json"), ""); res.code != http.StatusUnauthorized {
+	if res := h.post(payloads.Read(t, "02-firing-single-warning.json"), ""); res.code != http.StatusUnauthorized {
 		t.Errorf("unauthenticated POST while draining = %d, want 401", res.code)
 	}
 	if res := h.do(http.MethodGet, "/readyz", nil, ""); res.code != http.StatusServiceUnavailable {
@@ -726,7 +728,7 @@ func TestWebhookDraining503(t *testing.T) {
 func TestWebhookCommitterClosed503(t *testing.T) {
 	h := handlerHarness(t, testConfig(t))
 	h.d.committer.Close()
-	res := h.post(readPayload(t, "02-firing-single-warning.json"), "")
+	res := h.post(payloads.Read(t, "02-firing-single-warning.json"), "")
 	if res.code != http.StatusServiceUnavailable {
 		t.Fatalf("POST after the committer closed = %d %s, want 503", res.code, res.body)
 	}
@@ -764,12 +766,12 @@ func TestWebhookOverloaded503(t *testing.T) {
 	// Two requests fill the queue and wait for their commit.
 	codes := make(chan int, 2)
 	for _, f := range []string{"02-firing-single-warning.json", "05-prometheus-rule-firing.json"} {
-		body := readPayload(t, f)
+		body := payloads.Read(t, f)
 		go func() { codes <- h.postFromGoroutine(body) }()
 	}
 	waitFor(t, "queue full", func() bool { return len(c.reqs) == cap(c.reqs) })
 
-	res := h.post(readPayload(t, "01-firing-group-max_alerts-truncated.json"), "")
+	res := h.post(payloads.Read(t, "01-firing-group-max_alerts-truncated.json"), "")
 	if res.code != http.StatusServiceUnavailable {
 		t.Fatalf("POST with a full queue = %d %s, want 503", res.code, res.body)
 	}
@@ -798,7 +800,7 @@ func TestWebhookOverloaded503(t *testing.T) {
 func TestWebhookAcknowledgedIsDurable(t *testing.T) {
 	cfg := testConfig(t)
 	h1 := handlerHarness(t, cfg)
-	h1.mustPost(readPayload(t, "02-firing-single-warning.json"), "")
+	h1.mustPost(payloads.Read(t, "02-firing-single-warning.json"), "")
 	if p := h1.d.Pipeline().Pending(); p != 1 {
 		t.Fatalf("pending = %d, want 1", p)
 	}
@@ -839,7 +841,7 @@ func TestWebhookAcknowledgedIsDurable(t *testing.T) {
 func TestWebhookRedeliveryIsIdempotent(t *testing.T) {
 	cfg := testConfig(t)
 	h := servingHarness(t, cfg)
-	body := readPayload(t, "01-firing-group-max_alerts-truncated.json")
+	body := payloads.Read(t, "01-firing-group-max_alerts-truncated.json")
 	for range 5 {
 		h.mustPost(body, "")
 	}
@@ -870,8 +872,8 @@ func TestWebhookRedeliveryIsIdempotent(t *testing.T) {
 
 func TestWebhookFiringThenResolved(t *testing.T) {
 	h := servingHarness(t, testConfig(t))
-	firing := readPayload(t, "01-firing-group-max_alerts-truncated.json")
-	resolved := readPayload(t, "04-resolved-group-max_alerts-truncated.json")
+	firing := payloads.Read(t, "01-firing-group-max_alerts-truncated.json")
+	resolved := payloads.Read(t, "04-resolved-group-max_alerts-truncated.json")
 	h.mustPost(firing, "")
 	h.mustPost(resolved, "")
 	h.settle()
@@ -890,7 +892,7 @@ func TestWebhookFiringThenResolved(t *testing.T) {
 	if !ok || inc.Status != incident.Resolved {
 		t.Errorf("incident %s = %+v, want resolved", id, inc)
 	}
-	if r := evs[1].Incident.ResolvedAt; !r.Equal(mustTime(t, "2026-11-23T19:23:07.541969Z")) {
+	if r := evs[1].Incident.ResolvedAt; !r.Equal(payloads.MustTime(t, "2026-11-23T19:23:07.541969Z")) {
 		t.Errorf("resolved at %v, want the alerts' endsAt", r)
 	}
 
@@ -916,7 +918,7 @@ func TestAPIIncidents(t *testing.T) {
 		t.Errorf("no incidents: %s, want an empty list", got)
 	}
 
-	h.mustPost(readPayload(t, "02-firing-single-warning.json"), "")
+	h.mustPost(payloads.Read(t, "02-firing-single-warning.json"), "")
 	h.settle()
 	res = h.do(http.MethodGet, "/api/incidents", nil, "")
 	var generic struct {
@@ -947,7 +949,7 @@ func TestAPIIncidents(t *testing.T) {
 	if inc.Severity != 3 || inc.Rule != 13 || len(inc.Reasons) == 0 {
 		t.Errorf("severity %d rule %d reasons %q, want 3 by rule 13 with reasons", inc.Severity, inc.Rule, inc.Reasons)
 	}
-	if !inc.Started.Equal(mustTime(t, "2026-11-23T19:22:45.572878088Z")) {
+	if !inc.Started.Equal(payloads.MustTime(t, "2026-11-23T19:22:45.572878088Z")) {
 		t.Errorf("started = %v, want the alert's startsAt", inc.Started)
 	}
 	if !strings.HasPrefix(inc.Title, "INCIDENT: checkout - checkout p99 latency above 1s") {
@@ -998,9 +1000,9 @@ func TestMetricsAfterRequests(t *testing.T) {
 	cfg.Auth.BearerToken = "s3cret"
 	h := servingHarness(t, cfg)
 	const auth = "Bearer s3cret"
-	h.mustPost(readPayload(t, "02-firing-single-warning.json"), auth)      // 1 firing, warning
-	h.mustPost(readPayload(t, "03-firing-mixed-with-resolved.json"), auth) // 1 resolved + 1 firing, critical
-	if res := h.post(readPayload(t, "02-firing-single-warning.json"), ""); res.code != 401 {
+	h.mustPost(payloads.Read(t, "02-firing-single-warning.json"), auth)      // 1 firing, warning
+	h.mustPost(payloads.Read(t, "03-firing-mixed-with-resolved.json"), auth) // 1 resolved + 1 firing, critical
+	if res := h.post(payloads.Read(t, "02-firing-single-warning.json"), ""); res.code != 401 {
 		t.Fatalf("unauthenticated: %d", res.code)
 	}
 	if res := h.post([]byte("{"), auth); res.code != 400 {
@@ -1154,7 +1156,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	cfg.Auth.BasicAuth.Username = "alertmanager"
 	cfg.Auth.BasicAuth.Password = "pa55w0rd"
 	h := servingHarness(t, cfg)
-	body := readPayload(t, "02-firing-single-warning.json")
+	body := payloads.Read(t, "02-firing-single-warning.json")
 	wrongBasic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alertmanager:wr0ng-pass"))
 	for _, auth := range []string{"", "Bearer wr0ng-t0ken", wrongBasic, "Token s3cret"} {
 		res := h.post(body, auth)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // Errors the intake answers with 503 so Alertmanager retries.
@@ -17,7 +18,7 @@ var (
 
 type appendReq struct {
 	entry store.InboxEntry
-	msg   *Message // decoded at intake, handed to the pipeline to skip a decode
+	msg   *webhook.Message // decoded at intake, handed to the pipeline to skip a decode
 	done  chan error
 }
 
@@ -29,7 +30,7 @@ type Committer struct {
 	metrics  *Metrics
 	reqs     chan *appendReq
 	maxBatch int
-	onCommit func(entries []*store.InboxEntry, msgs []*Message)
+	onCommit func(entries []*store.InboxEntry, msgs []*webhook.Message)
 
 	mu     sync.RWMutex
 	closed bool
@@ -38,7 +39,7 @@ type Committer struct {
 
 // NewCommitter starts a committer; maxPending bounds queued requests.
 // onCommit receives each committed batch's entries and decoded messages.
-func NewCommitter(inbox store.Inbox, metrics *Metrics, maxPending int, onCommit func(entries []*store.InboxEntry, msgs []*Message)) *Committer {
+func NewCommitter(inbox store.Inbox, metrics *Metrics, maxPending int, onCommit func(entries []*store.InboxEntry, msgs []*webhook.Message)) *Committer {
 	c := &Committer{inbox: inbox, metrics: metrics, reqs: make(chan *appendReq, maxPending), maxBatch: 1024, onCommit: onCommit}
 	c.wg.Add(1)
 	go c.run()
@@ -47,12 +48,12 @@ func NewCommitter(inbox store.Inbox, metrics *Metrics, maxPending int, onCommit 
 
 // Append stores one body durably and returns once it is on disk. msg is the
 // body already decoded, or nil.
-func (c *Committer) Append(ctx context.Context, body []byte, msg *Message, at time.Time) error {
+func (c *Committer) Append(ctx context.Context, body []byte, msg *webhook.Message, at time.Time) error {
 	return c.AppendEntry(ctx, store.InboxEntry{ReceivedAt: at, Body: body}, msg)
 }
 
 // AppendEntry is Append for a whole entry (a replayed one, say).
-func (c *Committer) AppendEntry(ctx context.Context, entry store.InboxEntry, msg *Message) error {
+func (c *Committer) AppendEntry(ctx context.Context, entry store.InboxEntry, msg *webhook.Message) error {
 	req := &appendReq{entry: entry, msg: msg, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
@@ -86,7 +87,7 @@ func (c *Committer) run() {
 	defer c.wg.Done()
 	batch := make([]*appendReq, 0, c.maxBatch)
 	entries := make([]*store.InboxEntry, 0, c.maxBatch)
-	var msgs []*Message
+	var msgs []*webhook.Message
 	for first := range c.reqs {
 		batch = append(batch[:0], first)
 	fill:

@@ -26,6 +26,7 @@ import (
 	"github.com/amtriage/amtriage/triage/heartbeat"
 	"github.com/amtriage/amtriage/triage/signal"
 	"github.com/amtriage/amtriage/triage/verify"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // Pipeline folds acknowledged notifications into incidents, one at a time in
@@ -106,7 +107,7 @@ type Pipeline struct {
 }
 
 type decodedMsg struct {
-	msg  *Message
+	msg  *webhook.Message
 	size int // body bytes, a proxy for the decoded size
 }
 
@@ -217,7 +218,7 @@ func (p *Pipeline) reload() error {
 }
 
 // Committed is the committer's callback: these entries are durable.
-func (p *Pipeline) Committed(entries []*store.InboxEntry, msgs []*Message) {
+func (p *Pipeline) Committed(entries []*store.InboxEntry, msgs []*webhook.Message) {
 	p.healthMu.Lock()
 	if p.idle { // the stall clock starts when work arrives, not at the last commit
 		p.idle, p.lastProgress = false, p.clock()
@@ -240,7 +241,7 @@ func (p *Pipeline) Committed(entries []*store.InboxEntry, msgs []*Message) {
 
 // cachedDecoded is the message the intake decoded for seq, or nil. It stays
 // cached until forgetDecoded, as its entry may not fit the chunk in hand.
-func (p *Pipeline) cachedDecoded(seq uint64) *Message {
+func (p *Pipeline) cachedDecoded(seq uint64) *webhook.Message {
 	p.decodedMu.Lock()
 	defer p.decodedMu.Unlock()
 	return p.decoded[seq].msg
@@ -473,9 +474,9 @@ const (
 // pending is one inbox entry about to be processed.
 type pending struct {
 	entry store.InboxEntry
-	msg   *Message      // decoded whole, or nil
-	large *Notification // read a part at a time, or nil
-	err   error         // the body does not decode
+	msg   *webhook.Message      // decoded whole, or nil
+	large *webhook.Notification // read a part at a time, or nil
+	err   error                 // the body does not decode
 }
 
 func (e *pending) alerts() int {
@@ -564,9 +565,9 @@ func (p *Pipeline) prepare(entries []store.InboxEntry) []*pending {
 		case msg != nil:
 			pe.msg = msg
 		case len(e.Body) <= wholeDecodeBytes:
-			pe.msg, pe.err = DecodeMessage(e.Body)
+			pe.msg, pe.err = webhook.DecodeMessage(e.Body)
 		default:
-			pe.large, pe.err = parseHeader(e.Body)
+			pe.large, pe.err = webhook.ParseHeader(e.Body)
 		}
 		alone := pe.err != nil || pe.large != nil || pe.alerts() > partAlerts
 		if len(out) > 0 && (alone || total+pe.alerts() > partAlerts) {
@@ -671,7 +672,7 @@ func (p *Pipeline) processInParts(ctx, work context.Context, pe *pending) error 
 
 // partsOf returns a notification's header and a way to read its alerts
 // from the first, as often as needed.
-func partsOf(pe *pending) (*Message, func() func(int) ([]template.Alert, error)) {
+func partsOf(pe *pending) (*webhook.Message, func() func(int) ([]template.Alert, error)) {
 	if pe.large != nil {
 		return &pe.large.Message, func() func(int) ([]template.Alert, error) { return pe.large.Alerts().Next }
 	}
@@ -716,7 +717,7 @@ func (p *Pipeline) leadingAlerts(work context.Context, ev *signal.Evaluation, op
 			a := &alerts[i]
 			if a.Status == incident.Firing {
 				var prev *severity.Decision
-				if known, _ := p.book.Firing(OccurrenceKey(a)); known != nil {
+				if known, _ := p.book.Firing(webhook.OccurrenceKey(a)); known != nil {
 					prev = &known.Decision
 				}
 				r := p.triager.Classify(work, ev, a, prev)
@@ -781,9 +782,9 @@ func (s *partSource) part(size int) ([]template.Alert, error) {
 // unit is one notification, or one part of a large one, to fold in.
 type unit struct {
 	receivedAt time.Time
-	msg        *Message // its header, and the alerts of this part
-	continues  bool     // a later part of the notification of the unit before
-	complete   bool     // lists every alert of its group (nothing truncated; the last part)
+	msg        *webhook.Message // its header, and the alerts of this part
+	continues  bool             // a later part of the notification of the unit before
+	complete   bool             // lists every alert of its group (nothing truncated; the last part)
 }
 
 // fold triages units in ev, folds them into the book and commits them,
@@ -845,7 +846,7 @@ func (p *Pipeline) fold(work context.Context, ev *signal.Evaluation, units []uni
 // quiet returns msg without the alerts that never form incidents (the
 // heartbeat, severity="none"), and whether the heartbeat fires in it. msg
 // itself is left as it is: the intake's cache may hold it.
-func (p *Pipeline) quiet(msg *Message) (*Message, bool) {
+func (p *Pipeline) quiet(msg *webhook.Message) (*webhook.Message, bool) {
 	n, beat := 0, false
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
@@ -880,7 +881,7 @@ func (e *processingPanic) Error() string { return fmt.Sprintf("processing panick
 // the body does not decode, a value cannot be encoded or stored, or the code
 // panicked. Anything else (I/O) may pass on a retry.
 func deterministic(err error) bool {
-	var in *InputError
+	var in *webhook.InputError
 	var pp *processingPanic
 	var unsupported *json.UnsupportedValueError
 	var unsupportedType *json.UnsupportedTypeError
@@ -899,7 +900,7 @@ func (p *Pipeline) giveUp(pe *pending, err error) (bool, error) {
 		p.failedSeq, p.failedTries = seq, 0
 	}
 	p.failedTries++
-	var in *InputError
+	var in *webhook.InputError
 	if !deterministic(err) || (p.failedTries < maxProcessingTries && !errors.As(err, &in)) {
 		return false, nil
 	}
@@ -998,7 +999,7 @@ func (p *Pipeline) restoreLocked() error {
 // classify decides every alert of a notification, and returns by service
 // the most severe newly decided firing alert, for the diagnosis. Sources
 // were asked beforehand (Measure): it reads their answers from ev.
-func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *Message, priors []prior, at time.Time) (incident.Batch, map[string]freshAlert) {
+func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *webhook.Message, priors []prior, at time.Time) (incident.Batch, map[string]freshAlert) {
 	b := incident.Batch{
 		At:           at,
 		GroupKey:     msg.GroupKey,
@@ -1077,11 +1078,11 @@ type prior struct {
 
 // priors looks up each alert of msg in the book, once per alert and chunk.
 // The book is only written by the pipeline's goroutine, which calls this.
-func (p *Pipeline) priors(msg *Message) []prior {
+func (p *Pipeline) priors(msg *webhook.Message) []prior {
 	out := make([]prior, len(msg.Alerts))
 	for i := range msg.Alerts {
 		a := &msg.Alerts[i]
-		pr := prior{key: OccurrenceKey(a)}
+		pr := prior{key: webhook.OccurrenceKey(a)}
 		var inc *incident.Incident
 		if pr.known, inc = p.book.Firing(pr.key); inc != nil {
 			pr.service, pr.unit = inc.Service, inc.Unit

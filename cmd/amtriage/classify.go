@@ -16,6 +16,7 @@ import (
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage"
 	"github.com/amtriage/amtriage/triage/signal"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // classification is one line of `amtriage classify` output.
@@ -68,7 +69,7 @@ func classify(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "amtriage classify: reading %s: %v\n", name, err)
 		return 1
 	}
-	msg, err := triage.DecodeMessage(body)
+	msg, err := webhook.DecodeMessage(body)
 	if err != nil {
 		fmt.Fprintf(stderr, "amtriage classify: %s: %v\n", name, err)
 		return 1

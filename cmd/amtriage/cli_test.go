@@ -59,7 +59,7 @@ services:
     match: ['service="checkout"']
     latency_baseline: 500ms
 `)
-	payload, err := os.ReadFile("../../triage/testdata/payloads/02-firing-single-warning.json")
+	payload, err := os.ReadFile("../../webhook/testdata/payloads/02-firing-single-warning.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
-package triage
+package webhook
 
 import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/amtriage/amtriage/internal/payloads"
 )
 
 // FuzzDecodeMessage checks DecodeMessage's contract on arbitrary bodies: it
@@ -11,7 +13,7 @@ import (
 // alerts can be identified, and everything it rejects is an *InputError (so
 // the HTTP layer answers 400, never 500).
 func FuzzDecodeMessage(f *testing.F) {
-	for _, file := range payloadFiles(f) {
+	for _, file := range payloads.Files(f) {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)

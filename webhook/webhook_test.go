@@ -1,7 +1,6 @@
-package triage
+package webhook
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,65 +11,12 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+
+	"github.com/amtriage/amtriage/internal/payloads"
 )
 
-const payloadDir = "testdata/payloads"
-
-// readPayload returns one of the fixtures a real Alertmanager sent.
-func readPayload(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(payloadDir, name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	return b
-}
-
-// payloadFiles lists every fixture; the test fails if there are none, so a
-// moved directory cannot make the fixture tests pass vacuously.
-func payloadFiles(t testing.TB) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(payloadDir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 5 {
-		t.Fatalf("expected at least 5 fixtures in %s, found %d", payloadDir, len(files))
-	}
-	return files
-}
-
-// editPayload decodes a fixture into generic JSON, lets edit change it and
-// re-encodes it: for building near-valid bodies from real ones.
-func editPayload(t testing.TB, name string, edit func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(readPayload(t, name), &m); err != nil {
-		t.Fatal(err)
-	}
-	edit(m)
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func firstAlert(m map[string]any) map[string]any {
-	return m["alerts"].([]any)[0].(map[string]any)
-}
-
-func mustTime(t testing.TB, s string) time.Time {
-	t.Helper()
-	ts, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ts
-}
-
 func TestDecodeMessageAllFixtures(t *testing.T) {
-	for _, f := range payloadFiles(t) {
+	for _, f := range payloads.Files(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			body, err := os.ReadFile(f)
 			if err != nil {
@@ -89,7 +35,7 @@ func TestDecodeMessageAllFixtures(t *testing.T) {
 				}
 				// Our derivation must agree with Alertmanager's on every real alert:
 				// a sender that omits the fingerprint gets the same identity.
-				if got := fingerprint(a.Labels); got != a.Fingerprint {
+				if got := Fingerprint(a.Labels); got != a.Fingerprint {
 					t.Errorf("alert %d: derived fingerprint %s, Alertmanager sent %s", i, got, a.Fingerprint)
 				}
 			}
@@ -134,7 +80,7 @@ func TestDecodeMessageFixtureFields(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			m, err := DecodeMessage(readPayload(t, tc.file))
+			m, err := DecodeMessage(payloads.Read(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,14 +104,14 @@ func TestDecodeMessageFixtureFields(t *testing.T) {
 				if a.Status != w.status || a.Fingerprint != w.fingerprint {
 					t.Errorf("alert %d: status/fingerprint = %s/%s, want %s/%s", i, a.Status, a.Fingerprint, w.status, w.fingerprint)
 				}
-				if want := mustTime(t, w.startsAt); !a.StartsAt.Equal(want) {
+				if want := payloads.MustTime(t, w.startsAt); !a.StartsAt.Equal(want) {
 					t.Errorf("alert %d: startsAt = %v, want %v", i, a.StartsAt, want)
 				}
 				if w.endsAt == "" {
 					if !a.EndsAt.IsZero() {
 						t.Errorf("alert %d: firing alert endsAt = %v, want zero", i, a.EndsAt)
 					}
-				} else if want := mustTime(t, w.endsAt); !a.EndsAt.Equal(want) {
+				} else if want := payloads.MustTime(t, w.endsAt); !a.EndsAt.Equal(want) {
 					t.Errorf("alert %d: endsAt = %v, want %v", i, a.EndsAt, want)
 				}
 			}
@@ -177,11 +123,11 @@ func TestDecodeMessageFixtureFields(t *testing.T) {
 }
 
 func TestDecodeMessageTolerantOfNewerFields(t *testing.T) {
-	body := editPayload(t, "02-firing-single-warning.json", func(m map[string]any) {
+	body := payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) {
 		m["notification_reason"] = "group_interval"
 		m["routeLabels"] = map[string]any{"team": "shop"}
 		m["someFutureField"] = map[string]any{"nested": []any{1, "two", nil}}
-		firstAlert(m)["anotherFutureField"] = true
+		payloads.FirstAlert(m)["anotherFutureField"] = true
 	})
 	m, err := DecodeMessage(body)
 	if err != nil {
@@ -258,8 +204,8 @@ func TestDecodeMessageDerivesMissingFingerprint(t *testing.T) {
 	// Fixture 02 without its fingerprint: the derived one must be the one
 	// Alertmanager computed for the same labels.
 	const amFingerprint = "fb66a0468a84294f"
-	body := editPayload(t, "02-firing-single-warning.json", func(m map[string]any) {
-		delete(firstAlert(m), "fingerprint")
+	body := payloads.Edit(t, "02-firing-single-warning.json", func(m map[string]any) {
+		delete(payloads.FirstAlert(m), "fingerprint")
 	})
 	if strings.Contains(string(body), amFingerprint) {
 		t.Fatal("test setup: fingerprint still in the body")
@@ -298,7 +244,7 @@ func TestDecodeMessageDerivesMissingFingerprint(t *testing.T) {
 		t.Error("different labels got the same fingerprint")
 	}
 	// A fingerprint that was sent is kept as sent.
-	sent, err := DecodeMessage(readPayload(t, "02-firing-single-warning.json"))
+	sent, err := DecodeMessage(payloads.Read(t, "02-firing-single-warning.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +384,7 @@ func TestDecodeMessageLimits(t *testing.T) {
 // A notification is read a part at a time, and the parts are the alerts
 // DecodeMessage gives, in order, with the same derived fingerprints.
 func TestAlertReaderParts(t *testing.T) {
-	for _, f := range payloadFiles(t) {
+	for _, f := range payloads.Files(t) {
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -491,7 +437,7 @@ func TestAlertReaderParts(t *testing.T) {
 }
 
 func TestCountAlerts(t *testing.T) {
-	for _, f := range payloadFiles(t) {
+	for _, f := range payloads.Files(t) {
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,6 @@
-package triage
+// Package webhook reads Alertmanager's webhook notifications (version "4"):
+// decoding, the limits of what one may carry, and the alerts read in parts.
+package webhook
 
 import (
 	"bytes"
@@ -99,7 +101,7 @@ func (r *rawAlerts) UnmarshalJSON(b []byte) error {
 // *InputError describing what is wrong, naming the field. It holds one
 // alert in memory at a time, whatever the body's size.
 func ParseNotification(body []byte) (*Notification, error) {
-	n, err := parseHeader(body)
+	n, err := ParseHeader(body)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func ParseNotification(body []byte) (*Notification, error) {
 // DecodeMessage parses and validates one webhook body, alerts included. Every
 // error it returns is an *InputError describing what is wrong, naming the field.
 func DecodeMessage(body []byte) (*Message, error) {
-	n, err := parseHeader(body)
+	n, err := ParseHeader(body)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +139,9 @@ func DecodeMessage(body []byte) (*Message, error) {
 	return &m, nil
 }
 
-func parseHeader(body []byte) (*Notification, error) {
+// ParseHeader reads a body's fields but its alerts, which stay to be read
+// in parts (Notification.Alerts): a large notification is never decoded whole.
+func ParseHeader(body []byte) (*Notification, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, inputErrorf("empty body: want an Alertmanager webhook payload")
 	}
@@ -475,7 +479,7 @@ func validateAlert(i int, a *template.Alert) error {
 	}
 	if a.Fingerprint == "" {
 		// Alertmanager always sends it; derive it the same way for other senders.
-		a.Fingerprint = fingerprint(a.Labels)
+		a.Fingerprint = Fingerprint(a.Labels)
 	}
 	return nil
 }
@@ -503,7 +507,9 @@ func kvBytes(kv template.KV) int {
 	return n
 }
 
-func fingerprint(kv template.KV) string {
+// Fingerprint is Alertmanager's fingerprint of a label set, for alerts that
+// come without one.
+func Fingerprint(kv template.KV) string {
 	ls := make(model.LabelSet, len(kv))
 	for k, v := range kv {
 		ls[model.LabelName(k)] = model.LabelValue(v)

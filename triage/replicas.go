@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ const (
 	leaseMargin   = time.Second
 	leaseInterval = time.Second
 	watchPoll     = time.Second
+	poolSize      = 16 // unless the DSN sets pool_max_conns
 )
 
 // openReplicas creates the pools (connecting lazily: the database may be
@@ -45,7 +47,13 @@ const (
 // build's is refused; an unreachable database is not: Serve retries.
 func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Registerer) (*replicas, error) {
 	dsn := string(cfg.DSN)
-	pool, err := pgstore.NewPool(dsn)
+	var opts []pgstore.ConnectOption
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default (4 on two cores) would queue intake behind the
+		// receivers' workers and the LISTEN connection.
+		opts = append(opts, pgstore.WithMaxConns(poolSize))
+	}
+	pool, err := pgstore.NewPool(dsn, opts...)
 	if err != nil {
 		return nil, err
 	}

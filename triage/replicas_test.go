@@ -1,8 +1,11 @@
 package triage
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +13,9 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/pgtest"
+	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store/pgstore"
 )
 
 // replicaConfig is the default configuration on the PostgreSQL at dsn.
@@ -109,4 +114,67 @@ func TestReplicaWithoutItsDatabase(t *testing.T) {
 	waitFor(t, "ready again", func() bool { return h.do(http.MethodGet, "/readyz", nil, "").code == http.StatusOK })
 	h.mustPost(alertPayload("api", "firing", time.Now()), "")
 	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+}
+
+// PostgreSQL down when a replica starts: it serves, says it is not ready
+// and why (the database by host, never its password), answers webhooks
+// 503, and once the database is up it migrates, leads and pages.
+func TestReplicaStartsWithoutItsDatabase(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.WithoutFsync())
+	dsn := pgtest.PasswordDSN(srv.NewDatabase(t))
+	srv.Stop(t)
+	h := newHarnessDaemon(t, replicaConfig(t, dsn))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.url = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.d.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	res := h.do(http.MethodGet, "/readyz", nil, "")
+	if res.code != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "host=127.0.0.1") {
+		t.Fatalf("/readyz with the database down at start: %d %s; want 503 naming the database", res.code, res.body)
+	}
+	if res := h.post(alertPayload("api", "firing", time.Now()), ""); res.code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook with the database down at start: %d %s, want 503", res.code, res.body)
+	}
+	srv.Start(t)
+	waitFor(t, "ready once the database is up", func() bool { return h.do(http.MethodGet, "/readyz", nil, "").code == http.StatusOK })
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+	if logs := h.logs.String(); strings.Contains(logs, pgtest.Password) || strings.Contains(string(res.body), pgtest.Password) {
+		t.Errorf("the DSN's password was printed:\n%s", logs)
+	} else if !strings.Contains(logs, "PostgreSQL not reachable") {
+		t.Errorf("the outage was not logged:\n%s", logs)
+	}
+}
+
+// A database whose schema a newer amtriage wrote is refused at start,
+// naming both versions.
+func TestReplicaRefusesANewerSchema(t *testing.T) {
+	dsn := pgtest.Start(t, pgtest.WithoutFsync()).NewDatabase(t)
+	ctx := context.Background()
+	pool, err := pgstore.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pgstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES (99, 'from the future')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewDaemon(replicaConfig(t, dsn), Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{&eventRecorder{}}})
+	want := fmt.Sprintf("database schema 99 was written by a newer amtriage; this one reads up to %d", pgstore.SchemaVersion)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("NewDaemon on a newer schema: %v; want an error saying %q", err, want)
+	}
 }

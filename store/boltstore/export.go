@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -172,7 +173,37 @@ func (e *Export) Sequences() (processed, appended uint64) { return e.processed, 
 
 // view reads state.db, a damaged page an error naming the file.
 func (e *Export) view(f func(tx *bolt.Tx) error) error {
-	return guarded(filepath.Join(e.dir, StateFile), func() error { return e.state.View(f) })
+	return readGuarded(filepath.Join(e.dir, StateFile), func() error { return e.state.View(f) })
+}
+
+// callerPanic is a panic in the caller's function, which runs inside a
+// read: it is the caller's bug, not a damaged file, and is re-raised.
+type callerPanic struct{ v any }
+
+// readGuarded is guarded, except that a panic of the caller's function
+// (see call) is raised again rather than blamed on the file: a file
+// reported damaged may be thrown away.
+func readGuarded(path string, f func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if p, ok := r.(callerPanic); ok {
+				panic(p.v)
+			}
+			err = &CorruptError{Path: path, Err: fmt.Errorf("%v", r)}
+		}
+	}()
+	return f()
+}
+
+// call runs the caller's function, marking its panics (see readGuarded).
+func call(f func() error) error {
+	defer func() {
+		if r := recover(); r != nil {
+			panic(callerPanic{r})
+		}
+	}()
+	return f()
 }
 
 // each calls f with a copy of every key and value of the bucket name (none
@@ -187,7 +218,8 @@ func (e *Export) each(name []byte, f func(k, v []byte) error) error {
 			if v == nil {
 				return nil // a nested bucket
 			}
-			return f(bytes.Clone(k), bytes.Clone(v))
+			k, v = bytes.Clone(k), bytes.Clone(v)
+			return call(func() error { return f(k, v) })
 		})
 	})
 }
@@ -239,7 +271,8 @@ func (e *Export) ReceiverStates(f func(receiver, incidentID string, state []byte
 				if v == nil {
 					return nil
 				}
-				return f(receiver, string(k), bytes.Clone(v))
+				state := bytes.Clone(v)
+				return call(func() error { return f(receiver, string(k), state) })
 			})
 		})
 	})
@@ -266,7 +299,8 @@ func (e *Export) Outbox(f func(receiver string, seq uint64, incidentID string, n
 				if err != nil {
 					return fmt.Errorf("outbox %s entry %d: %w", receiver, seq, err)
 				}
-				return f(receiver, seq, h.incident, h.next, h.enqueued, bytes.Clone(h.body))
+				body := bytes.Clone(h.body)
+				return call(func() error { return f(receiver, seq, h.incident, h.next, h.enqueued, body) })
 			})
 		})
 	})
@@ -315,7 +349,7 @@ func (e *Export) Inbox(after uint64, f func(store.InboxEntry) error) error {
 	if e.inbox == nil {
 		return nil
 	}
-	return guarded(filepath.Join(e.dir, InboxFile), func() error {
+	return readGuarded(filepath.Join(e.dir, InboxFile), func() error {
 		return e.inbox.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketInbox)
 			if b == nil {
@@ -328,12 +362,13 @@ func (e *Export) Inbox(after uint64, f func(store.InboxEntry) error) error {
 					return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", seq, len(v))
 				}
 				at := binary.BigEndian.Uint64(v)
-				if err := f(store.InboxEntry{
+				entry := store.InboxEntry{
 					Seq:        seq,
 					ReceivedAt: time.Unix(0, int64(at&^replayedBit)).UTC(),
 					Body:       bytes.Clone(v[8:]),
 					Replayed:   at&replayedBit != 0,
-				}); err != nil {
+				}
+				if err := call(func() error { return f(entry) }); err != nil {
 					return err
 				}
 			}

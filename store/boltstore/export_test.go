@@ -75,3 +75,26 @@ func readFiles(t *testing.T, dir string) map[string][]byte {
 	}
 	return out
 }
+
+// A panic in the caller's function is the caller's, not a damaged file: a
+// file said to be damaged may be thrown away.
+func TestExportDoesNotBlameTheFileForTheCallersPanic(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	if err := s.AppendInbox(inboxEntries(time.Now(), "a")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	e, err := OpenExport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	defer func() {
+		if r := recover(); r != "caller's bug" {
+			t.Errorf("recovered %v, want the caller's own panic", r)
+		}
+	}()
+	err = e.Inbox(0, func(store.InboxEntry) error { panic("caller's bug") })
+	t.Errorf("Inbox returned %v instead of panicking", err)
+}

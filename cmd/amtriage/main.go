@@ -17,6 +17,8 @@ Usage:
   amtriage serve [--config FILE]            run the daemon (embedded default config without --config)
   amtriage check-config FILE                validate a configuration file, listing every error
   amtriage check-store DIR                  read and check the store's files, changing nothing
+  amtriage store migrate --from DIR [--config FILE]
+                                            copy a stopped bbolt store into the PostgreSQL of store.postgres
   amtriage classify [--config FILE] [PAYLOAD.json | -]
                                             triage one webhook payload offline; one JSON object per alert
   amtriage postmortem --url URL [--token-file FILE] ID
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return checkConfig(args[1:], stdout, stderr)
 	case "check-store":
 		return checkStoreCmd(args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(ctx, args[1:], stdout, stderr)
 	case "classify":
 		return classify(ctx, args[1:], stdin, stdout, stderr)
 	case "postmortem":

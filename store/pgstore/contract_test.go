@@ -1,0 +1,60 @@
+package pgstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/amtriage/amtriage/internal/pgtest"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/store/storetest"
+)
+
+// openLeading opens a store on dsn with its own pool and makes it lead as
+// holder (taking the lease from a previous term of holder's).
+func openLeading(t testing.TB, dsn, holder string) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(p.Close)
+	if _, err := Migrate(ctx, p); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s, err := Open(ctx, p, dsn)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	epoch, ok, err := TryAcquire(ctx, p, holder, time.Hour)
+	if err != nil || !ok {
+		t.Fatalf("TryAcquire(%s) = %d, %v, %v", holder, epoch, ok, err)
+	}
+	if err := s.Lead(ctx, epoch); err != nil {
+		t.Fatalf("lead: %v", err)
+	}
+	return s
+}
+
+// backend opens stores on a fresh database; reopen closes the last one
+// and its pool and opens the database again, leading at a new epoch.
+func backend(t testing.TB) (store.Store, func() store.Store) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	cur := openLeading(t, dsn, "contract")
+	return cur, func() store.Store {
+		t.Helper()
+		if err := cur.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		cur.Pool().Close()
+		cur = openLeading(t, dsn, "contract")
+		return cur
+	}
+}
+
+func TestContract(t *testing.T) { storetest.Run(t, backend) }
+
+func BenchmarkLoadState(b *testing.B) { storetest.BenchmarkLoadState(b, backend) }

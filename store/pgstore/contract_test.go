@@ -12,7 +12,10 @@ import (
 
 // openLeading opens a store on dsn with its own pool and makes it lead as
 // holder (taking the lease from a previous term of holder's).
-func openLeading(t testing.TB, dsn, holder string) *Store {
+func openLeading(t testing.TB, dsn, holder string) *Store { return openLeadingFor(t, dsn, holder, time.Hour) }
+
+// openLeadingFor is openLeading with a lease of ttl.
+func openLeadingFor(t testing.TB, dsn, holder string, ttl time.Duration) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -29,7 +32,7 @@ func openLeading(t testing.TB, dsn, holder string) *Store {
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	epoch, ok, err := TryAcquire(ctx, p, holder, time.Hour)
+	epoch, ok, err := TryAcquire(ctx, p, holder, ttl)
 	if err != nil || !ok {
 		t.Fatalf("TryAcquire(%s) = %d, %v, %v", holder, epoch, ok, err)
 	}

@@ -187,3 +187,29 @@ func testInboxProcessedAfterReopen(t *testing.T, b Backend) {
 		t.Errorf("append after an emptied inbox and reopen numbered %v, want [8]", got)
 	}
 }
+
+// More entries than one read of a backend's may fetch at once.
+func testInboxMany(t *testing.T, b Backend) {
+	s, _ := b(t)
+	const n = 300
+	var bodies []string
+	for i := 1; i <= n; i++ {
+		bodies = append(bodies, fmt.Sprintf("%03d", i))
+	}
+	appendInbox(t, s, entries(t0, bodies...))
+	for _, tc := range []struct {
+		after           uint64
+		limit, maxBytes int
+		want            int
+	}{{0, n, 1 << 20, n}, {0, 200, 1 << 20, 200}, {10, 1000, 1 << 20, n - 10}, {0, n, 3 * 150, 150}} {
+		got := readInbox(t, s, tc.after, tc.limit, tc.maxBytes)
+		if len(got) != tc.want {
+			t.Errorf("ReadInbox(%d, %d, %d) read %d entries, want %d", tc.after, tc.limit, tc.maxBytes, len(got), tc.want)
+		}
+		for i, e := range got {
+			if want := tc.after + uint64(i) + 1; e.Seq != want || string(e.Body) != fmt.Sprintf("%03d", want) {
+				t.Fatalf("ReadInbox(%d, %d, %d): entry %d is %d %q, want %d", tc.after, tc.limit, tc.maxBytes, i, e.Seq, e.Body, want)
+			}
+		}
+	}
+}

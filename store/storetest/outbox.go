@@ -266,3 +266,24 @@ func testReceiverState(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// An incident with more queued events than a backend reads at once does
+// not hide the incidents queued after it.
+func testOutboxLongIncident(t *testing.T, b Backend) {
+	s, _ := b(t)
+	commit, incs := opened(1, []string{"r"}, "api-long")
+	for i := range 300 {
+		commit.Changes[0].Events = append(commit.Changes[0].Events, event(incident.StatusUpdate, t0.Add(time.Duration(i+1)*time.Second), incs[0]))
+	}
+	apply(t, s, commit)
+	later, _ := opened(2, []string{"r"}, "api-short")
+	apply(t, s, later)
+	now := t0.Add(time.Hour)
+	if env, _, stats := next(t, s, "r", now, nil); env == nil || env.Event.Incident.ID != "api-long" || env.Event.Kind != incident.Opened || stats.Depth != 302 {
+		t.Fatalf("Next = %+v (depth %d), want api-long's first event of 302", env, stats.Depth)
+	}
+	busy := func(id string) bool { return id == "api-long" }
+	if env, _, _ := next(t, s, "r", now, busy); env == nil || env.Event.Incident.ID != "api-short" {
+		t.Fatalf("Next with api-long busy = %+v, want api-short", env)
+	}
+}

@@ -12,7 +12,9 @@ import (
 
 // openLeading opens a store on dsn with its own pool and makes it lead as
 // holder (taking the lease from a previous term of holder's).
-func openLeading(t testing.TB, dsn, holder string) *Store { return openLeadingFor(t, dsn, holder, time.Hour) }
+func openLeading(t testing.TB, dsn, holder string) *Store {
+	return openLeadingFor(t, dsn, holder, time.Hour)
+}
 
 // openLeadingFor is openLeading with a lease of ttl.
 func openLeadingFor(t testing.TB, dsn, holder string, ttl time.Duration) *Store {

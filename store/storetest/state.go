@@ -208,3 +208,36 @@ func testPruneTakesReceiverStateAndEvidence(t *testing.T, b Backend) {
 	s = reopen()
 	check("after reopen")
 }
+
+// A webhook's fingerprints and externalURL become record keys (alerts,
+// tombstones, heartbeats). JSON lets them hold a NUL; a store that cannot
+// keep one would fail every commit of that notification, and the pipeline
+// would retry it for ever.
+func testStateKeysHoldAnyBytes(t *testing.T, b Backend) {
+	s, reopen := b(t)
+	a := newAlert("fp\x00é", t0, "r")
+	gone := newAlert("gone\x00", t0, "r")
+	inc := newIncident("api-1", a, "r")
+	url, forgotten := "http://am\x00:9093/é", "http://old\x00"
+	apply(t, s, &store.Commit{LastSeq: 1, Changes: []*incident.Changes{{
+		Incidents:  []*incident.Incident{inc},
+		Alerts:     []incident.AlertRef{{IncidentID: inc.ID, Alert: a}, {IncidentID: inc.ID, Alert: gone}},
+		Tombstones: map[string]incident.Tombstone{gone.Key: {ResolvedBy: incident.ByAlertmanager, At: t0}, "undone\x00": {At: t0}, "pruned\x00": {At: t0}},
+	}}, Heartbeats: map[string]time.Time{url: t0, forgotten: t0}})
+	apply(t, s, &store.Commit{LastSeq: 2, Changes: []*incident.Changes{{
+		DeletedAlerts:     []incident.AlertRef{{IncidentID: inc.ID, Alert: gone}},
+		DeletedTombstones: []string{"undone\x00"},
+	}}, PrunedTombstones: []string{"pruned\x00"}, ForgetHeartbeats: []string{forgotten}})
+	s = reopen()
+	ls := load(t, s)
+	_, alerts := byID(ls)
+	if got := alerts[inc.ID+"\x00"+a.Key]; got == nil || got.Fingerprint != a.Fingerprint || len(alerts) != 1 {
+		t.Errorf("alerts %q, want only %q with fingerprint %q", keys(alerts), a.Key, a.Fingerprint)
+	}
+	if got := keys(ls.Tombstones); !slices.Equal(got, []string{strings.ReplaceAll(gone.Key, "\x00", "/")}) {
+		t.Errorf("tombstones %q, want only %q", got, gone.Key)
+	}
+	if _, ok := ls.Heartbeats[url]; !ok || len(ls.Heartbeats) != 1 {
+		t.Errorf("heartbeats %q, want only %q", keys(ls.Heartbeats), url)
+	}
+}

@@ -43,6 +43,7 @@ var tests = []struct {
 	{"StateRoundTrip", testStateRoundTrip},
 	{"StateDeletesAndPrunes", testStateDeletesAndPrunes},
 	{"StatePruneTakesReceiverStateAndEvidence", testPruneTakesReceiverStateAndEvidence},
+	{"StateKeysHoldWhatAWebhookMayCarry", testStateKeysHoldAnyBytes},
 	{"OutboxFansOutToEveryReceiver", testOutboxFanOut},
 	{"OutboxNextHeadsPerIncident", testOutboxHeads},
 	{"OutboxNextLooksPastALongIncident", testOutboxLongIncident},

@@ -53,6 +53,10 @@ func testStateRoundTrip(t *testing.T, b Backend) {
 	c := newIncident("api-c", newAlert("fc", t0), "gone")
 	c.Alerts = nil
 	c.Status, c.ResolvedAt, c.State, c.Firing = incident.Resolved, t0.Add(time.Hour), incident.StateClosed, 0
+	// d: open, neither it nor its decisive alert has reasons: it has none
+	// after a reload either.
+	dAlert := newAlert("fd", t0)
+	d := newIncident("api-d", dAlert)
 	// An alert whose name and fingerprint are not what its labels and key
 	// say keeps them.
 	odd := newAlert("fo", t0)
@@ -62,9 +66,9 @@ func testStateRoundTrip(t *testing.T, b Backend) {
 	apply(t, s, &store.Commit{
 		LastSeq: 7,
 		Changes: []*incident.Changes{{
-			Incidents: []*incident.Incident{a, bInc, c},
+			Incidents: []*incident.Incident{a, bInc, c, d},
 			Alerts: []incident.AlertRef{{IncidentID: a.ID, Alert: aAlert}, {IncidentID: a.ID, Alert: aOther},
-				{IncidentID: bInc.ID, Alert: bAlert}, {IncidentID: bInc.ID, Alert: odd}},
+				{IncidentID: bInc.ID, Alert: bAlert}, {IncidentID: bInc.ID, Alert: odd}, {IncidentID: d.ID, Alert: dAlert}},
 			Tombstones: map[string]incident.Tombstone{
 				"fc@" + t0.Format(time.RFC3339Nano): {IncidentID: c.ID, ResolvedBy: incident.ByAlertmanager, At: t0.Add(time.Hour)},
 				"fz@x":                              {ResolvedBy: incident.ByAbsence, At: t0},
@@ -81,10 +85,10 @@ func testStateRoundTrip(t *testing.T, b Backend) {
 			t.Errorf("%s: LastSeq = %d, want 7", when, ls.LastSeq)
 		}
 		incs, alerts := byID(ls)
-		if got, want := keys(incs), []string{"api-a", "api-b", "api-c"}; !slices.Equal(got, want) {
+		if got, want := keys(incs), []string{"api-a", "api-b", "api-c", "api-d"}; !slices.Equal(got, want) {
 			t.Fatalf("%s: incidents %v, want %v", when, got, want)
 		}
-		for _, want := range []*incident.Incident{a, bInc, c} {
+		for _, want := range []*incident.Incident{a, bInc, c, d} {
 			if got := jsonOf(t, incs[want.ID]); got != jsonOf(t, want) {
 				t.Errorf("%s: incident %s\n got %s\nwant %s", when, want.ID, got, jsonOf(t, want))
 			}
@@ -92,6 +96,7 @@ func testStateRoundTrip(t *testing.T, b Backend) {
 		wantAlerts := map[string]*incident.Alert{
 			a.ID + "\x00" + aAlert.Key: aAlert, a.ID + "\x00" + aOther.Key: aOther,
 			bInc.ID + "\x00" + bAlert.Key: bAlert, bInc.ID + "\x00" + odd.Key: odd,
+			d.ID + "\x00" + dAlert.Key: dAlert,
 		}
 		if got, want := keys(alerts), keys(wantAlerts); !slices.Equal(got, want) {
 			t.Fatalf("%s: alerts %v, want %v", when, got, want)

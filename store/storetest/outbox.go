@@ -213,6 +213,15 @@ func testOutboxDeadLetter(t *testing.T, b Backend) {
 	if got := s.DeadLetterCounts(); !maps.Equal(got, map[string]int{"r": 1}) {
 		t.Errorf("DeadLetterCounts = %v", got)
 	}
+	// OnDeadLetter(nil) stops the telling.
+	s.OnDeadLetter(nil)
+	otherEnv, _, _ := next(t, s, "other", t0.Add(time.Hour), nil)
+	if err := s.DeadLetter(otherEnv); err != nil {
+		t.Fatalf("DeadLetter with no one to tell: %v", err)
+	}
+	if len(told) != 1 {
+		t.Errorf("told %d dead letters after OnDeadLetter(nil), want still 1", len(told))
+	}
 }
 
 // An acknowledgement is durable once Ack returns and the store is closed

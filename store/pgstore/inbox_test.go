@@ -238,4 +238,8 @@ func TestErrorsOfAStoreWhoseDatabaseWentAwayHoldNoPassword(t *testing.T) {
 			t.Errorf("%s: error does not name the database: %v", c.name, err)
 		}
 	}
+	// The Lead that failed did not make it lead.
+	if got := s.Epoch(); got != 0 {
+		t.Errorf("after a failed Lead the store leads at epoch %d, want 0 (a standby)", got)
+	}
 }

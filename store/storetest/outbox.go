@@ -134,7 +134,9 @@ func testOutboxHeads(t *testing.T, b Backend) {
 
 func testOutboxRetry(t *testing.T, b Backend) {
 	s, reopen := b(t)
-	commit, _ := opened(1, []string{"r"}, "api-1", "api-2")
+	commit, incs := opened(1, []string{"r"}, "api-1", "api-2")
+	// api-1's second event, due, must not overtake its first while that waits.
+	commit.Changes = append(commit.Changes, &incident.Changes{Events: []incident.Event{event(incident.SeverityChanged, t0.Add(time.Second), incs[0])}})
 	apply(t, s, commit)
 	now := t0.Add(time.Hour)
 	env, _, _ := next(t, s, "r", now, nil)
@@ -162,6 +164,11 @@ func testOutboxRetry(t *testing.T, b Backend) {
 	got, _, _ := next(t, s, "r", later, nil)
 	if got == nil || got.Seq != env.Seq {
 		t.Fatalf("Next once due, after reopen = %+v, want api-1's envelope", got)
+	}
+	ack(t, s, got)
+	ack(t, s, got) // again: harmless
+	if second, _, stats := next(t, s, "r", later, nil); second == nil || second.Event.Kind != incident.SeverityChanged || stats.Depth != 1 {
+		t.Errorf("after the ack Next = %+v (depth %d), want api-1's second event, the last", second, stats.Depth)
 	}
 	if got.Attempts != 2 || !got.FirstFailure.Equal(now) || !got.NextAttempt.Equal(later) || got.LastError != "503 from PagerDuty" ||
 		got.Receiver != "r" || !got.Enqueued.Equal(env.Enqueued) {

@@ -183,6 +183,12 @@ func testInboxProcessedAfterReopen(t *testing.T, b Backend) {
 		t.Fatalf("TrimInbox: %v", err)
 	}
 	s = reopen()
+	if got := s.InboxSeq(); got != 7 {
+		t.Errorf("InboxSeq after an emptied inbox and reopen = %d, want 7", got)
+	}
+	if got := readInbox(t, s, load(t, s).LastSeq, 100, 1<<20); len(got) != 0 {
+		t.Errorf("read after LastSeq 7: %v, want nothing", seqsOf(got))
+	}
 	if got := appendInbox(t, s, entries(t0, "8")); !slices.Equal(got, []uint64{8}) {
 		t.Errorf("append after an emptied inbox and reopen numbered %v, want [8]", got)
 	}

@@ -124,7 +124,8 @@ func TestConcurrentAppendsFromTwoReplicasAreNumberedInCommitOrder(t *testing.T) 
 }
 
 // waitListening returns once a backend of application app is listening
-// (its last statement was the LISTEN), so a notification reaches it.
+// (idle after the LISTEN, or the poll that follows it), so a notification
+// reaches it.
 func waitListening(t *testing.T, db DB, app string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -132,7 +133,7 @@ func waitListening(t *testing.T, db DB, app string) {
 	for {
 		var n int
 		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = $1 AND query = $2 AND state = 'idle'`, app, "LISTEN "+inboxChannel).Scan(&n)
+			WHERE application_name = $1 AND query IN ($2, $3) AND state = 'idle'`, app, "LISTEN "+inboxChannel, watchPoll).Scan(&n)
 		if err != nil {
 			t.Fatalf("no backend of %s listened: %v", app, err)
 		}
@@ -241,5 +242,39 @@ func TestErrorsOfAStoreWhoseDatabaseWentAwayHoldNoPassword(t *testing.T) {
 	// The Lead that failed did not make it lead.
 	if got := s.Epoch(); got != 0 {
 		t.Errorf("after a failed Lead the store leads at epoch %d, want 0 (a standby)", got)
+	}
+}
+
+// The listening connection is lost: Watch listens again, and an append
+// committed while it was not listening (its notification went nowhere)
+// still wakes it, without waiting for a poll.
+func TestWatchWakesForAnAppendMissedWhileItsConnectionWasLost(t *testing.T) {
+	dsn := freshDB(t)
+	const app = "amtriage-watcher-lost"
+	watcher := openStandby(t, dsn, WithApplicationSuffix("watcher-lost"))
+	other := openStandby(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	woke := make(chan struct{}, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watcher.Watch(ctx, time.Hour, func() { woke <- struct{}{} })
+	}()
+	defer func() { cancel(); <-done }()
+	waitListening(t, other.Pool(), app)
+	if n := pgtest.TerminateBackends(context.Background(), t, pgtest.Shared(t).DSN(), app); n == 0 {
+		t.Fatal("no watcher backend to end")
+	}
+	es := []*store.InboxEntry{{ReceivedAt: time.Now(), Body: []byte("{}")}}
+	if err := other.AppendInbox(es); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch did not wake for the append it missed while reconnecting")
+	}
+	if got := watcher.InboxSeq(); got != es[0].Seq {
+		t.Errorf("the watcher's InboxSeq = %d, want %d", got, es[0].Seq)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +160,46 @@ func TestADeposedLeaderWritesNothing(t *testing.T) {
 				t.Errorf("the successor's Ack: %v", err)
 			}
 		})
+	}
+}
+
+// Replays of one dead letter from two replicas at once replay it once.
+func TestConcurrentReplaysFromTwoReplicasReplayOnce(t *testing.T) {
+	leader, dsn, env := seeded(t, "a", longTTL)
+	if err := leader.DeadLetter(env); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := leader.DeadLetters(1)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("dead letters %v, %v", list, err)
+	}
+	standby := openStandby(t, dsn)
+	replicas := []*Store{leader, standby}
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = replicas[i%2].ReplayEvent(list[0].ID, &env.Event)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrNotFound):
+			t.Errorf("a replay: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d replays from two replicas replayed, want 1", ok, n)
+	}
+	var queued int
+	if err := leader.Pool().QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE receiver = 'r'`).Scan(&queued); err != nil || queued != 1 {
+		t.Errorf("r's queue holds %d events (%v), want the one replayed", queued, err)
 	}
 }

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,18 +45,25 @@ func openLeadingFor(t testing.TB, dsn, holder string, ttl time.Duration) *Store 
 	return s
 }
 
-// backend opens stores on a fresh database; reopen closes the last one
-// and its pool and opens the database again, leading at a new epoch.
+// backend opens stores on a fresh database; reopen hands over as a rolling
+// update does: the last store releases the lease and closes with its pool,
+// and another replica's store, on a new pool, takes the lease and leads.
 func backend(t testing.TB) (store.Store, func() store.Store) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
-	cur := openLeading(t, dsn, "contract")
+	n := 0
+	holder := func() string { return fmt.Sprintf("replica-%d", n) }
+	cur := openLeading(t, dsn, holder())
 	return cur, func() store.Store {
 		t.Helper()
+		if err := Release(context.Background(), cur.Pool(), holder(), cur.Epoch()); err != nil {
+			t.Fatalf("release: %v", err)
+		}
 		if err := cur.Close(); err != nil {
 			t.Fatalf("close: %v", err)
 		}
 		cur.Pool().Close()
-		cur = openLeading(t, dsn, "contract")
+		n++
+		cur = openLeading(t, dsn, holder())
 		return cur
 	}
 }

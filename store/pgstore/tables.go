@@ -4,6 +4,8 @@ package pgstore
 // JSON bbolt keeps), times are unix nanoseconds: exact, as bbolt has them.
 // Keys a webhook supplies (alert keys hold its fingerprints, heartbeats its
 // externalURL) are bytea: JSON lets them hold a NUL, which text refuses.
+// Pass them as []byte: pgx sends a string as bytea's text input, which
+// reads backslashes as escapes.
 //
 // The inbox's sequence is a counter row, not a SEQUENCE: each append takes
 // its numbers with an UPDATE that holds the row until commit, so appends

@@ -32,7 +32,11 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 		first := last - int64(len(entries)) + 1
 		rows := make([][]any, len(entries))
 		for i, e := range entries {
-			rows[i] = []any{first + int64(i), e.ReceivedAt.UnixNano(), e.Replayed, e.Body}
+			body := e.Body
+			if body == nil {
+				body = []byte{} // pgx sends nil as NULL; bbolt stores it as empty
+			}
+			rows[i] = []any{first + int64(i), e.ReceivedAt.UnixNano(), e.Replayed, body}
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"inbox"}, []string{"seq", "received_ns", "replayed", "body"}, pgx.CopyFromRows(rows)); err != nil {
 			return err

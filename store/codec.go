@@ -23,10 +23,11 @@ type storedIncident struct {
 	ReasonsOfDecisive bool `json:"reasonsOfDecisive,omitempty"`
 }
 
-// EncodeIncident is an incident's record.
+// EncodeIncident is an incident's record. An incident without reasons
+// keeps none: left out, they would read back as "not kept".
 func EncodeIncident(inc *incident.Incident) ([]byte, error) {
 	st := storedIncident{Incident: inc}
-	if inc.Status == incident.Firing {
+	if inc.Status == incident.Firing && len(inc.Reasons) > 0 {
 		if a := inc.Alerts[inc.Decisive]; a != nil && a.Status == incident.Firing && slices.Equal(a.Decision.Reasons, inc.Reasons) {
 			c := *inc
 			c.Reasons = nil

@@ -43,8 +43,15 @@ func decodeDeadLetter(id int64, meta []byte) (*store.DeadLetter, error) {
 	return d, nil
 }
 
-// OnDeadLetter sets f to be told of every dead letter once it is stored.
-func (s *Store) OnDeadLetter(f func(*store.DeadLetter)) { s.onDeadLetter.Store(&f) }
+// OnDeadLetter sets f to be told of every dead letter once it is stored;
+// nil tells no one (a pointer to a nil f would panic after the commit).
+func (s *Store) OnDeadLetter(f func(*store.DeadLetter)) {
+	if f == nil {
+		s.onDeadLetter.Store(nil)
+		return
+	}
+	s.onDeadLetter.Store(&f)
+}
 
 // DeadLetterCounts is the number of dead letters by queue (every replica
 // reads it for the gauge).

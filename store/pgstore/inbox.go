@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/amtriage/amtriage/store"
 )
@@ -31,7 +32,11 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 		first := last - int64(len(entries)) + 1
 		rows := make([][]any, len(entries))
 		for i, e := range entries {
-			rows[i] = []any{first + int64(i), e.ReceivedAt.UnixNano(), e.Replayed, e.Body}
+			body := e.Body
+			if body == nil {
+				body = []byte{} // pgx sends nil as NULL; bbolt stores it as empty
+			}
+			rows[i] = []any{first + int64(i), e.ReceivedAt.UnixNano(), e.Replayed, body}
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"inbox"}, []string{"seq", "received_ns", "replayed", "body"}, pgx.CopyFromRows(rows)); err != nil {
 			return err
@@ -108,7 +113,9 @@ func (s *Store) MarkProcessed(seq uint64) {}
 
 // Watch calls wake whenever an append commits (NOTIFY from any replica),
 // and at least every poll (a notification is lost with its connection),
-// until ctx ends. Connection failures are retried.
+// until ctx ends. Connection failures are retried every second at most
+// (poll, if shorter); what was appended meanwhile wakes it once it listens
+// again.
 func (s *Store) Watch(ctx context.Context, poll time.Duration, wake func()) {
 	for ctx.Err() == nil {
 		err := s.listen(ctx, poll, wake)
@@ -118,9 +125,28 @@ func (s *Store) Watch(ctx context.Context, poll time.Duration, wake func()) {
 		_ = err // the pool's errors surface in the pipeline and /readyz; retry quietly
 		select {
 		case <-ctx.Done():
-		case <-time.After(poll):
+		case <-time.After(min(poll, time.Second)):
 		}
 	}
+}
+
+// watchPoll is Watch's read of the inbox sequence; its comment tells an
+// operator looking at pg_stat_activity which backend listens.
+const watchPoll = `SELECT seq FROM inbox_seq -- amtriage: listening for appends`
+
+// pollInbox reads the inbox sequence and wakes if it moved past what this
+// replica knew.
+func (s *Store) pollInbox(ctx context.Context, conn *pgxpool.Conn, wake func()) error {
+	before := s.inboxSeq.Load()
+	var seq int64
+	if err := conn.QueryRow(ctx, watchPoll).Scan(&seq); err != nil {
+		return fmt.Errorf("poll the inbox: %w", err)
+	}
+	s.seenInbox(uint64(seq))
+	if uint64(seq) > before {
+		wake()
+	}
+	return nil
 }
 
 func (s *Store) listen(ctx context.Context, poll time.Duration, wake func()) error {
@@ -140,6 +166,10 @@ func (s *Store) listen(ctx context.Context, poll time.Duration, wake func()) err
 			conn.Conn().Close(uctx)
 		}
 	}()
+	// Listening now: an append whose notification came before went unheard.
+	if err := s.pollInbox(ctx, conn, wake); err != nil {
+		return err
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, poll)
 		n, err := conn.Conn().WaitForNotification(wctx)
@@ -153,14 +183,8 @@ func (s *Store) listen(ctx context.Context, poll time.Duration, wake func()) err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			before := s.inboxSeq.Load()
-			var seq int64
-			if err := conn.QueryRow(ctx, `SELECT seq FROM inbox_seq`).Scan(&seq); err != nil {
-				return fmt.Errorf("poll the inbox: %w", err)
-			}
-			s.seenInbox(uint64(seq))
-			if uint64(seq) > before {
-				wake()
+			if err := s.pollInbox(ctx, conn, wake); err != nil {
+				return err
 			}
 		default:
 			return err

@@ -34,32 +34,31 @@ func (s *Store) LoadState() (*store.LoadedState, error) {
 			return err
 		}
 		if err := each(ctx, tx, `SELECT incident_id, key, record FROM alerts`, func(r pgx.Rows) error {
-			var id, key string
-			var v []byte
+			var id string
+			var key, v []byte
 			if err := r.Scan(&id, &key, &v); err != nil {
 				return err
 			}
-			return l.Alert(id, key, v)
+			return l.Alert(id, string(key), v)
 		}); err != nil {
 			return err
 		}
 		if err := each(ctx, tx, `SELECT key, record FROM tombstones`, func(r pgx.Rows) error {
-			var key string
-			var v []byte
+			var key, v []byte
 			if err := r.Scan(&key, &v); err != nil {
 				return err
 			}
-			return l.Tombstone(key, v)
+			return l.Tombstone(string(key), v)
 		}); err != nil {
 			return err
 		}
 		return each(ctx, tx, `SELECT url, at_ns FROM heartbeats`, func(r pgx.Rows) error {
-			var url string
+			var url []byte
 			var ns int64
 			if err := r.Scan(&url, &ns); err != nil {
 				return err
 			}
-			l.Heartbeat(url, time.Unix(0, ns))
+			l.Heartbeat(string(url), time.Unix(0, ns))
 			return nil
 		})
 	})
@@ -108,13 +107,13 @@ func (s *Store) Apply(c *store.Commit) error {
 			b.Queue(`DELETE FROM evidence_png WHERE incident_id = $1`, id)
 		}
 		for _, k := range c.PrunedTombstones {
-			b.Queue(`DELETE FROM tombstones WHERE key = $1`, k)
+			b.Queue(`DELETE FROM tombstones WHERE key = $1`, []byte(k))
 		}
 		for url, at := range c.Heartbeats {
-			b.Queue(`INSERT INTO heartbeats (url, at_ns) VALUES ($1, $2) ON CONFLICT (url) DO UPDATE SET at_ns = excluded.at_ns`, url, at.UnixNano())
+			b.Queue(`INSERT INTO heartbeats (url, at_ns) VALUES ($1, $2) ON CONFLICT (url) DO UPDATE SET at_ns = excluded.at_ns`, []byte(url), at.UnixNano())
 		}
 		for _, url := range c.ForgetHeartbeats {
-			b.Queue(`DELETE FROM heartbeats WHERE url = $1`, url)
+			b.Queue(`DELETE FROM heartbeats WHERE url = $1`, []byte(url))
 		}
 		if !c.PruneDeadBefore.IsZero() {
 			b.Queue(`DELETE FROM dead_letters WHERE at_ns < $1`, c.PruneDeadBefore.UnixNano())
@@ -170,20 +169,20 @@ func queueChanges(b *pgx.Batch, ch *incident.Changes, receivers []string, queued
 			return fmt.Errorf("alert %s: %w", ref.Alert.Key, err)
 		}
 		b.Queue(`INSERT INTO alerts (incident_id, key, record) VALUES ($1, $2, $3)
-			ON CONFLICT (incident_id, key) DO UPDATE SET record = excluded.record`, ref.IncidentID, ref.Alert.Key, v)
+			ON CONFLICT (incident_id, key) DO UPDATE SET record = excluded.record`, ref.IncidentID, []byte(ref.Alert.Key), v)
 	}
 	for _, ref := range ch.DeletedAlerts {
-		b.Queue(`DELETE FROM alerts WHERE incident_id = $1 AND key = $2`, ref.IncidentID, ref.Alert.Key)
+		b.Queue(`DELETE FROM alerts WHERE incident_id = $1 AND key = $2`, ref.IncidentID, []byte(ref.Alert.Key))
 	}
 	for _, k := range ch.DeletedTombstones {
-		b.Queue(`DELETE FROM tombstones WHERE key = $1`, k)
+		b.Queue(`DELETE FROM tombstones WHERE key = $1`, []byte(k))
 	}
 	for k, t := range ch.Tombstones {
 		v, err := jsonRecord(t)
 		if err != nil {
 			return fmt.Errorf("tombstone %s: %w", k, err)
 		}
-		b.Queue(`INSERT INTO tombstones (key, record) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET record = excluded.record`, k, v)
+		b.Queue(`INSERT INTO tombstones (key, record) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET record = excluded.record`, []byte(k), v)
 	}
 	for i := range ch.Events {
 		for _, r := range receivers {

@@ -61,16 +61,23 @@ func Open(ctx context.Context, pool *pgxpool.Pool, dsn string) (*Store, error) {
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Lead makes this replica the writer at epoch (0: none). The queues' depth
-// is read again, as the previous leader changed it.
+// is read again, as the previous leader changed it. When that fails the
+// replica does not lead: the caller may try again.
 func (s *Store) Lead(ctx context.Context, epoch int64) error {
-	s.epoch.Store(epoch)
 	if epoch == 0 {
+		s.epoch.Store(0)
 		return nil
 	}
 	if err := s.refreshInboxSeq(ctx); err != nil {
+		s.epoch.Store(0)
 		return err
 	}
-	return s.recount(ctx)
+	if err := s.recount(ctx); err != nil {
+		s.epoch.Store(0)
+		return err
+	}
+	s.epoch.Store(epoch)
+	return nil
 }
 
 // Epoch is the epoch this replica leads at, 0 when it does not.

@@ -2,6 +2,10 @@ package pgstore
 
 // The store's tables. Records are the bytes store's codecs write (the same
 // JSON bbolt keeps), times are unix nanoseconds: exact, as bbolt has them.
+// Keys a webhook supplies (alert keys hold its fingerprints, heartbeats its
+// externalURL) are bytea: JSON lets them hold a NUL, which text refuses.
+// Pass them as []byte: pgx sends a string as bytea's text input, which
+// reads backslashes as escapes.
 //
 // The inbox's sequence is a counter row, not a SEQUENCE: each append takes
 // its numbers with an UPDATE that holds the row until commit, so appends
@@ -31,16 +35,16 @@ var storeDDL = []string{
 	)`,
 	`CREATE TABLE alerts (
 		incident_id text NOT NULL,
-		key         text NOT NULL,
+		key         bytea NOT NULL,
 		record      bytea NOT NULL,
 		PRIMARY KEY (incident_id, key)
 	)`,
 	`CREATE TABLE tombstones (
-		key    text PRIMARY KEY,
+		key    bytea PRIMARY KEY,
 		record bytea NOT NULL
 	)`,
 	`CREATE TABLE heartbeats (
-		url     text PRIMARY KEY,
+		url     bytea PRIMARY KEY,
 		at_ns   bigint NOT NULL
 	)`,
 	`CREATE TABLE outbox (

@@ -215,15 +215,15 @@ func copyAll(ctx context.Context, tx pgx.Tx, src ImportSource) (*ImportCounts, e
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
 	alerts := newCopier(ctx, tx, "alerts", "incident_id", "key", "record")
-	if err := src.Alerts(func(id, key string, v []byte) error { return alerts.add(len(v), id, key, v) }); err != nil {
+	if err := src.Alerts(func(id, key string, v []byte) error { return alerts.add(len(v), id, []byte(key), v) }); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	tombs := newCopier(ctx, tx, "tombstones", "key", "record")
-	if err := src.Tombstones(func(key string, v []byte) error { return tombs.add(len(v), key, v) }); err != nil {
+	if err := src.Tombstones(func(key string, v []byte) error { return tombs.add(len(v), []byte(key), v) }); err != nil {
 		return nil, fmt.Errorf("tombstones: %w", err)
 	}
 	beats := newCopier(ctx, tx, "heartbeats", "url", "at_ns")
-	if err := src.Heartbeats(func(url string, at time.Time) error { return beats.add(8, url, at.UnixNano()) }); err != nil {
+	if err := src.Heartbeats(func(url string, at time.Time) error { return beats.add(8, []byte(url), at.UnixNano()) }); err != nil {
 		return nil, fmt.Errorf("heartbeats: %w", err)
 	}
 	rstate := newCopier(ctx, tx, "receiver_state", "receiver", "incident_id", "state")

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store/pgstore"
 	"github.com/amtriage/amtriage/triage/prom"
 )
 
@@ -108,10 +109,12 @@ func tryBuild(cfg *rules.Config) error {
 			errs = append(errs, &rules.KeyError{Key: "prometheus.url", Err: err})
 		}
 	}
-	if cfg.Store.Postgres == nil { // with PostgreSQL store.path is not used
+	if pg := cfg.Store.Postgres; pg == nil { // with PostgreSQL store.path is not used
 		if err := storeDirUsable(cfg.Store.Path); err != nil {
 			errs = append(errs, &rules.KeyError{Key: "store.path", Err: err})
 		}
+	} else if err := pgstore.CheckDSN(string(pg.DSN)); err != nil {
+		errs = append(errs, &rules.KeyError{Key: "store.postgres.dsn", Err: err})
 	}
 	if k := cfg.Kubernetes; k.Enabled && k.Kubeconfig != "" {
 		if _, err := os.Stat(k.Kubeconfig); err != nil {

@@ -39,6 +39,9 @@ func TestCheckConfigPostgres(t *testing.T) {
 		{"empty file", "store:\n  postgres: {dsn_file: empty}\n", dsn, 1, "secret file " + filepath.Join(dir, "empty") + " is empty"},
 		{"other errors", "listen: nowhere\nstore:\n  postgres: {dsn_file: dsn}\n", dsn, 1, "line 1: listen"},
 		{"inline", "store:\n  postgres: {dsn: " + dsn + "}\n", "", 1, "secrets are not accepted inline"},
+		// What serve could not connect with is refused here, password hidden.
+		{"bad DSN", "store:\n  postgres: {}\n", "postgres://amtriage:" + password + "@db.example:notaport/amtriage", 1, "store.postgres.dsn"},
+		{"bad keyword DSN", "store:\n  postgres: {}\n", "host=db.example password=" + password + " sslmode=sometimes", 1, "store.postgres.dsn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -298,3 +298,15 @@ func passwords(dsn string) []string {
 // errNoDSN refuses an empty DSN, for which pgx would fall back to libpq's
 // environment defaults and a local socket.
 var errNoDSN = errors.New("postgres: no DSN configured")
+
+// CheckDSN parses dsn as a connection would, without connecting: what
+// check-config reports. Its error never holds the password.
+func CheckDSN(dsn string) error {
+	if strings.TrimSpace(dsn) == "" {
+		return errNoDSN
+	}
+	if _, err := pgxpool.ParseConfig(dsn); err != nil {
+		return fmt.Errorf("invalid DSN (%s): %w", DescribeDSN(dsn), ScrubError(dsn, err))
+	}
+	return nil
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/amtriage/amtriage/internal/pgtest"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/webhook"
 )
 
 // BenchmarkDurableIngest is webhook intake on each store, in one run (README
@@ -122,7 +123,7 @@ func bareIngestServer(b *testing.B) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err == nil {
-			_, err = DecodeMessage(body)
+			_, err = webhook.DecodeMessage(body)
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

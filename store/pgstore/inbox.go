@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/amtriage/amtriage/store"
@@ -22,28 +21,21 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 	}
 	ctx, cancel := s.op()
 	defer cancel()
+	received := make([]int64, len(entries))
+	replayed := make([]bool, len(entries))
+	bodies := make([][]byte, len(entries))
+	for i, e := range entries {
+		received[i], replayed[i], bodies[i] = e.ReceivedAt.UnixNano(), e.Replayed, e.Body
+		if bodies[i] == nil {
+			bodies[i] = []byte{} // pgx sends nil as NULL; bbolt stores it as empty
+		}
+	}
+	// One statement, so one round trip and its own transaction: the
+	// counter row's UPDATE holds it until this commits, so appends commit
+	// in the order of their numbers (see storeDDL), and NOTIFY is sent at
+	// the commit.
 	var last int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The counter row stays locked until commit: appends commit in the
-		// order of their numbers (see storeDDL).
-		if err := tx.QueryRow(ctx, `UPDATE inbox_seq SET seq = seq + $1 RETURNING seq`, len(entries)).Scan(&last); err != nil {
-			return err
-		}
-		first := last - int64(len(entries)) + 1
-		rows := make([][]any, len(entries))
-		for i, e := range entries {
-			body := e.Body
-			if body == nil {
-				body = []byte{} // pgx sends nil as NULL; bbolt stores it as empty
-			}
-			rows[i] = []any{first + int64(i), e.ReceivedAt.UnixNano(), e.Replayed, body}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"inbox"}, []string{"seq", "received_ns", "replayed", "body"}, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, inboxChannel, strconv.FormatInt(last, 10))
-		return err
-	})
+	err := s.pool.QueryRow(ctx, appendInboxSQL, len(entries), received, replayed, bodies, inboxChannel).Scan(&last)
 	if err != nil {
 		return s.wrap("append inbox", err)
 	}
@@ -54,6 +46,16 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 	s.seenInbox(uint64(last))
 	return nil
 }
+
+const appendInboxSQL = `
+WITH counter AS (
+	UPDATE inbox_seq SET seq = seq + $1 RETURNING seq
+), added AS (
+	INSERT INTO inbox (seq, received_ns, replayed, body)
+	SELECT (SELECT seq FROM counter) - $1 + t.n, t.received, t.replayed, t.body
+	  FROM unnest($2::bigint[], $3::boolean[], $4::bytea[]) WITH ORDINALITY AS t(received, replayed, body, n)
+)
+SELECT seq FROM counter, pg_notify($5, seq::text)`
 
 // InboxSeq is the last inbox sequence this replica knows committed: its
 // own appends, what it read, and what Watch heard of.

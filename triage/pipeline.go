@@ -186,8 +186,13 @@ func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	}
 	p.started = p.now()
 	if o.Standby {
-		p.book = p.newBook()
-		p.beats = heartbeat.New(p.missingAfter, nil, p.started)
+		// Read now, so its API shows the state from the start; a database
+		// down at start leaves it empty until the next tick or its term.
+		if err := p.reload(); err != nil {
+			p.log.Warn("standby: reading the state for the API", "err", err)
+			p.book = p.newBook()
+			p.beats = heartbeat.New(p.missingAfter, nil, p.started)
+		}
 	} else {
 		if err := p.reload(); err != nil {
 			return nil, err

@@ -178,3 +178,25 @@ func TestReplicaRefusesANewerSchema(t *testing.T) {
 		t.Fatalf("NewDaemon on a newer schema: %v; want an error saying %q", err, want)
 	}
 }
+
+// A replica that starts as a standby answers /api/incidents with the
+// leader's state at once, not after its first refresh (30 s).
+func TestAStandbyShowsTheStateAtOnce(t *testing.T) {
+	dsn := pgtest.Start(t, pgtest.WithoutFsync()).NewDatabase(t)
+	a := servingHarness(t, replicaConfig(t, dsn))
+	waitFor(t, "a leads", a.d.pipeline.Leading)
+	a.mustPost(alertPayload("api", "firing", time.Now()), "")
+	a.mustPost(alertPayload("web", "firing", time.Now()), "")
+	waitFor(t, "two pages", func() bool { return len(a.rec.Events()) == 2 })
+	b := servingHarness(t, replicaConfig(t, dsn))
+	if b.d.pipeline.Leading() {
+		t.Fatal("b leads while a holds the lease")
+	}
+	var list struct {
+		Incidents []IncidentView `json:"incidents"`
+	}
+	res := b.do(http.MethodGet, "/api/incidents", nil, "")
+	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Incidents) != 2 {
+		t.Fatalf("the new standby's incidents: %d (%v), want the leader's 2: %s", len(list.Incidents), err, res.body)
+	}
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amtriage/amtriage/internal/amtest"
+	"github.com/amtriage/amtriage/internal/pgtest"
+)
+
+// Two replicas on one PostgreSQL, the real Alertmanager sending every
+// notification to both: 20 Sev 1 incidents arrive as a storm of 200
+// notifications and the leader is killed with SIGKILL while it delivers.
+// The survivor leads within 10 s with every acknowledged alert, and each
+// incident is paged, posted and annotated exactly once; the killed replica
+// comes back as a standby that delivers nothing.
+func TestHAKillLeaderMidStorm(t *testing.T) {
+	amtest.Binary(t)
+	const services, alertnames = 20, 10 // a group per (alertname, service): 200 notifications
+	e := newHAEnv(t, pgtest.WithoutFsync())
+	a := e.newReplica(t, "a", e.dsn).start(t)
+	waitFor(t, 15*time.Second, "a leads", a.leading)
+	b := e.newReplica(t, "b", e.dsn).start(t)
+	hookA, hookB := newWebhookTap(t, a.addr), newWebhookTap(t, b.addr)
+	am := amtest.Start(t, amtest.Config{WebhookURL: hookA.URL(), MoreWebhookURLs: []string{hookB.URL()},
+		GroupWait: 100 * time.Millisecond, GroupInterval: time.Second})
+	// Slow receivers: the kill lands while deliveries are in flight.
+	for _, tp := range a.taps {
+		tp.delay.Store(int64(100 * time.Millisecond))
+	}
+
+	started := time.Now().Add(-time.Minute).Truncate(time.Millisecond) // older than group_wait: flushed at once
+	var alerts []amtest.Alert
+	for s := range services {
+		svc := fmt.Sprintf("svc-%02d", s)
+		for n := range alertnames {
+			alerts = append(alerts, amtest.Alert{
+				Labels:      map[string]string{"alertname": fmt.Sprintf("Errors%d", n), "service": svc, "severity": "critical"},
+				Annotations: map[string]string{"error_ratio": "62%", "summary": svc + " failing"}, StartsAt: started})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := am.PostAlerts(ctx, alerts); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the leader paging", func() bool { return len(e.pd.Events()) >= 3 })
+	pagedBefore := len(e.pd.Events())
+	if err := a.kill(syscall.SIGKILL); err == nil {
+		t.Fatal("SIGKILL: clean exit")
+	}
+	killed := time.Now()
+	t.Logf("killed the leader after %d pages, %d notifications acknowledged by it", pagedBefore, hookA.posts.Load())
+
+	waitFor(t, 10*time.Second, "the survivor leads within 10 s", b.leading)
+	t.Logf("b leads %s after the kill", time.Since(killed).Round(time.Millisecond))
+
+	acked := hookA.ackedAlerts()
+	for k := range hookB.ackedAlerts() {
+		acked[k] = true
+	}
+	firing := func() map[string]bool {
+		got := map[string]bool{}
+		for _, inc := range b.incidents() {
+			for _, al := range inc.Alerts {
+				if al.Status == "firing" {
+					got[alertID(inc.Service, al.Alertname)] = true
+				}
+			}
+		}
+		return got
+	}
+	waitFor(t, 20*time.Second, "every alert on the survivor", func() bool { return len(firing()) == services*alertnames })
+	got := firing()
+	for k := range acked {
+		if !got[k] {
+			t.Errorf("alert %s was acknowledged but is not on the survivor", k)
+		}
+	}
+	if n := len(b.incidents()); n != services {
+		t.Errorf("%d incidents on the survivor, want %d", n, services)
+	}
+
+	complete := func() bool {
+		states, _ := pageStates(e.pd)
+		return len(states) >= services && len(e.slack.CreatedChannels()) >= services &&
+			len(e.slack.Messages("#incidents")) >= services && len(e.grafana.Annotations()) >= services
+	}
+	waitFor(t, 30*time.Second, "every incident paged, posted and annotated", complete)
+	waitProcessed(t, b.daemon)
+	time.Sleep(500 * time.Millisecond) // let a duplicate show up
+	checkOncePerIncident(t, e, services, false)
+
+	// Resolve: one resolve per page, and each annotation becomes a region.
+	if err := am.PostAlerts(ctx, amtest.Resolve(alerts)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every page resolved and every region closed", func() bool {
+		if len(e.pd.OpenAlerts()) != 0 {
+			return false
+		}
+		for _, an := range e.grafana.Annotations() {
+			if !an.IsRegion() {
+				return false
+			}
+		}
+		return true
+	})
+	waitProcessed(t, b.daemon)
+	time.Sleep(500 * time.Millisecond)
+	checkOncePerIncident(t, e, services, true)
+
+	// The killed replica comes back as a standby: Alertmanager catches up
+	// with it (its retries now succeed) and it delivers nothing.
+	before := len(e.log.by(""))
+	pdBefore, slackBefore, grafanaBefore := len(e.pd.Events()), len(e.slack.Calls()), len(e.grafana.Requests())
+	hookBefore := hookA.posts.Load()
+	a.start(t)
+	waitFor(t, 20*time.Second, "Alertmanager delivering to the restarted replica", func() bool { return hookA.posts.Load() > hookBefore })
+	time.Sleep(3 * time.Second) // up a while: several lease intervals
+	if a.leading() || !b.leading() {
+		t.Errorf("after the restart a leads: %v, b leads: %v; want b to keep the lead", a.leading(), b.leading())
+	}
+	waitProcessed(t, b.daemon)
+	if n := len(e.log.by("a")) - countBefore(e.log.by("a"), killed); n != 0 {
+		t.Errorf("the restarted standby made %d deliveries, want 0", n)
+	}
+	if pd, sl, gr := len(e.pd.Events()), len(e.slack.Calls()), len(e.grafana.Requests()); pd != pdBefore || sl != slackBefore || gr != grafanaBefore {
+		t.Errorf("after the restart PagerDuty %d→%d events, Slack %d→%d calls, Grafana %d→%d requests; want no change",
+			pdBefore, pd, slackBefore, sl, grafanaBefore, gr)
+	}
+	t.Logf("%d deliveries in all (%d before the restart)", len(e.log.by("")), before)
+}
+
+// countBefore counts the deliveries before t.
+func countBefore(ds []delivery, t time.Time) int {
+	n := 0
+	for _, d := range ds {
+		if d.At.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkOncePerIncident: one PagerDuty dedup key per incident with one
+// trigger (and, once resolved, one resolve), one Sev 1 channel with the
+// declaration and the incident message, one announcement, one Grafana
+// annotation (a region once resolved).
+func checkOncePerIncident(t *testing.T, e *haEnv, incidents int, resolved bool) {
+	t.Helper()
+	// PagerDuty: one alert per incident, every trigger of a key the same
+	// incident state. An event whose answer the killed leader never
+	// acknowledged is delivered again by its successor (PagerDuty folds
+	// the repeat into the alert by dedup key): at most once per replica.
+	states, services := pageStates(e.pd)
+	if len(states) != incidents {
+		t.Errorf("%d PagerDuty dedup keys, want %d", len(states), incidents)
+	}
+	if n := len(e.pd.Alerts()); n != incidents {
+		t.Errorf("%d PagerDuty alerts, want %d", n, incidents)
+	}
+	seen := map[string]string{}
+	for key, st := range states {
+		if len(st) != 1 {
+			t.Errorf("dedup key %s (%s): triggers of %d incident states %v, want 1", key, services[key], len(st), st)
+		}
+		if other, dup := seen[services[key]]; dup {
+			t.Errorf("%s paged under two dedup keys: %s and %s", services[key], other, key)
+		}
+		seen[services[key]] = key
+		if r := len(e.pd.Resolves(key)); resolved && r < 1 {
+			t.Errorf("dedup key %s (%s): not resolved", key, services[key])
+		}
+	}
+	for replica, keys := range e.log.triggersBy() {
+		for key, n := range keys {
+			if n != 1 {
+				t.Errorf("replica %s triggered %s (%s) %d times, want once", replica, key, services[key], n)
+			}
+		}
+	}
+	for _, al := range e.pd.Alerts() {
+		if want := map[bool]string{false: "triggered", true: "resolved"}[resolved]; al.Status != want {
+			t.Errorf("PagerDuty alert %s: %s, want %s", al.DedupKey, al.Status, want)
+		}
+	}
+	created := e.slack.CreatedChannels()
+	if len(created) != incidents {
+		t.Errorf("%d Sev 1 channels, want %d", len(created), incidents)
+	}
+	for _, c := range created {
+		if n := len(e.slack.Messages(c.ID)); n != 2 {
+			t.Errorf("%s: %d messages, want the declaration and the incident message", c.Name, n)
+		}
+	}
+	if n := len(e.slack.Messages("#incidents")); n != incidents {
+		t.Errorf("%d announcements in #incidents, want %d", n, incidents)
+	}
+	// Top-level posts: the declaration, the incident message and the
+	// announcement; the resolve adds one reply in the incident's thread.
+	top, replies := 0, map[string]int{}
+	for _, m := range e.slack.AllMessages() {
+		if m.ThreadTS == "" {
+			top++
+		} else {
+			replies[m.Channel+"/"+m.ThreadTS]++
+		}
+	}
+	if top != 3*incidents {
+		t.Errorf("%d top-level Slack messages, want 3 per incident (%d)", top, 3*incidents)
+	}
+	for parent, n := range replies {
+		if n != 1 {
+			t.Errorf("%d replies in thread %s, want 1", n, parent)
+		}
+	}
+	if want := map[bool]int{false: 0, true: incidents}[resolved]; len(replies) != want {
+		t.Errorf("%d threads with replies, want %d", len(replies), want)
+	}
+	tags := map[string]int{}
+	for _, an := range e.grafana.Annotations() {
+		i := slices.IndexFunc(an.Tags, func(s string) bool { return strings.HasPrefix(s, "incident:") })
+		if i < 0 {
+			t.Errorf("annotation %d has no incident tag: %v", an.ID, an.Tags)
+			continue
+		}
+		tags[an.Tags[i]]++
+		if resolved && !an.IsRegion() {
+			t.Errorf("annotation %d (%v) is not a region after the resolve", an.ID, an.Tags)
+		}
+	}
+	if len(tags) != incidents {
+		t.Errorf("annotations for %d incidents, want %d", len(tags), incidents)
+	}
+	for tag, n := range tags {
+		if n != 1 {
+			t.Errorf("%d annotations tagged %s, want 1", n, tag)
+		}
+	}
+}

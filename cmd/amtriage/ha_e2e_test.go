@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -243,4 +244,93 @@ func checkOncePerIncident(t *testing.T, e *haEnv, incidents int, resolved bool) 
 			t.Errorf("%d annotations tagged %s, want 1", n, tag)
 		}
 	}
+}
+
+// A rolling update while alerts keep coming: with b leading, a is replaced
+// (SIGTERM, a new process), then b is stopped so that a leads: the graceful
+// stop releases the lease, so a leads at once, not a lease TTL later. Every
+// alert a replica acknowledged is paged, exactly once.
+func TestHARollingUpdate(t *testing.T) {
+	e := newHAEnv(t, pgtest.WithoutFsync())
+	b := e.newReplica(t, "b", e.dsn).start(t)
+	waitFor(t, 15*time.Second, "b leads", b.leading)
+	a := e.newReplica(t, "a", e.dsn).start(t)
+
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			svc := fmt.Sprintf("roll-%03d", i)
+			// As Alertmanager retries: until a replica acknowledges it.
+			for try := 0; ; try++ {
+				r := []*replica{a, b}[(i+try)%2]
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				code, err := post(ctx, r.url("/webhook"), "", sev1Webhook(svc))
+				cancel()
+				if err == nil && code == 200 {
+					mu.Lock()
+					acked = append(acked, svc)
+					mu.Unlock()
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+	sent := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitFor(t, 10*time.Second, "b paging", func() bool { return len(e.pd.Events()) >= 3 })
+
+	if err := a.kill(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM a: %v", err)
+	}
+	a.start(t)
+	if a.leading() {
+		t.Fatal("the new a leads while b does")
+	}
+	from := sent()
+	waitFor(t, 10*time.Second, "alerts acknowledged after a's replacement", func() bool { return sent() >= from+5 })
+
+	if err := b.kill(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM b: %v", err)
+	}
+	stopped := time.Now()
+	// Released, not expired: well under the 5 s lease.
+	waitFor(t, 3*time.Second, "a leads after b's graceful stop", a.leading)
+	t.Logf("a leads %s after b stopped", time.Since(stopped).Round(time.Millisecond))
+	b.start(t)
+	from = sent()
+	waitFor(t, 10*time.Second, "alerts acknowledged after the update", func() bool { return sent() >= from+5 })
+	close(stop)
+	sender.Wait()
+
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+	waitFor(t, 30*time.Second, "every acknowledged alert paged", func() bool { return len(e.pd.Alerts()) >= len(want) })
+	waitProcessed(t, a.daemon)
+	time.Sleep(500 * time.Millisecond) // let a duplicate show up
+	states, services := pageStates(e.pd)
+	paged := map[string]int{}
+	for key := range states {
+		paged[services[key]]++
+		if n := len(e.pd.Triggers(key)); n != 1 {
+			t.Errorf("%s (%s): %d triggers across the rolling update, want 1", key, services[key], n)
+		}
+	}
+	for _, svc := range want {
+		if paged[svc] != 1 {
+			t.Errorf("%s acknowledged, paged under %d dedup keys; want 1", svc, paged[svc])
+		}
+	}
+	if len(paged) != len(want) {
+		t.Errorf("%d services paged, %d acknowledged", len(paged), len(want))
+	}
+	t.Logf("%d alerts acknowledged and paged through the update", len(want))
 }

@@ -348,7 +348,14 @@ func (l *deliveryLog) triggersBy() map[string]map[string]int {
 // sev1Webhook is one Alertmanager notification of a Sev 1 alert (62%
 // errors) of service, as Alertmanager sends it.
 func sev1Webhook(service string) []byte {
-	return []byte(fmt.Sprintf(`{"version":"4","status":"firing","receiver":"amtriage","externalURL":"http://am:9093","groupKey":"{}:{service=%q}","truncatedAlerts":0,
-"alerts":[{"status":"firing","labels":{"alertname":"Errors","service":%q},"annotations":{"error_ratio":"62%%","summary":%q},
-"startsAt":"2026-11-23T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"%x"}]}`, service, service, service+" failing", service))
+	body, _ := json.Marshal(map[string]any{
+		"version": "4", "status": "firing", "receiver": "amtriage", "externalURL": "http://am:9093",
+		"groupKey": `{}:{service="` + service + `"}`, "truncatedAlerts": 0,
+		"alerts": []map[string]any{{
+			"status": "firing", "labels": map[string]string{"alertname": "Errors", "service": service},
+			"annotations": map[string]string{"error_ratio": "62%", "summary": service + " failing"},
+			"startsAt":    "2026-11-23T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fmt.Sprintf("%x", service),
+		}},
+	})
+	return body
 }

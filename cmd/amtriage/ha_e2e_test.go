@@ -334,3 +334,161 @@ func TestHARollingUpdate(t *testing.T) {
 	}
 	t.Logf("%d alerts acknowledged and paged through the update", len(want))
 }
+
+// A partition at the process level: the leader a reaches PostgreSQL through
+// a proxy, which cuts it off (connections reset) or stalls it (packets
+// dropped, transactions left open) while a holds a page PagerDuty keeps
+// refusing and webhooks keep it committing. a stops delivering before b's
+// term begins (no delivery by a after it), the database accepted no write
+// of a's after b took over (an audit trigger records every committed write
+// with its writer), and once the link is back a is a standby.
+func TestHAPartitionedLeaderStopsBeforeTheStandbyLeads(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		partition func(*pgtest.Proxy)
+	}{
+		{"cut", (*pgtest.Proxy).Cut},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testPartition(t, tt.partition) })
+	}
+}
+
+func testPartition(t *testing.T, partition func(*pgtest.Proxy)) {
+	e := newHAEnv(t, pgtest.WithoutFsync())
+	proxy := pgtest.NewProxy(t, e.pg.Addr())
+	a := e.newReplica(t, "a", withReplicaTag(pgtest.WithAddr(e.dsn, proxy.Addr()), "a")).start(t)
+	waitFor(t, 15*time.Second, "a leads", a.leading)
+	installAudit(t, e.dsn)
+	b := e.newReplica(t, "b", withReplicaTag(e.dsn, "b")).start(t)
+	postTo := func(r *replica, svc string) {
+		t.Helper()
+		if code, err := post(context.Background(), r.url("/webhook"), "", sev1Webhook(svc)); err != nil || code != 200 {
+			t.Fatalf("post %s to %s: %d %v", svc, r.name, code, err)
+		}
+	}
+	for i := range 3 {
+		postTo(b, fmt.Sprintf("before-%d", i)) // the standby's intake, the leader's pages
+	}
+	waitFor(t, 15*time.Second, "a pages what b took", func() bool { return len(e.pd.Alerts()) == 3 })
+
+	// a holds a page it cannot deliver, and retries it.
+	a.taps["pagerduty"].refuse.Store(true)
+	postTo(b, "held")
+	waitFor(t, 10*time.Second, "PagerDuty refusing a's page", func() bool {
+		for _, d := range e.log.by("a") {
+			if d.Refused {
+				return true
+			}
+		}
+		return false
+	})
+	// Keep a committing: webhooks to it right up to the partition.
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	for w := range 4 {
+		sender.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				post(ctx, a.url("/webhook"), "", sev1Webhook(fmt.Sprintf("flood-%d", w))) // one incident per worker
+				cancel()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	partition(proxy)
+	cut := time.Now()
+	var during []string
+	sender.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			svc := fmt.Sprintf("during-%02d", i)
+			if code, err := post(context.Background(), b.url("/webhook"), "", sev1Webhook(svc)); err == nil && code == 200 {
+				during = append(during, svc)
+			}
+		}
+	})
+	waitFor(t, 15*time.Second, "b leads", b.leading)
+	t.Logf("b leads %s after the cut", time.Since(cut).Round(time.Millisecond))
+	waitFor(t, 15*time.Second, "b pages the held incident", func() bool {
+		_, services := pageStates(e.pd)
+		for _, s := range services {
+			if s == "held" {
+				return true
+			}
+		}
+		return false
+	})
+
+	a.taps["pagerduty"].refuse.Store(false) // a delivery by a would now get through
+	proxy.Restore()
+	restored := time.Now()
+	waitFor(t, 15*time.Second, "a back, ready", func() bool {
+		resp, err := httpClient.Get(a.url("/readyz"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	time.Sleep(3 * time.Second) // several lease intervals with the link back
+	close(stop)
+	sender.Wait()
+	if a.leading() || !b.leading() {
+		t.Errorf("after the restore a leads: %v, b leads: %v; want a standby", a.leading(), b.leading())
+	}
+	waitFor(t, 20*time.Second, "every incident paged", func() bool { return len(e.pd.Alerts()) == 8+len(during) })
+
+	aStopped, ok := a.logTime("leader election: this replica stopped leading")
+	if !ok {
+		t.Fatal("a never logged the end of its term")
+	}
+	bLeads, ok := b.logTime("leader election: this replica leads")
+	if !ok {
+		t.Fatal("b never logged its term")
+	}
+	t.Logf("a stopped %s after the cut, b leads %s after a stopped, restored %s after the cut",
+		aStopped.Sub(cut).Round(time.Millisecond), bLeads.Sub(aStopped).Round(time.Millisecond), restored.Sub(cut).Round(time.Millisecond))
+	if !aStopped.Before(bLeads) {
+		t.Errorf("a stopped leading at %s, after b began at %s: two leaders", aStopped.Format(time.StampMicro), bLeads.Format(time.StampMicro))
+	}
+	for _, d := range e.log.by("a") {
+		if !d.At.Before(bLeads) {
+			t.Errorf("a delivered to %s at %s, after b's term began (%s)", d.Receiver, d.At.Format(time.StampMicro), bLeads.Format(time.StampMicro))
+		}
+	}
+	for _, d := range e.log.by("b") {
+		if d.At.Before(bLeads) {
+			t.Errorf("b delivered to %s at %s, before its term began (%s)", d.Receiver, d.At.Format(time.StampMicro), bLeads.Format(time.StampMicro))
+		}
+	}
+	// The database accepted writes of a's only while a held the lease.
+	holders := map[string]string{"a": fmt.Sprintf("-%d-", a.cmd.Process.Pid), "b": fmt.Sprintf("-%d-", b.cmd.Process.Pid)}
+	audit := readAudit(t, e.dsn)
+	var aWrites, bWrites int
+	for _, w := range audit {
+		if !strings.Contains(w.Holder, holders[w.Replica]) {
+			t.Errorf("%s %s by %q committed while the lease was %s's (epoch %d)", w.Op, w.Table, w.Replica, w.Holder, w.Epoch)
+		}
+		switch w.Replica {
+		case "a":
+			aWrites++
+			if !w.At.Before(bLeads) {
+				t.Errorf("%s %s by a committed at %s, after b's term began", w.Op, w.Table, w.At.Format(time.StampMicro))
+			}
+		case "b":
+			bWrites++
+		}
+	}
+	if aWrites == 0 || bWrites == 0 {
+		t.Errorf("audit: %d writes by a, %d by b; want both leaders' writes recorded", aWrites, bWrites)
+	}
+	t.Logf("audit: %d writes by a, %d by b; a's log:\n%s", aWrites, bWrites, tail(a.stderr.String(), 4000))
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	fakegrafana "github.com/amtriage/amtriage/internal/fakes/grafana"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
@@ -136,7 +139,7 @@ func waitLeader(t testing.TB, timeout time.Duration, rs ...*replica) *replica {
 
 // logTime is the time of the first line of the replica's log (this run)
 // whose msg contains msg, if any.
-func (r *replica) logTime(t testing.TB, msg string) (time.Time, bool) {
+func (r *replica) logTime(msg string) (time.Time, bool) {
 	for _, line := range strings.Split(r.stderr.String(), "\n") {
 		var m struct {
 			Time time.Time `json:"time"`
@@ -358,4 +361,82 @@ func sev1Webhook(service string) []byte {
 		}},
 	})
 	return body
+}
+
+// withReplicaTag sets the session variable amtriage.replica on every
+// connection of dsn, so the audit trigger can tell whose writes it sees.
+func withReplicaTag(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		panic(err)
+	}
+	// %20, not +: the DSN's query is not form-encoded.
+	u.RawQuery += "&options=" + strings.ReplaceAll(url.QueryEscape("-c amtriage.replica="+name), "+", "%20")
+	return u.String()
+}
+
+// auditTables are the tables only the leader writes, each write fenced.
+var auditTables = []string{"incidents", "alerts", "tombstones", "heartbeats", "outbox", "receiver_state", "progress", "dead_letters", "evidence"}
+
+// installAudit adds a trigger to every leader-only table that records each
+// committed write statement with the writer's amtriage.replica and the
+// lease as the writer's transaction saw it. A rolled-back write leaves no
+// row: the audit is what the database accepted.
+func installAudit(t testing.TB, dsn string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	stmts := []string{
+		`CREATE TABLE audit (id bigserial PRIMARY KEY, tbl text, op text, replica text, holder text, epoch bigint, at timestamptz DEFAULT clock_timestamp())`,
+		`CREATE FUNCTION audit_write() RETURNS trigger LANGUAGE plpgsql AS $$
+		 BEGIN
+			INSERT INTO audit (tbl, op, replica, holder, epoch)
+			SELECT TG_TABLE_NAME, TG_OP, current_setting('amtriage.replica', true), holder, epoch FROM lease;
+			RETURN NULL;
+		 END $$`,
+	}
+	for _, tbl := range auditTables {
+		stmts = append(stmts, fmt.Sprintf(`CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH STATEMENT EXECUTE FUNCTION audit_write()`, tbl))
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("audit: %s: %v", s, err)
+		}
+	}
+}
+
+// auditRow is one committed write statement.
+type auditRow struct {
+	Table, Op, Replica, Holder string
+	Epoch                      int64
+	At                         time.Time
+}
+
+func readAudit(t testing.TB, dsn string) []auditRow {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT tbl, op, coalesce(replica, ''), holder, epoch, at FROM audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auditRow, error) {
+		var a auditRow
+		err := r.Scan(&a.Table, &a.Op, &a.Replica, &a.Holder, &a.Epoch, &a.At)
+		return a, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

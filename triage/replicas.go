@@ -38,6 +38,10 @@ const (
 	leaseMargin   = time.Second
 	leaseInterval = time.Second
 	watchPoll     = time.Second
+	// idleInTx ends a session idle inside a transaction (a leader
+	// partitioned mid-transaction) before its lease expires, so that its
+	// lock on the lease row never holds the takeover up.
+	idleInTx = 2 * time.Second
 )
 
 // openReplicas creates the pools (connecting lazily: the database may be
@@ -45,11 +49,12 @@ const (
 // build's is refused; an unreachable database is not: Serve retries.
 func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Registerer) (*replicas, error) {
 	dsn := string(cfg.DSN)
-	pool, err := pgstore.NewPool(dsn)
+	pool, err := pgstore.NewPool(dsn, pgstore.WithIdleInTransactionTimeout(idleInTx))
 	if err != nil {
 		return nil, err
 	}
-	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2))
+	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2),
+		pgstore.WithIdleInTransactionTimeout(idleInTx))
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -348,6 +348,7 @@ func TestHAPartitionedLeaderStopsBeforeTheStandbyLeads(t *testing.T) {
 		partition func(*pgtest.Proxy)
 	}{
 		{"cut", (*pgtest.Proxy).Cut},
+		{"stall", (*pgtest.Proxy).Stall},
 	} {
 		t.Run(tt.name, func(t *testing.T) { testPartition(t, tt.partition) })
 	}

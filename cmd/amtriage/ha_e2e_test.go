@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/amtriage/amtriage/internal/amtest"
 	"github.com/amtriage/amtriage/internal/pgtest"
+	"github.com/amtriage/amtriage/store/pgstore"
 )
 
 // Two replicas on one PostgreSQL, the real Alertmanager sending every
@@ -474,6 +476,7 @@ func testPartition(t *testing.T, partition func(*pgtest.Proxy)) {
 	holders := map[string]string{"a": fmt.Sprintf("-%d-", a.cmd.Process.Pid), "b": fmt.Sprintf("-%d-", b.cmd.Process.Pid)}
 	audit := readAudit(t, e.dsn)
 	var aWrites, bWrites int
+	var aEpoch int64
 	for _, w := range audit {
 		if !strings.Contains(w.Holder, holders[w.Replica]) {
 			t.Errorf("%s %s by %q committed while the lease was %s's (epoch %d)", w.Op, w.Table, w.Replica, w.Holder, w.Epoch)
@@ -481,6 +484,7 @@ func testPartition(t *testing.T, partition func(*pgtest.Proxy)) {
 		switch w.Replica {
 		case "a":
 			aWrites++
+			aEpoch = w.Epoch
 			if !w.At.Before(bLeads) {
 				t.Errorf("%s %s by a committed at %s, after b's term began", w.Op, w.Table, w.At.Format(time.StampMicro))
 			}
@@ -489,7 +493,11 @@ func testPartition(t *testing.T, partition func(*pgtest.Proxy)) {
 		}
 	}
 	if aWrites == 0 || bWrites == 0 {
-		t.Errorf("audit: %d writes by a, %d by b; want both leaders' writes recorded", aWrites, bWrites)
+		t.Fatalf("audit: %d writes by a, %d by b; want both leaders' writes recorded", aWrites, bWrites)
 	}
-	t.Logf("audit: %d writes by a, %d by b; a's log:\n%s", aWrites, bWrites, tail(a.stderr.String(), 4000))
+	// A late write at a's epoch, had one reached the database: fenced.
+	if err := fencedAt(t, e.dsn, aEpoch); !errors.Is(err, pgstore.ErrDeposed) {
+		t.Errorf("a write at a's epoch %d after the takeover: %v, want ErrDeposed", aEpoch, err)
+	}
+	t.Logf("audit: %d writes by a (epoch %d), %d by b", aWrites, aEpoch, bWrites)
 }

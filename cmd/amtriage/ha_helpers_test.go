@@ -24,6 +24,7 @@ import (
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 	"github.com/amtriage/amtriage/internal/pgtest"
+	"github.com/amtriage/amtriage/store/pgstore"
 )
 
 // haEnv is replicas of amtriage on one PostgreSQL with the PagerDuty, Slack
@@ -439,4 +440,18 @@ func readAudit(t testing.TB, dsn string) []auditRow {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// fencedAt runs an empty state transaction at epoch, as a leader's write
+// does (pgstore.Fence first), and returns its error.
+func fencedAt(t testing.TB, dsn string, epoch int64) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return pgstore.Fence(ctx, tx, epoch) })
 }

@@ -100,17 +100,23 @@ func (s *Store) op() (context.Context, context.CancelFunc) {
 }
 
 // leaderOp is op for what only the leader does (fenced writes, reading the
-// outbox): it ends with the term too. On a link that drops packets the
-// term's work then stops when the term does, within the lease's margin,
-// not at the timeout, after a successor has begun.
+// outbox and the inbox): it also ends termGrace after the term does. On a
+// link that drops packets the term's work then stops within the lease's
+// margin, not at the timeout after a successor has begun.
 func (s *Store) leaderOp(timeout time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(s.base, timeout)
 	if term := s.term.Load(); term != nil {
-		stop := context.AfterFunc(*term, cancel)
+		stop := context.AfterFunc(*term, func() { time.AfterFunc(termGrace, cancel) })
 		return ctx, func() { stop(); cancel() }
 	}
 	return ctx, cancel
 }
+
+// termGrace is how long a term's operations may go on after it ends: the
+// acknowledgement of a delivery that has just succeeded still commits (a
+// graceful handover repeats nothing), and they are over well within the
+// lease's margin (1 s), before a successor can lead.
+const termGrace = 300 * time.Millisecond
 
 // wrap names the operation and the database (never the password).
 func (s *Store) wrap(what string, err error) error {

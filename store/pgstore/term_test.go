@@ -66,3 +66,29 @@ func TestALeadersOperationsEndWithItsTerm(t *testing.T) {
 		})
 	}
 }
+
+// At a graceful handover the acknowledgement of a delivery that has just
+// succeeded still commits although the term's context has ended: else the
+// successor would deliver it again.
+func TestAnAckRightAfterTheTermEndsCommits(t *testing.T) {
+	ctx := context.Background()
+	dsn := freshDB(t)
+	p := pool(t, dsn)
+	if _, err := Migrate(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := Open(ctx, p, dsn)
+	defer st.Close()
+	epoch, ok, err := TryAcquire(ctx, p, "A", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	term, end := context.WithCancel(ctx)
+	if err := st.Lead(term, epoch); err != nil {
+		t.Fatal(err)
+	}
+	end()
+	if err := st.Ack("pagerduty", 1); err != nil {
+		t.Fatalf("ack right after the term ended: %v", err)
+	}
+}

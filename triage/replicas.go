@@ -40,6 +40,10 @@ const (
 	leaseInterval = time.Second
 	watchPoll     = time.Second
 	poolSize      = 16 // unless the DSN sets pool_max_conns
+	// idleInTx ends a session idle inside a transaction (a leader
+	// partitioned mid-transaction) before its lease expires, so that its
+	// lock on the lease row never holds the takeover up.
+	idleInTx = 2 * time.Second
 )
 
 // openReplicas creates the pools (connecting lazily: the database may be
@@ -47,7 +51,7 @@ const (
 // build's is refused; an unreachable database is not: Serve retries.
 func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Registerer) (*replicas, error) {
 	dsn := string(cfg.DSN)
-	var opts []pgstore.ConnectOption
+	opts := []pgstore.ConnectOption{pgstore.WithIdleInTransactionTimeout(idleInTx)}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// pgx's default (4 on two cores) would queue intake behind the
 		// receivers' workers and the LISTEN connection.
@@ -57,7 +61,8 @@ func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Re
 	if err != nil {
 		return nil, err
 	}
-	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2))
+	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2),
+		pgstore.WithIdleInTransactionTimeout(idleInTx))
 	if err != nil {
 		pool.Close()
 		return nil, err

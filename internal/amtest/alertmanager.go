@@ -81,6 +81,11 @@ type Config struct {
 	// WebhookURL is where the single receiver ("amtriage") sends its
 	// webhooks. Required.
 	WebhookURL string
+	// MoreWebhookURLs are further webhook_configs of the same receiver,
+	// each with the same settings: Alertmanager sends every notification
+	// to each of them independently (several replicas behind no load
+	// balancer).
+	MoreWebhookURLs []string
 
 	// BearerToken, if set, is written to a credentials_file (with a trailing
 	// newline, which Alertmanager strips) and sent as
@@ -269,8 +274,11 @@ func renderConfig(dir string, cfg Config) (string, error) {
 	if cfg.WebhookURL == "" {
 		return "", errors.New("config: WebhookURL is required")
 	}
-	if u, err := url.Parse(cfg.WebhookURL); err != nil || u.Scheme == "" || u.Host == "" {
-		return "", fmt.Errorf("config: WebhookURL %q is not an absolute URL", cfg.WebhookURL)
+	urls := append([]string{cfg.WebhookURL}, cfg.MoreWebhookURLs...)
+	for _, s := range urls {
+		if u, err := url.Parse(s); err != nil || u.Scheme == "" || u.Host == "" {
+			return "", fmt.Errorf("config: webhook URL %q is not an absolute URL", s)
+		}
 	}
 	basic := cfg.BasicAuthUser != "" || cfg.BasicAuthPassword != ""
 	if basic && cfg.BearerToken != "" {
@@ -315,24 +323,28 @@ func renderConfig(dir string, cfg Config) (string, error) {
 	b.WriteString("receivers:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", q(ReceiverName))
 	b.WriteString("    webhook_configs:\n")
-	fmt.Fprintf(&b, "      - url: %s\n", q(cfg.WebhookURL))
-	fmt.Fprintf(&b, "        send_resolved: %t\n", sendResolved)
-	fmt.Fprintf(&b, "        max_alerts: %d\n", cfg.MaxAlerts)
+	var auth string
 	switch {
 	case cfg.BearerToken != "":
 		tokenFile := filepath.Join(dir, "bearer_token")
 		if err := os.WriteFile(tokenFile, []byte(cfg.BearerToken+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("write bearer token: %w", err)
 		}
-		b.WriteString("        http_config:\n")
-		b.WriteString("          authorization:\n")
-		b.WriteString("            type: Bearer\n")
-		fmt.Fprintf(&b, "            credentials_file: %s\n", q(tokenFile))
+		auth = "        http_config:\n" +
+			"          authorization:\n" +
+			"            type: Bearer\n" +
+			"            credentials_file: " + q(tokenFile) + "\n"
 	case basic:
-		b.WriteString("        http_config:\n")
-		b.WriteString("          basic_auth:\n")
-		fmt.Fprintf(&b, "            username: %s\n", q(cfg.BasicAuthUser))
-		fmt.Fprintf(&b, "            password: %s\n", q(cfg.BasicAuthPassword))
+		auth = "        http_config:\n" +
+			"          basic_auth:\n" +
+			"            username: " + q(cfg.BasicAuthUser) + "\n" +
+			"            password: " + q(cfg.BasicAuthPassword) + "\n"
+	}
+	for _, u := range urls {
+		fmt.Fprintf(&b, "      - url: %s\n", q(u))
+		fmt.Fprintf(&b, "        send_resolved: %t\n", sendResolved)
+		fmt.Fprintf(&b, "        max_alerts: %d\n", cfg.MaxAlerts)
+		b.WriteString(auth)
 	}
 	return b.String(), nil
 }

@@ -266,6 +266,27 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
+// With MoreWebhookURLs the real Alertmanager sends each notification to
+// every URL, one failing URL holding up none of the others.
+func TestMoreWebhookURLsEachGetEveryNotification(t *testing.T) {
+	t.Parallel()
+	a, b := newRecorder(t), newRecorder(t)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	t.Cleanup(down.Close)
+	am := Start(t, Config{WebhookURL: a.srv.URL + "/a", MoreWebhookURLs: []string{down.URL, b.srv.URL + "/b"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := am.PostAlerts(ctx, testAlerts()); err != nil {
+		t.Fatal(err)
+	}
+	for name, rec := range map[string]*recorder{"first": a, "third": b} {
+		next := 0
+		rec.waitFor(t, &next, 10*time.Second, "both alerts at the "+name+" URL", func(h webhook) bool {
+			return h.Err == nil && allAlerts(h.Msg, "firing")
+		})
+	}
+}
+
 func TestRenderConfig(t *testing.T) {
 	dir := t.TempDir()
 	yml, err := renderConfig(dir, Config{WebhookURL: "http://127.0.0.1:1/x", BearerToken: "tok"})
@@ -293,15 +314,43 @@ func TestRenderConfig(t *testing.T) {
 	}
 
 	for name, cfg := range map[string]Config{
-		"no url":       {},
-		"relative url": {WebhookURL: "/hook"},
-		"both auths":   {WebhookURL: "http://127.0.0.1:1/", BearerToken: "t", BasicAuthUser: "u"},
-		"negative max": {WebhookURL: "http://127.0.0.1:1/", MaxAlerts: -1},
-		"sub-ms":       {WebhookURL: "http://127.0.0.1:1/", GroupWait: time.Microsecond},
+		"no url":        {},
+		"relative url":  {WebhookURL: "/hook"},
+		"both auths":    {WebhookURL: "http://127.0.0.1:1/", BearerToken: "t", BasicAuthUser: "u"},
+		"negative max":  {WebhookURL: "http://127.0.0.1:1/", MaxAlerts: -1},
+		"sub-ms":        {WebhookURL: "http://127.0.0.1:1/", GroupWait: time.Microsecond},
+		"relative more": {WebhookURL: "http://127.0.0.1:1/", MoreWebhookURLs: []string{"/hook"}},
 	} {
 		if _, err := renderConfig(t.TempDir(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// MoreWebhookURLs are webhook_configs of the one receiver, each with the
+// same settings and credentials as the first.
+func TestRenderConfigMoreWebhookURLs(t *testing.T) {
+	dir := t.TempDir()
+	yml, err := renderConfig(dir, Config{WebhookURL: "http://127.0.0.1:1/a", MoreWebhookURLs: []string{"http://127.0.0.1:2/b"},
+		BearerToken: "tok", MaxAlerts: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, n := range map[string]int{
+		"  - name: ":                       1,
+		`- url: "http://127.0.0.1:1/a"`:    1,
+		`- url: "http://127.0.0.1:2/b"`:    1,
+		"send_resolved: true\n":            2,
+		"max_alerts: 7\n":                  2,
+		"type: Bearer\n":                   2,
+		filepath.Join(dir, "bearer_token"): 2,
+	} {
+		if got := strings.Count(yml, want); got != n {
+			t.Errorf("%q %d times, want %d:\n%s", want, got, n, yml)
+		}
+	}
+	if strings.Index(yml, "127.0.0.1:2/b") < strings.LastIndex(yml, "127.0.0.1:1/a") {
+		t.Errorf("the extra URL is not after the first:\n%s", yml)
 	}
 }
 

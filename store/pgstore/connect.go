@@ -50,6 +50,21 @@ func WithMaxConns(n int32) ConnectOption {
 	}
 }
 
+// WithIdleInTransactionTimeout has the database end a session that stays
+// idle inside a transaction for d (idle_in_transaction_session_timeout),
+// unless the DSN sets it. A replica partitioned away mid-transaction leaves
+// its backend holding the lease row (Fence's lock) until TCP gives up,
+// hours later, and no standby could take over; a daemon's transactions are
+// never idle for more than a round trip.
+func WithIdleInTransactionTimeout(d time.Duration) ConnectOption {
+	return func(c *pgxpool.Config) {
+		const param = "idle_in_transaction_session_timeout"
+		if _, set := c.ConnConfig.RuntimeParams[param]; !set && d > 0 {
+			c.ConnConfig.RuntimeParams[param] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
+	}
+}
+
 // Connect opens a pool on dsn and checks that the database answers. Its
 // errors name the DSN's host, port, database and user (DescribeDSN), never
 // its password: the DSN is a secret.

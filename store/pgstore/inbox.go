@@ -64,7 +64,7 @@ func (s *Store) InboxSeq() uint64 { return s.inboxSeq.Load() }
 // ReadInbox returns up to limit entries after seq, oldest first, stopping
 // once maxBytes of bodies have been read.
 func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]store.InboxEntry, error) {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout) // the pipeline reads it to process
 	defer cancel()
 	var out []store.InboxEntry
 	size := 0

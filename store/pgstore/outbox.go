@@ -27,7 +27,7 @@ const headPage = 128
 // incident's events, skipping the incidents busy says are in flight. An
 // entry that cannot be decoded is moved to the dead letters.
 func (s *Store) Next(receiver string, now time.Time, busy func(incident string) bool) (*notify.Envelope, time.Time, notify.QueueStats, error) {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	var stats notify.QueueStats
 	if time.Since(s.countedAt()) > recountEvery {
@@ -127,7 +127,7 @@ func (s *Store) envelope(ctx context.Context, receiver string, seq int64, enqueu
 
 // Ack implements notify.Queue.
 func (s *Store) Ack(receiver string, seq uint64) error {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	var deleted int64
 	err := s.fenced(ctx, fmt.Sprintf("acknowledge %s event %d", receiver, seq), func(tx pgx.Tx) error {
@@ -147,7 +147,7 @@ func (s *Store) Retry(env *notify.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("outbox %s entry %d: %w", env.Receiver, env.Seq, err)
 	}
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	return s.fenced(ctx, fmt.Sprintf("retry %s event %d", env.Receiver, env.Seq), func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE outbox SET next_ns = $3, body = $4 WHERE receiver = $1 AND seq = $2`,
@@ -162,7 +162,7 @@ func (s *Store) DeadLetter(env *notify.Envelope) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	return s.moveToDead(ctx, env.Receiver, env.Seq, d)
 }
@@ -214,7 +214,7 @@ func (s *Store) recount(ctx context.Context) error {
 
 // OutboxDepth is the number of events queued per receiver.
 func (s *Store) OutboxDepth() (map[string]int, error) {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	return s.outboxDepth(ctx)
 }

@@ -15,7 +15,7 @@ import (
 // LoadState reads the incident state in one snapshot (REPEATABLE READ): a
 // standby taking over sees everything its predecessor committed.
 func (s *Store) LoadState() (*store.LoadedState, error) {
-	ctx, cancel := context.WithTimeout(s.base, 2*opTimeout)
+	ctx, cancel := s.leaderOp(2 * opTimeout)
 	defer cancel()
 	l := store.NewLoader()
 	var last int64
@@ -87,7 +87,7 @@ func each(ctx context.Context, tx pgx.Tx, query string, f func(pgx.Rows) error) 
 // it read the state writes nothing. The inbox entries it folds in are
 // deleted with it.
 func (s *Store) Apply(c *store.Commit) error {
-	ctx, cancel := context.WithTimeout(s.base, 2*opTimeout)
+	ctx, cancel := s.leaderOp(2 * opTimeout)
 	defer cancel()
 	queued := map[string]int{}
 	dead := make([]*store.DeadLetter, 0, len(c.DeadLetters))

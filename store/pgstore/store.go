@@ -38,8 +38,9 @@ type Store struct {
 	base   context.Context // ends with Close
 	cancel context.CancelFunc
 
-	epoch    atomic.Int64  // the lease epoch this replica leads at; 0: it does not lead
-	inboxSeq atomic.Uint64 // the last inbox sequence known committed
+	epoch    atomic.Int64                    // the lease epoch this replica leads at; 0: it does not lead
+	term     atomic.Pointer[context.Context] // the term Lead was given; nil: none
+	inboxSeq atomic.Uint64                   // the last inbox sequence known committed
 
 	depthMu sync.Mutex
 	depth   map[string]int // the leader's queued events by receiver
@@ -63,17 +64,23 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Lead makes this replica the writer at epoch (0: none). The queues' depth
 // is read again, as the previous leader changed it. When that fails the
 // replica does not lead: the caller may try again.
+//
+// ctx is the term: the leader's own operations (leaderOp) end with it.
 func (s *Store) Lead(ctx context.Context, epoch int64) error {
 	if epoch == 0 {
 		s.epoch.Store(0)
+		s.term.Store(nil)
 		return nil
 	}
+	s.term.Store(&ctx)
 	if err := s.refreshInboxSeq(ctx); err != nil {
 		s.epoch.Store(0)
+		s.term.Store(nil)
 		return err
 	}
 	if err := s.recount(ctx); err != nil {
 		s.epoch.Store(0)
+		s.term.Store(nil)
 		return err
 	}
 	s.epoch.Store(epoch)
@@ -100,6 +107,25 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) op() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.base, opTimeout)
 }
+
+// leaderOp is op for what only the leader does (fenced writes, reading the
+// outbox and the inbox): it also ends termGrace after the term does. On a
+// link that drops packets the term's work then stops within the lease's
+// margin, not at the timeout after a successor has begun.
+func (s *Store) leaderOp(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(s.base, timeout)
+	if term := s.term.Load(); term != nil {
+		stop := context.AfterFunc(*term, func() { time.AfterFunc(termGrace, cancel) })
+		return ctx, func() { stop(); cancel() }
+	}
+	return ctx, cancel
+}
+
+// termGrace is how long a term's operations may go on after it ends: the
+// acknowledgement of a delivery that has just succeeded still commits (a
+// graceful handover repeats nothing), and they are over well within the
+// lease's margin (1 s), before a successor can lead.
+const termGrace = 300 * time.Millisecond
 
 // wrap names the operation and the database (never the password).
 func (s *Store) wrap(what string, err error) error {
@@ -163,7 +189,7 @@ func fromNano(ns int64) time.Time {
 
 // LoadReceiverState implements notify.ReceiverState.
 func (s *Store) LoadReceiverState(receiver, incidentID string, v any) (bool, error) {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	var raw []byte
 	err := s.pool.QueryRow(ctx, `SELECT state FROM receiver_state WHERE receiver = $1 AND incident_id = $2`, receiver, incidentID).Scan(&raw)
@@ -185,7 +211,7 @@ func (s *Store) SaveReceiverState(receiver, incidentID string, v any) error {
 	if err != nil {
 		return fmt.Errorf("save %s state of %s: %w", receiver, incidentID, err)
 	}
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
 	return s.fenced(ctx, fmt.Sprintf("save %s state of %s", receiver, incidentID), func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO receiver_state (receiver, incident_id, state) VALUES ($1, $2, $3)

@@ -107,13 +107,13 @@ func (s *Store) Apply(c *store.Commit) error {
 			b.Queue(`DELETE FROM evidence_png WHERE incident_id = $1`, id)
 		}
 		for _, k := range c.PrunedTombstones {
-			b.Queue(`DELETE FROM tombstones WHERE key = $1`, []byte(k))
+			b.Queue(`DELETE FROM tombstones WHERE key_sha256 = sha256($1)`, []byte(k))
 		}
 		for url, at := range c.Heartbeats {
-			b.Queue(`INSERT INTO heartbeats (url, at_ns) VALUES ($1, $2) ON CONFLICT (url) DO UPDATE SET at_ns = excluded.at_ns`, []byte(url), at.UnixNano())
+			b.Queue(`INSERT INTO heartbeats (url, at_ns) VALUES ($1, $2) ON CONFLICT (url_sha256) DO UPDATE SET at_ns = excluded.at_ns`, []byte(url), at.UnixNano())
 		}
 		for _, url := range c.ForgetHeartbeats {
-			b.Queue(`DELETE FROM heartbeats WHERE url = $1`, []byte(url))
+			b.Queue(`DELETE FROM heartbeats WHERE url_sha256 = sha256($1)`, []byte(url))
 		}
 		if !c.PruneDeadBefore.IsZero() {
 			b.Queue(`DELETE FROM dead_letters WHERE at_ns < $1`, c.PruneDeadBefore.UnixNano())
@@ -169,20 +169,20 @@ func queueChanges(b *pgx.Batch, ch *incident.Changes, receivers []string, queued
 			return fmt.Errorf("alert %s: %w", ref.Alert.Key, err)
 		}
 		b.Queue(`INSERT INTO alerts (incident_id, key, record) VALUES ($1, $2, $3)
-			ON CONFLICT (incident_id, key) DO UPDATE SET record = excluded.record`, ref.IncidentID, []byte(ref.Alert.Key), v)
+			ON CONFLICT (incident_id, key_sha256) DO UPDATE SET record = excluded.record`, ref.IncidentID, []byte(ref.Alert.Key), v)
 	}
 	for _, ref := range ch.DeletedAlerts {
-		b.Queue(`DELETE FROM alerts WHERE incident_id = $1 AND key = $2`, ref.IncidentID, []byte(ref.Alert.Key))
+		b.Queue(`DELETE FROM alerts WHERE incident_id = $1 AND key_sha256 = sha256($2)`, ref.IncidentID, []byte(ref.Alert.Key))
 	}
 	for _, k := range ch.DeletedTombstones {
-		b.Queue(`DELETE FROM tombstones WHERE key = $1`, []byte(k))
+		b.Queue(`DELETE FROM tombstones WHERE key_sha256 = sha256($1)`, []byte(k))
 	}
 	for k, t := range ch.Tombstones {
 		v, err := jsonRecord(t)
 		if err != nil {
 			return fmt.Errorf("tombstone %s: %w", k, err)
 		}
-		b.Queue(`INSERT INTO tombstones (key, record) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET record = excluded.record`, []byte(k), v)
+		b.Queue(`INSERT INTO tombstones (key, record) VALUES ($1, $2) ON CONFLICT (key_sha256) DO UPDATE SET record = excluded.record`, []byte(k), v)
 	}
 	for i := range ch.Events {
 		for _, r := range receivers {

@@ -33,19 +33,26 @@ var storeDDL = []string{
 		id     text PRIMARY KEY,
 		record bytea NOT NULL
 	)`,
+	// Keys a webhook supplies (an alert's, a tombstone's, a heartbeat's
+	// URL) may be 8 KiB: a btree entry holds at most 2,704 bytes, so they
+	// are indexed by their SHA-256 (a generated column: every statement
+	// names the key and the database derives the digest).
 	`CREATE TABLE alerts (
 		incident_id text NOT NULL,
 		key         bytea NOT NULL,
+		key_sha256  bytea GENERATED ALWAYS AS (sha256(key)) STORED,
 		record      bytea NOT NULL,
-		PRIMARY KEY (incident_id, key)
+		PRIMARY KEY (incident_id, key_sha256)
 	)`,
 	`CREATE TABLE tombstones (
-		key    bytea PRIMARY KEY,
-		record bytea NOT NULL
+		key        bytea NOT NULL,
+		key_sha256 bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY,
+		record     bytea NOT NULL
 	)`,
 	`CREATE TABLE heartbeats (
-		url     bytea PRIMARY KEY,
-		at_ns   bigint NOT NULL
+		url        bytea NOT NULL,
+		url_sha256 bytea GENERATED ALWAYS AS (sha256(url)) STORED PRIMARY KEY,
+		at_ns      bigint NOT NULL
 	)`,
 	`CREATE TABLE outbox (
 		receiver    text NOT NULL,

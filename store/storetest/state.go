@@ -246,3 +246,48 @@ func testStateKeysHoldAnyBytes(t *testing.T, b Backend) {
 		t.Errorf("heartbeats %q, want only %q", keys(ls.Heartbeats), url)
 	}
 }
+
+// Keys as large as a webhook may make them: an 8 KiB externalURL is a
+// heartbeat's key and its missing-heartbeat alert's fingerprint. A store
+// that cannot hold them would fail every commit of that notification.
+func testStateKeysAtTheWebhooksLimits(t *testing.T, b Backend) {
+	s, reopen := b(t)
+	// Incompressible, as a database may compress what repeats.
+	noise := func(n int) string {
+		var b strings.Builder
+		for x := uint32(1); b.Len() < n; {
+			x = x*1664525 + 1013904223
+			b.WriteByte("abcdefghijklmnopqrstuvwxyz0123456789"[x>>26%36])
+		}
+		return b.String()
+	}
+	url := "http://am.example:9093/" + noise(8<<10-len("http://am.example:9093/"))
+	a := newAlert("heartbeat:"+url, t0, "r")
+	inc := newIncident("heartbeat-1", a, "r")
+	gone := newAlert(noise(128)+"-"+noise(8<<10), t0, "r")
+	apply(t, s, &store.Commit{LastSeq: 1, Changes: []*incident.Changes{{
+		Incidents:  []*incident.Incident{inc},
+		Alerts:     []incident.AlertRef{{IncidentID: inc.ID, Alert: a}, {IncidentID: inc.ID, Alert: gone}},
+		Tombstones: map[string]incident.Tombstone{gone.Key: {ResolvedBy: incident.ByAlertmanager, At: t0}},
+	}}, Heartbeats: map[string]time.Time{url: t0}})
+	apply(t, s, &store.Commit{LastSeq: 2, Changes: []*incident.Changes{{
+		DeletedAlerts: []incident.AlertRef{{IncidentID: inc.ID, Alert: gone}},
+	}}})
+	s = reopen()
+	ls := load(t, s)
+	_, alerts := byID(ls)
+	if got := alerts[inc.ID+"\x00"+a.Key]; got == nil || len(alerts) != 1 {
+		t.Errorf("%d alerts after the commits; want only the 8 KiB heartbeat alert", len(alerts))
+	}
+	if _, ok := ls.Tombstones[gone.Key]; !ok || len(ls.Tombstones) != 1 {
+		t.Errorf("%d tombstones; want only the 8 KiB one", len(ls.Tombstones))
+	}
+	if _, ok := ls.Heartbeats[url]; !ok {
+		t.Errorf("the heartbeat of an 8 KiB externalURL was not kept")
+	}
+	// A second heartbeat of the same URL replaces the first.
+	apply(t, s, &store.Commit{Heartbeats: map[string]time.Time{url: t0.Add(time.Minute)}})
+	if at := load(t, s).Heartbeats[url]; !at.Equal(t0.Add(time.Minute)) {
+		t.Errorf("heartbeat at %v after its update, want %v", at, t0.Add(time.Minute))
+	}
+}

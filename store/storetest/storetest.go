@@ -44,6 +44,7 @@ var tests = []struct {
 	{"StateDeletesAndPrunes", testStateDeletesAndPrunes},
 	{"StatePruneTakesReceiverStateAndEvidence", testPruneTakesReceiverStateAndEvidence},
 	{"StateKeysHoldWhatAWebhookMayCarry", testStateKeysHoldAnyBytes},
+	{"StateKeysAtTheWebhooksLimits", testStateKeysAtTheWebhooksLimits},
 	{"OutboxFansOutToEveryReceiver", testOutboxFanOut},
 	{"OutboxNextHeadsPerIncident", testOutboxHeads},
 	{"OutboxNextLooksPastALongIncident", testOutboxLongIncident},

@@ -14,6 +14,12 @@ import (
 	"github.com/amtriage/amtriage/triage/evidence"
 )
 
+// ErrPermanent marks a store error that the same write will meet again:
+// what it was given cannot be held (too large, malformed). The pipeline
+// dead-letters the notification behind it instead of retrying for ever;
+// any other error (I/O, a database away) is retried.
+var ErrPermanent = errors.New("the store cannot hold this")
+
 // Store is everything the daemon keeps durable. Implementations:
 // store/boltstore (embedded, one process) and store/pgstore (PostgreSQL,
 // any number of replicas with one leader).

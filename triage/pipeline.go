@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
@@ -893,7 +892,7 @@ func deterministic(err error) bool {
 	var marshaler *json.MarshalerError
 	return errors.As(err, &in) || errors.As(err, &pp) || errors.As(err, &unsupported) ||
 		errors.As(err, &unsupportedType) || errors.As(err, &marshaler) ||
-		errors.Is(err, bolt.ErrKeyTooLarge) || errors.Is(err, bolt.ErrValueTooLarge) || errors.Is(err, bolt.ErrKeyRequired)
+		errors.Is(err, store.ErrPermanent)
 }
 
 // giveUp dead-letters a notification that failed alone deterministically,

@@ -410,7 +410,7 @@ func cutNul(k []byte) (string, string, bool) {
 func (s *Store) Apply(c *store.Commit) error {
 	if fault := s.FaultApply.Load(); fault != nil {
 		if err := (*fault)(c); err != nil {
-			return fmt.Errorf("commit state: %w", err)
+			return permanent(fmt.Errorf("commit state: %w", err))
 		}
 	}
 	err := s.state.Update(func(tx *bolt.Tx) error {
@@ -506,7 +506,7 @@ func (s *Store) Apply(c *store.Commit) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("commit state: %w", err)
+		return permanent(fmt.Errorf("commit state: %w", err))
 	}
 	return nil
 }
@@ -530,3 +530,12 @@ func (s *Store) RawInbox() *bolt.DB { return s.inbox }
 func (s *Store) OnDeadLetter(f func(*store.DeadLetter)) { s.onDeadLetter = f }
 
 var _ store.Store = (*Store)(nil)
+
+// permanent marks bbolt's refusals of a key or value as store.ErrPermanent:
+// the same commit would be refused again.
+func permanent(err error) error {
+	if errors.Is(err, bolt.ErrKeyTooLarge) || errors.Is(err, bolt.ErrValueTooLarge) || errors.Is(err, bolt.ErrKeyRequired) {
+		return fmt.Errorf("%w (%w)", err, store.ErrPermanent)
+	}
+	return err
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/amtriage/amtriage/store"
@@ -132,7 +133,17 @@ func (s *Store) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("postgres %s: %s: %w", DescribeDSN(s.dsn), what, ScrubError(s.dsn, err))
+	err = fmt.Errorf("postgres %s: %s: %w", DescribeDSN(s.dsn), what, ScrubError(s.dsn, err))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Data exceptions, integrity violations, program limits: the same
+		// statement with the same values fails again.
+		switch pgErr.Code[:2] {
+		case "22", "23", "54":
+			return fmt.Errorf("%w (%w)", err, store.ErrPermanent)
+		}
+	}
+	return err
 }
 
 // fenced runs f in a transaction that commits only if this replica still

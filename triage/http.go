@@ -703,6 +703,12 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 			a.Log.Error("removing a replayed dead letter", "id", id, "err", err)
 		}
 	case store.DeadEvent:
+		if !a.Pipeline.Leading() {
+			// The event is made from the incident as it stands, which only
+			// the leader's book knows for sure.
+			a.fail(w, http.StatusServiceUnavailable, fmt.Sprintf("dead letter %d is an event: this replica is a standby and the leader replays events; retry (another replica may answer)", id))
+			return
+		}
 		if !slices.Contains(a.Receivers, d.Queue) {
 			a.fail(w, http.StatusConflict, fmt.Sprintf("dead letter %d is for receiver %q, which is not configured", id, d.Queue))
 			return

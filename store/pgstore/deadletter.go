@@ -147,13 +147,15 @@ func (s *Store) RemoveDeadLetter(id uint64) error {
 
 // ReplayEvent puts ev at the end of the dead letter's receiver's queue and
 // removes the dead letter, in one transaction: the row lock of the DELETE
-// makes concurrent replays (from any replica) replay once. The leader is
-// told through NOTIFY, as for an append.
+// makes concurrent replays replay once. Only the leader replays: ev comes
+// from its book, and its outbox inserts are serialized (see outboxMu).
 func (s *Store) ReplayEvent(id uint64, ev *incident.Event) error {
-	ctx, cancel := s.op()
+	ctx, cancel := s.leaderOp(opTimeout)
 	defer cancel()
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
 	var queue string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.fenced(ctx, fmt.Sprintf("replay dead letter %d", id), func(tx pgx.Tx) error {
 		var meta []byte
 		err := tx.QueryRow(ctx, `DELETE FROM dead_letters WHERE id = $1 RETURNING meta`, int64(id)).Scan(&meta)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -174,14 +176,13 @@ func (s *Store) ReplayEvent(id uint64, ev *incident.Event) error {
 		if err := queueEnvelope(b, &notify.Envelope{Receiver: queue, Event: *ev, Enqueued: ev.At}); err != nil {
 			return err
 		}
-		b.Queue(`SELECT pg_notify($1, '')`, inboxChannel)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return store.ErrNotFound
 	}
 	if err != nil {
-		return s.wrap(fmt.Sprintf("replay dead letter %d", id), err)
+		return err
 	}
 	s.queued(queue, 1)
 	return nil

@@ -91,6 +91,8 @@ func (s *Store) Apply(c *store.Commit) error {
 	defer cancel()
 	queued := map[string]int{}
 	dead := make([]*store.DeadLetter, 0, len(c.DeadLetters))
+	s.outboxMu.Lock()
+	defer s.outboxMu.Unlock()
 	err := s.fenced(ctx, "commit state", func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, ch := range c.Changes {

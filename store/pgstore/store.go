@@ -48,6 +48,11 @@ type Store struct {
 	counted time.Time      // when depth was last read from the database
 
 	onDeadLetter atomic.Pointer[func(*store.DeadLetter)]
+
+	// outboxMu serializes the leader's outbox inserts (Apply, ReplayEvent):
+	// an envelope's seq is given at insert, and Next hands out an incident's
+	// events in seq order, so they must commit in that order.
+	outboxMu sync.Mutex
 }
 
 var _ store.Store = (*Store)(nil)

@@ -228,6 +228,9 @@ func (p *Pipeline) Committed(entries []*store.InboxEntry, msgs []*webhook.Messag
 		p.idle, p.lastProgress = false, p.clock()
 	}
 	p.healthMu.Unlock()
+	if !p.leading.Load() {
+		return // a standby: the leader reads these from the shared inbox
+	}
 	p.decodedMu.Lock()
 	for i, e := range entries {
 		// The pipeline may already have read (and decoded) an entry that was

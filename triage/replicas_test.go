@@ -67,6 +67,12 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	if n := len(standby.rec.Events()); n != 0 {
 		t.Fatalf("the standby delivered %d events, want 0", n)
 	}
+	standby.d.pipeline.decodedMu.Lock()
+	cached := len(standby.d.pipeline.decoded)
+	standby.d.pipeline.decodedMu.Unlock()
+	if cached != 0 {
+		t.Errorf("the standby keeps %d decoded messages it will never process", cached)
+	}
 	for _, ev := range lead.rec.Events() {
 		if ev.Kind != incident.Opened {
 			t.Errorf("event %s of %s, want opened", ev.Kind, ev.Incident.Service)

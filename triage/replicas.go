@@ -141,6 +141,9 @@ func (r *replicas) run(ctx context.Context, wake func(), lead func(ctx context.C
 		}
 	}
 	var wg sync.WaitGroup
+	r.store.OnWatchError(func(err error) {
+		r.log.Warn("cannot LISTEN for other replicas' webhooks; polling every second instead", "err", err)
+	})
 	wg.Go(func() { r.store.Watch(ctx, watchPoll, wake) })
 	if err := r.elector.Run(ctx, lead); err != nil {
 		r.log.Error("leader election", "err", err)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/amtriage/amtriage/store"
 )
@@ -117,14 +117,25 @@ func (s *Store) MarkProcessed(seq uint64) {}
 // and at least every poll (a notification is lost with its connection),
 // until ctx ends. Connection failures are retried every second at most
 // (poll, if shorter); what was appended meanwhile wakes it once it listens
-// again.
+// again. While it cannot listen (the database away, or a pooler without
+// LISTEN) it polls through the pool at each retry, so appends are still
+// seen; a failure is reported to OnWatchError when it changes.
 func (s *Store) Watch(ctx context.Context, poll time.Duration, wake func()) {
+	var last string
 	for ctx.Err() == nil {
 		err := s.listen(ctx, poll, wake)
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err // the pool's errors surface in the pipeline and /readyz; retry quietly
+		if f := s.onWatchError.Load(); f != nil && err != nil && err.Error() != last {
+			(*f)(s.wrap("listening for appends (polling meanwhile)", err))
+		}
+		if err != nil {
+			last = err.Error()
+		}
+		pctx, cancel := s.op()
+		_ = s.pollInbox(pctx, s.pool, wake) // an error here is the same outage, reported above
+		cancel()
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(poll, time.Second)):
@@ -132,13 +143,22 @@ func (s *Store) Watch(ctx context.Context, poll time.Duration, wake func()) {
 	}
 }
 
+// OnWatchError sets f to be told when Watch cannot listen, once per
+// distinct error.
+func (s *Store) OnWatchError(f func(error)) { s.onWatchError.Store(&f) }
+
+// listenStatement subscribes to appends (a variable: tests make it fail).
+var listenStatement = "LISTEN " + inboxChannel
+
 // watchPoll is Watch's read of the inbox sequence; its comment tells an
 // operator looking at pg_stat_activity which backend listens.
 const watchPoll = `SELECT seq FROM inbox_seq -- amtriage: listening for appends`
 
 // pollInbox reads the inbox sequence and wakes if it moved past what this
 // replica knew.
-func (s *Store) pollInbox(ctx context.Context, conn *pgxpool.Conn, wake func()) error {
+func (s *Store) pollInbox(ctx context.Context, conn interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, wake func()) error {
 	before := s.inboxSeq.Load()
 	var seq int64
 	if err := conn.QueryRow(ctx, watchPoll).Scan(&seq); err != nil {
@@ -157,7 +177,7 @@ func (s *Store) listen(ctx context.Context, poll time.Duration, wake func()) err
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+inboxChannel); err != nil {
+	if _, err := conn.Exec(ctx, listenStatement); err != nil {
 		conn.Conn().Close(ctx) // do not hand a half-listening connection back
 		return err
 	}

@@ -278,3 +278,41 @@ func TestWatchWakesForAnAppendMissedWhileItsConnectionWasLost(t *testing.T) {
 		t.Errorf("the watcher's InboxSeq = %d, want %d", got, es[0].Seq)
 	}
 }
+
+// A replica that cannot LISTEN (a pooler without it) still hears of the
+// other replicas' appends, by polling, and the failure is reported once.
+func TestWatchPollsWhenItCannotListen(t *testing.T) {
+	listenStatement = `LISTEN "` // a syntax error: every LISTEN fails
+	defer func() { listenStatement = "LISTEN " + inboxChannel }()
+	dsn := freshDB(t)
+	watcher := openStandby(t, dsn)
+	other := openStandby(t, dsn)
+	var reported []error
+	var mu sync.Mutex
+	watcher.OnWatchError(func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() })
+	ctx, cancel := context.WithCancel(context.Background())
+	woke := make(chan struct{}, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watcher.Watch(ctx, 100*time.Millisecond, func() { woke <- struct{}{} })
+	}()
+	defer func() { cancel(); <-done }()
+	es := []*store.InboxEntry{{ReceivedAt: time.Now(), Body: []byte("{}")}}
+	if err := other.AppendInbox(es); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch, unable to listen, never woke for another replica's append")
+	}
+	if got := watcher.InboxSeq(); got != es[0].Seq {
+		t.Errorf("the watcher's InboxSeq = %d, want %d", got, es[0].Seq)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "listening for appends") {
+		t.Errorf("reported %v; want the failure once", reported)
+	}
+}

@@ -48,6 +48,7 @@ type Store struct {
 	counted time.Time      // when depth was last read from the database
 
 	onDeadLetter atomic.Pointer[func(*store.DeadLetter)]
+	onWatchError atomic.Pointer[func(error)]
 
 	// outboxMu serializes the leader's outbox inserts (Apply, ReplayEvent):
 	// an envelope's seq is given at insert, and Next hands out an incident's

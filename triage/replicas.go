@@ -181,6 +181,16 @@ func soleLeader(reg prometheus.Registerer) {
 // ctx ends, then stop delivering before the elector lets the lease go.
 func (d *Daemon) lead(ctx context.Context, epoch int64) {
 	st := d.replicas.store
+	// A newer amtriage may have migrated the schema since this one started
+	// (a rolling update): this one must not write it.
+	if v, err := pgstore.CurrentSchemaVersion(ctx, d.replicas.pool); err == nil && v > pgstore.SchemaVersion {
+		select {
+		case d.fatal <- fmt.Errorf("postgres %s: %w: refusing to lead", pgstore.DescribeDSN(d.replicas.dsn), &pgstore.ErrSchemaNewer{Database: v, Known: pgstore.SchemaVersion}):
+		default:
+		}
+		<-ctx.Done() // Serve ends, and with it the term
+		return
+	}
 	if err := st.Lead(ctx, epoch); err != nil {
 		d.log.Error("taking the lead: reading the queues", "epoch", epoch, "err", err)
 		st.Lead(context.Background(), 0)

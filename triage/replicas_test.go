@@ -245,3 +245,36 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A standby whose database a newer amtriage migrated since it started
+// (a rolling update) refuses to lead: Serve ends with both versions named.
+func TestAStandbyDoesNotLeadANewerSchema(t *testing.T) {
+	dsn := pgtest.Start(t, pgtest.WithoutFsync()).NewDatabase(t)
+	a := servingHarness(t, replicaConfig(t, dsn))
+	waitFor(t, "a leads", a.d.pipeline.Leading)
+	b := newHarnessDaemon(t, replicaConfig(t, dsn))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- b.d.Serve(ctx, ln) }()
+	if _, err := a.d.replicas.pool.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES (99, 'from the future')`); err != nil {
+		t.Fatal(err)
+	}
+	a.stop() // b is next in line
+	select {
+	case err := <-done:
+		want := fmt.Sprintf("database schema 99 was written by a newer amtriage; this one reads up to %d", pgstore.SchemaVersion)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Serve: %v; want an error saying %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby kept serving on a newer schema")
+	}
+	if b.d.pipeline.Leading() || len(b.rec.Events()) != 0 {
+		t.Errorf("the standby led (%v) or delivered (%d) on a newer schema", b.d.pipeline.Leading(), len(b.rec.Events()))
+	}
+}

@@ -2,7 +2,7 @@
 // acknowledged webhooks, the incident state, the outbox of receivers' events,
 // their per-incident state, dead letters and evidence. The bbolt
 // implementation (store/boltstore) is the embedded default; see the README's
-// "Storage".
+// "What a 200 promises" and "Replicas on PostgreSQL".
 package store
 
 import (

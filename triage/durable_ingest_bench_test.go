@@ -23,7 +23,7 @@ import (
 )
 
 // BenchmarkDurableIngest is webhook intake on each store, in one run (README
-// "High availability"): 64 concurrent keep-alive connections post 10-alert
+// "Replicas on PostgreSQL"): 64 concurrent keep-alive connections post 10-alert
 // payloads, one request in five a new notification (as BenchmarkIntake).
 //
 //   - bare: reads and decodes the body and answers 200, storing nothing;

@@ -18,8 +18,8 @@ import (
 	"github.com/amtriage/amtriage/store/pgstore"
 )
 
-// replicas is the PostgreSQL side of a daemon (README.md, "High
-// availability"): every replica takes webhooks into the shared inbox; the
+// replicas is the PostgreSQL side of a daemon (README.md, "Replicas on
+// PostgreSQL"): every replica takes webhooks into the shared inbox; the
 // one holding the lease processes and delivers.
 type replicas struct {
 	log       *slog.Logger
@@ -68,7 +68,10 @@ func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Re
 		return nil, err
 	}
 	r := &replicas{log: log, dsn: dsn, pool: pool, leasePool: leasePool}
-	r.store, _ = pgstore.Open(context.Background(), pool, dsn)
+	if r.store, err = pgstore.Open(context.Background(), pool, dsn); err != nil {
+		r.close()
+		return nil, err
+	}
 	r.elector, err = pgstore.NewElector(leasePool, pgstore.ElectorOptions{
 		TTL: leaseTTL, Margin: leaseMargin, Interval: leaseInterval,
 		Registerer: reg, Logger: logr.FromSlogHandler(log.Handler()),

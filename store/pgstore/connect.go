@@ -1,7 +1,7 @@
 // Package pgstore keeps amtriage's state in PostgreSQL, so that several
 // replicas can share it with one leader at a time: the connection pool, the
 // versioned schema and the leader lease with its fencing epoch (README.md,
-// "High availability").
+// "Replicas on PostgreSQL").
 package pgstore
 
 import (

@@ -39,7 +39,8 @@ func openLeadingFor(t testing.TB, dsn, holder string, ttl time.Duration) *Store 
 	if err != nil || !ok {
 		t.Fatalf("TryAcquire(%s) = %d, %v, %v", holder, epoch, ok, err)
 	}
-	if err := s.Lead(ctx, epoch); err != nil {
+	// The term lasts the test (ctx is only the setup's deadline).
+	if err := s.Lead(context.WithoutCancel(ctx), epoch); err != nil {
 		t.Fatalf("lead: %v", err)
 	}
 	return s

@@ -2,14 +2,18 @@ package triage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/internal/pgtest"
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/boltstore"
 )
@@ -78,5 +82,39 @@ func TestAttackFailedCommitAndReloadLoseTheNotification(t *testing.T) {
 	}
 	if env == nil {
 		t.Errorf("no event queued for the receiver: the alert never pages")
+	}
+}
+
+// Found on two running replicas: a standby's /readyz says inbox_pending
+// 100, 291, or 1974 just after a restart, while the leader has processed
+// everything (its own /readyz and amtriage_inbox_pending say 0). A standby
+// counts from the last state it loaded, not from the shared progress: an
+// SRE reading the standby's /readyz sees a backlog that is not there.
+func TestAttackStandbyReportsNoBacklogTheLeaderProcessed(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.WithoutFsync())
+	dsn := srv.NewDatabase(t)
+	a := servingHarness(t, replicaConfig(t, dsn))
+	b := servingHarness(t, replicaConfig(t, dsn))
+	lead := leaderOf(t, a, b)
+	standby := a
+	if lead == a {
+		standby = b
+	}
+	at := time.Now().Add(-time.Minute)
+	for i := range 5 {
+		lead.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", at), "")
+	}
+	waitFor(t, "the leader processed the five", func() bool { return len(lead.rec.Events()) == 5 && lead.d.pipeline.Pending() == 0 })
+	waitFor(t, "the standby heard of the appends", func() bool { return standby.d.replicas.store.InboxSeq() >= 5 })
+	var ready struct {
+		Pending uint64 `json:"inbox_pending"`
+		Leader  bool   `json:"leader"`
+	}
+	res := standby.do(http.MethodGet, "/readyz", nil, "")
+	if err := json.Unmarshal(res.body, &ready); err != nil {
+		t.Fatal(err)
+	}
+	if ready.Leader || ready.Pending != 0 {
+		t.Errorf("standby /readyz: %s; want leader false and inbox_pending 0 (the leader processed everything)", res.body)
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/internal/pgtest"
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/boltstore"
@@ -116,5 +118,68 @@ func TestAttackStandbyReportsNoBacklogTheLeaderProcessed(t *testing.T) {
 	}
 	if ready.Leader || ready.Pending != 0 {
 		t.Errorf("standby /readyz: %s; want leader false and inbox_pending 0 (the leader processed everything)", res.body)
+	}
+}
+
+// Found reading replayDeadLetter with two replicas in mind: a dead event
+// is replayed as the incident is in the answering replica's memory
+// (Pipeline.CurrentEvent). On a standby that memory is the state of its
+// last reload (up to 30 s old, empty just after its start), so a replay
+// through the Service either is refused as "no longer kept (pruned after
+// incidents.retention)" though the incident is there, or queues the old
+// trigger of an incident the leader has resolved: PagerDuty is paged for a
+// resolved incident and nothing resolves it again.
+func TestAttackReplayOnTheStandbyTellsTheIncidentAsItIsNow(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// reloaded: the standby's 30 s reload ran while the incident fired.
+		reloaded bool
+	}{
+		{"standby not reloaded since its start", false},
+		{"standby reloaded while the incident fired", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := pgtest.Start(t, pgtest.WithoutFsync())
+			dsn := srv.NewDatabase(t)
+			pagers := map[*harness]*refusingReceiver{}
+			newReplica := func() *harness {
+				pager := &refusingReceiver{refuse: map[incident.EventKind]bool{incident.Opened: true}}
+				h := servingHarness(t, replicaConfig(t, dsn), func(o *Options) { o.Notifiers = append(o.Notifiers, pager) })
+				pagers[h] = pager
+				return h
+			}
+			a, b := newReplica(), newReplica()
+			lead := leaderOf(t, a, b)
+			standby := a
+			if lead == a {
+				standby = b
+			}
+			start := time.Now().Add(-time.Minute)
+			lead.mustPost(alertPayload("api", "firing", start), "")
+			waitFor(t, "the trigger dead-lettered", func() bool { return lead.deadLetters().Total == 1 })
+			if tt.reloaded {
+				standby.d.pipeline.refreshStandby()
+			}
+			lead.mustPost(alertPayload("api", "resolved", start), "")
+			waitFor(t, "the resolve delivered", func() bool { return len(pagers[lead].Events()) == 1 })
+			for _, p := range pagers {
+				p.mu.Lock()
+				p.refuse = nil
+				p.mu.Unlock()
+			}
+			d := lead.deadLetters().DeadLetters[0]
+			res := standby.do(http.MethodPost, fmt.Sprintf("/api/deadletters/%d/replay", d.ID), nil, "")
+			if res.code != http.StatusOK {
+				t.Fatalf("replay through the standby = %d %s; the leader holds incident %s", res.code, res.body, d.Incident)
+			}
+			waitFor(t, "the replay delivered", func() bool { return len(pagers[lead].Events()) == 2 })
+			var kinds []incident.EventKind
+			for _, ev := range pagers[lead].Events() {
+				kinds = append(kinds, ev.Kind)
+			}
+			if !slices.Equal(kinds, []incident.EventKind{incident.ResolvedEvent, incident.ResolvedEvent}) {
+				t.Fatalf("the receiver got %v; want the resolve, then the replay as resolved (never the old trigger)", kinds)
+			}
+		})
 	}
 }

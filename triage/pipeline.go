@@ -81,6 +81,9 @@ type Pipeline struct {
 	active  bool
 	termCtx context.Context
 	leading atomic.Bool
+	// stale: a commit failed and reading the state back failed too; the
+	// book may hold what the store does not (see freshBook).
+	stale atomic.Bool
 
 	// Progress, for /readyz: the last error of a drain that could not go
 	// on, and when a commit last succeeded or, after the pipeline went
@@ -214,6 +217,7 @@ func (p *Pipeline) reload() error {
 	p.mu.Lock()
 	p.book, p.lastSeq = book, ls.LastSeq
 	p.beats = heartbeat.New(p.missingAfter, ls.Heartbeats, p.started)
+	p.stale.Store(false)
 	p.mu.Unlock()
 	p.store.MarkProcessed(ls.LastSeq)
 	p.readThrough.Store(ls.LastSeq)
@@ -401,6 +405,10 @@ func (p *Pipeline) refreshStandby() {
 // status update due in the same tick carries what was just measured instead
 // of the previous evaluation's findings (followed at once by a change).
 func (p *Pipeline) periodic(ctx context.Context) {
+	if err := p.freshBook(); err != nil {
+		p.log.Error("timed work waits for the state to be read again", "err", err)
+		return
+	}
 	if err := p.Reevaluate(ctx); err != nil {
 		p.log.Error("re-evaluating open incidents", "err", err)
 	}
@@ -514,6 +522,9 @@ func (e *pending) count() int {
 // rest flow on. Other failures (the disk) are retried until they pass,
 // and /readyz says the pipeline is failing meanwhile.
 func (p *Pipeline) Drain(ctx context.Context) error {
+	if err := p.freshBook(); err != nil {
+		return p.failing(err)
+	}
 	work := context.WithoutCancel(ctx) // a commit, once begun, is triaged whole
 	for ctx.Err() == nil {
 		p.mu.RLock()
@@ -981,6 +992,20 @@ func (p *Pipeline) Stuck() string {
 	return ""
 }
 
+// freshBook reads the state again if a failed commit left the book
+// possibly ahead of the store (see restoreLocked).
+func (p *Pipeline) freshBook() error {
+	if !p.stale.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.restoreLocked(); err != nil {
+		return fmt.Errorf("reading the state again after a failed commit: %w", err)
+	}
+	return nil
+}
+
 // restoreBook rebuilds the book from the store after a failed step, so
 // memory never runs ahead of disk.
 func (p *Pipeline) restoreBook() {
@@ -994,8 +1019,13 @@ func (p *Pipeline) restoreBook() {
 func (p *Pipeline) restoreLocked() error {
 	ls, err := p.store.LoadState()
 	if err != nil {
+		// The book may now be ahead of the store (a commit failed and so
+		// did this read: a connection cut does both): nothing may be
+		// processed or committed from it until a reload succeeds.
+		p.stale.Store(true)
 		return err
 	}
+	p.stale.Store(false)
 	p.book = p.newBook()
 	p.book.Restore(ls.Incidents, ls.Alerts, ls.Tombstones)
 	p.lastSeq = ls.LastSeq

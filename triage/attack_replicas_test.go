@@ -168,9 +168,18 @@ func TestAttackReplayOnTheStandbyTellsTheIncidentAsItIsNow(t *testing.T) {
 				p.mu.Unlock()
 			}
 			d := lead.deadLetters().DeadLetters[0]
-			res := standby.do(http.MethodPost, fmt.Sprintf("/api/deadletters/%d/replay", d.ID), nil, "")
-			if res.code != http.StatusOK {
-				t.Fatalf("replay through the standby = %d %s; the leader holds incident %s", res.code, res.body, d.Incident)
+			// The standby refuses (503, nothing queued): only the leader
+			// knows the incident as it is now; through it, the replay is
+			// the resolve.
+			path := fmt.Sprintf("/api/deadletters/%d/replay", d.ID)
+			if res := standby.do(http.MethodPost, path, nil, ""); res.code != http.StatusServiceUnavailable {
+				t.Fatalf("replay through the standby = %d %s; want 503 (the leader replays)", res.code, res.body)
+			}
+			if lead.deadLetters().Total != 1 {
+				t.Fatal("the standby's refused replay removed the dead letter")
+			}
+			if res := lead.do(http.MethodPost, path, nil, ""); res.code != http.StatusOK {
+				t.Fatalf("replay through the leader = %d %s", res.code, res.body)
 			}
 			waitFor(t, "the replay delivered", func() bool { return len(pagers[lead].Events()) == 2 })
 			var kinds []incident.EventKind

@@ -154,6 +154,9 @@ func (p *Pipeline) CurrentEvent(id string, at time.Time) (incident.Event, bool) 
 
 // Pending is the number of acknowledged notifications not yet processed.
 func (p *Pipeline) Pending() uint64 {
+	if !p.leading.Load() {
+		return 0 // a standby processes nothing: the leader's count is the one
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.store.InboxSeq() - p.lastSeq

@@ -40,10 +40,6 @@ const (
 	leaseInterval = time.Second
 	watchPoll     = time.Second
 	poolSize      = 16 // unless the DSN sets pool_max_conns
-	// idleInTx ends a session idle inside a transaction (a leader
-	// partitioned mid-transaction) before its lease expires, so that its
-	// lock on the lease row never holds the takeover up.
-	idleInTx = 2 * time.Second
 )
 
 // openReplicas creates the pools (connecting lazily: the database may be
@@ -51,7 +47,9 @@ const (
 // build's is refused; an unreachable database is not: Serve retries.
 func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Registerer) (*replicas, error) {
 	dsn := string(cfg.DSN)
-	opts := []pgstore.ConnectOption{pgstore.WithIdleInTransactionTimeout(idleInTx)}
+	// Both pools end a session idle in a transaction after
+	// pgstore.DefaultIdleInTransactionTimeout (below leaseTTL - leaseMargin).
+	var opts []pgstore.ConnectOption
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// pgx's default (4 on two cores) would queue intake behind the
 		// receivers' workers and the LISTEN connection.
@@ -61,8 +59,7 @@ func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Re
 	if err != nil {
 		return nil, err
 	}
-	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2),
-		pgstore.WithIdleInTransactionTimeout(idleInTx))
+	leasePool, err := pgstore.NewPool(dsn, pgstore.WithApplicationSuffix("lease"), pgstore.WithMaxConns(2))
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -24,6 +24,10 @@ import (
 // backends under it.
 const ApplicationName = "amtriage"
 
+// DefaultIdleInTransactionTimeout is idle_in_transaction_session_timeout
+// on every pool unless the DSN or an option sets it.
+const DefaultIdleInTransactionTimeout = 2 * time.Second
+
 // defaultConnectTimeout bounds one connection attempt when the DSN sets no
 // connect_timeout: a host that drops packets must not hang the start.
 const defaultConnectTimeout = 5 * time.Second
@@ -98,6 +102,10 @@ func NewPool(dsn string, opts ...ConnectOption) (*pgxpool.Pool, error) {
 	for _, o := range opts {
 		o(cfg)
 	}
+	// Every pool: a fenced transaction share-locks the lease row, and one
+	// left open by a client cut off midway must not hold a takeover up
+	// until TCP gives up (hours). Below the lease's TTL - margin.
+	WithIdleInTransactionTimeout(DefaultIdleInTransactionTimeout)(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: %w", DescribeDSN(dsn), ScrubError(dsn, err))

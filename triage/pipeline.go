@@ -322,7 +322,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 					continue // deposed mid-batch: its commit was fenced out
 				}
 				wait := p.retryWait(err)
-				p.log.Error("processing inbox; will retry", "in", wait, "err", err)
+				p.log.Error("processing inbox; will retry", "in", wait.String(), "err", err)
 				if !sleepCtx(work, wait) {
 					continue
 				}

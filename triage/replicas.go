@@ -29,6 +29,9 @@ type replicas struct {
 	store     *pgstore.Store
 	elector   *pgstore.Elector
 	migrated  atomic.Bool
+	ready     chan struct{} // closed once the schema is ready (whoever migrated)
+	readyOnce sync.Once
+	retryFrom time.Duration // the first wait before trying the database again
 }
 
 // Leadership timing: a killed leader is replaced within ttl + interval +
@@ -64,7 +67,7 @@ func openReplicas(cfg *rules.PostgresConfig, log *slog.Logger, reg prometheus.Re
 		pool.Close()
 		return nil, err
 	}
-	r := &replicas{log: log, dsn: dsn, pool: pool, leasePool: leasePool}
+	r := &replicas{log: log, dsn: dsn, pool: pool, leasePool: leasePool, ready: make(chan struct{}), retryFrom: time.Second}
 	if r.store, err = pgstore.Open(context.Background(), pool, dsn); err != nil {
 		r.close()
 		return nil, err
@@ -103,6 +106,7 @@ func (r *replicas) migrate(ctx context.Context) error {
 	if !r.migrated.Swap(true) && from != pgstore.SchemaVersion {
 		r.log.Info("PostgreSQL schema ready", "postgres", pgstore.DescribeDSN(r.dsn), "from", from, "to", pgstore.SchemaVersion)
 	}
+	r.readyOnce.Do(func() { close(r.ready) })
 	return nil
 }
 
@@ -119,7 +123,7 @@ func (r *replicas) health(ctx context.Context) error {
 // run waits for the database, then takes part in the election until ctx
 // ends; lead is one term. A newer schema found meanwhile is fatal.
 func (r *replicas) run(ctx context.Context, wake func(), lead func(ctx context.Context, epoch int64), fatal func(error)) {
-	backoff := time.Second
+	backoff := r.retryFrom
 	for !r.migrated.Load() {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := r.migrate(mctx)
@@ -134,8 +138,11 @@ func (r *replicas) run(ctx context.Context, wake func(), lead func(ctx context.C
 		}
 		if err != nil {
 			r.log.Warn("PostgreSQL not reachable; retrying", "postgres", pgstore.DescribeDSN(r.dsn), "in", backoff.String(), "err", err)
-			if !sleepCtx(ctx, backoff) {
+			select { // /readyz may find the database first: go on at once
+			case <-ctx.Done():
 				return
+			case <-r.ready:
+			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
 		}

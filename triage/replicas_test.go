@@ -278,3 +278,27 @@ func TestAStandbyDoesNotLeadANewerSchema(t *testing.T) {
 		t.Errorf("the standby led (%v) or delivered (%d) on a newer schema", b.d.pipeline.Leading(), len(b.rec.Events()))
 	}
 }
+
+// A replica waiting out its backoff for the database joins the election as
+// soon as the database is back (its /readyz found it), not when the wait
+// ends: ready must mean it can lead.
+func TestAReplicaLeadsOnceItsDatabaseIsBack(t *testing.T) {
+	srv := pgtest.Start(t, pgtest.WithoutFsync())
+	dsn := srv.NewDatabase(t)
+	srv.Stop(t)
+	h := newHarnessDaemon(t, replicaConfig(t, dsn))
+	h.d.replicas.retryFrom = time.Hour // were it to wait it out, it would not lead in this test
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.url = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.d.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the first attempt failed", func() bool { return strings.Contains(h.logs.String(), "PostgreSQL not reachable; retrying") })
+	srv.Start(t)
+	waitFor(t, "ready", func() bool { return h.do(http.MethodGet, "/readyz", nil, "").code == http.StatusOK })
+	waitFor(t, "it leads", h.d.pipeline.Leading)
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 // ErrPermanent marks a store error that the same write will meet again:
@@ -84,9 +83,20 @@ type DeadLetters interface {
 	OnDeadLetter(f func(*DeadLetter))
 }
 
+// EvidenceRecord is one incident's evidence as stored: the JSON record and
+// its PNGs by panel id (triage/evidence gathers it).
+type EvidenceRecord struct {
+	ID   string
+	JSON []byte
+	PNGs map[int64][]byte
+}
+
 // Evidence is what was gathered for Sev 1–2 incidents, kept with them.
 type Evidence interface {
-	evidence.Store
+	// PutEvidence stores records in one transaction; stored[i] is false
+	// when record i's incident is gone or already has evidence.
+	PutEvidence(batch []EvidenceRecord) (stored []bool, err error)
+	HasEvidence(id string) bool
 	Evidence(id string) ([]byte, bool, error)
 	EvidencePNG(id string, panel int64) ([]byte, bool, error)
 }

@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/amtriage/amtriage/triage/evidence"
+	"github.com/amtriage/amtriage/store"
 )
 
 // bucketEvidence holds each Sev 1–2 incident's evidence (triage/evidence):
@@ -23,7 +23,7 @@ func evidencePNGKey(id string, panel int64) []byte {
 // transaction; stored[i] is false (nothing written for it) when record
 // i's incident is not in the store (pruned meanwhile) or already has
 // evidence.
-func (s *Store) PutEvidence(batch []evidence.Record) ([]bool, error) {
+func (s *Store) PutEvidence(batch []store.EvidenceRecord) ([]bool, error) {
 	stored := make([]bool, len(batch))
 	err := s.state.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketEvidence)

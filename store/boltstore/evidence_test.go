@@ -6,7 +6,6 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 // Evidence is stored with its incident, once, and pruned with it; an
@@ -31,7 +30,7 @@ func TestEvidenceStoredAndPrunedWithTheIncident(t *testing.T) {
 		{"gone", `{"incident":"gone"}`, false}, // no such incident
 	}
 	for _, st := range steps {
-		stored, err := s.PutEvidence([]evidence.Record{{ID: st.id, JSON: []byte(st.record), PNGs: map[int64][]byte{2: png}}})
+		stored, err := s.PutEvidence([]store.EvidenceRecord{{ID: st.id, JSON: []byte(st.record), PNGs: map[int64][]byte{2: png}}})
 		if err != nil || stored[0] != st.wantStored {
 			t.Fatalf("PutEvidence(%s) = %v, %v; want %v", st.id, stored, err, st.wantStored)
 		}

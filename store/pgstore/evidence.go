@@ -6,12 +6,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/amtriage/amtriage/triage/evidence"
+	"github.com/amtriage/amtriage/store"
 )
 
 // PutEvidence stores records in one fenced transaction; stored[i] is false
 // when record i's incident is gone or already has evidence.
-func (s *Store) PutEvidence(batch []evidence.Record) ([]bool, error) {
+func (s *Store) PutEvidence(batch []store.EvidenceRecord) ([]bool, error) {
 	ctx, cancel := s.op()
 	defer cancel()
 	stored := make([]bool, len(batch))

@@ -11,7 +11,6 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 // stateTables are the tables only the leader writes.
@@ -91,7 +90,7 @@ func writes(s *Store, env *notify.Envelope) []struct {
 		{"DeadLetter", func() error { return s.DeadLetter(env) }},
 		{"SaveReceiverState", func() error { return s.SaveReceiverState("slack", "api-1", map[string]string{"ts": "1"}) }},
 		{"PutEvidence", func() error {
-			stored, err := s.PutEvidence([]evidence.Record{{ID: "api-1", JSON: []byte(`{}`), PNGs: map[int64][]byte{1: []byte("p")}}})
+			stored, err := s.PutEvidence([]store.EvidenceRecord{{ID: "api-1", JSON: []byte(`{}`), PNGs: map[int64][]byte{1: []byte("p")}}})
 			if err == nil && stored[0] {
 				return errors.New("stored")
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/boltstore"
 	"github.com/amtriage/amtriage/store/pgstore"
-	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 var _ pgstore.ImportSource = (*boltstore.Export)(nil)
@@ -104,7 +103,7 @@ func buildBbolt(t *testing.T) *bboltFixture {
 
 	must(s.SaveReceiverState("slack", apiID, map[string]string{"channel": "C042", "ts": "1732330800.000100"}))
 	must(s.SaveReceiverState("grafana", apiID, map[string]int64{"annotation": 4242}))
-	stored, err := s.PutEvidence([]evidence.Record{{ID: apiID, JSON: []byte(`{"panels":[2]}`), PNGs: map[int64][]byte{2: {0x89, 'P', 'N', 'G', 0, 1}}}})
+	stored, err := s.PutEvidence([]store.EvidenceRecord{{ID: apiID, JSON: []byte(`{"panels":[2]}`), PNGs: map[int64][]byte{2: {0x89, 'P', 'N', 'G', 0, 1}}}})
 	must(err)
 	if !stored[0] {
 		t.Fatal("fixture: evidence not stored")

@@ -4,14 +4,14 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/amtriage/amtriage/triage/evidence"
+	"github.com/amtriage/amtriage/store"
 )
 
 func testEvidence(t *testing.T, b Backend) {
 	s, reopen := b(t)
 	commit, _ := opened(1, nil, "api-1", "api-2")
 	apply(t, s, commit)
-	batch := []evidence.Record{
+	batch := []store.EvidenceRecord{
 		{ID: "api-1", JSON: []byte(`{"v":1}`), PNGs: map[int64][]byte{7: []byte("\x89PNG-7"), 9: []byte("\x89PNG-9")}},
 		{ID: "api-none", JSON: []byte(`{"v":0}`)}, // no such incident
 		{ID: "api-2", JSON: []byte(`{"v":2}`)},
@@ -24,7 +24,7 @@ func testEvidence(t *testing.T, b Backend) {
 		t.Errorf("stored %v, want %v", stored, want)
 	}
 	// Only once: a second record for api-1 changes nothing.
-	again, err := s.PutEvidence([]evidence.Record{{ID: "api-1", JSON: []byte(`{"v":"again"}`), PNGs: map[int64][]byte{7: []byte("new")}}})
+	again, err := s.PutEvidence([]store.EvidenceRecord{{ID: "api-1", JSON: []byte(`{"v":"again"}`), PNGs: map[int64][]byte{7: []byte("new")}}})
 	if err != nil || !slices.Equal(again, []bool{false}) {
 		t.Errorf("second PutEvidence = %v, %v; want [false]", again, err)
 	}

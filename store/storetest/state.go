@@ -9,7 +9,6 @@ import (
 
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/store"
-	"github.com/amtriage/amtriage/triage/evidence"
 )
 
 // byID is a loaded state's incidents by id, and its alerts by incident id
@@ -183,7 +182,7 @@ func testPruneTakesReceiverStateAndEvidence(t *testing.T, b Backend) {
 				t.Fatalf("SaveReceiverState: %v", err)
 			}
 		}
-		if _, err := s.PutEvidence([]evidence.Record{{ID: id, JSON: []byte(`{"id":"` + id + `"}`), PNGs: map[int64][]byte{3: []byte("png")}}}); err != nil {
+		if _, err := s.PutEvidence([]store.EvidenceRecord{{ID: id, JSON: []byte(`{"id":"` + id + `"}`), PNGs: map[int64][]byte{3: []byte("png")}}}); err != nil {
 			t.Fatalf("PutEvidence: %v", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/triage/kube"
 	"github.com/amtriage/amtriage/triage/prom"
 )
@@ -38,13 +39,8 @@ type Renderer interface {
 	RenderPanel(ctx context.Context, panel int64, from, to time.Time, maxBytes int) ([]byte, error)
 }
 
-// Record is one incident's evidence as stored: the JSON record and its
-// PNGs by panel id.
-type Record struct {
-	ID   string
-	JSON []byte
-	PNGs map[int64][]byte
-}
+// Record is one incident's evidence as stored.
+type Record = store.EvidenceRecord
 
 // Store keeps evidence with its incident (*boltstore.Store).
 type Store interface {

@@ -136,16 +136,22 @@ const (
 // calls that method until it ends; then a single call tests the method before
 // the others follow, so the backlog does not come due in one burst.
 type Deliverer struct {
-	Queue         Queue
-	Notifier      Notifier
-	Wake          <-chan struct{}
-	Log           *slog.Logger
-	Metrics       *Metrics
-	MaxAttempts   int           // 0: no limit, only MaxAge (a receiver down for hours loses nothing)
-	MaxAge        time.Duration // how long an event may keep failing; default 24h
-	BaseBackoff   time.Duration // default 1s
-	MaxBackoff    time.Duration // default 5m
-	Timeout       time.Duration // per attempt, default 30s
+	Queue       Queue
+	Notifier    Notifier
+	Wake        <-chan struct{}
+	Log         *slog.Logger
+	Metrics     *Metrics
+	MaxAttempts int           // 0: no limit, only MaxAge (a receiver down for hours loses nothing)
+	MaxAge      time.Duration // how long an event may keep failing; default 24h
+	BaseBackoff time.Duration // default 1s
+	MaxBackoff  time.Duration // default 5m
+	Timeout     time.Duration // per attempt, default 30s
+	// Hard, when set, is what ends deliveries in flight; Run's context then
+	// only stops new ones, and Run returns once those in flight are done
+	// (each bounded by Timeout): a graceful stop does not cut off a
+	// delivery the receiver may already have, to repeat it later. Nil: Run's
+	// context ends both.
+	Hard          context.Context
 	Concurrency   int           // incidents in flight at once; default DefaultConcurrency, 1 is strictly one at a time
 	MaxRetryAfter time.Duration // cap on a receiver's Retry-After; default DefaultMaxRetryAfter
 	HoldProbe     time.Duration // a held method is tested at least this often; default DefaultHoldProbe
@@ -225,6 +231,10 @@ func (d *Deliverer) Run(ctx context.Context) {
 	done := make(chan outcome, d.Concurrency) // workers never block on it
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	attemptCtx := ctx
+	if d.Hard != nil {
+		attemptCtx = d.Hard
+	}
 
 	for ctx.Err() == nil {
 		now = d.Now()
@@ -272,7 +282,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			}
 			holds.testing(methods, env.Seq, now)
 			inflight[env.Event.Incident.ID] = true
-			wg.Go(func() { done <- outcome{env: env, err: d.attempt(ctx, env)} })
+			wg.Go(func() { done <- outcome{env: env, err: d.attempt(attemptCtx, env)} })
 		}
 		d.wait(ctx, wake, now, done, func(o outcome) {
 			delete(inflight, o.env.Event.Incident.ID)

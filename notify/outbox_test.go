@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -301,6 +302,41 @@ func TestDelivererStopsWithoutLosing(t *testing.T) {
 	}
 	if q.items[0].Attempts != 0 {
 		t.Errorf("an interrupted attempt counted as a failure: attempts %d", q.items[0].Attempts)
+	}
+}
+
+// A graceful stop: Run's context ends while a delivery is in flight and
+// Hard does not; the delivery finishes and is acknowledged (the receiver
+// got it: delivering it again after a restart would repeat it), and
+// nothing new starts.
+func TestDelivererStopFinishesTheDeliveryInFlight(t *testing.T) {
+	q := &memQueue{items: envelopes(incident.Opened, incident.Opened)}
+	for i := range q.items {
+		q.items[i].Event.Incident.ID = fmt.Sprintf("inc-%d", i) // two incidents: both could start
+	}
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	var calls atomic.Int32
+	n := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+		calls.Add(1)
+		started <- struct{}{}
+		select {
+		case <-release:
+			return false, nil
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	})
+	d := &Deliverer{Queue: q, Notifier: n, Wake: make(chan struct{}), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: NewMetrics(prometheus.NewRegistry()), Timeout: time.Minute, Concurrency: 1, Hard: context.Background()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	<-started
+	cancel()
+	close(release)
+	<-done
+	if len(q.acked) != 1 || calls.Load() != 1 || len(q.items) != 1 {
+		t.Fatalf("after a graceful stop mid-delivery: acked %v, %d calls, %d queued; want the one in flight acked, the other queued", q.acked, calls.Load(), len(q.items))
 	}
 }
 

@@ -342,10 +342,29 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	d.committer.Close()
 	d.reloadMu.Lock() // no reload may start workers from here on
+	// Deliveries in flight finish before the work stops (and, with
+	// replicas, before the lease goes to the next leader): one cut off
+	// might have reached the receiver, to be repeated by the next start.
 	d.workersMu.Lock()
-	d.work, d.serving = nil, false
+	d.serving = false // nor may a new term start them
+	var inFlight []chan struct{}
+	for _, w := range d.workers {
+		if w.stop != nil {
+			w.stop()
+			inFlight = append(inFlight, w.done)
+		}
+	}
 	d.workersMu.Unlock()
 	d.reloadMu.Unlock()
+	for _, done := range inFlight {
+		select {
+		case <-done:
+		case <-sctx.Done():
+		}
+	}
+	d.workersMu.Lock()
+	d.work = nil
+	d.workersMu.Unlock()
 	stopWork()
 	wg.Wait()
 	if serr := srv.Shutdown(sctx); serr != nil {

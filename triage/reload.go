@@ -21,7 +21,8 @@ import (
 type worker struct {
 	n    *swapNotifier
 	wake chan struct{}
-	stop context.CancelFunc // nil unless running
+	stop context.CancelFunc // nil unless running: stops new deliveries
+	done chan struct{}      // closed when its deliveries in flight are done
 }
 
 func newWorker(n notify.Notifier) *worker {
@@ -45,10 +46,17 @@ func (d *Daemon) startWorker(w *worker) {
 	}
 	ctx, cancel := context.WithCancel(d.work)
 	w.stop = cancel
+	done := make(chan struct{})
+	w.done = done
 	cfg := d.Config()
-	dl := &notify.Deliverer{Queue: d.store, Notifier: w.n, Wake: w.wake, Log: d.log, Metrics: d.nmetrics,
+	// Stopping the worker (a reload, a graceful shutdown) lets deliveries in
+	// flight finish; the work context ending (a term lost) cuts them off.
+	dl := &notify.Deliverer{Queue: d.store, Notifier: w.n, Wake: w.wake, Log: d.log, Metrics: d.nmetrics, Hard: d.work,
 		Concurrency: cfg.Delivery.Concurrency, MaxRetryAfter: time.Duration(cfg.Delivery.MaxRetryAfter)}
-	d.wg.Go(func() { dl.Run(ctx) })
+	d.wg.Go(func() {
+		defer close(done)
+		dl.Run(ctx)
+	})
 }
 
 // swapNotifier is a receiver whose implementation a reload replaces; its

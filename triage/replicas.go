@@ -211,9 +211,11 @@ func (d *Daemon) lead(ctx context.Context, epoch int64) {
 	d.log.Info("leading: processing and delivering", "epoch", epoch, "pending", d.pipeline.Pending())
 	var term sync.WaitGroup
 	d.workersMu.Lock()
-	d.work, d.wg = ctx, &term
-	for _, w := range d.workers {
-		d.startWorker(w)
+	if d.serving { // not once a graceful shutdown has stopped the workers
+		d.work, d.wg = ctx, &term
+		for _, w := range d.workers {
+			d.startWorker(w)
+		}
 	}
 	d.workersMu.Unlock()
 	d.wakeReceivers()

@@ -110,6 +110,10 @@ func (r *replica) start(t testing.TB) *replica {
 	return r
 }
 
+// url is the replica's address, fixed across restarts: senders use it
+// while start replaces the process (the embedded daemon's would race).
+func (r *replica) url(path string) string { return "http://" + r.addr + path }
+
 // leading asks /readyz whether the replica leads.
 func (r *replica) leading() bool {
 	m, err := httpGetJSON(r.url("/readyz"))

@@ -444,3 +444,68 @@ func TestNewConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureGuards: Ensure posts only after a listing that shows no live
+// silence for the marker; a failed listing or a comment without the marker
+// posts nothing.
+func TestEnsureGuards(t *testing.T) {
+	t.Parallel()
+	listing, err := os.ReadFile("testdata/silences.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		listFails bool
+		marker    string
+		comment   string
+		wantID    string
+		created   bool
+		retryable bool
+		wantErr   string
+		wantPosts int
+	}{
+		{name: "found: no post", marker: Marker("api-0a1b2c3d4e5f"), wantID: "11111111-0000-4000-8000-000000000003"},
+		{name: "none found: posted", marker: Marker("web-ffffffffffff"), wantID: "22222222-0000-4000-8000-000000000001", created: true, wantPosts: 1},
+		{name: "listing fails: no post, retried later", listFails: true, marker: Marker("web-ffffffffffff"), retryable: true, wantErr: "list silences: HTTP 503"},
+		{name: "comment without the marker", marker: Marker("web-ffffffffffff"), comment: "no marker", wantErr: "lacks the marker"},
+		{name: "empty marker", marker: "", wantErr: "lacks the marker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStub(t, func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodGet && tc.listFails:
+					w.WriteHeader(http.StatusServiceUnavailable)
+				case r.Method == http.MethodGet:
+					w.Write(listing)
+				case r.Method == http.MethodPost:
+					io.WriteString(w, `{"silenceID":"22222222-0000-4000-8000-000000000001"}`)
+				}
+			})
+			c := newClient(t, Config{URL: s.srv.URL})
+			sil := testSilence()
+			sil.Comment = "Silenced from Slack " + tc.marker
+			if tc.comment != "" {
+				sil.Comment = tc.comment
+			}
+			id, created, err := c.Ensure(context.Background(), sil, tc.marker)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || Retryable(err) != tc.retryable {
+					t.Fatalf("Ensure error %v, want %q (retryable %t)", err, tc.wantErr, tc.retryable)
+				}
+			} else if err != nil || id != tc.wantID || created != tc.created {
+				t.Fatalf("Ensure = %q, %t, %v; want %q, %t", id, created, err, tc.wantID, tc.created)
+			}
+			posts := 0
+			for _, r := range s.requests() {
+				if r.Method == http.MethodPost {
+					posts++
+				}
+			}
+			if posts != tc.wantPosts {
+				t.Fatalf("%d POSTs, want %d", posts, tc.wantPosts)
+			}
+		})
+	}
+}

@@ -227,6 +227,26 @@ func (c *Client) FindActive(ctx context.Context, createdBy, marker string) ([]Si
 	return out, nil
 }
 
+// Ensure returns the id of the incident's live silence, creating s only
+// when FindActive finds none by s.CreatedBy with marker: a second click, a
+// Slack retry and an outbox retry after a crash all end with one silence.
+// created says whether this call posted it. s.Comment must contain marker,
+// or the silence could never be found again.
+func (c *Client) Ensure(ctx context.Context, s Silence, marker string) (id string, created bool, err error) {
+	if marker == "" || !strings.Contains(s.Comment, marker) {
+		return "", false, &Error{Op: "ensure silence", Err: fmt.Errorf("comment %q lacks the marker %q", s.Comment, marker)}
+	}
+	found, err := c.FindActive(ctx, s.CreatedBy, marker)
+	if err != nil {
+		return "", false, err
+	}
+	if len(found) > 0 {
+		return found[0].ID, false, nil
+	}
+	id, err = c.Create(ctx, s)
+	return id, err == nil, err
+}
+
 // validate refuses what Alertmanager would refuse with a 400 or 422, with
 // the reason, before anything is sent.
 func validate(s Silence) error {

@@ -105,6 +105,8 @@ func TestErrorAnswers(t *testing.T) {
 			retryable: true, retryAfter: 7 * time.Second, wantText: "list silences: HTTP 503"},
 		{name: "429 with Retry-After", op: "create", status: 429, header: map[string]string{"Retry-After": "30"},
 			retryable: true, retryAfter: 30 * time.Second, wantText: "HTTP 429"},
+		{name: "408 from a proxy is retryable", op: "expire", status: 408,
+			retryable: true, wantText: "expire silence 11111111-0000-4000-8000-000000000001: HTTP 408"},
 		{name: "get of an unknown id is 404", op: "get", status: 404,
 			notFound: true, wantText: "HTTP 404"},
 		{name: "0.25 answers expire of an unknown id with 500", op: "expire", status: 500, body: `"silence not found"`,

@@ -298,7 +298,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, body []byte, o
 		return &Error{Op: op, Retryable: true, Err: err}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		return statusError(op, method, resp)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBody+1))
@@ -340,7 +340,7 @@ func statusError(op, method string, resp *http.Response) error {
 		// "silence not found" (0.27+ with 404).
 		method == http.MethodDelete && resp.StatusCode == http.StatusInternalServerError && strings.Contains(msg, "not found"):
 		e.Err = ErrNotFound
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode >= 500:
 		e.Retryable = true
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
 	}
@@ -354,7 +354,7 @@ var ErrNotFound = errors.New("silence not found")
 var ErrBodyTooLarge = errors.New("answer too large")
 
 // Error is every failure of a Client call. The outbox worker retries it
-// when Retryable (connection errors, timeouts, 429, 5xx) and dead-letters
+// when Retryable (connection errors, timeouts, 408, 429, 5xx) and dead-letters
 // it otherwise (4xx: Alertmanager refused the silence and says why in
 // Message; a 200 it cannot read).
 type Error struct {

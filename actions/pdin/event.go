@@ -14,7 +14,10 @@ const (
 	Unacknowledged = "incident.unacknowledged"
 	Resolved       = "incident.resolved"
 	Reassigned     = "incident.reassigned"
-	Escalated      = "incident.escalated"
+	// Escalated: v3 carries no escalation level (its incident data has
+	// none); what it says is who the incident now goes to
+	// (Incident.Assignees) under which policy (Incident.EscalationPolicy).
+	Escalated = "incident.escalated"
 )
 
 // Known reports whether eventType is one amtriage acts on.
@@ -170,4 +173,6 @@ func DecodeEvent(body []byte) (Event, error) {
 
 // DedupKey is the key to match our incident by: the PagerDuty incident's
 // incident_key. Empty when PagerDuty sent none; then match by Incident.ID.
+// amtriage's escalation page has the key "<incident id>/escalation"
+// (notify/pagerduty.EscalationDedupKey); the caller strips that suffix.
 func (e Event) DedupKey() string { return e.Incident.IncidentKey }

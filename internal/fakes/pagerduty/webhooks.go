@@ -63,7 +63,8 @@ type Act struct {
 }
 
 // Webhook is one signed v3 delivery. Send it as many times as PagerDuty
-// would (retries repeat the same X-Webhook-Id and body).
+// would: retries repeat the same X-Webhook-Id and body, so the same event
+// id (EventID, the body's event.id; X-Webhook-Id is a separate id).
 type Webhook struct {
 	EventID   string
 	EventType string
@@ -139,7 +140,7 @@ func (s *Server) Incident(dedupKey string) (Incident, bool) {
 // dedupKey, as PagerDuty would, and returns the webhook it sends for it.
 // eventType is one of incident.acknowledged, .unacknowledged, .resolved,
 // .reassigned, .escalated (which change the incident), or incident.triggered,
-// .priority_updated, .reopened, .delegated (which only build the event).
+// .priority_updated (which only build the event: amtriage ignores them).
 // Acts PagerDuty refuses (acknowledging a resolved incident, ...) are errors.
 func (s *Server) Respond(eventType, dedupKey string, act Act) (Webhook, error) {
 	s.mu.Lock()
@@ -177,7 +178,7 @@ func (s *Server) Respond(eventType, dedupKey string, act Act) (Webhook, error) {
 			return Webhook{}, fmt.Errorf("pagerduty fake: %s needs Act.To", eventType)
 		}
 		in.Assignees = append([]User(nil), act.To...)
-	case "incident.triggered", "incident.priority_updated", "incident.reopened", "incident.delegated":
+	case "incident.triggered", "incident.priority_updated":
 	default:
 		return Webhook{}, fmt.Errorf("pagerduty fake: cannot build %q (its data is not an incident)", eventType)
 	}

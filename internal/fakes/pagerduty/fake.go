@@ -5,7 +5,9 @@
 // 202/400/429 with the API's JSON bodies, enforces a per-routing-key rate
 // limit over a rolling window, can inject faults (5xx, 429 with Retry-After,
 // a hung request, a hang of every request for a while), records every accepted event, and tracks alert state per
-// dedup key like PagerDuty does. All accessors are safe for concurrent use and
+// dedup key like PagerDuty does. Each alert opens a PagerDuty incident, and
+// the fake sends the signed webhooks v3 PagerDuty would for a responder's acts
+// on it (webhooks.go). All accessors are safe for concurrent use and
 // return copies.
 package pagerduty
 
@@ -128,6 +130,13 @@ type Server struct {
 	calls      []Call
 	faults     fault.Queue
 	hungUntil  time.Time // wall clock: requests received before it hang
+
+	// Webhooks v3 (webhooks.go).
+	incidents      []*incidentState // one per alert, in opening order
+	incidentSeq    int
+	whSecrets      []string
+	whSubscription string
+	echoes         []Webhook // webhooks for changes made through the Events API
 }
 
 // New starts a fake with the default rate limit (120 events per minute per
@@ -407,10 +416,13 @@ func (s *Server) apply(ev *Event) {
 	switch ev.Action {
 	case "trigger":
 		if open == nil {
-			s.alerts = append(s.alerts, &Alert{
+			a := &Alert{
 				RoutingKey: ev.RoutingKey, DedupKey: ev.DedupKey, Status: Triggered,
 				Severity: ev.Payload.Severity, Summary: ev.Payload.Summary, Triggers: 1,
-			})
+			}
+			s.alerts = append(s.alerts, a)
+			s.openIncident(a, ev)
+			s.echo("incident.triggered", a)
 			return
 		}
 		open.Triggers++
@@ -420,13 +432,17 @@ func (s *Server) apply(ev *Event) {
 			ev.Dropped = true
 			return
 		}
-		open.Status = Acknowledged
+		if open.Status != Acknowledged {
+			open.Status = Acknowledged
+			s.echo("incident.acknowledged", open)
+		}
 	case "resolve":
 		if open == nil {
 			ev.Dropped = true
 			return
 		}
 		open.Status = Resolved
+		s.echo("incident.resolved", open)
 	}
 }
 

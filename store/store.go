@@ -110,7 +110,20 @@ type InboxEntry struct {
 	// as of its arrival, but it is never taken to list its whole group:
 	// newer notifications may have brought alerts it does not know.
 	Replayed bool
+	// Kind is what the body is: an Alertmanager notification (the zero
+	// value) or an action (a Slack click, a PagerDuty webhook). A kind
+	// comes from the endpoint that took the entry, never from its body,
+	// so a webhook cannot pass for an action.
+	Kind EntryKind
 }
+
+// EntryKind is what an inbox entry holds.
+type EntryKind uint8
+
+const (
+	EntryNotification EntryKind = iota // an Alertmanager webhook body
+	EntryAction                        // an action (actions.Action, JSON)
+)
 
 // LoadedState is everything needed to rebuild the incident book.
 type LoadedState struct {

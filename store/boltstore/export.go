@@ -361,13 +361,8 @@ func (e *Export) Inbox(after uint64, f func(store.InboxEntry) error) error {
 				if len(v) < 8 {
 					return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", seq, len(v))
 				}
-				at := binary.BigEndian.Uint64(v)
-				entry := store.InboxEntry{
-					Seq:        seq,
-					ReceivedAt: time.Unix(0, int64(at&^replayedBit)).UTC(),
-					Body:       bytes.Clone(v[8:]),
-					Replayed:   at&replayedBit != 0,
-				}
+				entry := decodeArrival(binary.BigEndian.Uint64(v))
+				entry.Seq, entry.Body = seq, bytes.Clone(v[8:])
 				if err := call(func() error { return f(entry) }); err != nil {
 					return err
 				}

@@ -111,6 +111,33 @@ func (s *Store) MarkProcessed(seq uint64) { s.processed.Store(seq) }
 // set for a time before 2262, marks a replayed entry.
 const replayedBit = 1 << 63
 
+// actionBit, next to it, marks an action entry (store.EntryAction): an
+// arrival before 2262 sets neither.
+const actionBit = 1 << 62
+
+func encodeArrival(e *store.InboxEntry) uint64 {
+	at := uint64(e.ReceivedAt.UnixNano())
+	if e.Replayed {
+		at |= replayedBit
+	}
+	if e.Kind == store.EntryAction {
+		at |= actionBit
+	}
+	return at
+}
+
+// decodeArrival is an entry's arrival, replayed mark and kind.
+func decodeArrival(at uint64) store.InboxEntry {
+	e := store.InboxEntry{
+		ReceivedAt: time.Unix(0, int64(at&^(replayedBit|actionBit))).UTC(),
+		Replayed:   at&replayedBit != 0,
+	}
+	if at&actionBit != 0 {
+		e.Kind = store.EntryAction
+	}
+	return e
+}
+
 // OpenStore opens (creating if needed) the store under dir.
 func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -268,11 +295,7 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 			}
 			e.Seq = seq
 			v := make([]byte, 8+len(e.Body))
-			at := uint64(e.ReceivedAt.UnixNano())
-			if e.Replayed {
-				at |= replayedBit
-			}
-			binary.BigEndian.PutUint64(v, at)
+			binary.BigEndian.PutUint64(v, encodeArrival(e))
 			copy(v[8:], e.Body)
 			if err := b.Put(u64(seq), v); err != nil {
 				return fmt.Errorf("inbox put: %w", err)
@@ -303,13 +326,8 @@ func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]store.InboxEntry
 			if len(v) < 8 {
 				return fmt.Errorf("inbox entry %d is corrupt (%d bytes)", binary.BigEndian.Uint64(k), len(v))
 			}
-			at := binary.BigEndian.Uint64(v)
-			e := store.InboxEntry{
-				Seq:        binary.BigEndian.Uint64(k),
-				ReceivedAt: time.Unix(0, int64(at&^replayedBit)).UTC(),
-				Body:       append([]byte(nil), v[8:]...),
-				Replayed:   at&replayedBit != 0,
-			}
+			e := decodeArrival(binary.BigEndian.Uint64(v))
+			e.Seq, e.Body = binary.BigEndian.Uint64(k), append([]byte(nil), v[8:]...)
 			size += len(e.Body)
 			out = append(out, e)
 		}

@@ -262,12 +262,12 @@ func copyAll(ctx context.Context, tx pgx.Tx, src ImportSource) (*ImportCounts, e
 	if err := src.EvidencePNGs(func(id string, panel int64, png []byte) error { return pngs.add(len(png), id, panel, png) }); err != nil {
 		return nil, fmt.Errorf("evidence: %w", err)
 	}
-	inbox := newCopier(ctx, tx, "inbox", "seq", "received_ns", "replayed", "body")
+	inbox := newCopier(ctx, tx, "inbox", "seq", "received_ns", "replayed", "body", "kind")
 	if err := src.Inbox(processed, func(e store.InboxEntry) error {
 		if e.Seq > appended {
 			return fmt.Errorf("inbox entry %d is numbered past the inbox's last sequence %d", e.Seq, appended)
 		}
-		return inbox.add(len(e.Body), int64(e.Seq), e.ReceivedAt.UnixNano(), e.Replayed, e.Body)
+		return inbox.add(len(e.Body), int64(e.Seq), e.ReceivedAt.UnixNano(), e.Replayed, e.Body, int16(e.Kind))
 	}); err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}

@@ -23,9 +23,10 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 	defer cancel()
 	received := make([]int64, len(entries))
 	replayed := make([]bool, len(entries))
+	kinds := make([]int16, len(entries))
 	bodies := make([][]byte, len(entries))
 	for i, e := range entries {
-		received[i], replayed[i], bodies[i] = e.ReceivedAt.UnixNano(), e.Replayed, e.Body
+		received[i], replayed[i], kinds[i], bodies[i] = e.ReceivedAt.UnixNano(), e.Replayed, int16(e.Kind), e.Body
 		if bodies[i] == nil {
 			bodies[i] = []byte{} // pgx sends nil as NULL; bbolt stores it as empty
 		}
@@ -35,7 +36,7 @@ func (s *Store) AppendInbox(entries []*store.InboxEntry) error {
 	// in the order of their numbers (see storeDDL), and NOTIFY is sent at
 	// the commit.
 	var last int64
-	err := s.pool.QueryRow(ctx, appendInboxSQL, len(entries), received, replayed, bodies, inboxChannel).Scan(&last)
+	err := s.pool.QueryRow(ctx, appendInboxSQL, len(entries), received, replayed, bodies, inboxChannel, kinds).Scan(&last)
 	if err != nil {
 		return s.wrap("append inbox", err)
 	}
@@ -51,9 +52,9 @@ const appendInboxSQL = `
 WITH counter AS (
 	UPDATE inbox_seq SET seq = seq + $1 RETURNING seq
 ), added AS (
-	INSERT INTO inbox (seq, received_ns, replayed, body)
-	SELECT (SELECT seq FROM counter) - $1 + t.n, t.received, t.replayed, t.body
-	  FROM unnest($2::bigint[], $3::boolean[], $4::bytea[]) WITH ORDINALITY AS t(received, replayed, body, n)
+	INSERT INTO inbox (seq, received_ns, replayed, body, kind)
+	SELECT (SELECT seq FROM counter) - $1 + t.n, t.received, t.replayed, t.body, t.kind
+	  FROM unnest($2::bigint[], $3::boolean[], $4::bytea[], $6::smallint[]) WITH ORDINALITY AS t(received, replayed, body, kind, n)
 )
 SELECT seq FROM counter, pg_notify($5, seq::text)`
 
@@ -72,19 +73,20 @@ func (s *Store) ReadInbox(after uint64, limit, maxBytes int) ([]store.InboxEntry
 	// once past maxBytes.
 	for len(out) < limit && size < maxBytes {
 		page := min(64, limit-len(out))
-		rows, err := s.pool.Query(ctx, `SELECT seq, received_ns, replayed, body FROM inbox WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), page)
+		rows, err := s.pool.Query(ctx, `SELECT seq, received_ns, replayed, body, kind FROM inbox WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(after), page)
 		if err != nil {
 			return nil, s.wrap("read inbox", err)
 		}
 		n := 0
 		for rows.Next() {
 			var seq, ns int64
+			var kind int16
 			var e store.InboxEntry
-			if err := rows.Scan(&seq, &ns, &e.Replayed, &e.Body); err != nil {
+			if err := rows.Scan(&seq, &ns, &e.Replayed, &e.Body, &kind); err != nil {
 				rows.Close()
 				return nil, s.wrap("read inbox", err)
 			}
-			e.Seq, e.ReceivedAt = uint64(seq), time.Unix(0, ns).UTC()
+			e.Seq, e.ReceivedAt, e.Kind = uint64(seq), time.Unix(0, ns).UTC(), store.EntryKind(kind)
 			out = append(out, e)
 			after = e.Seq
 			size += len(e.Body)

@@ -20,6 +20,11 @@ type migration struct {
 // shipped, a change is a new migration at the end, never an edit.
 var migrations = []migration{
 	{Version: 1, Name: "initial", Statements: concat(leaseDDL, storeDDL)},
+	// Actions (Slack clicks, PagerDuty webhooks) share the inbox with
+	// notifications: store.EntryKind.
+	{Version: 2, Name: "inbox entry kinds", Statements: []string{
+		`ALTER TABLE inbox ADD COLUMN kind smallint NOT NULL DEFAULT 0`,
+	}},
 }
 
 func concat(lists ...[]string) []string {

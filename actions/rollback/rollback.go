@@ -179,17 +179,19 @@ func Undo(ctx context.Context, client kubernetes.Interface, namespace, deploymen
 	if err != nil {
 		return Result{}, err
 	}
-	// The annotation alone may lag an edit of the template: the template
-	// must still be the expected revision's.
-	if live := templateOwner(d, rss); live == nil || mustRevision(live) != expectCurrent {
-		return Result{}, &MovedOnError{Namespace: namespace, Deployment: deployment, Expected: expectCurrent, Current: current, Pending: true}
-	}
 	target := atRevision(rss, toRevision)
 	if target == nil || toRevision < 1 {
 		return Result{}, &RevisionNotFoundError{Namespace: namespace, Deployment: deployment, Revision: toRevision, Available: revisions(rss)}
 	}
+	// Before the pending check: a repeat of an undo that was applied (and
+	// not yet picked up by the controller) is told it is already done.
 	if equalIgnoreHash(&target.Spec.Template, &d.Spec.Template) {
 		return Result{}, &AlreadyCurrentError{Namespace: namespace, Deployment: deployment, Revision: toRevision}
+	}
+	// The annotation alone may lag an edit of the template: the template
+	// must still be the expected revision's.
+	if live := templateOwner(d, rss); live == nil || mustRevision(live) != expectCurrent {
+		return Result{}, &MovedOnError{Namespace: namespace, Deployment: deployment, Expected: expectCurrent, Current: current, Pending: true}
 	}
 
 	patch, err := undoPatch(d, target)

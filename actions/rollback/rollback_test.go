@@ -181,6 +181,24 @@ func TestUndoRefuses(t *testing.T) {
 			text: []string{"already runs the template of revision 2"},
 		},
 		{
+			// An outbox retry of an undo that was applied, before the
+			// controller records the new revision.
+			name: "repeated after it was applied", toRevision: 1, current: 2,
+			setup: func(t *testing.T, ns string) {
+				rollbacktest.Deploy(t, env.Client, ns, "web", v1, v2)
+				if _, err := rollback.Undo(ctx, env.Client, ns, "web", 1, 2); err != nil {
+					t.Fatal(err)
+				}
+			},
+			check: func(t *testing.T, err error) {
+				var e *rollback.AlreadyCurrentError
+				if !errors.As(err, &e) || e.Revision != 1 {
+					t.Errorf("want AlreadyCurrentError{Revision:1}, got %#v", err)
+				}
+			},
+			text: []string{"already runs the template of revision 1"},
+		},
+		{
 			name: "paused", toRevision: 1, current: 2,
 			setup: func(t *testing.T, ns string) {
 				rollbacktest.Deploy(t, env.Client, ns, "web", v1, v2)

@@ -37,6 +37,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookPath$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookFields$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSignal$$' -fuzztime $(FUZZTIME) ./severity/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./actions/slackin/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInteraction$$' -fuzztime $(FUZZTIME) ./actions/slackin/
 
 clean:
 	rm -rf bin

@@ -45,7 +45,7 @@ func TestDecodeInteractionFixtures(t *testing.T) {
 			ResponseURL: "https://hooks.slack.com/actions/T0123TEAM/6163219786/abc",
 			TriggerID:   "12466734323.1395872398.aaaa",
 			Actions: []Action{{ID: ActRollback, BlockID: "amtriage_actions:checkout-3f2a9c01b7de",
-				Value: Value{Incident: "checkout-3f2a9c01b7de", Rollback: &Rollback{Namespace: "shop", Deployment: "checkout", From: 5, To: 4}},
+				Value:    Value{Incident: "checkout-3f2a9c01b7de", Rollback: &Rollback{Namespace: "shop", Deployment: "checkout", From: 5, To: 4}},
 				RawValue: `{"incident":"checkout-3f2a9c01b7de","rollback":{"ns":"shop","deployment":"checkout","from":5,"to":4}}`,
 				ActionTS: "1700000123.000001"}},
 		}},

@@ -8,8 +8,10 @@
 // answers in Slack's envelope ({"ok":false,"error":"…"} with HTTP 200), can
 // inject faults (429 with Retry-After, 5xx, a hung request, a call performed
 // whose answer is lost) and records
-// everything it accepted. All accessors are safe for concurrent use and
-// return copies.
+// everything it accepted. It also plays Slack's interactivity side
+// (interactions.go): signed block_actions posts to an app, clicks on posted
+// buttons, and the response_url endpoint. All accessors are safe for
+// concurrent use and return copies.
 package slack
 
 import (

@@ -186,10 +186,10 @@ func DecodePayload(payload []byte) (Interaction, error) {
 			in.ThreadTS = w.Message.ThreadTS
 		}
 	}
-	for name, v := range map[string]string{"user id": in.UserID, "team id": in.TeamID,
-		"channel id": in.ChannelID, "message ts": in.MessageTS} {
-		if v == "" {
-			return Interaction{}, fmt.Errorf("%w: no %s", ErrNotPayload, name)
+	for _, f := range []struct{ name, v string }{{"user id", in.UserID}, {"team id", in.TeamID},
+		{"channel id", in.ChannelID}, {"message ts", in.MessageTS}} {
+		if f.v == "" {
+			return Interaction{}, fmt.Errorf("%w: no %s", ErrNotPayload, f.name)
 		}
 	}
 	for _, v := range []string{in.TeamID, in.TeamDomain, in.UserID, in.UserName, in.ChannelID,

@@ -40,7 +40,7 @@ func apply(t *testing.T, cfg *rest.Config, file string) []*unstructured.Unstruct
 	if err != nil {
 		t.Fatal(err)
 	}
-	plural := map[string]string{"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings",
+	plural := map[string]string{"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "Role": "roles", "RoleBinding": "rolebindings",
 		"Namespace": "namespaces", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
 		"Deployment": "deployments", "Service": "services", "PodDisruptionBudget": "poddisruptionbudgets", "Secret": "secrets"}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)

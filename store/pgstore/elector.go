@@ -206,10 +206,12 @@ func (e *Elector) term(ctx context.Context, epoch int64, acquired time.Time, lea
 	}()
 
 	reason := e.hold(ctx, epoch, validUntil, leadDone, log)
-	// Not the leader from here on, whatever lead still does: its writes
-	// are fenced by the epoch.
+	// Not the leader from here on, whatever lead still does: its context
+	// ends now (deliveries in flight are cut off) and its writes are
+	// fenced by the epoch.
 	e.setLeader(false)
 	cancelLead()
+	log.Info("leader election: this replica's term is over", "reason", reason)
 	wg.Wait()
 	log.Info("leader election: this replica stopped leading", "reason", reason)
 

@@ -8,8 +8,10 @@
 // answers in Slack's envelope ({"ok":false,"error":"…"} with HTTP 200), can
 // inject faults (429 with Retry-After, 5xx, a hung request, a call performed
 // whose answer is lost) and records
-// everything it accepted. All accessors are safe for concurrent use and
-// return copies.
+// everything it accepted. It also plays Slack's interactivity side
+// (interactions.go): signed block_actions posts to an app, clicks on posted
+// buttons, and the response_url endpoint. All accessors are safe for
+// concurrent use and return copies.
 package slack
 
 import (
@@ -39,6 +41,11 @@ const (
 	MaxUpdateText    = 4000
 	MaxChannelName   = 80
 	MaxInviteUsers   = 100
+	// Actions block and button element limits.
+	MaxActionElements = 25
+	MaxButtonText     = 75
+	MaxActionID       = 255
+	MaxActionValue    = 2000
 )
 
 // Message is one message the fake accepted (a thread reply has ThreadTS).
@@ -129,6 +136,15 @@ type Server struct {
 	invites  []Invite
 	calls    []Call
 	faults   []methodFault
+
+	// interactivity (interactions.go)
+	secret      []byte
+	now         func() time.Time
+	hooks       map[string]*hook // response_url path → state
+	hookSeq     uint64
+	actionSeq   int64
+	sent        []Sent
+	hookReplies []HookReply
 }
 
 // BotUser is the user ID the fake's token belongs to.
@@ -141,6 +157,8 @@ func New(token string) *Server {
 		token:    token,
 		channels: map[string]*Channel{},
 		byName:   map[string]string{},
+		secret:   []byte(DefaultSigningSecret),
+		hooks:    map[string]*hook{},
 	}
 	s.addChannel("CALERTS", "alerts", false)
 	s.addChannel("CINCIDENTS", "incidents", false)
@@ -393,6 +411,10 @@ func collectStrings(v any, out *[]string) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/actions/") { // a response_url, not a Web API method
+		s.serveHook(w, r)
+		return
+	}
 	method := strings.TrimPrefix(r.URL.Path, "/")
 	call := Call{Method: method, Status: http.StatusOK}
 	p, perr := readParams(r)
@@ -581,13 +603,72 @@ func validateBlocks(v any) (json.RawMessage, string) {
 			if len(els) == 0 || len(els) > 10 {
 				return nil, "invalid_blocks"
 			}
-		case "divider", "actions", "image", "rich_text", "markdown", "table":
+		case "actions":
+			if !validActions(m) {
+				return nil, "invalid_blocks"
+			}
+		case "divider", "image", "rich_text", "markdown", "table":
 		default:
 			return nil, "invalid_blocks"
 		}
 	}
 	raw, _ := json.Marshal(blocks)
 	return raw, ""
+}
+
+// validActions checks an actions block's documented limits: 1–25 elements,
+// buttons with plain_text text of 1–75 characters, an action_id of at most
+// 255 unique in the block, a value of at most 2000, a style of primary or
+// danger, and a well-formed confirm object.
+func validActions(m map[string]any) bool {
+	els, _ := m["elements"].([]any)
+	if len(els) == 0 || len(els) > MaxActionElements {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, e := range els {
+		el, _ := e.(map[string]any)
+		if el == nil {
+			return false
+		}
+		if el["type"] != "button" {
+			continue // other interactive elements: not checked here
+		}
+		if !plainText(el["text"], MaxButtonText) {
+			return false
+		}
+		id, _ := el["action_id"].(string)
+		val, _ := el["value"].(string)
+		if len(id) > MaxActionID || (id != "" && seen[id]) || utf8.RuneCountInString(val) > MaxActionValue {
+			return false
+		}
+		seen[id] = true
+		if st, ok := el["style"]; ok && st != "primary" && st != "danger" {
+			return false
+		}
+		if c, ok := el["confirm"]; ok {
+			cm, _ := c.(map[string]any)
+			if cm == nil || !plainText(cm["title"], 100) || !anyText(cm["text"], 300) ||
+				!plainText(cm["confirm"], 30) || (cm["deny"] != nil && !plainText(cm["deny"], 30)) {
+				return false
+			}
+			if st, ok := cm["style"]; ok && st != "primary" && st != "danger" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func plainText(v any, max int) bool {
+	t, _ := v.(map[string]any)
+	return t != nil && t["type"] == "plain_text" && anyText(v, max)
+}
+
+func anyText(v any, max int) bool {
+	t, _ := v.(map[string]any)
+	txt, _ := t["text"].(string)
+	return t != nil && (t["type"] == "plain_text" || t["type"] == "mrkdwn") && txt != "" && utf8.RuneCountInString(txt) <= max
 }
 
 func (s *Server) postMessage(p params) (map[string]any, string) {

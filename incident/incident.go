@@ -117,8 +117,14 @@ type Incident struct {
 	Closure string `json:"closure,omitempty"`
 	// Timeline is every event with its UTC time, the last MaxTimeline;
 	// TimelineDropped counts the older ones dropped.
-	Timeline        []Entry `json:"timeline,omitempty"`
-	TimelineDropped int     `json:"timelineDropped,omitempty"`
+	// Acknowledged: who took the page, and when (from Slack or PagerDuty).
+	AcknowledgedAt time.Time `json:"acknowledgedAt,omitzero"`
+	AcknowledgedBy string    `json:"acknowledgedBy,omitempty"`
+	// ActKeys are the keys of the last MaxActKeys acts applied: a
+	// redelivered act changes nothing.
+	ActKeys         []string `json:"actKeys,omitempty"`
+	Timeline        []Entry  `json:"timeline,omitempty"`
+	TimelineDropped int      `json:"timelineDropped,omitempty"`
 }
 
 // whereLabels are the labels that name a workload (kube.TargetFor).

@@ -145,7 +145,7 @@ func (n *Notifier) Name() string { return receiverName }
 func (n *Notifier) IsPage(ev *incident.Event) bool { return action(ev) == "trigger" }
 
 // action is what the SPEC's routing table asks of PagerDuty for ev: "trigger",
-// "resolve" or "" (nothing).
+// "resolve", "acknowledge" or "" (nothing).
 func action(ev *incident.Event) string {
 	inc := &ev.Incident
 	switch ev.Kind {
@@ -165,6 +165,12 @@ func action(ev *incident.Event) string {
 	case incident.ResolvedEvent:
 		if _, ok := notify.PagerDutySeverity(inc.PeakSeverity); ok {
 			return "resolve"
+		}
+	case incident.Acknowledged:
+		// A responder took the page from Slack: PagerDuty stops escalating
+		// it (same dedup key). One that was never paged has nothing to ack.
+		if _, ok := notify.PagerDutySeverity(inc.PeakSeverity); ok && inc.Status == incident.Firing {
+			return "acknowledge"
 		}
 	case incident.Reopened:
 		// Resolved on entering monitoring: paged again, same dedup key. A

@@ -153,6 +153,15 @@ func TestRouting(t *testing.T) {
 		{name: "sev3 sends nothing", steps: []step{{ev: event(incident.Opened, "api", 3, 0, 3)}}},
 		{name: "sev4 sends nothing", steps: []step{{ev: event(incident.Opened, "api", 4, 0, 4)}}},
 		{name: "status update sends nothing", steps: []step{{ev: event(incident.StatusUpdate, "api", 1, 0, 1)}}},
+		{name: "acknowledged from Slack acknowledges the page", steps: []step{
+			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
+			{event(incident.Acknowledged, "api", 1, 0, 1), "acknowledge", "", testKey},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Acknowledged},
+		{name: "acknowledged Sev 3 sends nothing", steps: []step{{ev: event(incident.Acknowledged, "api", 3, 0, 3)}}},
+		{name: "what PagerDuty told us is not sent back", steps: []step{
+			{event(incident.Opened, "api", 1, 0, 1), "trigger", "critical", testKey},
+			{ev: event(incident.PagerDutyChanged, "api", 1, 0, 1)},
+		}, open: 1, dedup: "api-0123456789ab", triggers: 1, lastState: fakepd.Triggered},
 		{name: "escalation 2 to 1 re-triggers critical", steps: []step{
 			{event(incident.Opened, "api", 2, 0, 2), "trigger", "error", testKey},
 			{event(incident.SeverityChanged, "api", 1, 2, 1), "trigger", "critical", testKey},

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/webhook"
 )
@@ -121,4 +122,15 @@ func (c *Committer) run() {
 			r.done <- err
 		}
 	}
+}
+
+// AppendAction stores a verified action durably (an inbox entry of kind
+// store.EntryAction) and returns once it is committed: the leader applies
+// it in inbox order.
+func (c *Committer) AppendAction(ctx context.Context, a *actions.Action) error {
+	body, err := a.Encode()
+	if err != nil {
+		return err
+	}
+	return c.AppendEntry(ctx, store.InboxEntry{ReceivedAt: a.At, Body: body, Kind: store.EntryAction}, nil)
 }

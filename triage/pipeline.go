@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
+	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
@@ -488,10 +489,11 @@ const (
 
 // pending is one inbox entry about to be processed.
 type pending struct {
-	entry store.InboxEntry
-	msg   *webhook.Message      // decoded whole, or nil
-	large *webhook.Notification // read a part at a time, or nil
-	err   error                 // the body does not decode
+	entry  store.InboxEntry
+	msg    *webhook.Message      // decoded whole, or nil
+	large  *webhook.Notification // read a part at a time, or nil
+	action *actions.Action       // an action entry, or nil
+	err    error                 // the body does not decode
 }
 
 func (e *pending) alerts() int {
@@ -580,6 +582,10 @@ func (p *Pipeline) prepare(entries []store.InboxEntry) []*pending {
 	for _, e := range entries {
 		pe := &pending{entry: e}
 		switch msg := p.cachedDecoded(e.Seq); {
+		case e.Kind == store.EntryAction:
+			if pe.action, pe.err = actions.Decode(e.Body); pe.err != nil {
+				pe.err = &badAction{pe.err}
+			}
 		case msg != nil:
 			pe.msg = msg
 		case len(e.Body) <= wholeDecodeBytes:
@@ -587,7 +593,7 @@ func (p *Pipeline) prepare(entries []store.InboxEntry) []*pending {
 		default:
 			pe.large, pe.err = webhook.ParseHeader(e.Body)
 		}
-		alone := pe.err != nil || pe.large != nil || pe.alerts() > partAlerts
+		alone := pe.err != nil || pe.large != nil || pe.action != nil || pe.alerts() > partAlerts
 		if len(out) > 0 && (alone || total+pe.alerts() > partAlerts) {
 			break
 		}
@@ -621,6 +627,9 @@ func (p *Pipeline) process(ctx, work context.Context, chunk []*pending) (err err
 		err = &processingPanic{value: r, stack: debug.Stack()}
 		p.restoreBook()
 	}()
+	if first := chunk[0]; first.action != nil {
+		return p.applyAction(first)
+	}
 	if first := chunk[0]; len(chunk) == 1 && (first.err != nil || first.large != nil || first.alerts() > partAlerts) {
 		return p.processInParts(ctx, work, first)
 	}
@@ -904,7 +913,8 @@ func deterministic(err error) bool {
 	var unsupported *json.UnsupportedValueError
 	var unsupportedType *json.UnsupportedTypeError
 	var marshaler *json.MarshalerError
-	return errors.As(err, &in) || errors.As(err, &pp) || errors.As(err, &unsupported) ||
+	var ba *badAction
+	return errors.As(err, &in) || errors.As(err, &pp) || errors.As(err, &ba) || errors.As(err, &unsupported) ||
 		errors.As(err, &unsupportedType) || errors.As(err, &marshaler) ||
 		errors.Is(err, store.ErrPermanent)
 }

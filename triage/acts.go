@@ -1,0 +1,61 @@
+package triage
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/amtriage/amtriage/actions"
+	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/store"
+)
+
+// badAction is an action entry that does not decode: it never will, and is
+// dead-lettered like a notification that does not.
+type badAction struct{ err error }
+
+func (e *badAction) Error() string { return "action entry: " + e.err.Error() }
+func (e *badAction) Unwrap() error { return e.err }
+
+// applyAction applies one action entry to its incident, in inbox order,
+// and commits it with the entry's sequence: once, whatever redelivered it.
+func (p *Pipeline) applyAction(pe *pending) error {
+	a := pe.action
+	id := a.Incident
+	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By)}
+	switch a.Kind {
+	case actions.Acknowledge:
+		act.Kind = incident.ActAcknowledge
+	case actions.PagerDuty:
+		act.Kind, act.PagerDuty = incident.ActPagerDuty, a.PagerDuty.Type
+		id = strings.TrimSuffix(id, "/escalation") // the escalation page's key names its incident
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := &incident.Changes{}
+	if act.Kind == "" {
+		p.log.Warn("action not supported yet: ignored", "kind", a.Kind, "incident", a.Incident, "key", a.Key)
+	} else {
+		var err error
+		ch, err = p.book.Act(id, act)
+		switch {
+		case errors.Is(err, incident.ErrNoIncident):
+			p.log.Warn("action on an incident not held here (never opened, or pruned): ignored", "kind", a.Kind, "incident", id, "key", a.Key)
+		case err != nil:
+			return &badAction{err}
+		}
+	}
+	// Committed with the entry's sequence, like a notification: applied once.
+	return p.commit(&store.Commit{LastSeq: pe.entry.Seq, Receivers: p.receivers, Changes: []*incident.Changes{ch}})
+}
+
+// actorName is how receivers show who acted.
+func actorName(by actions.Actor) string {
+	switch {
+	case by.Source == "slack" && by.ID != "":
+		return "<@" + by.ID + ">"
+	case by.Name != "":
+		return by.Name + " (" + by.Source + ")"
+	default:
+		return "someone (" + by.Source + ")"
+	}
+}

@@ -219,6 +219,11 @@ type PagerDutyConfig struct {
 	// is a Slack message only.
 	EscalationRoutingKeyFile string `yaml:"escalation_routing_key_file"`
 	EscalationRoutingKey     Secret `yaml:"-"`
+	// WebhookSecretFile is the signing secret of a PagerDuty webhooks v3
+	// subscription pointed at POST /pagerduty/webhook; env
+	// AMTRIAGE_PAGERDUTY_WEBHOOK_SECRET. Without it that endpoint is off.
+	WebhookSecretFile string `yaml:"webhook_secret_file"`
+	WebhookSecret     Secret `yaml:"-"`
 }
 
 // SlackConfig is the Slack Web API receiver.

@@ -28,6 +28,7 @@ const (
 	EnvBasicAuthPassword = "AMTRIAGE_BASIC_AUTH_PASSWORD"
 	EnvPagerDutyKey      = "AMTRIAGE_PAGERDUTY_ROUTING_KEY"
 	EnvPagerDutyEscKey   = "AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY"
+	EnvPagerDutyWebhook  = "AMTRIAGE_PAGERDUTY_WEBHOOK_SECRET"
 	EnvSlackToken        = "AMTRIAGE_SLACK_TOKEN"
 	EnvGrafanaToken      = "AMTRIAGE_GRAFANA_TOKEN"
 	EnvPostgresDSN       = "AMTRIAGE_POSTGRES_DSN"
@@ -47,6 +48,7 @@ func secretRefs(c *Config) []secretRef {
 		{"auth.basic_auth.password_file", c.Auth.BasicAuth.PasswordFile, EnvBasicAuthPassword, &c.Auth.BasicAuth.Password},
 		{"pagerduty.routing_key_file", c.PagerDuty.RoutingKeyFile, EnvPagerDutyKey, &c.PagerDuty.RoutingKey},
 		{"pagerduty.escalation_routing_key_file", c.PagerDuty.EscalationRoutingKeyFile, EnvPagerDutyEscKey, &c.PagerDuty.EscalationRoutingKey},
+		{"pagerduty.webhook_secret_file", c.PagerDuty.WebhookSecretFile, EnvPagerDutyWebhook, &c.PagerDuty.WebhookSecret},
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
 	}
@@ -69,7 +71,7 @@ func secretRefs(c *Config) []secretRef {
 var inlineSecrets = map[string]map[string]string{
 	"rules.AuthConfig":      {"bearer_token": EnvBearerToken},
 	"rules.BasicAuthConfig": {"password": EnvBasicAuthPassword},
-	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey},
+	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey, "webhook_secret": EnvPagerDutyWebhook},
 	"rules.SlackConfig":     {"token": EnvSlackToken},
 	"rules.GrafanaConfig":   {"token": EnvGrafanaToken},
 	"rules.PostgresConfig":  {"dsn": EnvPostgresDSN},

@@ -61,6 +61,7 @@ type API struct {
 	draining atomic.Bool
 	// reloaded replaces Auth and Receivers once a reload has applied.
 	reloadedAuth atomic.Pointer[rules.AuthConfig]
+	pdSecret     atomic.Pointer[string] // pagerduty.webhook_secret_file (empty: the endpoint is off)
 	// Webhooks being answered: the drain waits for them to be stored.
 	inflightMu   sync.Mutex
 	inflightN    int
@@ -153,6 +154,8 @@ func (a *API) WaitWebhooks(ctx context.Context) error {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/webhook", a.webhook) // authenticates itself, to count 401s as webhook answers
+	// Verified by their signatures, not our auth (their senders cannot carry it).
+	mux.HandleFunc("POST /pagerduty/webhook", a.pagerdutyWebhook)
 	mux.HandleFunc("/healthz", getOnly(a, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -184,7 +187,7 @@ func allowedMethod(path string) string {
 		return http.MethodGet
 	case strings.HasPrefix(path, "/api/incidents/") && (strings.Count(path, "/") == 3 || strings.HasSuffix(path, "/postmortem")):
 		return http.MethodGet
-	case path == "/-/reload":
+	case path == "/-/reload", path == "/pagerduty/webhook":
 		return http.MethodPost
 	case strings.HasPrefix(path, "/api/deadletters/") && strings.HasSuffix(path, "/replay"):
 		return http.MethodPost
@@ -475,6 +478,16 @@ func (a *API) auth() rules.AuthConfig {
 }
 
 func (a *API) setAuth(c rules.AuthConfig) { a.reloadedAuth.Store(&c) }
+
+// pagerdutySecret is pagerduty.webhook_secret_file's secret, as last loaded.
+func (a *API) pagerdutySecret() []byte {
+	if p := a.pdSecret.Load(); p != nil {
+		return []byte(*p)
+	}
+	return nil
+}
+
+func (a *API) setPagerDutySecret(s string) { a.pdSecret.Store(&s) }
 
 // setReceivers is the receivers a dead letter may be replayed to, after a
 // reload; under replayMu, which replays hold while they read it.

@@ -23,6 +23,9 @@ func (c *lazyCounter) inc(vec *prometheus.CounterVec, sev severity.Level, rule i
 
 // Metrics are the pipeline's Prometheus metrics.
 type Metrics struct {
+	// ActionRequests: requests to the action endpoints (Slack, PagerDuty)
+	// by source and outcome (accepted, ignored, or why refused).
+	ActionRequests  *prometheus.CounterVec
 	WebhookRequests *prometheus.CounterVec
 	WebhookDuration prometheus.Histogram
 	AlertsReceived  *prometheus.CounterVec
@@ -55,6 +58,10 @@ func (m *Metrics) decided(d severity.Decision) {
 // NewMetrics creates and registers the pipeline metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		ActionRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amtriage_action_requests_total",
+			Help: "Requests to the action endpoints (POST /pagerduty/webhook) by source and outcome: accepted, ignored, or the reason refused (bad_signature, missing_signature, ...).",
+		}, []string{"source", "outcome"}),
 		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amtriage_webhook_requests_total",
 			Help: "Webhook requests by HTTP status code.",
@@ -112,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When the last heartbeat (heartbeat.alertname) of each Alertmanager, by externalURL, arrived: the dead man's switch.",
 		}, []string{"alertmanager"}),
 	}
-	reg.MustRegister(m.EnrichmentDuration, m.EnrichmentPartial, m.Reevaluations, m.HeartbeatLastSeen)
+	reg.MustRegister(m.EnrichmentDuration, m.EnrichmentPartial, m.Reevaluations, m.HeartbeatLastSeen, m.ActionRequests)
 	reg.MustRegister(m.WebhookRequests, m.WebhookDuration, m.AlertsReceived, m.Decisions,
 		m.IncidentsOpen, m.IncidentEvents, m.CommitDuration, m.CommitBatch, m.InboxPending)
 	for _, s := range []string{"1", "2", "3", "4"} {

@@ -18,8 +18,11 @@ type IncidentView struct {
 	PeakSeverity severity.Level `json:"peak_severity"`
 	Rule         int            `json:"rule"`
 	Reasons      []string       `json:"reasons"`
-	Started      time.Time      `json:"started"`
-	AlertsFiring int            `json:"alerts_firing"`
+	// Acknowledged: who took the page (Slack, PagerDuty) and when.
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	AcknowledgedBy string    `json:"acknowledged_by,omitempty"`
+	Started        time.Time `json:"started"`
+	AlertsFiring   int       `json:"alerts_firing"`
 	// LastEvaluated is when fresh signals were last gathered.
 	LastEvaluated time.Time `json:"last_evaluated,omitzero"`
 	// Diagnosis is the quick diagnosis: Kubernetes snapshot, verdict and,
@@ -170,6 +173,7 @@ func viewOf(inc *incident.Incident) IncidentView {
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
 		State: inc.State, Recurrences: inc.Recurrences, Resolved: inc.ResolvedAt, Closed: inc.ClosedAt,
 		Verification: inc.Verification, Closure: inc.Closure,
+		AcknowledgedAt: inc.AcknowledgedAt, AcknowledgedBy: inc.AcknowledgedBy,
 	}
 	sorted := inc.SortedAlerts()
 	v.AlertsTotal = len(sorted) + inc.Left

@@ -236,6 +236,11 @@ type SlackConfig struct {
 	// BusinessHours is when Sev 4 messages are posted; outside it they wait.
 	BusinessHours BusinessHoursConfig `yaml:"business_hours"`
 	Token         Secret              `yaml:"-"`
+	// SigningSecretFile is the Slack app's signing secret, which verifies
+	// POST /slack/interactions (the buttons); env
+	// AMTRIAGE_SLACK_SIGNING_SECRET. Without it that endpoint is off.
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	SigningSecret     Secret `yaml:"-"`
 }
 
 // BusinessHoursConfig is a weekly window; defaults Mon–Fri 09:00–18:00 UTC.

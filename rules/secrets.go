@@ -30,6 +30,7 @@ const (
 	EnvPagerDutyEscKey   = "AMTRIAGE_PAGERDUTY_ESCALATION_ROUTING_KEY"
 	EnvPagerDutyWebhook  = "AMTRIAGE_PAGERDUTY_WEBHOOK_SECRET"
 	EnvSlackToken        = "AMTRIAGE_SLACK_TOKEN"
+	EnvSlackSigning      = "AMTRIAGE_SLACK_SIGNING_SECRET"
 	EnvGrafanaToken      = "AMTRIAGE_GRAFANA_TOKEN"
 	EnvPostgresDSN       = "AMTRIAGE_POSTGRES_DSN"
 )
@@ -50,6 +51,7 @@ func secretRefs(c *Config) []secretRef {
 		{"pagerduty.escalation_routing_key_file", c.PagerDuty.EscalationRoutingKeyFile, EnvPagerDutyEscKey, &c.PagerDuty.EscalationRoutingKey},
 		{"pagerduty.webhook_secret_file", c.PagerDuty.WebhookSecretFile, EnvPagerDutyWebhook, &c.PagerDuty.WebhookSecret},
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
+		{"slack.signing_secret_file", c.Slack.SigningSecretFile, EnvSlackSigning, &c.Slack.SigningSecret},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
 	}
 	if p := c.Store.Postgres; p != nil { // the variable alone selects nothing
@@ -72,7 +74,7 @@ var inlineSecrets = map[string]map[string]string{
 	"rules.AuthConfig":      {"bearer_token": EnvBearerToken},
 	"rules.BasicAuthConfig": {"password": EnvBasicAuthPassword},
 	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey, "webhook_secret": EnvPagerDutyWebhook},
-	"rules.SlackConfig":     {"token": EnvSlackToken},
+	"rules.SlackConfig":     {"token": EnvSlackToken, "signing_secret": EnvSlackSigning},
 	"rules.GrafanaConfig":   {"token": EnvGrafanaToken},
 	"rules.PostgresConfig":  {"dsn": EnvPostgresDSN},
 }

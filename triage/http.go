@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/amtriage/amtriage/actions/slackin"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store"
@@ -62,6 +63,11 @@ type API struct {
 	// reloaded replaces Auth and Receivers once a reload has applied.
 	reloadedAuth atomic.Pointer[rules.AuthConfig]
 	pdSecret     atomic.Pointer[string] // pagerduty.webhook_secret_file (empty: the endpoint is off)
+	slSecret     atomic.Pointer[string] // slack.signing_secret_file (empty: the endpoint is off)
+	// ReplyClient answers Slack users (response_url); replyOpts, in tests,
+	// let it reach the Slack fake.
+	ReplyClient *http.Client
+	replyOpts   []slackin.ReplyOption
 	// Webhooks being answered: the drain waits for them to be stored.
 	inflightMu   sync.Mutex
 	inflightN    int
@@ -156,6 +162,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/webhook", a.webhook) // authenticates itself, to count 401s as webhook answers
 	// Verified by their signatures, not our auth (their senders cannot carry it).
 	mux.HandleFunc("POST /pagerduty/webhook", a.pagerdutyWebhook)
+	mux.HandleFunc("POST /slack/interactions", a.slackInteractions)
 	mux.HandleFunc("/healthz", getOnly(a, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -187,7 +194,7 @@ func allowedMethod(path string) string {
 		return http.MethodGet
 	case strings.HasPrefix(path, "/api/incidents/") && (strings.Count(path, "/") == 3 || strings.HasSuffix(path, "/postmortem")):
 		return http.MethodGet
-	case path == "/-/reload", path == "/pagerduty/webhook":
+	case path == "/-/reload", path == "/pagerduty/webhook", path == "/slack/interactions":
 		return http.MethodPost
 	case strings.HasPrefix(path, "/api/deadletters/") && strings.HasSuffix(path, "/replay"):
 		return http.MethodPost
@@ -488,6 +495,16 @@ func (a *API) pagerdutySecret() []byte {
 }
 
 func (a *API) setPagerDutySecret(s string) { a.pdSecret.Store(&s) }
+
+// slackSecret is slack.signing_secret_file's secret, as last loaded.
+func (a *API) slackSecret() []byte {
+	if p := a.slSecret.Load(); p != nil {
+		return []byte(*p)
+	}
+	return nil
+}
+
+func (a *API) setSlackSecret(s string) { a.slSecret.Store(&s) }
 
 // setReceivers is the receivers a dead letter may be replayed to, after a
 // reload; under replayMu, which replays hold while they read it.

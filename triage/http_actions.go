@@ -1,10 +1,14 @@
 package triage
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/actions/pdin"
+	"github.com/amtriage/amtriage/actions/slackin"
 )
 
 // pagerdutyWebhook is POST /pagerduty/webhook: PagerDuty webhooks v3. It
@@ -68,4 +72,86 @@ func (a *API) pagerdutyWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	count("accepted")
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "event": ev.Type})
+}
+
+// slackInteractions is POST /slack/interactions, the Slack app's
+// interactivity URL: verified by its signature (slack.signing_secret_file),
+// not our auth. A click is stored as an action and answered 200 once
+// committed, well within Slack's 3 s; the leader applies it. A button this
+// amtriage cannot act on yet is answered to its user alone (response_url).
+func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
+	secret := a.slackSecret()
+	if len(secret) == 0 {
+		a.fail(w, http.StatusNotFound, "no Slack app is configured (slack.signing_secret_file)")
+		return
+	}
+	count := func(outcome string) { a.Metrics.ActionRequests.WithLabelValues("slack", outcome).Inc() }
+	if a.draining.Load() {
+		count("draining")
+		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
+		return
+	}
+	now := time.Now()
+	body, err := slackin.ReadRequest(r, secret, now, 0)
+	if err != nil {
+		reason := slackin.ReasonOf(err)
+		count(reason)
+		code := http.StatusUnauthorized
+		if errors.Is(err, slackin.ErrTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		a.fail(w, code, "refused: "+reason)
+		return
+	}
+	in, err := slackin.DecodeInteraction(body)
+	switch {
+	case errors.Is(err, slackin.ErrIgnored):
+		count("ignored")
+		w.WriteHeader(http.StatusOK)
+		return
+	case err != nil:
+		count("bad_payload")
+		a.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, act := range in.Actions {
+		if act.ID != slackin.ActAck {
+			count("not_available")
+			a.replyLater(in.ResponseURL, "amtriage cannot do this from Slack yet: only Acknowledge is available.")
+			continue
+		}
+		stored := &actions.Action{Key: in.Key(act), Kind: actions.Acknowledge, At: now.UTC(),
+			By:       actions.Actor{Source: "slack", ID: in.UserID, Name: in.UserName},
+			Incident: act.Value.Incident, ResponseURL: in.ResponseURL}
+		if err := a.Committer.AppendAction(r.Context(), stored); err != nil {
+			count("not_stored")
+			a.Log.Error("storing a Slack action", "action", act.ID, "incident", act.Value.Incident, "err", err)
+			a.fail(w, http.StatusServiceUnavailable, "could not store the action; retry")
+			return
+		}
+		count("accepted")
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// replyLater answers a Slack user alone, off the request (Slack wants its
+// answer within 3 s): a refusal at the endpoint.
+func (a *API) replyLater(responseURL, text string) {
+	if responseURL == "" {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := slackin.EphemeralReply(ctx, a.replyClient(), responseURL, text, a.replyOpts...); err != nil {
+			a.Log.Warn("answering a Slack user", "err", err)
+		}
+	}()
+}
+
+func (a *API) replyClient() *http.Client {
+	if a.ReplyClient != nil {
+		return a.ReplyClient
+	}
+	return &http.Client{Timeout: 10 * time.Second}
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/incident"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
+	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 	"github.com/amtriage/amtriage/rules"
 )
 
@@ -68,5 +71,72 @@ func TestPagerDutyWebhooksGoOnTheTimeline(t *testing.T) {
 	off := servingHarness(t, testConfig(t))
 	if code, _ := fakepd.SendWebhook(ctx, off.url+"/pagerduty/webhook", ack); code != http.StatusNotFound {
 		t.Errorf("with no secret configured: %d, want 404", code)
+	}
+}
+
+// A signed Acknowledge click from Slack acknowledges the incident once
+// (Slack retries deliver the same action_ts); forged, stale, unsigned or
+// replayed requests are 401 and change nothing; a button not available yet
+// is answered to its user alone; with no signing secret the endpoint is off.
+func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
+	const secret = "slack-signing-secret-1"
+	sl := fakeslack.New("xoxb-test")
+	defer sl.Close()
+	sl.SetSigningSecret([]byte(secret))
+	cfg := testConfig(t)
+	cfg.Slack.SigningSecret = rules.Secret(secret)
+	h := servingHarness(t, cfg)
+	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+	id := h.rec.Events()[0].Incident.ID
+	value, err := slackin.EncodeValue(slackin.ActAck, slackin.Value{Incident: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	url := h.url + "/slack/interactions"
+	click := fakeslack.InteractionPayload{UserID: "U0ANA", UserName: "ana", MessageTS: "1700000000.000100",
+		ActionID: string(slackin.ActAck), Value: value, ActionTS: "1700000100.000200", ResponseURL: sl.NewResponseURL()}
+	for _, tamper := range []fakeslack.Tamper{fakeslack.WrongSecret, fakeslack.StaleTimestamp, fakeslack.MissingSignature, fakeslack.TamperedBody} {
+		if sent, err := sl.SendInteractionTampered(ctx, url, click, tamper); err != nil || sent.Status != http.StatusUnauthorized {
+			t.Errorf("tampered (%v): %d %v, want 401", tamper, sent.Status, err)
+		}
+	}
+	sent, err := sl.SendInteraction(ctx, url, click)
+	if err != nil || sent.Status != http.StatusOK {
+		t.Fatalf("the signed click: %d %v", sent.Status, err)
+	}
+	if replayed, _ := sl.Replay(ctx, url, sent); replayed.Status != http.StatusUnauthorized {
+		t.Errorf("the body replayed with a new timestamp: %d, want 401", replayed.Status)
+	}
+	if again, _ := sl.Resend(ctx, url, sent); again.Status != http.StatusOK { // Slack's own retry
+		t.Errorf("Slack's retry: %d", again.Status)
+	}
+	silence := click
+	silence.ActionID, silence.ActionTS = string(slackin.ActSilence1h), "1700000200.000300"
+	silence.Value, _ = slackin.EncodeValue(slackin.ActSilence1h, slackin.Value{Incident: id})
+	if s, err := sl.SendInteraction(ctx, url, silence); err != nil || s.Status != http.StatusOK {
+		t.Fatalf("a silence click: %d %v", s.Status, err)
+	}
+	h.mustPost(alertPayload("web", "firing", time.Now()), "")
+	waitFor(t, "the next page", func() bool { return len(h.rec.Events()) == 3 })
+	if kinds := h.rec.kinds(); kinds[1] != incident.Acknowledged || kinds[2] != incident.Opened {
+		t.Fatalf("events %v; want opened, acknowledged (once), opened", kinds)
+	}
+	if v, _ := h.d.pipeline.IncidentDetail(id); v.AcknowledgedBy != "<@U0ANA>" {
+		t.Errorf("acknowledged by %q, want <@U0ANA>", v.AcknowledgedBy)
+	}
+	waitFor(t, "the silence click answered to its user", func() bool {
+		for _, r := range sl.HookReplies() {
+			if r.ResponseType == "ephemeral" && strings.Contains(r.Text, "only Acknowledge") {
+				return true
+			}
+		}
+		return false
+	})
+	off := servingHarness(t, testConfig(t))
+	if s, _ := sl.SendInteraction(ctx, off.url+"/slack/interactions", click); s.Status != http.StatusNotFound {
+		t.Errorf("with no signing secret: %d, want 404", s.Status)
 	}
 }

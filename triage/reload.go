@@ -188,6 +188,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.swapWorkers(notifiers)
 	d.api.setAuth(cfg.Auth)
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
+	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
 	d.api.setReceivers(names)
 	d.running.Store(cfg)
 	d.wakeReceivers()

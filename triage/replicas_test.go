@@ -186,59 +186,6 @@ func TestReplicaRefusesANewerSchema(t *testing.T) {
 	}
 }
 
-// A replica that starts as a standby answers /api/incidents with the
-// leader's state at once, not after its first refresh (30 s).
-func TestAStandbyShowsTheStateAtOnce(t *testing.T) {
-	dsn := pgtest.Start(t, pgtest.WithoutFsync()).NewDatabase(t)
-	a := servingHarness(t, replicaConfig(t, dsn))
-	waitFor(t, "a leads", a.d.pipeline.Leading)
-	a.mustPost(alertPayload("api", "firing", time.Now()), "")
-	a.mustPost(alertPayload("web", "firing", time.Now()), "")
-	waitFor(t, "two pages", func() bool { return len(a.rec.Events()) == 2 })
-	b := servingHarness(t, replicaConfig(t, dsn))
-	if b.d.pipeline.Leading() {
-		t.Fatal("b leads while a holds the lease")
-	}
-	var list struct {
-		Incidents []IncidentView `json:"incidents"`
-	}
-	res := b.do(http.MethodGet, "/api/incidents", nil, "")
-	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Incidents) != 2 {
-		t.Fatalf("the new standby's incidents: %d (%v), want the leader's 2: %s", len(list.Incidents), err, res.body)
-	}
-}
-
-// A dead event is replayed by the leader, from its current book: a standby
-// answers 503 and leaves the dead letter; the leader replays it once.
-func TestAStandbyLeavesEventReplaysToTheLeader(t *testing.T) {
-	dsn := pgtest.Start(t, pgtest.WithoutFsync()).NewDatabase(t)
-	a := servingHarness(t, replicaConfig(t, dsn))
-	waitFor(t, "a leads", a.d.pipeline.Leading)
-	b := servingHarness(t, replicaConfig(t, dsn))
-	a.mustPost(alertPayload("api", "firing", time.Now()), "")
-	waitFor(t, "the page", func() bool { return len(a.rec.Events()) == 1 })
-	env := &notify.Envelope{Receiver: a.rec.Name(), Event: a.rec.Events()[0], LastError: "refused"}
-	st := a.d.replicas.store
-	if err := st.Apply(&store.Commit{DeadLetters: []*store.DeadLetter{must(store.EventDeadLetter(env, time.Now()))}}); err != nil {
-		t.Fatal(err)
-	}
-	list, _, err := st.DeadLetters(1)
-	if err != nil || len(list) != 1 {
-		t.Fatalf("dead letters: %v %v", list, err)
-	}
-	path := fmt.Sprintf("/api/deadletters/%d/replay", list[0].ID)
-	if res := b.do(http.MethodPost, path, nil, ""); res.code != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "standby") {
-		t.Fatalf("replay on the standby: %d %s; want 503 saying it is a standby", res.code, res.body)
-	}
-	if res := a.do(http.MethodPost, path, nil, ""); res.code != http.StatusOK {
-		t.Fatalf("replay on the leader: %d %s", res.code, res.body)
-	}
-	waitFor(t, "the replayed event", func() bool { return len(a.rec.Events()) == 2 })
-	if n := len(b.rec.Events()); n != 0 {
-		t.Errorf("the standby delivered %d events", n)
-	}
-}
-
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

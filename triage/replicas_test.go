@@ -15,7 +15,6 @@ import (
 	"github.com/amtriage/amtriage/internal/pgtest"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
-	"github.com/amtriage/amtriage/store"
 	"github.com/amtriage/amtriage/store/pgstore"
 )
 
@@ -184,13 +183,6 @@ func TestReplicaRefusesANewerSchema(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("NewDaemon on a newer schema: %v; want an error saying %q", err, want)
 	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 // A standby whose database a newer amtriage migrated since it started

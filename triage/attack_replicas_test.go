@@ -97,11 +97,7 @@ func TestAttackStandbyReportsNoBacklogTheLeaderProcessed(t *testing.T) {
 	dsn := srv.NewDatabase(t)
 	a := servingHarness(t, replicaConfig(t, dsn))
 	b := servingHarness(t, replicaConfig(t, dsn))
-	lead := leaderOf(t, a, b)
-	standby := a
-	if lead == a {
-		standby = b
-	}
+	lead, standby := leaderOf(t, a, b)
 	at := time.Now().Add(-time.Minute)
 	for i := range 5 {
 		lead.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", at), "")
@@ -149,11 +145,7 @@ func TestAttackReplayOnTheStandbyTellsTheIncidentAsItIsNow(t *testing.T) {
 				return h
 			}
 			a, b := newReplica(), newReplica()
-			lead := leaderOf(t, a, b)
-			standby := a
-			if lead == a {
-				standby = b
-			}
+			lead, standby := leaderOf(t, a, b)
 			start := time.Now().Add(-time.Minute)
 			lead.mustPost(alertPayload("api", "firing", start), "")
 			waitFor(t, "the trigger dead-lettered", func() bool { return lead.deadLetters().Total == 1 })
@@ -202,7 +194,7 @@ func TestAttackNewStandbyListsTheOpenIncidents(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.WithoutFsync())
 	dsn := srv.NewDatabase(t)
 	lead := servingHarness(t, replicaConfig(t, dsn))
-	leaderOf(t, lead)
+	leaderOf(t, lead, nil)
 	at := time.Now().Add(-time.Minute)
 	for i := range 3 {
 		lead.mustPost(alertPayload(fmt.Sprintf("svc-%d", i), "firing", at), "")

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,7 +27,6 @@ type replicas struct {
 	leasePool *pgxpool.Pool // its own, so renewals never queue behind store work
 	store     *pgstore.Store
 	elector   *pgstore.Elector
-	migrated  atomic.Bool
 	ready     chan struct{} // closed once the schema is ready (whoever migrated)
 	readyOnce sync.Once
 	retryFrom time.Duration // the first wait before trying the database again
@@ -103,16 +101,28 @@ func (r *replicas) migrate(ctx context.Context) error {
 		}
 		return fmt.Errorf("postgres %s: %w", pgstore.DescribeDSN(r.dsn), pgstore.ScrubError(r.dsn, err))
 	}
-	if !r.migrated.Swap(true) && from != pgstore.SchemaVersion {
-		r.log.Info("PostgreSQL schema ready", "postgres", pgstore.DescribeDSN(r.dsn), "from", from, "to", pgstore.SchemaVersion)
-	}
-	r.readyOnce.Do(func() { close(r.ready) })
+	r.readyOnce.Do(func() {
+		if from != pgstore.SchemaVersion {
+			r.log.Info("PostgreSQL schema ready", "postgres", pgstore.DescribeDSN(r.dsn), "from", from, "to", pgstore.SchemaVersion)
+		}
+		close(r.ready)
+	})
 	return nil
+}
+
+// schemaReady reports whether the schema has been migrated.
+func (r *replicas) schemaReady() bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // health is /readyz's question: can this replica reach the database?
 func (r *replicas) health(ctx context.Context) error {
-	if !r.migrated.Load() {
+	if !r.schemaReady() {
 		if err := r.migrate(ctx); err != nil {
 			return err
 		}
@@ -124,7 +134,7 @@ func (r *replicas) health(ctx context.Context) error {
 // ends; lead is one term. A newer schema found meanwhile is fatal.
 func (r *replicas) run(ctx context.Context, wake func(), lead func(ctx context.Context, epoch int64), fatal func(error)) {
 	backoff := r.retryFrom
-	for !r.migrated.Load() {
+	for !r.schemaReady() {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := r.migrate(mctx)
 		cancel()

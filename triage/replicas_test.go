@@ -26,21 +26,23 @@ func replicaConfig(t *testing.T, dsn string) *rules.Config {
 	return cfg
 }
 
-// leaderOf waits until exactly one of hs leads and returns it.
-func leaderOf(t *testing.T, hs ...*harness) *harness {
+// leaderOf waits until exactly one of a and b (nil: a alone) leads and
+// returns it, and the other.
+func leaderOf(t *testing.T, a, b *harness) (lead, standby *harness) {
 	t.Helper()
-	var lead *harness
 	waitFor(t, "one leader", func() bool {
-		n := 0
-		for _, h := range hs {
-			if h.d.pipeline.Leading() {
-				lead = h
-				n++
-			}
+		aLeads := a.d.pipeline.Leading()
+		bLeads := b != nil && b.d.pipeline.Leading()
+		if aLeads == bLeads {
+			return false
 		}
-		return n == 1
+		lead, standby = a, b
+		if bLeads {
+			lead, standby = b, a
+		}
+		return true
 	})
-	return lead
+	return lead, standby
 }
 
 // Two replicas on one database: both take webhooks, one processes and
@@ -51,11 +53,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	dsn := srv.NewDatabase(t)
 	a := servingHarness(t, replicaConfig(t, dsn))
 	b := servingHarness(t, replicaConfig(t, dsn))
-	lead := leaderOf(t, a, b)
-	standby := a
-	if lead == a {
-		standby = b
-	}
+	lead, standby := leaderOf(t, a, b)
 	at := time.Now().Add(-time.Minute)
 	for i := range 5 {
 		// Alternate: a webhook the standby took is processed by the leader.

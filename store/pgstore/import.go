@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -304,7 +305,7 @@ func deadLetterRow(d *store.DeadLetter) (meta, payload []byte, err error) {
 	}
 	cp := *d
 	cp.Bytes = len(cp.Payload)
-	meta, err = jsonRecord(&cp)
+	meta, err = json.Marshal(&cp)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
 	}

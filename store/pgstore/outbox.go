@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/store"
 )
-
-func jsonRecord(v any) ([]byte, error) { return json.Marshal(v) }
 
 // recountEvery: the queues' depth (a gauge) is read from the database this
 // often, as replays from other replicas add to it.
@@ -103,7 +100,8 @@ var errGone = errors.New("outbox entry gone")
 // the dead letters, as it was stored, and errGone returned.
 func (s *Store) envelope(ctx context.Context, receiver string, seq int64, enqueued time.Time) (*notify.Envelope, error) {
 	var body []byte
-	err := s.pool.QueryRow(ctx, `SELECT body FROM outbox WHERE receiver = $1 AND seq = $2`, receiver, seq).Scan(&body)
+	var incidentID string
+	err := s.pool.QueryRow(ctx, `SELECT body, incident_id FROM outbox WHERE receiver = $1 AND seq = $2`, receiver, seq).Scan(&body, &incidentID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errGone
 	}
@@ -115,8 +113,6 @@ func (s *Store) envelope(ctx context.Context, receiver string, seq int64, enqueu
 		env.Seq, env.Receiver, env.Enqueued = uint64(seq), receiver, enqueued
 		return env, nil
 	}
-	var incidentID string
-	_ = s.pool.QueryRow(ctx, `SELECT incident_id FROM outbox WHERE receiver = $1 AND seq = $2`, receiver, seq).Scan(&incidentID)
 	d := &store.DeadLetter{Kind: store.DeadEvent, Queue: receiver, At: time.Now().UTC(), Payload: body, Incident: incidentID,
 		Error: fmt.Sprintf("outbox entry %d does not decode: %v", seq, derr)}
 	if err := s.moveToDead(ctx, receiver, uint64(seq), d); err != nil {

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -180,7 +181,7 @@ func queueChanges(b *pgx.Batch, ch *incident.Changes, receivers []string, queued
 		b.Queue(`DELETE FROM tombstones WHERE key_sha256 = sha256($1)`, []byte(k))
 	}
 	for k, t := range ch.Tombstones {
-		v, err := jsonRecord(t)
+		v, err := json.Marshal(t)
 		if err != nil {
 			return fmt.Errorf("tombstone %s: %w", k, err)
 		}

@@ -111,6 +111,9 @@ func Diagnose(in Input) Diagnosis {
 	default:
 		d = f.whatChanged()
 	}
+	if d.Category != Infrastructure {
+		d.Rollback = f.rollbackTarget()
+	}
 	d.Summary = clip.Runes(clean(d.Summary), MaxSummary)
 	d.Evidence = f.finish(d.Evidence)
 	d.Snapshot = in.Snapshot
@@ -406,6 +409,20 @@ func (f *facts) rollbackCommand() string {
 		return ""
 	}
 	return fmt.Sprintf("kubectl rollout undo deployment/%s -n %s --to-revision=%d", name, ns, f.prev.Revision)
+}
+
+// rollbackTarget is rollbackCommand's undo as data, or nil.
+func (f *facts) rollbackTarget() *Rollback {
+	if f.rollbackCommand() == "" {
+		return nil
+	}
+	name := f.s.Workload
+	if d := f.s.Deployment; d != nil {
+		name = d.Name
+	} else {
+		name = strings.TrimPrefix(name, "deployment/")
+	}
+	return &Rollback{Namespace: f.s.Namespace, Deployment: name, From: f.recent.Revision, To: f.prev.Revision}
 }
 
 // isDNSName: what Kubernetes allows in names, so that the command can be

@@ -361,6 +361,9 @@ func TestDiagnose(t *testing.T) {
 			if d.Command != c.command {
 				t.Errorf("command = %q, want %q", d.Command, c.command)
 			}
+			if r := d.Rollback; c.command != "" && (r == nil || c.command != fmt.Sprintf("kubectl rollout undo deployment/%s -n %s --to-revision=%d", r.Deployment, r.Namespace, r.To) || r.From <= r.To) {
+				t.Errorf("rollback = %+v, want the command's undo %q from a later revision", r, c.command)
+			}
 			for _, s := range c.summary {
 				if !strings.Contains(d.Summary, s) {
 					t.Errorf("summary %q lacks %q", d.Summary, s)

@@ -124,8 +124,21 @@ type Diagnosis struct {
 	// Evidence lists the facts that led there, most telling first.
 	Evidence []string `json:"evidence,omitempty"`
 	// Command is the exact action to take, when there is one: a rollback.
-	Command  string    `json:"command,omitempty"`
+	Command string `json:"command,omitempty"`
+	// Rollback is the same undo as data, for the Roll back button: set when
+	// a recent rollout has a previous revision to return to (not for an
+	// infrastructure verdict, where the rollout is only a suspect).
+	Rollback *Rollback `json:"rollback,omitempty"`
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
+}
+
+// Rollback is a Deployment's undo: From is the revision the diagnosis saw it
+// at (a rollback is refused if it moved on), To the one to return to.
+type Rollback struct {
+	Namespace  string `json:"namespace"`
+	Deployment string `json:"deployment"`
+	From       int64  `json:"from"`
+	To         int64  `json:"to"`
 }
 
 // Probe is a health probe outcome of the service or of a dependency.

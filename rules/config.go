@@ -3,6 +3,7 @@
 package rules
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
@@ -34,7 +35,47 @@ type Config struct {
 	PagerDuty  PagerDutyConfig  `yaml:"pagerduty"`
 	Slack      SlackConfig      `yaml:"slack"`
 	Grafana    GrafanaConfig    `yaml:"grafana"`
-	Services   []Service        `yaml:"services"`
+	// Alertmanager is where Slack's Silence buttons make silences.
+	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
+	Actions      ActionsConfig      `yaml:"actions"`
+	Services     []Service          `yaml:"services"`
+}
+
+// AlertmanagerConfig is the Alertmanager whose API v2 the Silence and
+// Unsilence buttons use (its external URL, as the alerts' links name it).
+// Auth is Alertmanager's http_config: a bearer token or basic auth.
+type AlertmanagerConfig struct {
+	URL             string          `yaml:"url"`
+	BearerTokenFile string          `yaml:"bearer_token_file"` // env AMTRIAGE_ALERTMANAGER_BEARER_TOKEN
+	BasicAuth       BasicAuthClient `yaml:"basic_auth"`
+	// Timeout bounds each API call. Default 10s.
+	Timeout     Duration `yaml:"timeout"`
+	BearerToken Secret   `yaml:"-"`
+}
+
+// BasicAuthClient is basic auth amtriage sends.
+type BasicAuthClient struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"` // env AMTRIAGE_ALERTMANAGER_PASSWORD
+	Password     Secret `yaml:"-"`
+}
+
+// ActionsConfig is what the Slack buttons may do beyond paging.
+type ActionsConfig struct {
+	Rollback RollbackConfig `yaml:"rollback"`
+}
+
+// RollbackConfig opts in to the Roll back button: off by default, and only
+// for the Slack user IDs listed (U…/W…). It needs the opt-in Role of
+// deploy/kubernetes/rollback-rbac.yaml.
+type RollbackConfig struct {
+	Enabled      bool     `yaml:"enabled"`
+	AllowedUsers []string `yaml:"allowed_users"`
+}
+
+// MayRollBack reports whether the Slack user may use Roll back.
+func (r RollbackConfig) MayRollBack(slackUser string) bool {
+	return r.Enabled && slackUser != "" && slices.Contains(r.AllowedUsers, slackUser)
 }
 
 // Secret is a credential read from a *_file key or the environment. It never

@@ -148,6 +148,7 @@ func applyDefaults(c *Config, set func(key string) bool) {
 	// client free of slash handling. Slack's Web API base ends in "/".
 	c.PagerDuty.URL = strings.TrimRight(c.PagerDuty.URL, "/")
 	c.Grafana.URL = strings.TrimRight(c.Grafana.URL, "/")
+	c.Alertmanager.URL = strings.TrimRight(c.Alertmanager.URL, "/")
 	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
 	r := &c.Grafana.Render
 	r.Width = cmp.Or(r.Width, DefaultRenderWidth)

@@ -33,6 +33,8 @@ const (
 	EnvSlackSigning      = "AMTRIAGE_SLACK_SIGNING_SECRET"
 	EnvGrafanaToken      = "AMTRIAGE_GRAFANA_TOKEN"
 	EnvPostgresDSN       = "AMTRIAGE_POSTGRES_DSN"
+	EnvAlertmanagerToken = "AMTRIAGE_ALERTMANAGER_BEARER_TOKEN"
+	EnvAlertmanagerPass  = "AMTRIAGE_ALERTMANAGER_PASSWORD"
 )
 
 // secretRef ties a *_file key to its environment variable and destination.
@@ -53,6 +55,8 @@ func secretRefs(c *Config) []secretRef {
 		{"slack.token_file", c.Slack.TokenFile, EnvSlackToken, &c.Slack.Token},
 		{"slack.signing_secret_file", c.Slack.SigningSecretFile, EnvSlackSigning, &c.Slack.SigningSecret},
 		{"grafana.token_file", c.Grafana.TokenFile, EnvGrafanaToken, &c.Grafana.Token},
+		{"alertmanager.bearer_token_file", c.Alertmanager.BearerTokenFile, EnvAlertmanagerToken, &c.Alertmanager.BearerToken},
+		{"alertmanager.basic_auth.password_file", c.Alertmanager.BasicAuth.PasswordFile, EnvAlertmanagerPass, &c.Alertmanager.BasicAuth.Password},
 	}
 	if p := c.Store.Postgres; p != nil { // the variable alone selects nothing
 		refs = append(refs, secretRef{"store.postgres.dsn_file", p.DSNFile, EnvPostgresDSN, &p.DSN})
@@ -71,12 +75,14 @@ func secretRefs(c *Config) []secretRef {
 // SPEC forbids secrets in the config text, so these keys get a specific
 // error, not a generic "unknown key".
 var inlineSecrets = map[string]map[string]string{
-	"rules.AuthConfig":      {"bearer_token": EnvBearerToken},
-	"rules.BasicAuthConfig": {"password": EnvBasicAuthPassword},
-	"rules.PagerDutyConfig": {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey, "webhook_secret": EnvPagerDutyWebhook},
-	"rules.SlackConfig":     {"token": EnvSlackToken, "signing_secret": EnvSlackSigning},
-	"rules.GrafanaConfig":   {"token": EnvGrafanaToken},
-	"rules.PostgresConfig":  {"dsn": EnvPostgresDSN},
+	"rules.AuthConfig":         {"bearer_token": EnvBearerToken},
+	"rules.BasicAuthConfig":    {"password": EnvBasicAuthPassword},
+	"rules.PagerDutyConfig":    {"routing_key": EnvPagerDutyKey, "escalation_routing_key": EnvPagerDutyEscKey, "webhook_secret": EnvPagerDutyWebhook},
+	"rules.SlackConfig":        {"token": EnvSlackToken, "signing_secret": EnvSlackSigning},
+	"rules.GrafanaConfig":      {"token": EnvGrafanaToken},
+	"rules.PostgresConfig":     {"dsn": EnvPostgresDSN},
+	"rules.AlertmanagerConfig": {"bearer_token": EnvAlertmanagerToken},
+	"rules.BasicAuthClient":    {"password": EnvAlertmanagerPass},
 }
 
 // ResolveSecrets fills the Secret fields: from each *_file key when set

@@ -58,6 +58,8 @@ func (v *validator) config(c *Config) {
 	v.url("slack.api_url", c.Slack.APIURL)
 	v.url("grafana.url", c.Grafana.URL)
 	v.url("external_url", c.ExternalURL)
+	v.url("alertmanager.url", c.Alertmanager.URL)
+	v.actions(c)
 	v.grafanaRender(c)
 
 	if body := cmp.Or(c.Intake.MaxBodyBytes, DefaultMaxBodyBytes); c.Intake.MaxInflightBytes != 0 && c.Intake.MaxInflightBytes < body {
@@ -353,4 +355,46 @@ func (v *validator) grafanaRender(c *Config) {
 	if c.Grafana.URL == "" {
 		v.failf("grafana.render", "needs grafana.url (and its token)")
 	}
+}
+
+// actions checks the Alertmanager the Silence buttons use and who may roll back.
+func (v *validator) actions(c *Config) {
+	am := c.Alertmanager
+	if am.BearerToken != "" && am.BasicAuth.Password != "" {
+		v.failf("alertmanager", "bearer_token_file and basic_auth are exclusive, as in Alertmanager's http_config")
+	}
+	if (am.BasicAuth.Username == "") != (am.BasicAuth.Password == "" && am.BasicAuth.PasswordFile == "") {
+		v.failf("alertmanager.basic_auth", "username and password_file must be set together")
+	}
+	if am.URL == "" && (am.BearerTokenFile != "" || am.BasicAuth.Username != "") {
+		v.failf("alertmanager.url", "is required when alertmanager auth is set")
+	}
+	if am.Timeout < 0 {
+		v.failf("alertmanager.timeout", "must not be negative, got %s", am.Timeout)
+	}
+	rb := c.Actions.Rollback
+	for i, u := range rb.AllowedUsers {
+		if !slackUserID(u) {
+			v.failf(fmt.Sprintf("actions.rollback.allowed_users[%d]", i), "must be a Slack user ID (U… or W…, as in the user's profile), got %q", u)
+		}
+	}
+	if rb.Enabled && len(rb.AllowedUsers) == 0 {
+		v.failf("actions.rollback.allowed_users", "must list who may roll back when actions.rollback.enabled is true")
+	}
+	if rb.Enabled && !c.Kubernetes.Enabled {
+		v.failf("actions.rollback.enabled", "needs kubernetes.enabled: the rollback is done through the Kubernetes API")
+	}
+}
+
+// slackUserID: U or W followed by upper-case letters and digits.
+func slackUserID(s string) bool {
+	if len(s) < 2 || len(s) > 32 || (s[0] != 'U' && s[0] != 'W') {
+		return false
+	}
+	for _, c := range s[1:] {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -26,11 +26,15 @@ const (
 	// PagerDuty is an incident event PagerDuty sent us (acknowledged,
 	// resolved, reassigned, ...): recorded, not sent back.
 	PagerDuty Kind = "pagerduty"
+	// Result is an action receiver's outcome of an earlier action
+	// (Silence, Unsilence, Rollback): the silence made, the rollback done,
+	// or why it failed. It goes through the inbox like the action did.
+	Result Kind = "result"
 )
 
 func (k Kind) known() bool {
 	switch k {
-	case Acknowledge, Silence, Unsilence, Resolve, Rollback, PagerDuty:
+	case Acknowledge, Silence, Unsilence, Resolve, Rollback, PagerDuty, Result:
 		return true
 	}
 	return false
@@ -75,7 +79,20 @@ type Action struct {
 	SilenceFor  time.Duration   `json:"silenceFor,omitempty"`
 	Rollback    *RollbackTarget `json:"rollback,omitempty"`
 	PagerDuty   *PagerDutyEvent `json:"pagerduty,omitempty"`
+	Outcome     *Outcome        `json:"outcome,omitempty"`
 	ResponseURL string          `json:"responseUrl,omitempty"` // where to answer the Slack user
+}
+
+// Outcome is what an action receiver did with the action keyed RequestKey.
+type Outcome struct {
+	For        Kind   `json:"for"` // Silence, Unsilence or Rollback
+	RequestKey string `json:"requestKey"`
+	// Error, when set, is why it was refused or failed, in words.
+	Error      string    `json:"error,omitempty"`
+	SilenceID  string    `json:"silenceId,omitempty"`
+	SilenceURL string    `json:"silenceUrl,omitempty"`
+	Until      time.Time `json:"until,omitzero"`
+	Text       string    `json:"text,omitempty"` // the rollback done, in words
 }
 
 // Limits of a stored action: it is small, and what it carries came from a
@@ -143,6 +160,16 @@ func (a *Action) Validate() error {
 		} else {
 			field("rollback.namespace", r.Namespace, true)
 			field("rollback.deployment", r.Deployment, true)
+		}
+	case Result:
+		if o := a.Outcome; o == nil || (o.For != Silence && o.For != Unsilence && o.For != Rollback) {
+			errs = append(errs, errors.New("result needs an outcome of a silence, unsilence or rollback"))
+		} else {
+			field("outcome.requestKey", o.RequestKey, true)
+			field("outcome.error", o.Error, false)
+			field("outcome.silenceId", o.SilenceID, false)
+			field("outcome.silenceUrl", o.SilenceURL, false)
+			field("outcome.text", o.Text, false)
 		}
 	case PagerDuty:
 		if p := a.PagerDuty; p == nil || p.Type == "" || (a.Incident == "" && p.IncidentID == "") {

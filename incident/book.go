@@ -89,6 +89,8 @@ type Event struct {
 	AlertsTotal int     `json:"alertsTotal"`
 	// PreviousState is the state a Reopened incident was in.
 	PreviousState string `json:"previousState,omitempty"`
+	// Act is, for an event about a responder's act, what was asked and by whom.
+	Act *EventAct `json:"act,omitempty"`
 }
 
 // MaxEventAlerts caps the alerts an event carries; a storm's count is in AlertsTotal.
@@ -417,7 +419,7 @@ func (s *step) observe(batch Batch, o *Observation) {
 			s.ch.Tombstones[key] = t
 			return
 		}
-		if o.Alert.Status == Resolved || t.ResolvedBy == ByAlertmanager {
+		if o.Alert.Status == Resolved || t.ResolvedBy == ByAlertmanager || t.ResolvedBy == ByHand {
 			return // duplicate, or a stale firing redelivered after the resolve
 		}
 		delete(b.tombs, key) // inferred resolution undone below

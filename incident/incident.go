@@ -122,9 +122,18 @@ type Incident struct {
 	AcknowledgedBy string    `json:"acknowledgedBy,omitempty"`
 	// ActKeys are the keys of the last MaxActKeys acts applied: a
 	// redelivered act changes nothing.
-	ActKeys         []string `json:"actKeys,omitempty"`
-	Timeline        []Entry  `json:"timeline,omitempty"`
-	TimelineDropped int      `json:"timelineDropped,omitempty"`
+	ActKeys []string `json:"actKeys,omitempty"`
+	// Silence is the amtriage silence of its alerts (requested or made);
+	// RolledBack the last rollback done from Slack; ClosedBy who resolved
+	// it by hand. PagerDutyID and PagerDutyURL are PagerDuty's incident,
+	// once one of its webhooks named it.
+	Silence         *Silence      `json:"silence,omitempty"`
+	RolledBack      *RollbackDone `json:"rolledBack,omitempty"`
+	ClosedBy        string        `json:"closedBy,omitempty"`
+	PagerDutyID     string        `json:"pagerdutyId,omitempty"`
+	PagerDutyURL    string        `json:"pagerdutyUrl,omitempty"`
+	Timeline        []Entry       `json:"timeline,omitempty"`
+	TimelineDropped int           `json:"timelineDropped,omitempty"`
 }
 
 // whereLabels are the labels that name a workload (kube.TargetFor).

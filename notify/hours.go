@@ -139,3 +139,6 @@ func (h *HeldOutsideHours) Methods(ev *incident.Event) ([]string, bool) {
 	}
 	return nil, false
 }
+
+// Takes is the wrapped receiver's.
+func (h *HeldOutsideHours) Takes(kind incident.EventKind) bool { return Takes(h.Notifier, kind) }

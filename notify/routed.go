@@ -89,3 +89,6 @@ func (r *Routed) Methods(ev *incident.Event) ([]string, bool) {
 	}
 	return nil, false
 }
+
+// Takes is the wrapped receiver's.
+func (r *Routed) Takes(kind incident.EventKind) bool { return Takes(r.Notifier, kind) }

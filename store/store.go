@@ -139,9 +139,12 @@ type LoadedState struct {
 // queued for each receiver, pruned records, notifications given up on, and
 // the last inbox sequence folded in, all in one transaction.
 type Commit struct {
-	LastSeq          uint64
-	Changes          []*incident.Changes
-	Receivers        []string
+	LastSeq   uint64
+	Changes   []*incident.Changes
+	Receivers []string
+	// Takes, when set, says whether a receiver takes an event of a kind
+	// (action receivers take only action events): ReceiversFor.
+	Takes            func(receiver string, kind incident.EventKind) bool
 	PrunedIncidents  []string
 	PrunedTombstones []string
 	DeadLetters      []*DeadLetter
@@ -153,6 +156,20 @@ type Commit struct {
 	ForgetHeartbeats []string
 	// PruneDeadBefore, when set, deletes dead letters given up on before it.
 	PruneDeadBefore time.Time
+}
+
+// ReceiversFor lists the receivers ev is queued for.
+func (c *Commit) ReceiversFor(ev *incident.Event) []string {
+	if c.Takes == nil {
+		return c.Receivers
+	}
+	out := make([]string, 0, len(c.Receivers))
+	for _, r := range c.Receivers {
+		if c.Takes(r, ev.Kind) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Dead-letter kinds: a notification the pipeline could not process, or an

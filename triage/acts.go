@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/amtriage/amtriage/actions"
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/store"
 )
@@ -21,13 +22,28 @@ func (e *badAction) Unwrap() error { return e.err }
 func (p *Pipeline) applyAction(pe *pending) error {
 	a := pe.action
 	id := a.Incident
-	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By)}
+	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By), ResponseURL: a.ResponseURL}
 	switch a.Kind {
 	case actions.Acknowledge:
 		act.Kind = incident.ActAcknowledge
 	case actions.PagerDuty:
 		act.Kind, act.PagerDuty = incident.ActPagerDuty, a.PagerDuty.Type
+		act.PagerDutyID, act.PagerDutyURL = a.PagerDuty.IncidentID, a.PagerDuty.HTMLURL
 		id = strings.TrimSuffix(id, "/escalation") // the escalation page's key names its incident
+	case actions.Silence:
+		act.Kind, act.SilenceFor = incident.ActSilence, a.SilenceFor
+	case actions.Unsilence:
+		act.Kind = incident.ActUnsilence
+	case actions.Resolve:
+		act.Kind = incident.ActResolve
+	case actions.Rollback:
+		r := a.Rollback
+		act.Kind, act.Rollback = incident.ActRollback, &diagnosis.Rollback{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
+	case actions.Result:
+		o := a.Outcome
+		act.Kind, act.Result = incident.ActResult, &incident.ActOutcome{
+			For: incident.ActKind(o.For), RequestKey: o.RequestKey, Error: o.Error,
+			SilenceID: o.SilenceID, SilenceURL: o.SilenceURL, Until: o.Until, Text: o.Text}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -191,6 +191,7 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 		d.workers = append(d.workers, newWorker(n))
 	}
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: enrich.Sources}, enrich.Enricher, names)
+	set.Takes = takesOf(o.Notifiers)
 	var onCommitted func([]*incident.Changes)
 	if enrich.Evidence != nil {
 		d.evidence = evidence.New(evidence.Options{Sources: *enrich.Evidence, Store: st, Metrics: evidence.NewMetrics(reg), Log: o.Log, Now: o.Now})
@@ -200,7 +201,7 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 	d.pipeline, err = NewPipeline(PipelineOptions{
 		Store: st, Log: o.Log, Metrics: metrics,
 		Triager: set.Triager, Enricher: set.Enricher, Reevaluate: set.Reevaluate,
-		Receivers: names, OnEvents: d.wakeReceivers, OnCommitted: onCommitted,
+		Receivers: names, Takes: set.Takes, OnEvents: d.wakeReceivers, OnCommitted: onCommitted,
 		StaleAfter: set.StaleAfter, Retention: set.Retention, Now: o.Now, StatusEvery: set.StatusEvery,
 		Heartbeat: set.Heartbeat, MissingAfter: set.MissingAfter,
 		EscalateAfter: set.EscalateAfter,
@@ -222,6 +223,7 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 	}
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
+	d.api.setActions(cfg)
 	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
 			"id", dl.ID, "kind", dl.Kind, "queue", dl.Queue, "incident", dl.Incident, "err", dl.Error)

@@ -64,6 +64,7 @@ type API struct {
 	reloadedAuth atomic.Pointer[rules.AuthConfig]
 	pdSecret     atomic.Pointer[string] // pagerduty.webhook_secret_file (empty: the endpoint is off)
 	slSecret     atomic.Pointer[string] // slack.signing_secret_file (empty: the endpoint is off)
+	actionsSet   atomic.Pointer[actionSettings]
 	// ReplyClient answers Slack users (response_url); replyOpts, in tests,
 	// let it reach the Slack fake.
 	ReplyClient *http.Client

@@ -9,6 +9,7 @@ import (
 	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/actions/pdin"
 	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/rules"
 )
 
 // pagerdutyWebhook is POST /pagerduty/webhook: PagerDuty webhooks v3. It
@@ -115,14 +116,12 @@ func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, act := range in.Actions {
-		if act.ID != slackin.ActAck {
-			count("not_available")
-			a.replyLater(in.ResponseURL, "amtriage cannot do this from Slack yet: only Acknowledge is available.")
+		stored, refusal := a.slackAction(&in, act, now)
+		if refusal != "" {
+			count("refused")
+			a.replyLater(in.ResponseURL, refusal)
 			continue
 		}
-		stored := &actions.Action{Key: in.Key(act), Kind: actions.Acknowledge, At: now.UTC(),
-			By:       actions.Actor{Source: "slack", ID: in.UserID, Name: in.UserName},
-			Incident: act.Value.Incident, ResponseURL: in.ResponseURL}
 		if err := a.Committer.AppendAction(r.Context(), stored); err != nil {
 			count("not_stored")
 			a.Log.Error("storing a Slack action", "action", act.ID, "incident", act.Value.Incident, "err", err)
@@ -132,6 +131,67 @@ func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
 		count("accepted")
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// slackAction is the action a click asks for, or why it is refused at
+// once (a refusal the leader must make, on the incident as it is then, is
+// answered by the leader). Roll back is checked here against
+// actions.rollback: only enabled, only for the users it lists.
+func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.Time) (*actions.Action, string) {
+	stored := &actions.Action{Key: in.Key(act), At: now.UTC(),
+		By:       actions.Actor{Source: "slack", ID: in.UserID, Name: in.UserName},
+		Incident: act.Value.Incident, ResponseURL: in.ResponseURL}
+	set := a.actionSettings()
+	switch act.ID {
+	case slackin.ActAck:
+		stored.Kind = actions.Acknowledge
+	case slackin.ActSilence1h, slackin.ActSilence4h, slackin.ActUnsilence:
+		if !set.silences {
+			return nil, "amtriage cannot silence from Slack: no Alertmanager is configured (alertmanager.url)."
+		}
+		stored.Kind, stored.SilenceFor = actions.Silence, act.ID.SilenceFor()
+		if act.ID == slackin.ActUnsilence {
+			stored.Kind = actions.Unsilence
+		}
+	case slackin.ActResolve:
+		stored.Kind = actions.Resolve
+	case slackin.ActRollback:
+		r := act.Value.Rollback
+		switch {
+		case !set.rollback.Enabled:
+			return nil, "Roll back is not enabled here (actions.rollback.enabled); run the diagnosis's command yourself."
+		case !set.rollback.MayRollBack(in.UserID):
+			a.Log.Warn("rollback refused: user not in actions.rollback.allowed_users", "user", in.UserID, "incident", act.Value.Incident)
+			return nil, "You are not allowed to roll back from Slack (actions.rollback.allowed_users); ask someone who is, or run the command yourself."
+		case r == nil:
+			return nil, "This button names no rollback."
+		}
+		stored.Kind = actions.Rollback
+		stored.Rollback = &actions.RollbackTarget{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
+	default:
+		return nil, "amtriage does not know this button."
+	}
+	if err := stored.Validate(); err != nil {
+		return nil, "amtriage cannot take this click: " + err.Error()
+	}
+	return stored, ""
+}
+
+// actionSettings are what the Slack buttons may do, as last loaded.
+type actionSettings struct {
+	silences bool // alertmanager.url is set
+	rollback rules.RollbackConfig
+}
+
+func (a *API) actionSettings() actionSettings {
+	if s := a.actionsSet.Load(); s != nil {
+		return *s
+	}
+	return actionSettings{}
+}
+
+func (a *API) setActions(cfg *rules.Config) {
+	a.actionsSet.Store(&actionSettings{silences: cfg.Alertmanager.URL != "", rollback: cfg.Actions.Rollback})
 }
 
 // replyLater answers a Slack user alone, off the request (Slack wants its

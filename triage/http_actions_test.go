@@ -76,8 +76,9 @@ func TestPagerDutyWebhooksGoOnTheTimeline(t *testing.T) {
 
 // A signed Acknowledge click from Slack acknowledges the incident once
 // (Slack retries deliver the same action_ts); forged, stale, unsigned or
-// replayed requests are 401 and change nothing; a button not available yet
-// is answered to its user alone; with no signing secret the endpoint is off.
+// replayed requests are 401 and change nothing; a Silence with no
+// Alertmanager configured is answered to its user alone; with no signing
+// secret the endpoint is off.
 func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 	const secret = "slack-signing-secret-1"
 	sl := fakeslack.New("xoxb-test")
@@ -121,15 +122,21 @@ func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 	}
 	h.mustPost(alertPayload("web", "firing", time.Now()), "")
 	waitFor(t, "the next page", func() bool { return len(h.rec.Events()) == 3 })
-	if kinds := h.rec.kinds(); kinds[1] != incident.Acknowledged || kinds[2] != incident.Opened {
-		t.Fatalf("events %v; want opened, acknowledged (once), opened", kinds)
+	acks := 0
+	for _, ev := range h.rec.Events() {
+		if ev.Kind == incident.Acknowledged && ev.Incident.ID == id {
+			acks++
+		}
+	}
+	if acks != 1 { // incidents deliver independently: only the count is certain
+		t.Fatalf("events %v; want one acknowledged among them", h.rec.kinds())
 	}
 	if v, _ := h.d.pipeline.IncidentDetail(id); v.AcknowledgedBy != "<@U0ANA>" {
 		t.Errorf("acknowledged by %q, want <@U0ANA>", v.AcknowledgedBy)
 	}
 	waitFor(t, "the silence click answered to its user", func() bool {
 		for _, r := range sl.HookReplies() {
-			if r.ResponseType == "ephemeral" && strings.Contains(r.Text, "only Acknowledge") {
+			if r.ResponseType == "ephemeral" && strings.Contains(r.Text, "no Alertmanager is configured") {
 				return true
 			}
 		}

@@ -39,6 +39,7 @@ type Pipeline struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	receivers []string
+	takes     func(receiver string, kind incident.EventKind) bool
 	onEvents  func() // wakes the receivers' workers
 	// onCommitted is told of each commit's events once they are durable,
 	// their pages enqueued: evidence is gathered from there, off the
@@ -130,12 +131,15 @@ type pipelineStore interface {
 
 // PipelineOptions configures a Pipeline.
 type PipelineOptions struct {
-	Store      pipelineStore
-	Triager    *Triager
-	Enricher   Enricher // nil: no diagnosis
-	Log        *slog.Logger
-	Metrics    *Metrics
-	Receivers  []string // outbox queues to fan events out to
+	Store     pipelineStore
+	Triager   *Triager
+	Enricher  Enricher // nil: no diagnosis
+	Log       *slog.Logger
+	Metrics   *Metrics
+	Receivers []string // outbox queues to fan events out to
+	// Takes, when set, says which receivers take an event kind
+	// (notify.Takes); nil: all of them take all.
+	Takes      func(receiver string, kind incident.EventKind) bool
 	OnEvents   func()
 	StaleAfter time.Duration
 	Retention  time.Duration
@@ -170,7 +174,7 @@ type PipelineOptions struct {
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, triager: o.Triager, enricher: o.Enricher, log: o.Log, metrics: o.Metrics, reevaluate: o.Reevaluate,
-		receivers: o.Receivers, onEvents: o.OnEvents, onCommitted: o.OnCommitted,
+		receivers: o.Receivers, takes: o.Takes, onEvents: o.OnEvents, onCommitted: o.OnCommitted,
 		staleAfter: o.StaleAfter, retention: o.Retention, statusEvery: o.StatusEvery, now: o.Now,
 		escalate:  o.EscalateAfter,
 		wake:      make(chan struct{}, 1),
@@ -1279,6 +1283,7 @@ func (p *Pipeline) Sweep() error {
 // commit persists with p.mu held. On failure the in-memory book, already
 // changed, is rebuilt from the store so memory never runs ahead of disk.
 func (p *Pipeline) commit(c *store.Commit) error {
+	c.Takes = p.takes
 	noteQueued(c)
 	start := time.Now()
 	err := p.store.Apply(c)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/triage/heartbeat"
@@ -15,9 +16,11 @@ import (
 // The incident book, the inbox and the outbox are not among them: a reload
 // drops no work.
 type Settings struct {
-	Triager     *Triager
-	Enricher    Enricher
-	Receivers   []string // outbox queues new events fan out to
+	Triager   *Triager
+	Enricher  Enricher
+	Receivers []string // outbox queues new events fan out to
+	// Takes says which of them take an event kind (nil: all take all).
+	Takes       func(receiver string, kind incident.EventKind) bool
 	StaleAfter  time.Duration
 	Retention   time.Duration
 	StatusEvery map[severity.Level]time.Duration
@@ -58,7 +61,7 @@ func (p *Pipeline) Reconfigure(ctx context.Context, s Settings) error {
 
 // applySettings runs on Run's goroutine.
 func (p *Pipeline) applySettings(s Settings) {
-	p.triager, p.enricher, p.receivers = s.Triager, s.Enricher, s.Receivers
+	p.triager, p.enricher, p.receivers, p.takes = s.Triager, s.Enricher, s.Receivers, s.Takes
 	p.staleAfter, p.retention = s.StaleAfter, s.Retention
 	p.statusEvery, p.reevaluate = s.StatusEvery, s.Reevaluate
 	p.escalate = s.EscalateAfter

@@ -175,6 +175,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	// receivers' queues; their workers start just below and find them.
 	set := settingsFor(cfg, &Triager{Config: cfg, Sources: sources}, enrich.Enricher, names)
 	set.Verifier = enrich.Verifier
+	set.Takes = takesOf(notifiers)
 	if err := d.pipeline.Reconfigure(ctx, set); err != nil {
 		return fmt.Errorf("applying the configuration: %w", err)
 	}
@@ -189,6 +190,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.api.setAuth(cfg.Auth)
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
+	d.api.setActions(cfg)
 	d.api.setReceivers(names)
 	d.running.Store(cfg)
 	d.wakeReceivers()
@@ -251,4 +253,16 @@ func restartOnly(old, cfg *rules.Config) error {
 		return errs
 	}
 	return nil
+}
+
+// takesOf says which of ns take an event kind (notify.Takes), by name.
+func takesOf(ns []notify.Notifier) func(string, incident.EventKind) bool {
+	byName := make(map[string]notify.Notifier, len(ns))
+	for _, n := range ns {
+		byName[n.Name()] = n
+	}
+	return func(receiver string, kind incident.EventKind) bool {
+		n, ok := byName[receiver]
+		return !ok || notify.Takes(n, kind)
+	}
 }

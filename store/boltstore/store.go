@@ -468,7 +468,7 @@ func (s *Store) Apply(c *store.Commit) error {
 				}
 			}
 			for i := range ch.Events {
-				if err := s.enqueue(tx, c.Receivers, &ch.Events[i]); err != nil {
+				if err := s.enqueue(tx, c.ReceiversFor(&ch.Events[i]), &ch.Events[i]); err != nil {
 					return err
 				}
 			}

@@ -97,7 +97,7 @@ func (s *Store) Apply(c *store.Commit) error {
 	err := s.fenced(ctx, "commit state", func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, ch := range c.Changes {
-			if err := queueChanges(b, ch, c.Receivers, queued); err != nil {
+			if err := queueChanges(b, ch, c, queued); err != nil {
 				return err
 			}
 		}
@@ -158,7 +158,7 @@ func (s *Store) Apply(c *store.Commit) error {
 
 // queueChanges adds one change's writes to b, in the order the bbolt store
 // makes them: incidents, alerts, deleted alerts, tombstones, events.
-func queueChanges(b *pgx.Batch, ch *incident.Changes, receivers []string, queued map[string]int) error {
+func queueChanges(b *pgx.Batch, ch *incident.Changes, c *store.Commit, queued map[string]int) error {
 	for _, inc := range ch.Incidents {
 		v, err := store.EncodeIncident(inc)
 		if err != nil {
@@ -188,7 +188,7 @@ func queueChanges(b *pgx.Batch, ch *incident.Changes, receivers []string, queued
 		b.Queue(`INSERT INTO tombstones (key, record) VALUES ($1, $2) ON CONFLICT (key_sha256) DO UPDATE SET record = excluded.record`, []byte(k), v)
 	}
 	for i := range ch.Events {
-		for _, r := range receivers {
+		for _, r := range c.ReceiversFor(&ch.Events[i]) {
 			if err := queueEnvelope(b, &notify.Envelope{Receiver: r, Event: ch.Events[i], Enqueued: ch.Events[i].At}); err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
@@ -267,6 +268,12 @@ func (d *Daemon) Handler() http.Handler { return d.api.Handler() }
 
 // Pipeline exposes the incident state, for tests and the CLI.
 func (d *Daemon) Pipeline() *Pipeline { return d.pipeline }
+
+// AppendAction stores an action (an action receiver's outcome) in the
+// inbox, as the endpoints do: the leader applies it in order.
+func (d *Daemon) AppendAction(ctx context.Context, a *actions.Action) error {
+	return d.committer.AppendAction(ctx, a)
+}
 
 // Serve runs until ctx ends, then shuts down gracefully: new webhooks get 503,
 // in-flight ones finish their durable commit, and the store is closed.

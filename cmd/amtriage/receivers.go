@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
 
+	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/notify/grafana"
 	"github.com/amtriage/amtriage/notify/pagerduty"
@@ -16,10 +19,13 @@ import (
 
 // buildNotifiers builds the log notifier (incident events as JSON lines on
 // events) and the configured receivers, each behind its routing (the SPEC's
-// table, overridden per service profile; shadow mode pages nobody). peak,
-// once the daemon exists, gives an incident's peak severity. It runs at
-// start, on every reload, and as check-config's trial build.
-func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.ReceiverState, peak *func(string) (severity.Level, bool)) ([]notify.Notifier, error) {
+// table, overridden per service profile; shadow mode pages nobody). hooks
+// reach the daemon once it exists (nil in check-config's trial build). It
+// runs at start, on every reload, and as check-config's trial build.
+func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.ReceiverState, hooks *daemonHooks) ([]notify.Notifier, error) {
+	if hooks == nil {
+		hooks = &daemonHooks{}
+	}
 	logged := &notify.LogNotifier{Log: events, Routes: cfg.RouteFor, Off: map[string]string{
 		"pagerduty": "not configured", "slack": "not configured", "grafana": "not configured", "pagerduty_escalation": "not configured"}}
 	out := []notify.Notifier{logged}
@@ -48,12 +54,7 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 			return nil, fmt.Errorf("slack.business_hours: %w", err)
 		}
 		held := &notify.HeldOutsideHours{Notifier: n, Hours: hours, Severities: map[severity.Level]bool{4: true}, Now: time.Now,
-			Peak: func(id string) (severity.Level, bool) {
-				if peak == nil || *peak == nil {
-					return 0, false
-				}
-				return (*peak)(id)
-			}}
+			Peak: hooks.peakSeverity}
 		out = append(out, routed(held, func(r rules.Route) rules.Severities { return r.Slack }))
 		delete(logged.Off, "slack")
 		log.Info("receiver enabled", "receiver", "slack", "api_url", cfg.Slack.APIURL)
@@ -111,4 +112,28 @@ func evidenceURL(cfg *rules.Config) func(string) string {
 		return nil
 	}
 	return func(id string) string { return cfg.ExternalURL + "/api/incidents/" + url.PathEscape(id) + "/evidence" }
+}
+
+// daemonHooks are the daemon's, for receivers built before it exists: set
+// once it does.
+type daemonHooks struct {
+	// peak gives an incident's peak severity.
+	peak func(string) (severity.Level, bool)
+	// report appends an action receiver's outcome to the inbox.
+	report func(context.Context, *actions.Action) error
+}
+
+func (h *daemonHooks) peakSeverity(id string) (severity.Level, bool) {
+	if h.peak == nil {
+		return 0, false
+	}
+	return h.peak(id)
+}
+
+// reportOutcome is the action receivers' Report.
+func (h *daemonHooks) reportOutcome(ctx context.Context, a *actions.Action) error {
+	if h.report == nil {
+		return errors.New("the daemon is not running yet")
+	}
+	return h.report(ctx, a)
 }

@@ -67,17 +67,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	var peak func(string) (severity.Level, bool)
+	hooks := &daemonHooks{}
 	sources := &sourceBuilder{log: log}
 	d, err := triage.NewDaemon(cfg, triage.Options{
 		Log: log,
 		Receivers: func(state notify.ReceiverState) ([]notify.Notifier, error) {
-			return buildNotifiers(cfg, log, events, state, &peak)
+			return buildNotifiers(cfg, log, events, state, hooks)
 		},
 		Enrichment: sources.start(cfg),
 		Load:       load,
 		Rebuild: func(cfg *rules.Config, state notify.ReceiverState) ([]notify.Notifier, *triage.Enrichment, error) {
-			ns, err := buildNotifiers(cfg, log, events, state, &peak)
+			ns, err := buildNotifiers(cfg, log, events, state, hooks)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -89,10 +89,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("starting amtriage", "err", err)
 		return 1
 	}
-	peak = func(id string) (severity.Level, bool) {
+	hooks.peak = func(id string) (severity.Level, bool) {
 		inc, ok := d.Pipeline().Incident(id)
 		return inc.PeakSeverity, ok
 	}
+	hooks.report = d.AppendAction
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		d.Close()

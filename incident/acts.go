@@ -186,8 +186,10 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 			inc.note(a.At, "acknowledged", "acknowledged again by %s (first by %s)", a.By, inc.AcknowledgedBy)
 		}
 	case ActPagerDuty:
-		if a.PagerDutyID != "" {
+		if a.PagerDutyID != "" && a.PagerDutyID != inc.PagerDutyID {
 			inc.PagerDutyID, inc.PagerDutyURL = a.PagerDutyID, a.PagerDutyURL
+		} else if a.PagerDutyURL != "" {
+			inc.PagerDutyURL = a.PagerDutyURL
 		}
 		inc.note(a.At, "pagerduty", "PagerDuty: %s by %s", a.PagerDuty, a.By)
 		switch a.PagerDuty {

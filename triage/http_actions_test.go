@@ -147,3 +147,86 @@ func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 		t.Errorf("with no signing secret: %d, want 404", s.Status)
 	}
 }
+
+// Buttons refused at the endpoint are answered to their user alone and
+// store nothing: Roll back while it is disabled or for a user not in
+// allowed_users. Resolve closes the incident by hand through the inbox:
+// receivers hear it resolved, the API says who.
+func TestSlackButtonsRefusedOrResolved(t *testing.T) {
+	const secret = "slack-signing-secret-2"
+	sl := fakeslack.New("xoxb-test")
+	defer sl.Close()
+	sl.SetSigningSecret([]byte(secret))
+	cfg := testConfig(t)
+	cfg.Slack.SigningSecret = rules.Secret(secret)
+	h := servingHarness(t, cfg)
+	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+	id := h.rec.Events()[0].Incident.ID
+	ctx := context.Background()
+	url := h.url + "/slack/interactions"
+	click := func(id slackin.ActionID, v slackin.Value, ts string) fakeslack.InteractionPayload {
+		value, err := slackin.EncodeValue(id, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fakeslack.InteractionPayload{UserID: "U0BOB", UserName: "bob", MessageTS: "1700000000.000100",
+			ActionID: string(id), Value: value, ActionTS: ts, ResponseURL: sl.NewResponseURL()}
+	}
+	rb := slackin.Value{Incident: id, Rollback: &slackin.Rollback{Namespace: "shop", Deployment: "api", From: 2, To: 1}}
+	answered := func(what, text string) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			for _, r := range sl.HookReplies() {
+				if r.ResponseType == "ephemeral" && strings.Contains(r.Text, text) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if s, err := sl.SendInteraction(ctx, url, click(slackin.ActRollback, rb, "1700000100.000001")); err != nil || s.Status != http.StatusOK {
+		t.Fatalf("rollback click: %d %v", s.Status, err)
+	}
+	answered("rollback disabled answered", "Roll back is not enabled")
+	run := *cfg
+	run.Actions.Rollback = rules.RollbackConfig{Enabled: true, AllowedUsers: []string{"U0ANA"}}
+	h.d.api.setActions(&run)
+	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActRollback, rb, "1700000100.000002")); s.Status != http.StatusOK {
+		t.Fatalf("rollback click: %d", s.Status)
+	}
+	answered("a user not allowed answered", "not allowed to roll back")
+	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActResolve, slackin.Value{Incident: id}, "1700000100.000003")); s.Status != http.StatusOK {
+		t.Fatalf("resolve click: %d", s.Status)
+	}
+	waitFor(t, "the resolve", func() bool { return len(h.rec.Events()) == 2 })
+	if k := h.rec.kinds(); k[1] != incident.ResolvedEvent {
+		t.Fatalf("events %v, want opened, resolved", k)
+	}
+	r := h.do("GET", "/api/incidents/"+id, nil, "")
+	var v IncidentDetail
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("GET incident: %d %s", r.code, r.body)
+	}
+	if v.State != incident.StateClosed || v.ClosedBy != "<@U0BOB>" {
+		t.Errorf("state %s closed by %q, want closed by <@U0BOB>", v.State, v.ClosedBy)
+	}
+	for _, e := range v.Timeline {
+		if e.Kind == "rollback" || e.Kind == "refused" {
+			t.Errorf("a click refused at the door reached the incident: %+v", e)
+		}
+	}
+	metrics := h.scrape()["amtriage_action_requests_total"]
+	refused := 0.0
+	for _, m := range metrics.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "outcome" && l.GetValue() == "refused" {
+				refused += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%v refusals counted, want 2", refused)
+	}
+}

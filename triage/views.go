@@ -41,6 +41,24 @@ type IncidentView struct {
 	Verification string    `json:"verification,omitempty"`
 	// Closure is the runbook's Step 8 message, from entering monitoring.
 	Closure string `json:"closure,omitempty"`
+	// What responders did from Slack and PagerDuty: the amtriage silence
+	// (pending until it has an id), the last rollback, who resolved it by
+	// hand, and PagerDuty's incident once a webhook named it.
+	Silence      *SilenceView           `json:"silence,omitempty"`
+	RolledBack   *incident.RollbackDone `json:"rolled_back,omitempty"`
+	ClosedBy     string                 `json:"closed_by,omitempty"`
+	PagerDutyID  string                 `json:"pagerduty_incident_id,omitempty"`
+	PagerDutyURL string                 `json:"pagerduty_incident_url,omitempty"`
+}
+
+// SilenceView is an incident's amtriage silence in Alertmanager.
+type SilenceView struct {
+	ID          string    `json:"id,omitempty"`
+	URL         string    `json:"url,omitempty"`
+	Until       time.Time `json:"until,omitzero"`
+	By          string    `json:"by"`
+	Pending     bool      `json:"pending,omitempty"`
+	Unsilencing bool      `json:"unsilencing,omitempty"`
 }
 
 // IncidentDetail is one incident as GET /api/incidents/{id} shows it: with
@@ -174,6 +192,10 @@ func viewOf(inc *incident.Incident) IncidentView {
 		State: inc.State, Recurrences: inc.Recurrences, Resolved: inc.ResolvedAt, Closed: inc.ClosedAt,
 		Verification: inc.Verification, Closure: inc.Closure,
 		AcknowledgedAt: inc.AcknowledgedAt, AcknowledgedBy: inc.AcknowledgedBy,
+		RolledBack: inc.RolledBack, ClosedBy: inc.ClosedBy, PagerDutyID: inc.PagerDutyID, PagerDutyURL: inc.PagerDutyURL,
+	}
+	if si := inc.Silence; si != nil {
+		v.Silence = &SilenceView{ID: si.ID, URL: si.URL, Until: si.Until, By: si.By, Pending: si.Pending(), Unsilencing: si.Unsilencing}
 	}
 	sorted := inc.SortedAlerts()
 	v.AlertsTotal = len(sorted) + inc.Left

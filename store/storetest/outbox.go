@@ -90,6 +90,30 @@ func testOutboxFanOut(t *testing.T, b Backend) {
 	}
 }
 
+// testOutboxFanOutTakes: an event is queued only for the receivers that
+// take its kind (action events for the action receivers).
+func testOutboxFanOutTakes(t *testing.T, b Backend) {
+	s, _ := b(t)
+	commit, incs := opened(1, []string{"pagerduty", "slack", "alertmanager"}, "api-1")
+	ch := commit.Changes[0]
+	ch.Events = append(ch.Events, event(incident.SilenceRequested, t0.Add(time.Second), incs[0]))
+	commit.Takes = func(r string, k incident.EventKind) bool {
+		if r == "alertmanager" {
+			return k == incident.SilenceRequested
+		}
+		return k != incident.SilenceRequested
+	}
+	apply(t, s, commit)
+	if got, want := depth(t, s), map[string]int{"pagerduty": 1, "slack": 1, "alertmanager": 1}; !maps.Equal(got, want) {
+		t.Errorf("OutboxDepth = %v, want %v", got, want)
+	}
+	for r, kind := range map[string]incident.EventKind{"pagerduty": incident.Opened, "alertmanager": incident.SilenceRequested} {
+		if env, _, _ := next(t, s, r, t0.Add(time.Hour), nil); env == nil || env.Event.Kind != kind {
+			t.Errorf("%s: head %+v, want its %s", r, env, kind)
+		}
+	}
+}
+
 func testOutboxHeads(t *testing.T, b Backend) {
 	s, _ := b(t)
 	commit, incs := opened(1, []string{"r"}, "api-1", "api-2", "api-3")

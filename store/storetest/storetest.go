@@ -46,6 +46,7 @@ var tests = []struct {
 	{"StateKeysHoldWhatAWebhookMayCarry", testStateKeysHoldAnyBytes},
 	{"StateKeysAtTheWebhooksLimits", testStateKeysAtTheWebhooksLimits},
 	{"OutboxFansOutToEveryReceiver", testOutboxFanOut},
+	{"OutboxFansOutByKind", testOutboxFanOutTakes},
 	{"OutboxNextHeadsPerIncident", testOutboxHeads},
 	{"OutboxNextLooksPastALongIncident", testOutboxLongIncident},
 	{"OutboxRetryPersists", testOutboxRetry},

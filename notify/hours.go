@@ -116,7 +116,9 @@ func (h *HeldOutsideHours) Notify(ctx context.Context, ev *incident.Event) (bool
 			peak = p
 		}
 	}
-	if h.Severities[peak] && !h.Hours.Open(now) {
+	// A refusal answers a user who just clicked (response_url lasts 30
+	// minutes): it is not a post to wait for the morning.
+	if h.Severities[peak] && !h.Hours.Open(now) && ev.Kind != incident.ActionRefused {
 		until := h.Hours.Next(now)
 		if h.Peak != nil && until.Sub(now) > recheck {
 			until = now.Add(recheck)

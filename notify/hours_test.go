@@ -90,12 +90,16 @@ func TestHeldOutsideHours(t *testing.T) {
 	if !errors.As(err, &hold) || !hold.Until.Equal(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)) || delivered != 0 {
 		t.Fatalf("Sev 4 at night: err %v, delivered %d; want held until 09:00", err, delivered)
 	}
+	refused := &incident.Event{Kind: incident.ActionRefused, Incident: sev4.Incident}
+	if _, err := h.Notify(context.Background(), refused); err != nil || delivered != 1 {
+		t.Fatalf("an answer to a Sev 4 click at night: %v, delivered %d; want delivered", err, delivered)
+	}
 	sev3 := &incident.Event{Kind: incident.Opened, Incident: incident.Incident{Severity: 3, PeakSeverity: 3}}
-	if _, err := h.Notify(context.Background(), sev3); err != nil || delivered != 1 {
+	if _, err := h.Notify(context.Background(), sev3); err != nil || delivered != 2 {
 		t.Fatalf("Sev 3 at night: %v, delivered %d; want delivered", err, delivered)
 	}
 	h.Now = func() time.Time { return night.Add(11 * time.Hour) }
-	if _, err := h.Notify(context.Background(), sev4); err != nil || delivered != 2 {
+	if _, err := h.Notify(context.Background(), sev4); err != nil || delivered != 3 {
 		t.Fatalf("Sev 4 at 10:00: %v; want delivered", err)
 	}
 }

@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./webhook/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookPath$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookFields$$' -fuzztime $(FUZZTIME) ./triage/
+	$(GO) test -run '^$$' -fuzz '^FuzzSlackActionPath$$' -fuzztime $(FUZZTIME) ./triage/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSignal$$' -fuzztime $(FUZZTIME) ./severity/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./actions/pdin/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) ./actions/pdin/

@@ -116,7 +116,18 @@ type Silence struct {
 	Until      time.Time `json:"until,omitzero"`
 	// Unsilencing: an Unsilence was requested and not done yet.
 	Unsilencing bool `json:"unsilencing,omitempty"`
+	// RequestedAt is when the last request (silence or unsilence) was
+	// made: one without an outcome for PendingFor (Alertmanager down for
+	// long, its event dead-lettered) no longer blocks a new click.
+	RequestedAt time.Time `json:"requestedAt,omitzero"`
 }
+
+// PendingFor is how long a silence or unsilence request without an outcome
+// holds back another.
+const PendingFor = 10 * time.Minute
+
+// waiting reports whether a request made is still awaited at t.
+func (s *Silence) waiting(t time.Time) bool { return t.Sub(s.RequestedAt) < PendingFor }
 
 // Pending reports whether the silence was requested and not made yet.
 func (s *Silence) Pending() bool { return s.ID == "" }
@@ -205,25 +216,25 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		switch s := inc.Silence; {
 		case closed:
 			return refuse("incident %s is closed", inc.ID)
-		case s != nil && s.Pending():
+		case s != nil && s.Pending() && s.waiting(a.At):
 			return refuse("a silence requested by %s is being made", s.By)
 		case s != nil && a.At.Before(s.Until):
 			return refuse("already silenced by %s until %s UTC (silence %s): unsilence first", s.By, s.Until.UTC().Format("15:04"), s.ID)
 		}
-		inc.Silence = &Silence{RequestKey: a.Key, By: a.By}
+		inc.Silence = &Silence{RequestKey: a.Key, By: a.By, RequestedAt: a.At.UTC()}
 		inc.note(a.At, "silence", "silence for %s requested by %s", a.SilenceFor, a.By)
 		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor}))
 	case ActUnsilence:
 		s := inc.Silence
 		switch {
-		case s == nil || (!s.Pending() && !a.At.Before(s.Until)):
+		case s == nil || (!s.Pending() && !a.At.Before(s.Until)) || (s.Pending() && !s.waiting(a.At)):
 			return refuse("incident %s has no active amtriage silence", inc.ID)
 		case s.Pending():
 			return refuse("the silence requested by %s is not made yet: unsilence once it is", s.By)
-		case s.Unsilencing:
+		case s.Unsilencing && s.waiting(a.At):
 			return refuse("silence %s is being expired", s.ID)
 		}
-		s.Unsilencing = true
+		s.Unsilencing, s.RequestedAt = true, a.At.UTC()
 		inc.note(a.At, "unsilence", "unsilence of %s requested by %s", s.ID, a.By)
 		ch.Events = append(ch.Events, b.actEvent(UnsilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceID: s.ID}))
 	case ActRollback:

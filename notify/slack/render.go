@@ -167,15 +167,22 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 	tail = append(tail, slackapi.NewContextBlock("",
 		slackapi.NewTextBlockObject(slackapi.MarkdownType, clip.Runes(ctx, 2000), false, false)))
 
-	if len(blocks)+len(tail) > maxBlocks { // cannot happen with the layout above; kept as a guard
-		blocks = blocks[:maxBlocks-len(tail)]
-	}
-	blocks = append(blocks, tail...)
+	blocks = fitBlocks(blocks, tail)
 	fallback := fmt.Sprintf("%s Sev %d: %s (%d alerts)", icon, inc.Severity, escape(oneLine(inc.Title)), total)
 	if resolved {
 		fallback = "✅ Resolved: " + fallback
 	}
 	return blocks, clip.Runes(fallback, maxFallback)
+}
+
+// fitBlocks is body and tail within Slack's block limit, body cut if need
+// be: the buttons and the context at the end stay. (The layout above never
+// comes near the limit; this is a guard.)
+func fitBlocks(body, tail []slackapi.Block) []slackapi.Block {
+	if over := len(body) + len(tail) - maxBlocks; over > 0 {
+		body = body[:max(len(body)-over, 0)]
+	}
+	return append(body, tail...)
 }
 
 // collectLinks gathers the distinct runbook and source links, incident's first.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		APIURL: fake.URL, Token: token, Channel: "#alerts", IncidentsChannel: "#incidents",
 		OncallUsers: []string{"U0123456", "U0654321"},
 		Now:         func() time.Time { return now },
+		Log:         slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -43,7 +43,9 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 				r := cfg.RouteFor(service)
 				return r.SlackChannel, r.SlackIncidentsChannel
 			},
-			EvidenceURL: evidenceURL(cfg),
+			EvidenceURL:     evidenceURL(cfg),
+			RollbackEnabled: cfg.Actions.Rollback.Enabled,
+			Log:             log,
 		}, state)
 		if err != nil {
 			return nil, fmt.Errorf("slack: %w", err)

@@ -88,7 +88,7 @@ func renderMessage(ev *incident.Event, st *State, now time.Time) []slackapi.MsgO
 func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block, string) {
 	inc := &ev.Incident
 	// Resolved once recovery is verified (monitoring, closed); not while verifying.
-	resolved := (inc.Status == incident.Resolved && inc.State != incident.StateVerifying) || ev.Kind == incident.ResolvedEvent
+	resolved := resolvedView(ev)
 	icon := emoji(inc.Severity)
 	if resolved {
 		icon = "✅"
@@ -122,6 +122,9 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 		summary += fmt.Sprintf("\n*Incident channel:* <#%s>", st.IncidentChannel)
 	}
 	blocks = append(blocks, section(summary))
+	if did := respondersText(inc, now); did != "" {
+		blocks = append(blocks, section(did))
+	}
 
 	if len(inc.Reasons) > 0 {
 		var b strings.Builder
@@ -147,26 +150,39 @@ func buildBlocks(ev *incident.Event, st *State, now time.Time) ([]slackapi.Block
 	if l := link(st.evidence, "Evidence"); l != "" {
 		links = append([]string{l}, links...)
 	}
+	if l := pagerDutyLink(inc); l != "" {
+		links = append([]string{l}, links...)
+	}
 	if len(links) > 0 {
 		blocks = append(blocks, section("*Links:* "+strings.Join(links, " · ")))
 	}
 
+	// The buttons, the alert table and the context close the message; the
+	// guard below cuts the blocks before them.
+	tail := buttonBlocks(ev, st, now)
 	if len(ev.Alerts) > 0 {
-		blocks = append(blocks, slackapi.NewDividerBlock(), section(alertTable(ev.Alerts, total)))
+		tail = append(tail, slackapi.NewDividerBlock(), section(alertTable(ev.Alerts, total)))
 	}
-
 	ctx := fmt.Sprintf("incident `%s` · rule %d · updated %s UTC", escape(inc.ID), inc.Rule, now.Format("15:04:05"))
-	blocks = append(blocks, slackapi.NewContextBlock("",
+	tail = append(tail, slackapi.NewContextBlock("",
 		slackapi.NewTextBlockObject(slackapi.MarkdownType, clip.Runes(ctx, 2000), false, false)))
 
-	if len(blocks) > maxBlocks { // cannot happen with the layout above; kept as a guard
-		blocks = blocks[:maxBlocks]
-	}
+	blocks = fitBlocks(blocks, tail)
 	fallback := fmt.Sprintf("%s Sev %d: %s (%d alerts)", icon, inc.Severity, escape(oneLine(inc.Title)), total)
 	if resolved {
 		fallback = "✅ Resolved: " + fallback
 	}
 	return blocks, clip.Runes(fallback, maxFallback)
+}
+
+// fitBlocks is body and tail within Slack's block limit, body cut if need
+// be: the buttons and the context at the end stay. (The layout above never
+// comes near the limit; this is a guard.)
+func fitBlocks(body, tail []slackapi.Block) []slackapi.Block {
+	if over := len(body) + len(tail) - maxBlocks; over > 0 {
+		body = body[:max(len(body)-over, 0)]
+	}
+	return append(body, tail...)
 }
 
 // collectLinks gathers the distinct runbook and source links, incident's first.
@@ -245,6 +261,9 @@ func labelSummary(labels map[string]string) string {
 // changeNote is the thread reply describing an event.
 func changeNote(ev *incident.Event) string {
 	inc := &ev.Incident
+	if note, ok := actionNote(ev); ok {
+		return note
+	}
 	switch ev.Kind {
 	case incident.SeverityChanged:
 		dir := "escalated"
@@ -272,6 +291,10 @@ func changeNote(ev *incident.Event) string {
 	case incident.Escalated:
 		return escalationNote(ev)
 	case incident.ResolvedEvent:
+		if inc.ClosedBy != "" {
+			return fmt.Sprintf("✅ Resolved by hand by %s at %s UTC after %s", who(inc.ClosedBy),
+				inc.ClosedAt.UTC().Format("15:04"), duration(inc.ClosedAt.Sub(inc.StartedAt)))
+		}
 		if inc.Closure != "" {
 			return escape(inc.Closure)
 		}
@@ -285,6 +308,9 @@ func changeNote(ev *incident.Event) string {
 	case incident.Reopened:
 		return fmt.Sprintf("🔁 Reopened: firing again while %s (recurrence %d), %s Sev %d", ev.PreviousState, inc.Recurrences, emoji(inc.Severity), inc.Severity)
 	case incident.Closed:
+		if inc.ClosedBy != "" {
+			return fmt.Sprintf("🔒 Closed by hand by %s at %s UTC", who(inc.ClosedBy), ev.At.UTC().Format("15:04"))
+		}
 		return fmt.Sprintf("🔒 Closed at %s UTC: quiet since %s UTC", ev.At.UTC().Format("15:04"), inc.MonitoringSince.UTC().Format("15:04"))
 	default:
 		return fmt.Sprintf("%s %s: %s", emoji(inc.Severity), ev.Kind, clip.Runes(escape(oneLine(inc.Title)), 500))

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	slackapi "github.com/slack-go/slack"
 
+	"github.com/amtriage/amtriage/actions/slackin"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
@@ -68,6 +70,16 @@ type Config struct {
 	// served (external_url + /api/incidents/{id}/evidence): the message
 	// links it. It is gathered seconds after the page.
 	EvidenceURL func(incidentID string) string
+
+	// RollbackEnabled (actions.rollback.enabled) adds Roll back to the
+	// buttons of an incident whose diagnosis offers one.
+	RollbackEnabled bool
+	// ReplyClient posts the ephemeral answers to response_urls (default
+	// Client); ReplyOptions adjust them (tests: slackin.AllowOrigin).
+	ReplyClient  *http.Client
+	ReplyOptions []slackin.ReplyOption
+	// Log gets what is dropped rather than retried (default slog.Default()).
+	Log *slog.Logger
 }
 
 // Notifier delivers incident events to Slack. It is safe for concurrent use
@@ -101,8 +113,10 @@ type State struct {
 	Gen int `json:"gen,omitempty"`
 	// MovedFrom is a message still to be pointed at its successor.
 	MovedFrom *MessageRef `json:"movedFrom,omitempty"`
-	// evidence is the evidence link the message shows (not stored).
-	evidence string
+	// evidence is the evidence link the message shows, rollbackEnabled
+	// whether its buttons may offer Roll back (not stored).
+	evidence        string
+	rollbackEnabled bool
 	// Fallback says why there is no Sev 1 channel (it could not be created
 	// or joined): the declaration went to the incidents channel instead.
 	Fallback string `json:"fallback,omitempty"`
@@ -172,6 +186,12 @@ func New(cfg Config, state notify.ReceiverState) (*Notifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ReplyClient == nil {
+		cfg.ReplyClient = cfg.Client
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	api := slackapi.New(cfg.Token, slackapi.OptionAPIURL(cfg.APIURL), slackapi.OptionHTTPClient(cfg.Client))
 	return &Notifier{cfg: cfg, api: api, state: state, ids: map[string]string{}}, nil
 }
@@ -185,6 +205,10 @@ func (n *Notifier) Name() string { return receiverName }
 // attempt stopped: a post whose outcome was never recorded is looked up in
 // Slack (by its metadata) before it is made again.
 func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
+	if ev.Kind == incident.ActionRefused {
+		// For the user who clicked alone: the message stays as it is.
+		return n.answerRefusal(ctx, ev)
+	}
 	var st State
 	if _, err := n.state.LoadReceiverState(receiverName, ev.Incident.ID, &st); err != nil {
 		return true, fmt.Errorf("slack: load state: %w", err)
@@ -194,6 +218,7 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 	if n.cfg.EvidenceURL != nil && inc.PeakSeverity >= 1 && inc.PeakSeverity <= 2 {
 		st.evidence = n.cfg.EvidenceURL(inc.ID)
 	}
+	st.rollbackEnabled = n.cfg.RollbackEnabled
 
 	// A Sev 1 incident (opened or escalated) gets its own channel first.
 	if inc.Severity == 1 && inc.Status != incident.Resolved && ev.Kind != incident.ResolvedEvent {
@@ -308,7 +333,14 @@ func (n *Notifier) finishMove(ctx context.Context, ev *incident.Event, st *State
 // renderMoved is an old incident message, updated to say where the
 // incident is followed now.
 func renderMoved(ev *incident.Event, st *State, now time.Time) []slackapi.MsgOption {
-	blocks, fallback := buildBlocks(ev, st, now)
+	all, fallback := buildBlocks(ev, st, now)
+	// No buttons: the message is not updated any more, so they would lie.
+	blocks := all[:0:0]
+	for _, b := range all {
+		if b.BlockType() != slackapi.MBTAction {
+			blocks = append(blocks, b)
+		}
+	}
 	moved := section(fmt.Sprintf("➡️ *Moved to <#%s>* (now %s): updates continue there.", st.Channel, sevName(ev.Incident.Severity)))
 	blocks = append(blocks[:1:1], append([]slackapi.Block{moved}, blocks[1:]...)...)
 	if len(blocks) > maxBlocks {
@@ -409,7 +441,11 @@ func (n *Notifier) declare(ctx context.Context, ev *incident.Event, st *State, n
 	}
 	if st.DeclaredTS == "" {
 		text := declaredText(inc, now)
-		_, ts, err := n.postOnce(ctx, inc.ID, st, "declared", st.IncidentChannel, "", now, slackapi.MsgOptionText(text, false))
+		// The buttons too, where responders gather; the text stays as the
+		// notification's fallback.
+		blocks := append([]slackapi.Block{section(text)}, buttonBlocks(ev, st, now)...)
+		_, ts, err := n.postOnce(ctx, inc.ID, st, "declared", st.IncidentChannel, "", now,
+			slackapi.MsgOptionText(text, false), slackapi.MsgOptionBlocks(blocks...))
 		if err != nil && !gone(slackCode(err)) {
 			return n.fail("chat.postMessage", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		APIURL: fake.URL, Token: token, Channel: "#alerts", IncidentsChannel: "#incidents",
 		OncallUsers: []string{"U0123456", "U0654321"},
 		Now:         func() time.Time { return now },
+		Log:         slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -129,9 +131,32 @@ type block struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	} `json:"text"`
+	BlockID  string `json:"block_id"`
 	Elements []struct {
-		Text string `json:"text"`
+		// A context element's text is a string; a button's, a text object.
+		Text     flexText `json:"text"`
+		ActionID string   `json:"action_id"`
+		Value    string   `json:"value"`
 	} `json:"elements"`
+}
+
+// flexText is a text given as a string or as a text object.
+type flexText string
+
+func (f *flexText) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*f = flexText(s)
+		return nil
+	}
+	var o struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	*f = flexText(o.Text)
+	return nil
 }
 
 func decodeBlocks(t *testing.T, raw json.RawMessage) []block {
@@ -150,7 +175,7 @@ func blockText(bs []block) string {
 			b.WriteString(x.Text.Text + "\n")
 		}
 		for _, e := range x.Elements {
-			b.WriteString(e.Text + "\n")
+			b.WriteString(string(e.Text) + "\n")
 		}
 	}
 	return b.String()

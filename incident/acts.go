@@ -134,9 +134,53 @@ func (s *Silence) Pending() bool { return s.ID == "" }
 
 // RollbackDone is a rollback applied to the incident's Deployment.
 type RollbackDone struct {
-	By   string    `json:"by"`
-	At   time.Time `json:"at"`
-	Text string    `json:"text"`
+	By     string              `json:"by"`
+	At     time.Time           `json:"at"`
+	Text   string              `json:"text"`
+	Target *diagnosis.Rollback `json:"target,omitempty"`
+}
+
+// Request is a request sent to an action receiver and not answered yet:
+// its outcome is told with who asked.
+type Request struct {
+	Key      string              `json:"key"`
+	Kind     ActKind             `json:"kind"`
+	By       string              `json:"by"`
+	At       time.Time           `json:"at"`
+	Rollback *diagnosis.Rollback `json:"rollback,omitempty"`
+}
+
+// MaxRequests bounds the requests an incident awaits (one silence, one
+// unsilence, one rollback at a time; the rest are refused).
+const MaxRequests = 8
+
+// request records a request awaited, dropping the oldest beyond MaxRequests.
+func (inc *Incident) request(r Request) {
+	inc.Requests = append(inc.Requests, r)
+	if over := len(inc.Requests) - MaxRequests; over > 0 {
+		inc.Requests = append(inc.Requests[:0:0], inc.Requests[over:]...)
+	}
+}
+
+// answered removes and returns the request keyed key (nil if unknown).
+func (inc *Incident) answered(key string) *Request {
+	for i, r := range inc.Requests {
+		if r.Key == key {
+			inc.Requests = slices.Delete(slices.Clone(inc.Requests), i, i+1)
+			return &r
+		}
+	}
+	return nil
+}
+
+// awaiting is the request of kind still awaited at t, or nil.
+func (inc *Incident) awaiting(kind ActKind, t time.Time) *Request {
+	for i := len(inc.Requests) - 1; i >= 0; i-- {
+		if r := inc.Requests[i]; r.Kind == kind && t.Sub(r.At) < PendingFor {
+			return &r
+		}
+	}
+	return nil
 }
 
 // ByHand is the resolution of an alert whose incident a responder resolved
@@ -211,7 +255,7 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		case "incident.unacknowledged":
 			inc.AcknowledgedAt, inc.AcknowledgedBy = time.Time{}, ""
 		}
-		ch.Events = append(ch.Events, b.event(PagerDutyChanged, a.At, inc, 0))
+		ch.Events = append(ch.Events, b.actEvent(PagerDutyChanged, a.At, inc, &EventAct{Key: a.Key, By: a.By, Text: a.PagerDuty}))
 	case ActSilence:
 		switch s := inc.Silence; {
 		case closed:
@@ -222,6 +266,7 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 			return refuse("already silenced by %s until %s UTC (silence %s): unsilence first", s.By, s.Until.UTC().Format("15:04"), s.ID)
 		}
 		inc.Silence = &Silence{RequestKey: a.Key, By: a.By, RequestedAt: a.At.UTC()}
+		inc.request(Request{Key: a.Key, Kind: ActSilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "silence", "silence for %s requested by %s", a.SilenceFor, a.By)
 		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor}))
 	case ActUnsilence:
@@ -235,6 +280,7 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 			return refuse("silence %s is being expired", s.ID)
 		}
 		s.Unsilencing, s.RequestedAt = true, a.At.UTC()
+		inc.request(Request{Key: a.Key, Kind: ActUnsilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "unsilence", "unsilence of %s requested by %s", s.ID, a.By)
 		ch.Events = append(ch.Events, b.actEvent(UnsilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceID: s.ID}))
 	case ActRollback:
@@ -248,7 +294,14 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		case a.Rollback == nil || want == nil || *a.Rollback != *want:
 			return refuse("the diagnosis no longer offers this rollback (it now offers %s)", rollbackWords(want))
 		}
+		if p := inc.awaiting(ActRollback, a.At); p != nil {
+			return refuse("a rollback requested by %s is in progress", p.By)
+		}
+		if d := inc.RolledBack; d != nil && d.Target != nil && *d.Target == *a.Rollback {
+			return refuse("%s rolled it back already at %s UTC", d.By, d.At.Format("15:04"))
+		}
 		r := *a.Rollback
+		inc.request(Request{Key: a.Key, Kind: ActRollback, By: a.By, At: a.At.UTC(), Rollback: &r})
 		inc.note(a.At, "rollback", "rollback of deployment %s/%s from revision %d to %d requested by %s", r.Namespace, r.Deployment, r.From, r.To, a.By)
 		ch.Events = append(ch.Events, b.actEvent(RollbackRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, Rollback: &r}))
 	case ActResolve:
@@ -267,6 +320,10 @@ func (b *Book) outcome(inc *Incident, a Act, ch *Changes) {
 	r := a.Result
 	if r == nil {
 		return
+	}
+	var target *diagnosis.Rollback
+	if req := inc.answered(r.RequestKey); req != nil {
+		a.By, target = req.By, req.Rollback // told with who asked
 	}
 	s := inc.Silence
 	ours := s != nil && s.RequestKey == r.RequestKey
@@ -298,7 +355,7 @@ func (b *Book) outcome(inc *Incident, a Act, ch *Changes) {
 		inc.note(a.At, "unsilenced", "silence %s expired by %s", id, a.By)
 		ch.Events = append(ch.Events, b.actEvent(Unsilenced, a.At, inc, &EventAct{Key: r.RequestKey, By: a.By, SilenceID: id}))
 	case ActRollback:
-		inc.RolledBack = &RollbackDone{By: a.By, At: a.At.UTC(), Text: r.Text}
+		inc.RolledBack = &RollbackDone{By: a.By, At: a.At.UTC(), Text: r.Text, Target: target}
 		inc.note(a.At, "rolled_back", "%s, by %s", r.Text, a.By)
 		ch.Events = append(ch.Events, b.actEvent(RolledBack, a.At, inc, &EventAct{Key: r.RequestKey, By: a.By, Text: r.Text}))
 	}

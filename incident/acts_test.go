@@ -115,6 +115,9 @@ func TestSilenceActs(t *testing.T) {
 		if ev.Kind == ActionRefused && ev.Act.ResponseURL != s.act.ResponseURL {
 			t.Errorf("%s: refusal answers %q, want the click's %q", s.name, ev.Act.ResponseURL, s.act.ResponseURL)
 		}
+		if ev.Kind == Unsilenced && ev.Act.By != "<@U2>" {
+			t.Errorf("%s: unsilenced by %q, want who asked", s.name, ev.Act.By)
+		}
 		if ev.Kind == UnsilenceRequested && ev.Act.SilenceID != "sil-1" {
 			t.Errorf("%s: unsilence names silence %q", s.name, ev.Act.SilenceID)
 		}
@@ -159,13 +162,24 @@ func TestRollbackActs(t *testing.T) {
 	if k := eventKinds(ch); !slices.Equal(k, []EventKind{RollbackRequested}) || *ch.Events[0].Act.Rollback != *target {
 		t.Fatalf("rollback as offered: %v %+v", k, ch.Events)
 	}
-	done := Act{Key: "result:r3", Kind: ActResult, At: at(2 * time.Minute), By: "<@U1>",
+	ch, _ = b.Act(id, rb("r4", target))
+	if k := eventKinds(ch); !slices.Equal(k, []EventKind{ActionRefused}) || !strings.Contains(ch.Events[0].Act.Text, "in progress") {
+		t.Errorf("a second click while it is done: %v %+v", k, ch.Events)
+	}
+	done := Act{Key: "result:r3", Kind: ActResult, At: at(2 * time.Minute), By: "someone (amtriage)",
 		Result: &ActOutcome{For: ActRollback, RequestKey: "r3", Text: "deployment shop/api rolled back from revision 2 to revision 1"}}
 	if got := actKinds(t, b, id, done); !slices.Equal(got, []EventKind{RolledBack}) {
 		t.Errorf("rollback done: %v", got)
 	}
 	if r := b.Get(id).RolledBack; r == nil || r.By != "<@U1>" || !strings.Contains(r.Text, "revision 1") {
-		t.Errorf("rolled back %+v", r)
+		t.Errorf("rolled back %+v, want by who asked", r)
+	}
+	ch, _ = b.Act(id, rb("r5", target))
+	if k := eventKinds(ch); !slices.Equal(k, []EventKind{ActionRefused}) || !strings.Contains(ch.Events[0].Act.Text, "rolled it back already") {
+		t.Errorf("the same rollback again: %v %+v", k, ch.Events)
+	}
+	if n := len(b.Get(id).Requests); n != 0 {
+		t.Errorf("%d requests still awaited", n)
 	}
 }
 

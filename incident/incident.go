@@ -123,6 +123,9 @@ type Incident struct {
 	// ActKeys are the keys of the last MaxActKeys acts applied: a
 	// redelivered act changes nothing.
 	ActKeys []string `json:"actKeys,omitempty"`
+	// Requests are the requests sent to action receivers and not
+	// answered yet (at most MaxRequests).
+	Requests []Request `json:"requests,omitempty"`
 	// Silence is the amtriage silence of its alerts (requested or made);
 	// RolledBack the last rollback done from Slack; ClosedBy who resolved
 	// it by hand. PagerDutyID and PagerDutyURL are PagerDuty's incident,

@@ -84,7 +84,11 @@ func buttonBlocks(ev *incident.Event, st *State, now time.Time) []slackapi.Block
 		Acknowledged: !inc.AcknowledgedAt.IsZero(),
 		Silenced:     inc.Silence != nil && !inc.Silence.Pending() && now.Before(inc.Silence.Until),
 	}
-	if d := inc.Diagnosis; st.rollbackEnabled && d != nil && d.Rollback != nil {
+	// Not once that rollback is done: the diagnosis may still offer it
+	// until the next evaluation sees the new revision.
+	done := inc.RolledBack != nil && inc.RolledBack.Target != nil && inc.Diagnosis != nil &&
+		inc.Diagnosis.Rollback != nil && *inc.RolledBack.Target == *inc.Diagnosis.Rollback
+	if d := inc.Diagnosis; st.rollbackEnabled && d != nil && d.Rollback != nil && !done {
 		r := d.Rollback
 		opts.Rollback = &slackin.Rollback{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
 	}

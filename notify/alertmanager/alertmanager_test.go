@@ -51,7 +51,9 @@ const incidentID = "api-0a1b2c3d4e5f"
 
 var clock = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-func alert(labels map[string]string) incident.Alert { return incident.Alert{Labels: labels, Status: incident.Firing} }
+func alert(labels map[string]string) incident.Alert {
+	return incident.Alert{Labels: labels, Status: incident.Firing}
+}
 
 // silenceEvent is a Silence 1h request on incident api-… with two alerts.
 func silenceEvent(at time.Time) *incident.Event {

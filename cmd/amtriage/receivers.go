@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/actions"
+	"github.com/amtriage/amtriage/actions/silence"
 	"github.com/amtriage/amtriage/notify"
+	"github.com/amtriage/amtriage/notify/alertmanager"
 	"github.com/amtriage/amtriage/notify/grafana"
 	"github.com/amtriage/amtriage/notify/pagerduty"
 	"github.com/amtriage/amtriage/notify/slack"
@@ -94,6 +97,18 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		}
 		log.Info("receiver enabled", "receiver", "pagerduty", "url", cfg.PagerDuty.URL, "service_keys", len(keys))
 	}
+	if cfg.Alertmanager.URL != "" {
+		// Even in shadow mode: a silence is not a page, it is made only on
+		// a responder's signed request, and the endpoint takes those
+		// whenever alertmanager.url is set; without this receiver the
+		// incident's silence would stay "being made".
+		n, err := silenceReceiver(cfg, log, hooks)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+		log.Info("receiver enabled", "receiver", "alertmanager", "url", cfg.Alertmanager.URL)
+	}
 	if cfg.Shadow {
 		log.Info("shadow mode: classifying and annotating, paging nobody")
 		if cfg.Slack.Token != "" {
@@ -104,6 +119,26 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		}
 	}
 	return out, nil
+}
+
+// silenceReceiver makes the Silence buttons' silences in
+// cfg.Alertmanager, reporting outcomes to the daemon.
+func silenceReceiver(cfg *rules.Config, log *slog.Logger, hooks *daemonHooks) (*alertmanager.Notifier, error) {
+	am := cfg.Alertmanager
+	sc := silence.Config{URL: am.URL, HTTPClient: notify.NewHTTPClient(cmp.Or(time.Duration(am.Timeout), 10*time.Second)),
+		BearerToken: string(am.BearerToken)}
+	if am.BasicAuth.Username != "" {
+		sc.BasicAuth = &silence.BasicAuth{Username: am.BasicAuth.Username, Password: string(am.BasicAuth.Password)}
+	}
+	c, err := silence.New(sc)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: %w", err)
+	}
+	n, err := alertmanager.New(alertmanager.Config{Client: c, Report: hooks.reportOutcome, Log: log.With("receiver", "alertmanager")})
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: %w", err)
+	}
+	return n, nil
 }
 
 // evidenceURL links a Sev 1–2 incident's evidence from Slack: nil without

@@ -244,28 +244,64 @@ func (am *Alertmanager) PostAlerts(ctx context.Context, alerts []Alert) error {
 // Alerts returns the alerts Alertmanager currently holds (GET
 // /api/v2/alerts), decoded loosely.
 func (am *Alertmanager) Alerts(ctx context.Context) ([]map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.srv.URL+"/api/v2/alerts", nil)
+	var out []map[string]any
+	if err := am.getJSON(ctx, "/api/v2/alerts", &out); err != nil {
+		return nil, fmt.Errorf("get alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Silence is a silence as GET /api/v2/silences lists it.
+type Silence struct {
+	ID       string `json:"id"`
+	Matchers []struct {
+		Name    string `json:"name"`
+		Value   string `json:"value"`
+		IsRegex bool   `json:"isRegex"`
+		IsEqual *bool  `json:"isEqual"`
+	} `json:"matchers"`
+	StartsAt  time.Time `json:"startsAt"`
+	EndsAt    time.Time `json:"endsAt"`
+	CreatedBy string    `json:"createdBy"`
+	Comment   string    `json:"comment"`
+	Status    struct {
+		State string `json:"state"` // active, pending or expired
+	} `json:"status"`
+}
+
+// Silences returns every silence Alertmanager holds (GET
+// /api/v2/silences), expired ones included.
+func (am *Alertmanager) Silences(ctx context.Context) ([]Silence, error) {
+	var out []Silence
+	if err := am.getJSON(ctx, "/api/v2/silences", &out); err != nil {
+		return nil, fmt.Errorf("get silences: %w", err)
+	}
+	return out, nil
+}
+
+// getJSON decodes the JSON answer to GET path into out.
+func (am *Alertmanager) getJSON(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.srv.URL+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := am.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get alerts: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("get alerts: %w", err)
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get alerts: %s: %s", resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
 	}
-	var out []map[string]any
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("decode alerts: %w", err)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // renderConfig returns the alertmanager.yml for cfg. Secrets files are

@@ -287,6 +287,43 @@ func TestMoreWebhookURLsEachGetEveryNotification(t *testing.T) {
 	}
 }
 
+// Silences lists what Alertmanager holds: nothing at first, then a silence
+// posted to its API with the fields the tests compare.
+func TestSilences(t *testing.T) {
+	t.Parallel()
+	am := Start(t, Config{WebhookURL: "http://127.0.0.1:9/unused"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got, err := am.Silences(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("Silences on a new Alertmanager = %+v, %v; want none", got, err)
+	}
+	start := time.Now().UTC().Truncate(time.Second)
+	body := `{"matchers":[{"name":"service","value":"api","isRegex":false,"isEqual":true}],` +
+		`"startsAt":"` + start.Format(time.RFC3339) + `","endsAt":"` + start.Add(time.Hour).Format(time.RFC3339) + `",` +
+		`"createdBy":"amtest","comment":"listed"}`
+	resp, err := http.Post(am.URL()+"/api/v2/silences", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		SilenceID string `json:"silenceID"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST silence: %s, %v", resp.Status, err)
+	}
+	got, err := am.Silences(ctx)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Silences = %+v, %v; want the one posted", got, err)
+	}
+	s := got[0]
+	if s.ID != created.SilenceID || s.CreatedBy != "amtest" || s.Comment != "listed" || s.Status.State != "active" ||
+		len(s.Matchers) != 1 || s.Matchers[0].Name != "service" || s.Matchers[0].Value != "api" || !s.EndsAt.Equal(start.Add(time.Hour)) {
+		t.Errorf("listed %+v, want the silence %s posted", s, created.SilenceID)
+	}
+}
+
 func TestRenderConfig(t *testing.T) {
 	dir := t.TempDir()
 	yml, err := renderConfig(dir, Config{WebhookURL: "http://127.0.0.1:1/x", BearerToken: "tok"})

@@ -92,6 +92,11 @@ func TestMessageButtonsAndWhatRespondersDid(t *testing.T) {
 		{name: "rolled back", rollback: true, kind: incident.Opened, mod: func(ev *incident.Event) {
 			ev.Incident.RolledBack = &incident.RollbackDone{By: "<@U0RB>", At: now, Text: "deployment shop/api set back to revision 6"}
 		}, want: openButtons, text: []string{"↩️ Rolled back by <@U0RB> at 14:32 UTC: deployment shop/api set back to revision 6"}},
+		{name: "the rollback done is not offered again", rollback: true, kind: incident.Opened, mod: func(ev *incident.Event) {
+			withRollback(ev)
+			target := *ev.Incident.Diagnosis.Rollback
+			ev.Incident.RolledBack = &incident.RollbackDone{By: "<@U0RB>", At: now, Text: "rolled back", Target: &target}
+		}, want: openButtons},
 		{name: "pagerduty link", kind: incident.Opened, mod: func(ev *incident.Event) {
 			ev.Incident.PagerDutyID, ev.Incident.PagerDutyURL = "Q1ABCDEF", "https://acme.pagerduty.com/incidents/Q1ABCDEF"
 		}, want: openButtons, text: []string{"<https://acme.pagerduty.com/incidents/Q1ABCDEF|PagerDuty Q1ABCDEF>"}},

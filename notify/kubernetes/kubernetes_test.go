@@ -149,8 +149,10 @@ func TestRollbackOutcomes(t *testing.T) {
 		{name: "revision gone", from: 2, to: 7, refused: true, image: v2,
 			text: []string{"has no revision 7 any more (it keeps revisions 1, 2", "roll back by hand"}},
 		{name: "paused", from: 2, to: 1, refused: true, image: v2,
-			setup: func(t *testing.T, ns string) { update(t, env.Client, ns, func(d *appsv1.Deployment) { d.Spec.Paused = true }) },
-			text:  []string{"is paused", "kubectl rollout resume deployment/web -n "}},
+			setup: func(t *testing.T, ns string) {
+				update(t, env.Client, ns, func(d *appsv1.Deployment) { d.Spec.Paused = true })
+			},
+			text: []string{"is paused", "kubectl rollout resume deployment/web -n "}},
 		{name: "already rolled back by hand", from: 2, to: 1, refused: true, image: v1,
 			setup: func(t *testing.T, ns string) {
 				update(t, env.Client, ns, func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = v1 })

@@ -40,7 +40,7 @@ const RevisionAnnotation = "deployment.kubernetes.io/revision"
 var keepAnnotations = map[string]bool{
 	corev1.LastAppliedConfigAnnotation:          true,
 	RevisionAnnotation:                          true,
-	"deployment.kubernetes.io/revision-history": true,
+	RevisionHistoryAnnotation:                   true,
 	"deployment.kubernetes.io/desired-replicas": true,
 	"deployment.kubernetes.io/max-replicas":     true,
 	appsv1.DeprecatedRollbackTo:                 true,
@@ -209,6 +209,56 @@ func Undo(ctx context.Context, client kubernetes.Interface, namespace, deploymen
 		FromRevision: current, ToRevision: toRevision, ReplicaSet: target.Name,
 		FromImages: images(&d.Spec.Template), ToImages: images(&target.Spec.Template),
 	}, nil
+}
+
+// RevisionHistoryAnnotation is where the deployment controller keeps the
+// earlier revisions of a ReplicaSet whose template a Deployment returned
+// to: it renumbers that ReplicaSet to the newest revision.
+const RevisionHistoryAnnotation = "deployment.kubernetes.io/revision-history"
+
+// Restored reports whether the Deployment runs the pod template of its
+// revision toRevision, as it does once an Undo to it was applied, whether
+// or not the deployment controller has recorded that as a new revision
+// since. It tells a repeated Undo whose first answer was lost (Undo then
+// refuses: AlreadyCurrentError, or MovedOnError once the controller
+// renumbered) from one that really moved on. The Result is that rollback's;
+// FromImages are fromRevision's, when its ReplicaSet is still there.
+func Restored(ctx context.Context, client kubernetes.Interface, namespace, deployment string, toRevision, fromRevision int64) (Result, bool, error) {
+	d, err := client.AppsV1().Deployments(namespace).Get(ctx, deployment, metav1.GetOptions{})
+	if err != nil {
+		return Result{}, false, fmt.Errorf("rollback: get deployment %s/%s: %w", namespace, deployment, err)
+	}
+	rss, err := replicaSets(ctx, client, d)
+	if err != nil {
+		return Result{}, false, err
+	}
+	target := atRevision(rss, toRevision)
+	if target == nil {
+		target = withHistory(rss, toRevision)
+	}
+	if target == nil || !equalIgnoreHash(&target.Spec.Template, &d.Spec.Template) {
+		return Result{}, false, nil
+	}
+	res := Result{Namespace: namespace, Deployment: deployment, FromRevision: fromRevision, ToRevision: toRevision,
+		ReplicaSet: target.Name, ToImages: images(&d.Spec.Template)}
+	if from := atRevision(rss, fromRevision); from != nil {
+		res.FromImages = images(&from.Spec.Template)
+	}
+	return res, true, nil
+}
+
+// withHistory is the ReplicaSet that was revision rev before the
+// controller renumbered it, or nil.
+func withHistory(rss []*appsv1.ReplicaSet, rev int64) *appsv1.ReplicaSet {
+	want := strconv.FormatInt(rev, 10)
+	for _, rs := range rss {
+		for _, r := range strings.Split(rs.Annotations[RevisionHistoryAnnotation], ",") {
+			if strings.TrimSpace(r) == want {
+				return rs
+			}
+		}
+	}
+	return nil
 }
 
 // replicaSets lists the ReplicaSets matching d's selector and controlled by

@@ -319,3 +319,95 @@ func (d racingDeployments) Patch(ctx context.Context, name string, pt types.Patc
 	d.beforePatch()
 	return d.DeploymentInterface.Patch(ctx, name, pt, data, opts, sub...)
 }
+
+// TestRestored: a repeated Undo whose first answer was lost can tell done
+// (the template of the revision restored runs, renumbered by the
+// controller or not) from moved on.
+func TestRestored(t *testing.T) {
+	env := kubetest.Start(t)
+	ctx := context.Background()
+	v3 := "registry.example/shop/web:1.6.0"
+	undo := func(t *testing.T, ns string) {
+		if _, err := rollback.Undo(ctx, env.Client, ns, "web", 1, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, ns string)
+		want  bool
+	}{
+		{name: "undone, the controller not caught up yet", want: true, setup: undo},
+		{
+			// What the deployment controller does after an undo: revision 1's
+			// ReplicaSet becomes revision 3 and remembers it was 1.
+			name: "undone and renumbered by the controller", want: true,
+			setup: func(t *testing.T, ns string) {
+				undo(t, ns)
+				rs := rsAt(t, env.Client, ns, "1")
+				rs.Annotations[rollback.RevisionAnnotation] = "3"
+				rs.Annotations[rollback.RevisionHistoryAnnotation] = "1"
+				if _, err := env.Client.AppsV1().ReplicaSets(ns).Update(ctx, rs, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				d := getDeployment(t, env.Client, ns, "web")
+				d.Annotations[rollback.RevisionAnnotation] = "3"
+				if _, err := env.Client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+		{name: "never undone", setup: func(*testing.T, string) {}},
+		{
+			name: "moved on to another template",
+			setup: func(t *testing.T, ns string) {
+				d := getDeployment(t, env.Client, ns, "web")
+				d.Spec.Template.Spec.Containers[0].Image = v3
+				if _, err := env.Client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ns := env.NewNamespace(t, "shop")
+			_, rss := rollbacktest.Deploy(t, env.Client, ns, "web", v1, v2)
+			c.setup(t, ns)
+			res, ok, err := rollback.Restored(ctx, env.Client, ns, "web", 1, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != c.want {
+				t.Fatalf("restored = %v, want %v", ok, c.want)
+			}
+			if !ok {
+				return
+			}
+			want := rollback.Result{Namespace: ns, Deployment: "web", FromRevision: 2, ToRevision: 1,
+				ReplicaSet: rss[0].Name, FromImages: []string{v2}, ToImages: []string{v1}}
+			if !apiequality.Semantic.DeepEqual(res, want) {
+				t.Errorf("result:\n got %+v\nwant %+v", res, want)
+			}
+		})
+	}
+	if _, _, err := rollback.Restored(ctx, env.Client, env.NewNamespace(t, "shop"), "nope", 1, 2); !apierrors.IsNotFound(err) {
+		t.Errorf("a missing Deployment: want a not-found API error, got %v", err)
+	}
+}
+
+// rsAt is the ReplicaSet of web at revision rev.
+func rsAt(t *testing.T, c kubernetes.Interface, ns, rev string) *appsv1.ReplicaSet {
+	t.Helper()
+	list, err := c.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		if list.Items[i].Annotations[rollback.RevisionAnnotation] == rev {
+			return &list.Items[i]
+		}
+	}
+	t.Fatalf("no ReplicaSet at revision %s in %s", rev, ns)
+	return nil
+}

@@ -14,10 +14,12 @@ import (
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/notify/alertmanager"
 	"github.com/amtriage/amtriage/notify/grafana"
+	kubenotify "github.com/amtriage/amtriage/notify/kubernetes"
 	"github.com/amtriage/amtriage/notify/pagerduty"
 	"github.com/amtriage/amtriage/notify/slack"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/triage/kube"
 )
 
 // buildNotifiers builds the log notifier (incident events as JSON lines on
@@ -108,6 +110,22 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		}
 		out = append(out, n)
 		log.Info("receiver enabled", "receiver", "alertmanager", "url", cfg.Alertmanager.URL)
+	}
+	// Roll back is a responder's own act, not a page: shadow mode keeps it.
+	if cfg.Actions.Rollback.Enabled {
+		// The diagnosis's kubeconfig (or in-cluster). Without a client triage
+		// goes on, as the diagnosis does; the clicks are then on the timeline only.
+		client, err := kube.NewClientFromConfig(cfg.Kubernetes.Kubeconfig)
+		if err != nil {
+			log.Error("receiver disabled: Roll back cannot be done", "receiver", "kubernetes", "err", err)
+		} else {
+			n, err := kubenotify.New(kubenotify.Config{Client: client, State: state, Report: hooks.reportOutcome, Log: log})
+			if err != nil {
+				return nil, fmt.Errorf("kubernetes: %w", err)
+			}
+			out = append(out, n)
+			log.Info("receiver enabled", "receiver", "kubernetes", "allowed_users", len(cfg.Actions.Rollback.AllowedUsers))
+		}
 	}
 	if cfg.Shadow {
 		log.Info("shadow mode: classifying and annotating, paging nobody")

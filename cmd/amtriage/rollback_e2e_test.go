@@ -131,11 +131,11 @@ services:
 	var done rbIncident
 	waitFor(t, 30*time.Second, "api rolled back on the timeline", func() bool {
 		done, _ = d.incidentOf(t, "api")
-		return done.has("rolled_back", "requested by <@U0ANA>")
+		return done.has("rolled_back", "by <@U0ANA>")
 	})
 	for _, want := range []struct{ kind, text string }{
 		{"rollback", "rollback of deployment " + shop + "/api from revision 2 to 1 requested by <@U0ANA>"},
-		{"rolled_back", "deployment " + shop + "/api rolled back from revision 2 (" + rbV2 + ") to revision 1 (" + rbV1 + ")"},
+		{"rolled_back", "deployment " + shop + "/api rolled back from revision 2 (" + rbV2 + ") to revision 1 (" + rbV1 + "), by <@U0ANA>"},
 	} {
 		if !done.has(want.kind, want.text) {
 			t.Errorf("timeline lacks %s %q: %+v", want.kind, want.text, done.Timeline)
@@ -162,11 +162,12 @@ services:
 	// says why.
 	bumpRevision(t, kube.Client, shop, "web")
 	before := deployment(t, kube.Client, shop, "web")
-	click("U0ANA", "web")
+	_, hook = click("U0ANA", "web")
 	waitFor(t, 30*time.Second, "web's rollback refused on the timeline", func() bool {
 		inc, _ := d.incidentOf(t, "web")
 		return inc.has("failed", "deployment "+shop+"/web is at revision 3, not 2 as the diagnosis saw: refused; look again before rolling back")
 	})
+	waitReply(t, e.slack, hook, "is at revision 3, not 2") // and Ana is told, alone
 	if after := deployment(t, kube.Client, shop, "web"); after.ResourceVersion != before.ResourceVersion || after.Spec.Template.Spec.Containers[0].Image != rbV3 {
 		t.Errorf("a refused rollback changed web: resourceVersion %s -> %s, image %s", before.ResourceVersion, after.ResourceVersion, after.Spec.Template.Spec.Containers[0].Image)
 	}

@@ -155,7 +155,7 @@ func (n *Notifier) rollBack(ctx context.Context, act *incident.EventAct, attempt
 		}
 	}
 	if err == nil {
-		out.Text = clip.Bytes(res.String()+" (requested by "+act.By+")", actions.MaxFieldBytes)
+		out.Text = clip.Bytes(res.String(), actions.MaxFieldBytes) // the book names who asked
 		n.cfg.Log.Info("rolled back", "namespace", r.Namespace, "deployment", r.Deployment, "from", r.From, "to", r.To, "by", act.By)
 		return out, false, nil
 	}

@@ -137,7 +137,7 @@ func TestRollbackOutcomes(t *testing.T) {
 		image    string // the Deployment's afterwards
 	}{
 		{name: "rolled back", from: 2, to: 1, image: v1,
-			text: []string{"rolled back from revision 2 (" + v2 + ") to revision 1 (" + v1 + ")", "requested by <@U0ANA>"}},
+			text: []string{"rolled back from revision 2 (" + v2 + ") to revision 1 (" + v1 + ")"}},
 		{name: "moved on since the diagnosis", from: 2, to: 1, refused: true, image: v3,
 			setup: func(t *testing.T, ns string) { bump(t, env.Client, ns) },
 			text:  []string{"/web is at revision 3, not 2 as the diagnosis saw: refused; look again before rolling back"}},

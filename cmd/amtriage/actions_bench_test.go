@@ -156,6 +156,9 @@ func BenchmarkSlackAckToPagerDuty(b *testing.B) {
 // webhook to the PagerDuty fake accepting its trigger. "silence/page" is
 // the ratio of the p50s. The benchmark fails unless Alertmanager holds
 // exactly one silence per incident at the end, the one each incident shows.
+// Then, to tell Alertmanager's share from amtriage's, the same client
+// (silence.Client.Ensure: look-up, then POST) makes N more silences
+// directly from the benchmark, timed alone ("am-").
 //
 // Run: go test ./cmd/amtriage/ -run '^$' -bench SlackSilenceToAlertmanager -benchtime 50x -count 3
 func BenchmarkSlackSilenceToAlertmanager(b *testing.B) {
@@ -221,6 +224,36 @@ func BenchmarkSlackSilenceToAlertmanager(b *testing.B) {
 	silenceP50 := pctMS(b, made, "", false)
 	pageP50 := pctMS(b, page, "page-", false)
 	b.ReportMetric(silenceP50/pageP50, "silence/page")
+	pctMS(b, ensureDirect(b, am, b.N), "am-", false)
+}
+
+// ensureDirect makes n silences in am with silence.Client.Ensure, as the
+// alertmanager receiver does, for services no incident has, and returns how
+// long each took.
+func ensureDirect(b *testing.B, am *amtest.Alertmanager, n int) []time.Duration {
+	b.Helper()
+	c, err := silence.New(silence.Config{URL: am.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		ms, err := silence.MatchersFor([]map[string]string{{"alertname": "PodDown", "service": fmt.Sprintf("direct-%06d", i), "pod": "p0"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		marker := silence.Marker(fmt.Sprintf("direct-%06d", i))
+		now := time.Now()
+		s := silence.Silence{Matchers: ms, StartsAt: now, EndsAt: now.Add(time.Hour), CreatedBy: silence.CreatedBy,
+			Comment: "benchmark baseline " + marker}
+		start := time.Now()
+		if _, created, err := c.Ensure(ctx, s, marker); err != nil || !created {
+			b.Fatalf("direct silence %d: created %t, %v", i, created, err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat
 }
 
 // checkOneSilenceEach fails b unless Alertmanager holds exactly one

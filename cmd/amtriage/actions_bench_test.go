@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/amtriage/amtriage/actions/silence"
 	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/internal/amtest"
 	fakepd "github.com/amtriage/amtriage/internal/fakes/pagerduty"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 )
@@ -22,8 +25,9 @@ import (
 // There is no Slack receiver: the clicks come from the fake's
 // SendInteraction with the value amtriage's buttons carry, and PagerDuty's
 // is the only delivery measured. Rate limits are lifted on our side as in
-// BenchmarkWebhookToPagerDuty: latency, not PagerDuty's 120/min.
-func startActionsDaemon(b *testing.B, pdURL string, secret []byte) *daemon {
+// BenchmarkWebhookToPagerDuty: latency, not PagerDuty's 120/min. extra is
+// appended to the configuration (YAML, "" for none).
+func startActionsDaemon(b *testing.B, pdURL string, secret []byte, extra string) *daemon {
 	b.Helper()
 	dir := b.TempDir()
 	for name, content := range map[string][]byte{"pd-key": []byte("benchPDroutingKey0123456789abcde"), "slack-signing": secret} {
@@ -34,7 +38,7 @@ func startActionsDaemon(b *testing.B, pdURL string, secret []byte) *daemon {
 	cfg := filepath.Join(dir, "c.yml")
 	yml := "store:\n  path: " + filepath.Join(dir, "data") +
 		"\npagerduty:\n  url: " + pdURL + "\n  routing_key_file: pd-key\n  events_per_minute: 1000000\n" +
-		"slack:\n  signing_secret_file: slack-signing\n"
+		"slack:\n  signing_secret_file: slack-signing\n" + extra
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -45,12 +49,17 @@ func startActionsDaemon(b *testing.B, pdURL string, secret []byte) *daemon {
 // as Slack would for the button amtriage posts, and returns its answer and
 // how long the answer took.
 func clickAck(ctx context.Context, sl *fakeslack.Server, url, id string, n int) (fakeslack.Sent, time.Duration, error) {
-	value, err := slackin.EncodeValue(slackin.ActAck, slackin.Value{Incident: id})
+	return clickButton(ctx, sl, url, slackin.ActAck, "Acknowledge", id, n)
+}
+
+// clickButton is clickAck for any of amtriage's buttons; text is its label.
+func clickButton(ctx context.Context, sl *fakeslack.Server, url string, act slackin.ActionID, text, id string, n int) (fakeslack.Sent, time.Duration, error) {
+	value, err := slackin.EncodeValue(act, slackin.Value{Incident: id})
 	if err != nil {
 		return fakeslack.Sent{}, 0, fmt.Errorf("button value for %s: %w", id, err)
 	}
-	p := fakeslack.InteractionPayload{ActionID: string(slackin.ActAck), Value: value, BlockID: "amtriage-actions",
-		ButtonText: "Acknowledge", MessageTS: fmt.Sprintf("1700000000.%06d", n)}
+	p := fakeslack.InteractionPayload{ActionID: string(act), Value: value, BlockID: "amtriage-actions",
+		ButtonText: text, MessageTS: fmt.Sprintf("1700000000.%06d", n)}
 	start := time.Now()
 	sent, err := sl.SendInteraction(ctx, url, p)
 	return sent, time.Since(start), err
@@ -86,7 +95,7 @@ func BenchmarkSlackAckToPagerDuty(b *testing.B) {
 	pd.SetRateLimit(0, 0)
 	sl := fakeslack.New("xoxb-bench-unused")
 	defer sl.Close()
-	d := startActionsDaemon(b, pd.URL, sl.SigningSecret())
+	d := startActionsDaemon(b, pd.URL, sl.SigningSecret(), "")
 	defer d.kill(syscall.SIGTERM)
 	url := d.url("/slack/interactions")
 	ctx := context.Background()
@@ -135,6 +144,173 @@ func BenchmarkSlackAckToPagerDuty(b *testing.B) {
 	b.ReportMetric(ackP50/pageP50, "ack/page")
 }
 
+// BenchmarkSlackSilenceToAlertmanager measures, through a real amtriage
+// process whose alertmanager.url is a real Alertmanager (internal/amtest),
+// the time from a signed Silence 1h click to Alertmanager listing the
+// incident's silence as active (GET /api/v2/silences, polled every
+// millisecond; the silence's comment carries silence.Marker): the click's
+// verification and inbox append (fsync), the leader applying it (state
+// commit, fsync), the outbox and the alertmanager receiver's look-up of an
+// existing silence and its POST. The baseline, interleaved in the same
+// process as in BenchmarkSlackAckToPagerDuty, is the page: a new Sev 1
+// webhook to the PagerDuty fake accepting its trigger. "silence/page" is
+// the ratio of the p50s. The benchmark fails unless Alertmanager holds
+// exactly one silence per incident at the end, the one each incident shows.
+// Then, to tell Alertmanager's share from amtriage's, the same client
+// (silence.Client.Ensure: look-up, then POST) makes N more silences
+// directly from the benchmark, timed alone ("am-").
+//
+// Run: go test ./cmd/amtriage/ -run '^$' -bench SlackSilenceToAlertmanager -benchtime 50x -count 3
+func BenchmarkSlackSilenceToAlertmanager(b *testing.B) {
+	amtest.Binary(b)
+	pd := fakepd.New()
+	defer pd.Close()
+	pd.SetRateLimit(0, 0)
+	sl := fakeslack.New("xoxb-bench-unused")
+	defer sl.Close()
+	// No alert is posted to Alertmanager: it only holds the silences, so
+	// its webhook goes nowhere.
+	am := amtest.Start(b, amtest.Config{WebhookURL: "http://127.0.0.1:9/unused"})
+	d := startActionsDaemon(b, pd.URL, sl.SigningSecret(), "alertmanager:\n  url: "+am.URL()+"\n")
+	defer d.kill(syscall.SIGTERM)
+	url := d.url("/slack/interactions")
+	ctx := context.Background()
+	page := make([]time.Duration, 0, b.N)
+	made := make([]time.Duration, 0, b.N)
+	ids := make([]string, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if code, err := post(ctx, d.url("/webhook"), "", stormBody(fmt.Sprintf("svc-%06d", i), 1, "62%")); err != nil || code != 200 {
+			b.Fatalf("post: %d %v", code, err)
+		}
+		var id string
+		for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
+			if alerts := pd.Alerts(); len(alerts) == i+1 {
+				id = alerts[i].DedupKey
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("incident %d not paged within 30s", i)
+			}
+		}
+		page = append(page, time.Since(start))
+		ids = append(ids, id)
+
+		marker := silence.Marker(id)
+		start = time.Now()
+		sent, _, err := clickButton(ctx, sl, url, slackin.ActSilence1h, "Silence 1h", id, i)
+		if err != nil || sent.Status != 200 {
+			b.Fatalf("click Silence 1h on %s: %d %v %s", id, sent.Status, err, sent.Response)
+		}
+		for deadline := start.Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			all, err := am.Silences(ctx)
+			if err != nil {
+				b.Fatalf("polling Alertmanager for %s's silence: %v", id, err)
+			}
+			if slices.ContainsFunc(all, func(s amtest.Silence) bool {
+				return s.Status.State == "active" && strings.Contains(s.Comment, marker)
+			}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("no active silence for %s in Alertmanager within 30s of the click", id)
+			}
+		}
+		made = append(made, time.Since(start))
+	}
+	b.StopTimer()
+	checkOneSilenceEach(b, d, am, ids)
+	silenceP50 := pctMS(b, made, "", false)
+	pageP50 := pctMS(b, page, "page-", false)
+	b.ReportMetric(silenceP50/pageP50, "silence/page")
+	pctMS(b, ensureDirect(b, am, b.N), "am-", false)
+}
+
+// ensureDirect makes n silences in am with silence.Client.Ensure, as the
+// alertmanager receiver does, for services no incident has, and returns how
+// long each took.
+func ensureDirect(b *testing.B, am *amtest.Alertmanager, n int) []time.Duration {
+	b.Helper()
+	c, err := silence.New(silence.Config{URL: am.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		ms, err := silence.MatchersFor([]map[string]string{{"alertname": "PodDown", "service": fmt.Sprintf("direct-%06d", i), "pod": "p0"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		marker := silence.Marker(fmt.Sprintf("direct-%06d", i))
+		now := time.Now()
+		s := silence.Silence{Matchers: ms, StartsAt: now, EndsAt: now.Add(time.Hour), CreatedBy: silence.CreatedBy,
+			Comment: "benchmark baseline " + marker}
+		start := time.Now()
+		if _, created, err := c.Ensure(ctx, s, marker); err != nil || !created {
+			b.Fatalf("direct silence %d: created %t, %v", i, created, err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat
+}
+
+// checkOneSilenceEach fails b unless Alertmanager holds exactly one
+// silence for each of ids, active, and nothing else, once the daemon has
+// applied every outcome (each incident shows its silence's id): a click is
+// applied once, and a receiver's retry finds the silence it made.
+func checkOneSilenceEach(b *testing.B, d *daemon, am *amtest.Alertmanager, ids []string) {
+	b.Helper()
+	shown := map[string]string{} // incident → the silence id it shows
+	for deadline := time.Now().Add(30 * time.Second); len(shown) < len(ids); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("after 30s %d of %d incidents show their silence", len(shown), len(ids))
+		}
+		resp, err := d.get("/api/incidents?limit=1000")
+		if err != nil {
+			b.Fatalf("GET /api/incidents: %v", err)
+		}
+		var body struct {
+			Incidents []struct {
+				ID      string `json:"id"`
+				Silence *struct {
+					ID      string `json:"id"`
+					Pending bool   `json:"pending"`
+				} `json:"silence"`
+			} `json:"incidents"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatalf("decode /api/incidents: %v", err)
+		}
+		for _, inc := range body.Incidents {
+			if inc.Silence != nil && inc.Silence.ID != "" && !inc.Silence.Pending {
+				shown[inc.ID] = inc.Silence.ID
+			}
+		}
+	}
+	all, err := am.Silences(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(all) != len(ids) {
+		b.Fatalf("Alertmanager holds %d silences for %d incidents, want one each", len(all), len(ids))
+	}
+	for _, id := range ids {
+		var held []string
+		for _, s := range all {
+			if strings.Contains(s.Comment, silence.Marker(id)) && s.Status.State == "active" {
+				held = append(held, s.ID)
+			}
+		}
+		if len(held) != 1 || held[0] != shown[id] {
+			b.Fatalf("incident %s: active silences %v in Alertmanager, the incident shows %q; want exactly that one", id, held, shown[id])
+		}
+	}
+}
+
 // BenchmarkSlackAnswerWithHungPagerDuty measures how long signed clicks
 // wait for their HTTP answer (Slack gives up after 3 s) while the outbox is
 // backed up: PagerDuty hangs every request, 200 Sev 1 incidents are
@@ -160,7 +336,7 @@ func BenchmarkSlackAnswerWithHungPagerDuty(b *testing.B) {
 				pd := fakepd.New()
 				pd.SetRateLimit(0, 0)
 				sl := fakeslack.New("xoxb-bench-unused")
-				d := startActionsDaemon(b, pd.URL, sl.SigningSecret())
+				d := startActionsDaemon(b, pd.URL, sl.SigningSecret(), "")
 				if hung {
 					pd.HangFor(time.Hour) // released by pd.Close
 				}

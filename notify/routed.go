@@ -29,8 +29,12 @@ func (r *Routed) Notify(ctx context.Context, ev *incident.Event) (bool, error) {
 	inc := &ev.Incident
 	forward := ev
 	switch ev.Kind {
-	case incident.ResolvedEvent, incident.Closed, incident.VerifyPending:
-		// About an incident the receiver already heard of, if it did.
+	case incident.ResolvedEvent, incident.Closed, incident.VerifyPending,
+		incident.Acknowledged, incident.PagerDutyChanged, incident.Silenced, incident.Unsilenced,
+		incident.RolledBack, incident.ActionRefused:
+		// About an incident the receiver already heard of, if it did:
+		// what responders do to a page stays with it after the severity
+		// drops (an acknowledge must reach the page still open).
 		sent, err := r.sent(inc)
 		if err != nil {
 			return true, err

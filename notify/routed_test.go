@@ -93,3 +93,33 @@ func (s *mapState) SaveReceiverState(receiver, id string, v any) error {
 	s.m[receiver+"/"+id] = raw
 	return err
 }
+
+// What responders do to a page reaches it after its severity dropped out
+// of the receiver's routing: the page is still open (a Sev 2 page, now Sev
+// 3, acknowledged from Slack must be acknowledged in PagerDuty).
+func TestRoutedActsFollowWhatWasSent(t *testing.T) {
+	for _, withState := range []bool{true, false} {
+		var got []string
+		inner := notifierFunc(func(ctx context.Context, ev *incident.Event) (bool, error) {
+			got = append(got, string(ev.Kind))
+			return false, nil
+		})
+		r := &Routed{Notifier: inner, Sends: func(_ string, sev severity.Level) bool { return sev <= 2 }}
+		if withState {
+			r.State = &mapState{m: map[string][]byte{}}
+		}
+		inc := incident.Incident{ID: "i1", Service: "api", Severity: 2, PeakSeverity: 2}
+		r.Notify(context.Background(), &incident.Event{Kind: incident.Opened, Incident: inc})
+		inc.Severity = 3
+		for _, k := range []incident.EventKind{incident.SeverityChanged, incident.Acknowledged, incident.PagerDutyChanged, incident.Silenced, incident.ActionRefused} {
+			r.Notify(context.Background(), &incident.Event{Kind: k, PreviousSeverity: 2, Incident: inc})
+		}
+		if want := []string{"opened", "acknowledged", "pagerduty_changed", "silenced", "action_refused"}; !slices.Equal(got, want) {
+			t.Errorf("state %v: delivered %v, want %v", withState, got, want)
+		}
+		never := incident.Incident{ID: "i2", Service: "api", Severity: 3, PeakSeverity: 3}
+		if _, err := r.Notify(context.Background(), &incident.Event{Kind: incident.Acknowledged, Incident: never}); !errors.Is(err, ErrSkipped) {
+			t.Errorf("state %v: an acknowledge of an incident never sent: %v, want ErrSkipped", withState, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/actions/pdin"
 	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/internal/clip"
 	"github.com/amtriage/amtriage/rules"
 )
 
@@ -51,19 +53,31 @@ func (a *API) pagerdutyWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "event": ev.Type})
 		return
 	}
+	// What PagerDuty names is kept within the action's limits, clipped
+	// rather than refused: a verified event refused for ever would end
+	// with PagerDuty disabling the subscription.
+	field := func(s string) string { return clip.Bytes(s, actions.MaxFieldBytes) }
 	act := &actions.Action{
-		Key: "pagerduty:" + ev.ID, Kind: actions.PagerDuty, At: ev.OccurredAt,
+		Key: clip.Bytes("pagerduty:"+ev.ID, actions.MaxKeyBytes), Kind: actions.PagerDuty, At: ev.OccurredAt,
 		By:        actions.Actor{Source: "pagerduty"},
-		Incident:  ev.DedupKey(),
-		PagerDuty: &actions.PagerDutyEvent{Type: ev.Type, IncidentID: ev.Incident.ID, HTMLURL: ev.Incident.HTMLURL},
+		Incident:  field(ev.DedupKey()),
+		PagerDuty: &actions.PagerDutyEvent{Type: field(ev.Type), IncidentID: field(ev.Incident.ID), HTMLURL: field(ev.Incident.HTMLURL)},
 	}
 	if ev.Agent != nil {
-		act.By.ID, act.By.Name = ev.Agent.ID, ev.Agent.Summary
+		act.By.ID, act.By.Name = field(ev.Agent.ID), field(ev.Agent.Summary)
 	}
 	for _, as := range ev.Incident.Assignees {
-		if len(act.PagerDuty.Assignees) < actions.MaxAssignees {
-			act.PagerDuty.Assignees = append(act.PagerDuty.Assignees, as.Summary)
+		if name := cmp.Or(as.Summary, as.ID); name != "" && len(act.PagerDuty.Assignees) < actions.MaxAssignees {
+			act.PagerDuty.Assignees = append(act.PagerDuty.Assignees, field(name))
 		}
+	}
+	if act.At.IsZero() {
+		act.At = time.Now().UTC()
+	}
+	if err := act.Validate(); err != nil {
+		count("bad_event")
+		a.fail(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if err := a.Committer.AppendAction(r.Context(), act); err != nil {
 		count("not_stored")

@@ -54,9 +54,24 @@ func TestPagerDutyWebhooksGoOnTheTimeline(t *testing.T) {
 			t.Fatalf("the signed webhook: %d %v, want 202", code, err)
 		}
 	}
-	waitFor(t, "the PagerDuty event delivered", func() bool { return len(h.rec.Events()) == 2 })
+	// An event whose names are out of the action's limits is clipped and
+	// taken, never refused for ever (PagerDuty would disable the
+	// subscription): an agent named at length, an assignee with no name.
+	var odd map[string]any
+	if err := json.Unmarshal(ack.Body, &odd); err != nil {
+		t.Fatal(err)
+	}
+	event := odd["event"].(map[string]any)
+	event["id"] = "01ODDEVENT"
+	event["agent"].(map[string]any)["summary"] = strings.Repeat("Ana ", 600)
+	event["data"].(map[string]any)["assignees"] = []any{map[string]any{"id": "PNONAME", "type": "user_reference", "summary": ""}}
+	body, _ := json.Marshal(odd)
+	if code, err := fakepd.SendWebhook(ctx, url, pd.Sign("incident.acknowledged", "01ODDEVENT", body)); err != nil || code != http.StatusAccepted {
+		t.Fatalf("an event with odd names: %d %v, want 202", code, err)
+	}
+	waitFor(t, "the PagerDuty events delivered", func() bool { return len(h.rec.Events()) == 3 })
 	h.mustPost(alertPayload("web", "firing", time.Now()), "") // and the inbox flows on behind it
-	waitFor(t, "the next page", func() bool { return len(h.rec.Events()) == 3 })
+	waitFor(t, "the next page", func() bool { return len(h.rec.Events()) == 4 })
 	v, _ := h.d.pipeline.IncidentDetail(id)
 	notes := 0
 	for _, e := range v.Timeline {

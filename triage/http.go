@@ -357,6 +357,7 @@ const (
 type bodyReader struct {
 	a       *API
 	charged int64
+	limit   int64 // 0: a.MaxBodyBytes
 }
 
 // charge takes n bytes of the budget for this request, if they are free.
@@ -405,7 +406,7 @@ func nextSize(size, limit, declared int) int {
 func (b *bodyReader) read(w http.ResponseWriter, r *http.Request) (body []byte, code int, msg string) {
 	a := b.a
 	const overloaded = "overloaded: too many webhook bytes in flight; retry"
-	limit := int(a.MaxBodyBytes)
+	limit := int(cmp.Or(b.limit, a.MaxBodyBytes))
 	declared := int(r.ContentLength) // -1 when streamed
 	first := firstBodyBuffer
 	if declared >= 0 {
@@ -424,7 +425,7 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 		}
 		if len(buf) == cap(buf) {
 			if len(buf) > limit {
-				return nil, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
+				return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", limit)
 			}
 			if buf, ok = b.grow(buf, nextSize(cap(buf), limit, declared)); !ok {
 				return nil, http.StatusServiceUnavailable, overloaded
@@ -463,6 +464,9 @@ func (b *bodyReader) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 		}
 	}
 	if len(buf) > limit {
+		if b.limit > 0 {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", b.limit)
+		}
 		return nil, http.StatusRequestEntityTooLarge, a.tooLargeMsg()
 	}
 	return buf, 0, ""

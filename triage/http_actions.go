@@ -1,8 +1,11 @@
 package triage
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"fmt"
+	"io"
 	"errors"
 	"net/http"
 	"time"
@@ -26,11 +29,11 @@ func (a *API) pagerdutyWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	count := func(outcome string) { a.Metrics.ActionRequests.WithLabelValues("pagerduty", outcome).Inc() }
-	if a.draining.Load() {
-		count("draining")
-		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
+	done, ok := a.readActionBody(w, r, pdin.DefaultMaxBytes, count)
+	if !ok {
 		return
 	}
+	defer done()
 	body, err := pdin.ReadRequest(r, [][]byte{secret}, 0)
 	if err != nil {
 		reason := string(pdin.ReasonOf(err))
@@ -101,11 +104,11 @@ func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	count := func(outcome string) { a.Metrics.ActionRequests.WithLabelValues("slack", outcome).Inc() }
-	if a.draining.Load() {
-		count("draining")
-		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
+	done, ok := a.readActionBody(w, r, slackin.DefaultMaxBytes, count)
+	if !ok {
 		return
 	}
+	defer done()
 	now := time.Now()
 	body, err := slackin.ReadRequest(r, secret, now, 0)
 	if err != nil {
@@ -128,6 +131,12 @@ func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
 		count("bad_payload")
 		a.fail(w, http.StatusBadRequest, err.Error())
 		return
+	case len(in.Actions) != 1:
+		// A click is one action: Slack never sends more in a
+		// block_actions payload, and each would cost a commit and a reply.
+		count("bad_payload")
+		a.fail(w, http.StatusBadRequest, fmt.Sprintf("%d actions in one interaction: one click is one action", len(in.Actions)))
+		return
 	}
 	for _, act := range in.Actions {
 		stored, refusal := a.slackAction(&in, act, now)
@@ -145,6 +154,41 @@ func (a *API) slackInteractions(w http.ResponseWriter, r *http.Request) {
 		count("accepted")
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// readActionBody reads an action request's body as intake reads a
+// webhook's (the in-flight budget, intake.min_body_rate), at most limit
+// bytes, and puts it back on r for the signature check; these endpoints
+// face the internet and nothing is verified before the body is whole. It
+// takes part in the drain like a webhook. Unless it answered, the caller
+// calls done once answered.
+func (a *API) readActionBody(w http.ResponseWriter, r *http.Request, limit int64, count func(string)) (done func(), ok bool) {
+	if !a.begin() {
+		count("draining")
+		a.fail(w, http.StatusServiceUnavailable, "shutting down; retry")
+		return nil, false
+	}
+	br := &bodyReader{a: a, limit: limit}
+	fail := func(code int, msg string) (func(), bool) {
+		br.release()
+		a.end()
+		if code == http.StatusRequestTimeout || code == http.StatusServiceUnavailable {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
+		}
+		a.fail(w, code, msg)
+		return nil, false
+	}
+	if r.ContentLength > limit {
+		count("too_large")
+		return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds %d", r.ContentLength, limit))
+	}
+	body, code, msg := br.read(w, r)
+	if code != 0 {
+		count(map[int]string{http.StatusRequestEntityTooLarge: "too_large", http.StatusRequestTimeout: "too_slow", http.StatusServiceUnavailable: "overloaded", http.StatusBadRequest: "bad_request"}[code])
+		return fail(code, msg)
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return func() { br.release(); a.end() }, true
 }
 
 // slackAction is the action a click asks for, or why it is refused at

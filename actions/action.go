@@ -8,6 +8,8 @@
 package actions
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +105,18 @@ const (
 	MaxAssignees  = 16
 	MaxSilence    = 7 * 24 * time.Hour
 )
+
+// ResultKey is the key of the outcome (Result) of the action keyed key:
+// "result:" + key, or, when that would be over MaxKeyBytes, a hash of key
+// in its place (still one key per action).
+func ResultKey(key string) string {
+	k := "result:" + key
+	if len(k) <= MaxKeyBytes {
+		return k
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "result:sha256:" + hex.EncodeToString(sum[:])
+}
 
 // Encode is the action's inbox body.
 func (a *Action) Encode() ([]byte, error) {

@@ -122,9 +122,10 @@ type Silence struct {
 	RequestedAt time.Time `json:"requestedAt,omitzero"`
 }
 
-// PendingFor is how long a silence or unsilence request without an outcome
-// holds back another.
-const PendingFor = 10 * time.Minute
+// PendingFor is how long a request without an outcome holds back another:
+// longer than the action receivers keep retrying (15 minutes) before they
+// report a failure, so two requests never run at once.
+const PendingFor = 20 * time.Minute
 
 // waiting reports whether a request made is still awaited at t.
 func (s *Silence) waiting(t time.Time) bool { return t.Sub(s.RequestedAt) < PendingFor }
@@ -322,18 +323,18 @@ func (b *Book) outcome(inc *Incident, a Act, ch *Changes) {
 		return
 	}
 	var target *diagnosis.Rollback
-	if req := inc.answered(r.RequestKey); req != nil {
+	req := inc.answered(r.RequestKey)
+	if req != nil {
 		a.By, target = req.By, req.Rollback // told with who asked
 	}
 	s := inc.Silence
-	ours := s != nil && s.RequestKey == r.RequestKey
 	if r.Error != "" {
 		inc.note(a.At, "failed", "%s failed: %s", r.For, r.Error)
 		switch {
-		case r.For == ActSilence && ours:
+		case r.For == ActSilence && s != nil && s.RequestKey == r.RequestKey:
 			inc.Silence = nil
-		case r.For == ActUnsilence && ours:
-			s.Unsilencing = false
+		case r.For == ActUnsilence && s != nil && (req != nil || r.SilenceID == s.ID):
+			s.Unsilencing = false // the silence stands: it may be expired again
 		}
 		ch.Events = append(ch.Events, b.actEvent(ActionRefused, a.At, inc, &EventAct{Key: r.RequestKey, By: a.By, ResponseURL: a.ResponseURL, Text: r.Error}))
 		return

@@ -95,8 +95,8 @@ func TestSilenceActs(t *testing.T) {
 		{"silence once more", silence("s5", at(11*m)), []EventKind{SilenceRequested}, ""},
 		{"made for 1 minute", result("s5", at(12*m), ActOutcome{For: ActSilence, RequestKey: "s5", SilenceID: "sil-2", Until: at(13 * m)}), []EventKind{Silenced}, ""},
 		{"after it ended, a new one may be made", silence("s6", at(20*m)), []EventKind{SilenceRequested}, ""},
-		{"its outcome never comes (dead-lettered): unsilence has nothing to expire", Act{Key: "u4", Kind: ActUnsilence, At: at(31 * m), By: "<@U2>"}, []EventKind{ActionRefused}, "no active amtriage silence"},
-		{"and a new click is taken", silence("s7", at(31*m)), []EventKind{SilenceRequested}, ""},
+		{"its outcome never comes (dead-lettered): unsilence has nothing to expire", Act{Key: "u4", Kind: ActUnsilence, At: at(41 * m), By: "<@U2>"}, []EventKind{ActionRefused}, "no active amtriage silence"},
+		{"and a new click is taken", silence("s7", at(41*m)), []EventKind{SilenceRequested}, ""},
 	}
 	for _, s := range steps {
 		ch, err := b.Act(id, s.act)

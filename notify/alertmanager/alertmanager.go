@@ -14,8 +14,6 @@ package alertmanager
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,7 +115,9 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 			if n.cfg.Now().Sub(ev.At) < n.cfg.GiveUpAfter {
 				var se *silence.Error
 				if errors.As(err, &se) && se.RetryAfter > 0 {
-					return true, &notify.RetryAfterError{After: se.RetryAfter, Err: err}
+					// Never past the give-up: the user hears of the failure then.
+					left := n.cfg.GiveUpAfter - n.cfg.Now().Sub(ev.At)
+					return true, &notify.RetryAfterError{After: min(se.RetryAfter, left), Err: err}
 				}
 				return true, err
 			}
@@ -207,7 +207,7 @@ func (n *Notifier) report(ctx context.Context, ev *incident.Event, out *actions.
 		out.SilenceURL = "" // a cut link leads nowhere
 	}
 	a := &actions.Action{
-		Key: ResultKey(ev.Act.Key), Kind: actions.Result, At: n.cfg.Now().UTC(),
+		Key: actions.ResultKey(ev.Act.Key), Kind: actions.Result, At: n.cfg.Now().UTC(),
 		By: actions.Actor{Source: "amtriage"}, Incident: ev.Incident.ID, Outcome: out,
 	}
 	if len(ev.Act.ResponseURL) <= actions.MaxFieldBytes {
@@ -217,18 +217,6 @@ func (n *Notifier) report(ctx context.Context, ev *incident.Event, out *actions.
 		return fmt.Errorf("alertmanager: reporting the %s outcome for incident %s: %w", out.For, ev.Incident.ID, err)
 	}
 	return nil
-}
-
-// ResultKey is the inbox key of the outcome of the request keyed key:
-// "result:" + key, or, when that would be over actions.MaxKeyBytes, a hash
-// of key in its place (still one key per request).
-func ResultKey(key string) string {
-	k := "result:" + key
-	if len(k) <= actions.MaxKeyBytes {
-		return k
-	}
-	sum := sha256.Sum256([]byte(key))
-	return "result:sha256:" + hex.EncodeToString(sum[:])
 }
 
 // retryLater is a failure worth another attempt that is not a client error.

@@ -335,11 +335,11 @@ func TestFailures(t *testing.T) {
 // the request's key, the title or Alertmanager's error.
 func TestReportLimits(t *testing.T) {
 	long := strings.Repeat("k", actions.MaxKeyBytes)
-	if k := ResultKey(long); len(k) > actions.MaxKeyBytes || k == ResultKey(long+"x") || k != ResultKey(long) {
+	if k := actions.ResultKey(long); len(k) > actions.MaxKeyBytes || k == actions.ResultKey(long+"x") || k != actions.ResultKey(long) {
 		t.Errorf("ResultKey of a %d-byte key: %q (%d bytes), want a stable key within %d", len(long), k, len(k), actions.MaxKeyBytes)
 	}
-	if k := ResultKey("slack:a"); k != "result:slack:a" {
-		t.Errorf("ResultKey(slack:a) = %q", k)
+	if k := actions.ResultKey("slack:a"); k != "result:slack:a" {
+		t.Errorf("actions.ResultKey(slack:a) = %q", k)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)

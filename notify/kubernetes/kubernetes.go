@@ -87,6 +87,11 @@ func New(cfg Config) (*Notifier, error) {
 	return &Notifier{cfg: cfg}, nil
 }
 
+// GiveUpAfter bounds how long after the click a rollback is tried: a
+// request that could not be carried out by then is reported failed, as the
+// silences' receiver does.
+const GiveUpAfter = 15 * time.Minute
+
 // Name implements notify.Notifier.
 func (n *Notifier) Name() string { return receiverName }
 
@@ -115,6 +120,12 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 		return n.report(ctx, ev, st.Requests[i].Outcome)
 	}
 	attempted := i >= 0
+	if late := n.cfg.Now().Sub(ev.At); !attempted && late >= GiveUpAfter {
+		// Queued this long (the outbox behind a hung receiver, a takeover):
+		// what the responder saw then is not to be acted on now.
+		return n.report(ctx, ev, &actions.Outcome{For: actions.Rollback, RequestKey: act.Key,
+			Error: fmt.Sprintf("not done: the request waited %s (more than %s) to be carried out; look at the incident again and click again if it still needs it", late.Round(time.Second), GiveUpAfter)})
+	}
 	if !attempted {
 		st.Requests = append(st.Requests, Request{Key: act.Key})
 		if over := len(st.Requests) - maxRequests; over > 0 {
@@ -126,6 +137,10 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 		}
 	}
 	out, retry, err := n.rollBack(ctx, act, attempted)
+	if out == nil && n.cfg.Now().Sub(ev.At) >= GiveUpAfter {
+		out = &actions.Outcome{For: actions.Rollback, RequestKey: act.Key,
+			Error: clip.Bytes(fmt.Sprintf("given up after %s: %v; the Deployment may or may not have been patched: look at it", GiveUpAfter, err), actions.MaxFieldBytes)}
+	}
 	if out == nil {
 		return retry, err
 	}
@@ -171,7 +186,7 @@ func (n *Notifier) rollBack(ctx context.Context, act *incident.EventAct, attempt
 // result's key makes a repeat harmless).
 func (n *Notifier) report(ctx context.Context, ev *incident.Event, out *actions.Outcome) (bool, error) {
 	a := &actions.Action{
-		Key: "result:" + ev.Act.Key, Kind: actions.Result, At: n.cfg.Now().UTC(),
+		Key: actions.ResultKey(ev.Act.Key), Kind: actions.Result, At: n.cfg.Now().UTC(),
 		By: actions.Actor{Source: "amtriage"}, Incident: ev.Incident.ID, ResponseURL: ev.Act.ResponseURL, Outcome: out,
 	}
 	if len(a.ResponseURL) > actions.MaxFieldBytes {

@@ -12,11 +12,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	appsclient "k8s.io/client-go/kubernetes/typed/apps/v1"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/actions/rollback"
@@ -453,4 +456,45 @@ func (d patchingDeployments) Patch(ctx context.Context, name string, pt types.Pa
 		return nil, err
 	}
 	return out, nil
+}
+
+// A request queued for longer than GiveUpAfter is not carried out (the
+// Deployment is not touched) and the user is told; one that keeps failing
+// is given up on at that age too.
+func TestRollbackGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		attempted bool
+		want      string
+	}{
+		{"queued too long", false, "not done: the request waited"},
+		{"failing until then", true, "given up after 15m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := fake.NewClientset()
+			patched := 0
+			client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetVerb() == "patch" {
+					patched++
+				}
+				return true, nil, apierrors.NewServiceUnavailable("apiserver restarting")
+			})
+			r := &reports{}
+			state := &memState{}
+			n := newReceiver(t, client, state, r)
+			ev := request("shop", 2, 1)
+			if tc.attempted {
+				if retry, _ := n.Notify(context.Background(), ev); !retry {
+					t.Fatal("an unavailable apiserver: not retried")
+				}
+			}
+			ev.At = time.Now().Add(-kubenotify.GiveUpAfter - time.Minute)
+			if retry, err := n.Notify(context.Background(), ev); retry || err != nil {
+				t.Fatalf("after %s: retry %v, %v; want it reported", kubenotify.GiveUpAfter, retry, err)
+			}
+			if len(r.got) != 1 || !strings.Contains(r.got[0].Outcome.Error, tc.want) || patched != 0 {
+				t.Errorf("reported %+v, patched %d; want one failure saying %q, nothing patched", r.got, patched, tc.want)
+			}
+		})
+	}
 }

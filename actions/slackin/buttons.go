@@ -22,6 +22,10 @@ type ButtonOptions struct {
 	// it only when the diagnosis carries a rollback and
 	// actions.rollback.enabled is true; allowed_users is checked on click.
 	Rollback *Rollback
+	// Over: the incident is resolved or closed. Only Unsilence is left,
+	// while Silenced: the silence outlives the incident, and lifting it
+	// must stay one click away.
+	Over bool
 }
 
 // Buttons is the action block for an incident's message: Acknowledge,
@@ -29,12 +33,16 @@ type ButtonOptions struct {
 // Roll back. Resolve and Roll back ask for confirmation in Slack's dialog
 // (the button's confirm object: Slack sends the click only once confirmed).
 // An invalid incident id gives no block; an invalid rollback target gives no
-// Roll back button. A resolved incident should get no buttons at all.
+// Roll back button. An incident that is over gets Unsilence alone, if
+// silenced.
 func Buttons(incidentID string, opts ButtonOptions) []slack.Block {
 	if !ValidIncidentID(incidentID) || len(BlockIDPrefix)+len(incidentID) > MaxBlockID {
 		return nil
 	}
 	v := Value{Incident: incidentID}
+	if opts.Over && !opts.Silenced {
+		return nil
+	}
 	var els []slack.BlockElement
 	add := func(id ActionID, label string, v Value, style slack.Style, confirm *slack.ConfirmationBlockObject) {
 		value, err := EncodeValue(id, v)
@@ -49,6 +57,10 @@ func Buttons(incidentID string, opts ButtonOptions) []slack.Block {
 			b = b.WithConfirm(confirm)
 		}
 		els = append(els, b)
+	}
+	if opts.Over {
+		add(ActUnsilence, "Unsilence", v, "", nil)
+		return []slack.Block{slack.NewActionBlock(BlockIDPrefix+incidentID, els...)}
 	}
 	if !opts.Acknowledged {
 		add(ActAck, "Acknowledge", v, slack.StylePrimary, nil)

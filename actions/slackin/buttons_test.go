@@ -72,6 +72,7 @@ func TestButtons(t *testing.T) {
 		{"with rollback", ButtonOptions{Rollback: rb}, []ActionID{ActAck, ActSilence1h, ActSilence4h, ActResolve, ActRollback}, []ActionID{ActResolve, ActRollback}},
 		{"bad rollback target dropped", ButtonOptions{Rollback: &Rollback{Namespace: "Shop!", Deployment: "x", From: 2, To: 1}},
 			[]ActionID{ActAck, ActSilence1h, ActSilence4h, ActResolve}, []ActionID{ActResolve}},
+		{"over and silenced: Unsilence alone", ButtonOptions{Over: true, Silenced: true, Rollback: rb}, []ActionID{ActUnsilence}, nil},
 	}
 	const id = "checkout-3f2a9c01b7de"
 	for _, tt := range tests {
@@ -98,6 +99,13 @@ func TestButtons(t *testing.T) {
 				t.Errorf("confirmed %v, want %v", confirmed, tt.confirm)
 			}
 		})
+	}
+}
+
+// An incident that is over, not silenced, has nothing to click.
+func TestButtonsOver(t *testing.T) {
+	if b := Buttons("checkout-3f2a9c01b7de", ButtonOptions{Over: true, Acknowledged: true}); b != nil {
+		t.Errorf("buttons on an incident that is over: %+v", b)
 	}
 }
 

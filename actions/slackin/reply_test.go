@@ -120,3 +120,16 @@ func mustParse(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A failed reply does not carry the response_url into its error (it is
+// logged, and the URL lets anyone post to the channel for 30 minutes).
+func TestEphemeralReplyErrorHidesTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // connection refused from here on
+	secretPath := "/actions/T0001/1234567890/s3cr3tT0k3n"
+	err := EphemeralReply(context.Background(), nil, base+secretPath, "hi", AllowOrigin(base))
+	if err == nil || strings.Contains(err.Error(), "s3cr3tT0k3n") {
+		t.Errorf("error %v: want one without the URL's path", err)
+	}
+}

@@ -73,16 +73,15 @@ func resolvedView(ev *incident.Event) bool {
 		inc.State == incident.StateClosed || ev.Kind == incident.ResolvedEvent || ev.Kind == incident.Closed
 }
 
-// buttonBlocks is the action block for an open incident, as its state says
-// (nil once it is over: acting on it would only be refused).
+// buttonBlocks is the action block for an incident, as its state says:
+// once it is over, only Unsilence while its silence lasts (anything else
+// would be refused).
 func buttonBlocks(ev *incident.Event, st *State, now time.Time) []slackapi.Block {
-	if resolvedView(ev) {
-		return nil
-	}
 	inc := &ev.Incident
 	opts := slackin.ButtonOptions{
 		Acknowledged: !inc.AcknowledgedAt.IsZero(),
 		Silenced:     inc.Silence != nil && !inc.Silence.Pending() && now.Before(inc.Silence.Until),
+		Over:         resolvedView(ev),
 	}
 	// Not once that rollback is done: the diagnosis may still offer it
 	// until the next evaluation sees the new revision.
@@ -225,8 +224,14 @@ func (n *Notifier) answerRefusal(ctx context.Context, ev *incident.Event) (bool,
 	if _, err := n.state.LoadReceiverState(receiverName, ev.Incident.ID, &st); err != nil {
 		return true, fmt.Errorf("slack: load state: %w", err)
 	}
-	key := "answered/" + act.Key
-	if contains(st.Noted, key) {
+	key := act.Key
+	if contains(st.Answered, key) {
+		return false, nil
+	}
+	if age := n.cfg.Now().Sub(ev.At); age > responseURLLifetime {
+		// Slack took the URL back: retrying would only hold up the
+		// incident's other Slack events behind this one.
+		n.cfg.Log.Warn("slack: refusal not answered: its response_url has expired", "incident", ev.Incident.ID, "key", act.Key, "age", age.Round(time.Second))
 		return false, nil
 	}
 	text := refusedPrefix + escapeKeepingMentions(act.Text)
@@ -247,11 +252,29 @@ func (n *Notifier) answerRefusal(ctx context.Context, ev *incident.Event) (bool,
 		n.cfg.Log.Warn("slack: refusal not answered: Slack will not take it", "incident", ev.Incident.ID,
 			"key", act.Key, "status", rec.code, "err", err)
 	}
-	st.Noted = appendOnce(st.Noted, key)
+	st.Answered = appendBounded(st.Answered, key, maxAnswered)
 	if err := n.save(ev.Incident.ID, &st); err != nil {
 		return true, err
 	}
 	return false, nil
+}
+
+// responseURLLifetime is how long Slack takes answers on a response_url.
+const responseURLLifetime = 30 * time.Minute
+
+// maxAnswered bounds State.Answered: refusals come within minutes of
+// their click, and their redeliveries soon after.
+const maxAnswered = 32
+
+// appendBounded appends s to list once, keeping the last max.
+func appendBounded(list []string, s string, max int) []string {
+	if contains(list, s) {
+		return list
+	}
+	if len(list) >= max {
+		list = append(list[:0:0], list[len(list)-max+1:]...)
+	}
+	return append(list, s)
 }
 
 // statusRecorder keeps the status of the response_url's answer, which

@@ -427,7 +427,7 @@ func TestActionRefusedReplyFailures(t *testing.T) {
 				t.Errorf("%d replies accepted", n)
 			}
 			st, _ := e.stateOf(t)
-			if answered := contains(st.Noted, "answered/slack:1700000000.000100:ack"); answered == tt.wantRetry {
+			if answered := contains(st.Answered, "slack:1700000000.000100:ack"); answered == tt.wantRetry {
 				t.Errorf("recorded as answered: %v; a failure to retry must not be, one dropped must", answered)
 			}
 		})

@@ -141,6 +141,8 @@ type State struct {
 	// again (a replayed dead letter aside); the bound keeps a long incident's
 	// state from growing with every status update.
 	Noted []string `json:"noted,omitempty"`
+	// Answered are the refusals answered to their user (by act key).
+	Answered []string `json:"answered,omitempty"`
 }
 
 // MessageRef is a posted message.
@@ -879,15 +881,7 @@ func eventKey(ev *incident.Event) string {
 // maxNoted bounds State.Noted.
 const maxNoted = 16
 
-func appendOnce(list []string, s string) []string {
-	if contains(list, s) {
-		return list
-	}
-	if len(list) >= maxNoted {
-		list = append(list[:0:0], list[len(list)-maxNoted+1:]...)
-	}
-	return append(list, s)
-}
+func appendOnce(list []string, s string) []string { return appendBounded(list, s, maxNoted) }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {

@@ -56,6 +56,9 @@ func (p *Pipeline) applyAction(pe *pending) error {
 		switch {
 		case errors.Is(err, incident.ErrNoIncident):
 			p.log.Warn("action on an incident not held here (never opened, or pruned): ignored", "kind", a.Kind, "incident", id, "key", a.Key)
+			if p.answer != nil && a.ResponseURL != "" && a.Kind != actions.Result {
+				p.answer(a.ResponseURL, "amtriage no longer holds incident "+id+" (closed longer than incidents.retention ago, or never opened here): nothing was done.")
+			}
 		case err != nil:
 			return &badAction{err}
 		}

@@ -225,6 +225,7 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
 	d.api.setActions(cfg)
+	d.pipeline.answer = d.api.replyLater
 	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",
 			"id", dl.ID, "kind", dl.Kind, "queue", dl.Queue, "incident", dl.Incident, "err", dl.Error)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/rules"
 	"github.com/amtriage/amtriage/store"
@@ -30,7 +31,8 @@ func actionDaemon(t *testing.T) (*Daemon, string) {
 	cfg.Slack.SigningSecret = fuzzSlackSecret
 	cfg.Alertmanager.URL = "http://127.0.0.1:1"
 	cfg.Actions.Rollback = rules.RollbackConfig{Enabled: true, AllowedUsers: []string{"U1"}}
-	d, err := NewDaemon(cfg, Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{&discardNotifier{}}})
+	d, err := NewDaemon(cfg, Options{Log: slog.New(slog.DiscardHandler), Notifiers: []notify.Notifier{
+		&discardNotifier{}, namedDiscard("alertmanager"), namedDiscard("kubernetes")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,4 +113,13 @@ func FuzzSlackActionPath(f *testing.F) {
 			t.Fatalf("the state does not read back: %v", err)
 		}
 	})
+}
+
+// namedDiscard stands for an action receiver of that name: the endpoint
+// takes the clicks only a running receiver can carry out.
+type namedDiscard string
+
+func (n namedDiscard) Name() string { return string(n) }
+func (namedDiscard) Notify(context.Context, *incident.Event) (bool, error) {
+	return false, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/amtriage/amtriage/actions"
@@ -204,8 +205,11 @@ func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.
 	case slackin.ActAck:
 		stored.Kind = actions.Acknowledge
 	case slackin.ActSilence1h, slackin.ActSilence4h, slackin.ActUnsilence:
-		if !set.silences {
+		switch {
+		case !set.silences:
 			return nil, "amtriage cannot silence from Slack: no Alertmanager is configured (alertmanager.url)."
+		case !set.silencer:
+			return nil, "amtriage cannot silence from Slack right now: its Alertmanager receiver is not running (see amtriage's log)."
 		}
 		stored.Kind, stored.SilenceFor = actions.Silence, act.ID.SilenceFor()
 		if act.ID == slackin.ActUnsilence {
@@ -221,6 +225,8 @@ func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.
 		case !set.rollback.MayRollBack(in.UserID):
 			a.Log.Warn("rollback refused: user not in actions.rollback.allowed_users", "user", in.UserID, "incident", act.Value.Incident)
 			return nil, "You are not allowed to roll back from Slack (actions.rollback.allowed_users); ask someone who is, or run the command yourself."
+		case !set.rollbacker:
+			return nil, "Roll back cannot be done right now: amtriage has no Kubernetes client (see its log); run the diagnosis's command yourself."
 		case r == nil:
 			return nil, "This button names no rollback."
 		}
@@ -239,6 +245,8 @@ func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.
 type actionSettings struct {
 	silences bool // alertmanager.url is set
 	rollback rules.RollbackConfig
+	// silencer and rollbacker: the receivers that carry them out run.
+	silencer, rollbacker bool
 }
 
 func (a *API) actionSettings() actionSettings {
@@ -248,8 +256,14 @@ func (a *API) actionSettings() actionSettings {
 	return actionSettings{}
 }
 
+// setActions takes the configuration and the receivers in force (call it
+// after setReceivers).
 func (a *API) setActions(cfg *rules.Config) {
-	a.actionsSet.Store(&actionSettings{silences: cfg.Alertmanager.URL != "", rollback: cfg.Actions.Rollback})
+	a.replayMu.Lock()
+	names := a.Receivers
+	a.replayMu.Unlock()
+	a.actionsSet.Store(&actionSettings{silences: cfg.Alertmanager.URL != "", rollback: cfg.Actions.Rollback,
+		silencer: slices.Contains(names, "alertmanager"), rollbacker: slices.Contains(names, "kubernetes")})
 }
 
 // replyLater answers a Slack user alone, off the request (Slack wants its

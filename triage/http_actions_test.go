@@ -212,6 +212,24 @@ func TestSlackButtonsRefusedOrResolved(t *testing.T) {
 		t.Fatalf("rollback click: %d", s.Status)
 	}
 	answered("a user not allowed answered", "not allowed to roll back")
+	// Configured, but the receivers that would carry them out are not
+	// running (no Kubernetes client, say): refused, not left hanging.
+	run.Actions.Rollback.AllowedUsers = append(run.Actions.Rollback.AllowedUsers, "U0BOB")
+	run.Alertmanager.URL = "http://alertmanager:9093"
+	h.d.api.setActions(&run)
+	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActRollback, rb, "1700000100.000004")); s.Status != http.StatusOK {
+		t.Fatalf("rollback click: %d", s.Status)
+	}
+	answered("no rollback receiver answered", "Roll back cannot be done right now")
+	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActSilence4h, slackin.Value{Incident: id}, "1700000100.000005")); s.Status != http.StatusOK {
+		t.Fatalf("silence click: %d", s.Status)
+	}
+	answered("no silence receiver answered", "Alertmanager receiver is not running")
+	// A button of an incident long pruned (or of another amtriage): told.
+	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActAck, slackin.Value{Incident: "api-000000000000"}, "1700000100.000006")); s.Status != http.StatusOK {
+		t.Fatalf("click on an unknown incident: %d", s.Status)
+	}
+	answered("a click on no incident answered", "no longer holds incident api-000000000000")
 	if s, _ := sl.SendInteraction(ctx, url, click(slackin.ActResolve, slackin.Value{Incident: id}, "1700000100.000003")); s.Status != http.StatusOK {
 		t.Fatalf("resolve click: %d", s.Status)
 	}
@@ -241,7 +259,7 @@ func TestSlackButtonsRefusedOrResolved(t *testing.T) {
 			}
 		}
 	}
-	if refused != 2 {
-		t.Errorf("%v refusals counted, want 2", refused)
+	if refused != 4 {
+		t.Errorf("%v refusals counted, want 4", refused)
 	}
 }

@@ -190,8 +190,8 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.api.setAuth(cfg.Auth)
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
-	d.api.setActions(cfg)
 	d.api.setReceivers(names)
+	d.api.setActions(cfg)
 	d.running.Store(cfg)
 	d.wakeReceivers()
 	return nil

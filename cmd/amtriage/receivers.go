@@ -39,6 +39,26 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 			return pick(cfg.RouteFor(service)).Has(int(sev))
 		}}
 	}
+	// Roll back is a responder's own act, not a page: shadow mode keeps it.
+	// Built first: the Slack message offers Roll back only when it can be done.
+	rollbackReady := false
+	if cfg.Actions.Rollback.Enabled {
+		// The diagnosis's kubeconfig (or in-cluster). Without a client triage
+		// goes on, as the diagnosis does: Roll back is not offered, and a
+		// click on an older button is answered that it cannot be done.
+		client, err := kube.NewClientFromConfig(cfg.Kubernetes.Kubeconfig)
+		if err != nil {
+			log.Error("receiver disabled: Roll back cannot be done", "receiver", "kubernetes", "err", err)
+		} else {
+			n, err := kubenotify.New(kubenotify.Config{Client: client, State: state, Report: hooks.reportOutcome, Log: log})
+			if err != nil {
+				return nil, fmt.Errorf("kubernetes: %w", err)
+			}
+			out = append(out, n)
+			rollbackReady = true
+			log.Info("receiver enabled", "receiver", "kubernetes", "allowed_users", len(cfg.Actions.Rollback.AllowedUsers))
+		}
+	}
 	if cfg.Slack.Token != "" && !cfg.Shadow {
 		n, err := slack.New(slack.Config{
 			APIURL: cfg.Slack.APIURL, Token: string(cfg.Slack.Token),
@@ -49,7 +69,7 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 				return r.SlackChannel, r.SlackIncidentsChannel
 			},
 			EvidenceURL:     evidenceURL(cfg),
-			RollbackEnabled: cfg.Actions.Rollback.Enabled,
+			RollbackEnabled: rollbackReady,
 			Log:             log,
 		}, state)
 		if err != nil {
@@ -110,22 +130,6 @@ func buildNotifiers(cfg *rules.Config, log, events *slog.Logger, state notify.Re
 		}
 		out = append(out, n)
 		log.Info("receiver enabled", "receiver", "alertmanager", "url", cfg.Alertmanager.URL)
-	}
-	// Roll back is a responder's own act, not a page: shadow mode keeps it.
-	if cfg.Actions.Rollback.Enabled {
-		// The diagnosis's kubeconfig (or in-cluster). Without a client triage
-		// goes on, as the diagnosis does; the clicks are then on the timeline only.
-		client, err := kube.NewClientFromConfig(cfg.Kubernetes.Kubeconfig)
-		if err != nil {
-			log.Error("receiver disabled: Roll back cannot be done", "receiver", "kubernetes", "err", err)
-		} else {
-			n, err := kubenotify.New(kubenotify.Config{Client: client, State: state, Report: hooks.reportOutcome, Log: log})
-			if err != nil {
-				return nil, fmt.Errorf("kubernetes: %w", err)
-			}
-			out = append(out, n)
-			log.Info("receiver enabled", "receiver", "kubernetes", "allowed_users", len(cfg.Actions.Rollback.AllowedUsers))
-		}
 	}
 	if cfg.Shadow {
 		log.Info("shadow mode: classifying and annotating, paging nobody")

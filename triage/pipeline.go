@@ -42,8 +42,8 @@ type Pipeline struct {
 	takes     func(receiver string, kind incident.EventKind) bool
 	// answer tells a Slack user of an action on no incident (set by the
 	// daemon; nil: nobody is told).
-	answer func(responseURL, text string)
-	onEvents  func() // wakes the receivers' workers
+	answer   func(responseURL, text string)
+	onEvents func() // wakes the receivers' workers
 	// onCommitted is told of each commit's events once they are durable,
 	// their pages enqueued: evidence is gathered from there, off the
 	// paging path. It must not block.

@@ -1,8 +1,10 @@
 package incident
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -103,6 +105,60 @@ type EventAct struct {
 	Rollback  *diagnosis.Rollback `json:"rollback,omitempty"`
 	// Text is the refusal, the failure or the outcome, in words.
 	Text string `json:"text,omitempty"`
+	// Labels and Varying describe, for SilenceRequested, all the
+	// incident's firing alerts (an event carries at most MaxEventAlerts):
+	// the labels every one has with one value, and of the others their
+	// values (at most maxVaryingValues each; "<none>" for an alert without).
+	Labels  map[string]string   `json:"labels,omitempty"`
+	Varying map[string][]string `json:"varying,omitempty"`
+}
+
+// maxVaryingValues bounds the values EventAct.Varying lists per label.
+const maxVaryingValues = 5
+
+// labelSpread is what inc's firing alerts' labels have in common, and how
+// the others vary.
+func labelSpread(inc *Incident) (map[string]string, map[string][]string) {
+	var common map[string]string
+	seen := map[string]bool{} // every label name some alert has
+	for _, a := range inc.sortedAlerts() {
+		if a.Status != Firing {
+			continue
+		}
+		for k, v := range a.Labels {
+			if v != "" {
+				seen[k] = true
+			}
+		}
+		if common == nil {
+			common = map[string]string{}
+			for k, v := range a.Labels {
+				if v != "" {
+					common[k] = v
+				}
+			}
+			continue
+		}
+		for k, v := range common {
+			if a.Labels[k] != v {
+				delete(common, k)
+			}
+		}
+	}
+	varying := map[string][]string{}
+	for k := range seen {
+		if _, ok := common[k]; ok {
+			continue
+		}
+		vals := map[string]bool{}
+		for _, a := range inc.sortedAlerts() {
+			if a.Status == Firing && len(vals) < maxVaryingValues {
+				vals[cmp.Or(a.Labels[k], "<none>")] = true
+			}
+		}
+		varying[k] = slices.Sorted(maps.Keys(vals))
+	}
+	return common, varying
 }
 
 // Silence is an amtriage silence of an incident's alerts in Alertmanager.
@@ -269,7 +325,9 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		inc.Silence = &Silence{RequestKey: a.Key, By: a.By, RequestedAt: a.At.UTC()}
 		inc.request(Request{Key: a.Key, Kind: ActSilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "silence", "silence for %s requested by %s", a.SilenceFor, a.By)
-		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor}))
+		common, varying := labelSpread(inc)
+		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor,
+			Labels: common, Varying: varying}))
 	case ActUnsilence:
 		s := inc.Silence
 		switch {

@@ -1,6 +1,8 @@
 package incident
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -254,5 +256,44 @@ func TestPagerDutyEventsMatchByTheirIncidentID(t *testing.T) {
 	}
 	if b.Get(id).PagerDutyURL != "https://acme.pagerduty.com/incidents/PABC" {
 		t.Errorf("PagerDuty URL %q", b.Get(id).PagerDutyURL)
+	}
+}
+
+// A silence request describes all the incident's alerts, not the first
+// MaxEventAlerts an event carries: a label the first 50 share and the
+// others lack is not common.
+func TestSilenceRequestDescribesAllAlerts(t *testing.T) {
+	b := NewBook()
+	var obs []Observation
+	for i := range MaxEventAlerts + 10 {
+		o := fire("api", fmt.Sprintf("a%03d", i), t0, 2)
+		o.Alert.Labels["cluster"] = "eu"
+		if i >= MaxEventAlerts {
+			o.Alert.Labels["cluster"] = "us"
+			o.Alert.Labels["alertname"] = "HighLatency"
+		}
+		o.Alert.Labels["pod"] = fmt.Sprintf("api-%d", i)
+		obs = append(obs, o)
+	}
+	id := b.Apply(batch(t0, "g", true, obs...)).Incidents[0].ID
+	ch, err := b.Act(id, Act{Key: "s1", Kind: ActSilence, At: at(time.Minute), By: "<@U1>", SilenceFor: time.Hour})
+	if err != nil || len(ch.Events) != 1 {
+		t.Fatalf("silence: %v %v", eventKinds(ch), err)
+	}
+	ev := ch.Events[0]
+	if len(ev.Alerts) != MaxEventAlerts {
+		t.Fatalf("the event carries %d alerts", len(ev.Alerts))
+	}
+	if want := map[string]string{"service": "api"}; !maps.Equal(ev.Act.Labels, want) {
+		t.Errorf("common labels %v, want %v", ev.Act.Labels, want)
+	}
+	if got := ev.Act.Varying["cluster"]; !slices.Equal(got, []string{"eu", "us"}) {
+		t.Errorf("cluster varies as %v", got)
+	}
+	if got := ev.Act.Varying["pod"]; len(got) != maxVaryingValues {
+		t.Errorf("pod values listed: %v, want %d of them", got, maxVaryingValues)
+	}
+	if _, ok := ev.Act.Varying["alertname"]; !ok {
+		t.Errorf("alertname does not vary: %v", ev.Act.Varying)
 	}
 }

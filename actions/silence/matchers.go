@@ -55,14 +55,16 @@ var ErrTooBroad = errors.New("silence would match more than the incident's alert
 //
 // The rule: it refuses (an error wrapping ErrTooBroad) when
 //   - there are no alerts;
-//   - the alerts do not share one alertname (a silence per alertname, or a
-//     regex, would be needed; amtriage writes exact matchers only);
 //   - some alert has a scope label (service, job, namespace) that another
 //     lacks or has with another value: the alerts span several services;
+//   - the alerts share no alertname and no scope label;
 //   - nothing but alertname and severity is shared: the silence would mute
 //     the alert on every service.
 //
-// An empty label value is treated as absent, as Alertmanager does.
+// Alerts of several alertnames on one service are silenced by their common
+// labels without alertname: every alert of that scope, as amtriage groups
+// them into one incident. An empty label value is treated as absent, as
+// Alertmanager does.
 func MatchersFor(alerts []map[string]string) ([]Matcher, error) {
 	if len(alerts) == 0 {
 		return nil, fmt.Errorf("no alerts: %w", ErrTooBroad)
@@ -80,24 +82,37 @@ func MatchersFor(alerts []map[string]string) ([]Matcher, error) {
 			}
 		}
 	}
-	if _, ok := common["alertname"]; !ok {
-		names := distinct(alerts, "alertname")
-		if names == nil {
-			names = []string{"<none>"}
+	varying := map[string][]string{}
+	for _, l := range append([]string{"alertname"}, scopeLabels...) {
+		if _, ok := common[l]; !ok {
+			if vals := distinct(alerts, l); len(vals) > 0 {
+				varying[l] = vals
+			}
 		}
-		return nil, fmt.Errorf("the alerts do not share one alertname (%s): %w", strings.Join(names, ", "), ErrTooBroad)
 	}
+	return MatchersForCommon(common, varying)
+}
+
+// MatchersForCommon is MatchersFor given what the alerts have in common
+// (the labels every one has with one value) and, of the labels that vary,
+// their values ("<none>" for an alert without it; the list may be cut).
+// A label missing from both is one no alert has.
+func MatchersForCommon(common map[string]string, varying map[string][]string) ([]Matcher, error) {
 	for _, l := range scopeLabels {
 		if _, ok := common[l]; ok {
 			continue
 		}
-		if vals := distinct(alerts, l); len(vals) > 0 {
+		if vals, ok := varying[l]; ok {
 			return nil, fmt.Errorf("the alerts differ in %s (%s): %w", l, strings.Join(vals, ", "), ErrTooBroad)
 		}
 	}
+	_, named := common["alertname"]
 	names := make([]string, 0, len(common))
 	scoped := false
-	for k := range common {
+	for k, v := range common {
+		if v == "" {
+			continue
+		}
 		if k != "alertname" {
 			names = append(names, k)
 		}
@@ -105,15 +120,35 @@ func MatchersFor(alerts []map[string]string) ([]Matcher, error) {
 			scoped = true
 		}
 	}
-	if !scoped {
+	switch {
+	case !named && !hasScope(common):
+		vals := varying["alertname"]
+		if vals == nil {
+			vals = []string{"<none>"}
+		}
+		return nil, fmt.Errorf("the alerts do not share one alertname (%s), nor a service, job or namespace: %w", strings.Join(vals, ", "), ErrTooBroad)
+	case !scoped:
 		return nil, fmt.Errorf("the alerts share only %s: %w", labelList(common), ErrTooBroad)
 	}
 	sort.Strings(names)
-	out := []Matcher{exact("alertname", common["alertname"])}
+	var out []Matcher
+	if named {
+		out = append(out, exact("alertname", common["alertname"]))
+	}
 	for _, k := range names {
 		out = append(out, exact(k, common[k]))
 	}
 	return out, nil
+}
+
+// hasScope reports whether the labels name a service, job or namespace.
+func hasScope(ls map[string]string) bool {
+	for _, l := range scopeLabels {
+		if ls[l] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func exact(name, value string) Matcher {

@@ -61,17 +61,25 @@ func TestMatchersFor(t *testing.T) {
 		},
 		{name: "no alerts", alerts: nil, wantErr: "no alerts"},
 		{
-			name:    "no alertname",
-			alerts:  []map[string]string{{"service": "api", "instance": "a"}},
-			wantErr: "do not share one alertname (<none>)",
+			name:    "no alertname, nor a scope",
+			alerts:  []map[string]string{{"instance": "a"}},
+			wantErr: "do not share one alertname (<none>), nor a service, job or namespace",
 		},
 		{
-			name: "different alertnames",
+			name: "different alertnames on one service: the service's alerts",
 			alerts: []map[string]string{
-				{"alertname": "HighErrorRate", "service": "api"},
-				{"alertname": "HighLatency", "service": "api"},
+				{"alertname": "HighErrorRate", "service": "api", "severity": "critical"},
+				{"alertname": "HighLatency", "service": "api", "severity": "critical"},
 			},
-			wantErr: "do not share one alertname (HighErrorRate, HighLatency)",
+			want: `service="api",severity="critical"`,
+		},
+		{
+			name: "different alertnames and no scope",
+			alerts: []map[string]string{
+				{"alertname": "HighErrorRate", "instance": "a"},
+				{"alertname": "HighLatency", "instance": "a"},
+			},
+			wantErr: "do not share one alertname (HighErrorRate, HighLatency), nor a service",
 		},
 		{
 			name: "different services: alertname alone would mute both and more",

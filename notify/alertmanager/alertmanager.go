@@ -143,11 +143,17 @@ func (n *Notifier) silence(ctx context.Context, ev *incident.Event) (*actions.Ou
 	if ev.Act.SilenceFor <= 0 {
 		return out, fmt.Errorf("the request asks for a silence of %s", ev.Act.SilenceFor)
 	}
-	labels := make([]map[string]string, len(ev.Alerts))
-	for i, a := range ev.Alerts {
-		labels[i] = a.Labels
+	var matchers []silence.Matcher
+	var err error
+	if ev.Act.Labels != nil { // all the incident's alerts, not only the event's
+		matchers, err = silence.MatchersForCommon(ev.Act.Labels, ev.Act.Varying)
+	} else {
+		labels := make([]map[string]string, len(ev.Alerts))
+		for i, a := range ev.Alerts {
+			labels[i] = a.Labels
+		}
+		matchers, err = silence.MatchersFor(labels)
 	}
-	matchers, err := silence.MatchersFor(labels)
 	if err != nil {
 		return out, fmt.Errorf("cannot silence incident %s: %w", id, err)
 	}

@@ -244,6 +244,12 @@ func TestFailures(t *testing.T) {
 			e.Alerts[1].Labels = map[string]string{"alertname": "HighErrorRate", "service": "web"}
 			return e
 		}, wantReported: "cannot silence incident " + incidentID + ": the alerts differ in service (api, web)"},
+		{name: "all the incident's alerts span two services, beyond the event's", ev: func() *incident.Event {
+			e := silenceEvent(clock) // its alerts agree: the book's view of all of them does not
+			e.Act.Labels = map[string]string{"alertname": "HighErrorRate"}
+			e.Act.Varying = map[string][]string{"service": {"api", "web"}}
+			return e
+		}, wantReported: "cannot silence incident " + incidentID + ": the alerts differ in service (api, web)"},
 		{name: "request without its act", ev: func() *incident.Event { e := silenceEvent(clock); e.Act = nil; return e },
 			wantErr: "carries no request", wantReported: "-"},
 		{name: "unsilence of an unknown silence is done", ev: func() *incident.Event { return unsilenceEvent(clock, "gone") },

@@ -66,11 +66,17 @@ type Act struct {
 	// By names who acted, as receivers show it ("<@U123>", "Ana Diaz
 	// (PagerDuty)").
 	By string
+	// ByName is who acted in words, where By is a mention ("ana" for
+	// "<@U123>"): for places that do not render mentions.
+	ByName string
 	// ResponseURL is where to answer the Slack user (refusals, failures).
 	ResponseURL string
 	// PagerDuty is, for ActPagerDuty, its event type (incident.acknowledged,
 	// ...); PagerDutyID and PagerDutyURL its incident, recorded on ours.
 	PagerDuty, PagerDutyID, PagerDutyURL string
+	// Escalation: the PagerDuty event is about the escalation page (dedup
+	// key <id>/escalation), not the incident's own page.
+	Escalation bool
 	// SilenceFor is, for ActSilence, how long.
 	SilenceFor time.Duration
 	// Rollback is, for ActRollback, the undo the button offered: it must
@@ -98,6 +104,7 @@ type EventAct struct {
 	// Key is the request's: an action receiver's idempotency key.
 	Key         string        `json:"key"`
 	By          string        `json:"by,omitempty"`
+	ByName      string        `json:"byName,omitempty"`
 	ResponseURL string        `json:"responseUrl,omitempty"`
 	SilenceFor  time.Duration `json:"silenceFor,omitempty"`
 	// SilenceID is the silence to expire (UnsilenceRequested).
@@ -298,6 +305,11 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 			inc.note(a.At, "acknowledged", "acknowledged again by %s (first by %s)", a.By, inc.AcknowledgedBy)
 		}
 	case ActPagerDuty:
+		if a.Escalation {
+			inc.note(a.At, "pagerduty", "PagerDuty escalation page: %s by %s", a.PagerDuty, a.By)
+			ch.Events = append(ch.Events, b.actEvent(PagerDutyChanged, a.At, inc, &EventAct{Key: a.Key, By: a.By, Text: "escalation page: " + a.PagerDuty}))
+			break
+		}
 		if a.PagerDutyID != "" && a.PagerDutyID != inc.PagerDutyID {
 			inc.PagerDutyID, inc.PagerDutyURL = a.PagerDutyID, a.PagerDutyURL
 		} else if a.PagerDutyURL != "" {
@@ -326,7 +338,7 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		inc.request(Request{Key: a.Key, Kind: ActSilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "silence", "silence for %s requested by %s", a.SilenceFor, a.By)
 		common, varying := labelSpread(inc)
-		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor,
+		ch.Events = append(ch.Events, b.actEvent(SilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ByName: a.ByName, ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor,
 			Labels: common, Varying: varying}))
 	case ActUnsilence:
 		s := inc.Silence

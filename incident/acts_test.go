@@ -297,3 +297,19 @@ func TestSilenceRequestDescribesAllAlerts(t *testing.T) {
 		t.Errorf("alertname does not vary: %v", ev.Act.Varying)
 	}
 }
+
+// The escalation page's events are noted, but change neither who
+// acknowledged the incident's page nor which PagerDuty incident it is.
+func TestEscalationPageEventsAreNotThePages(t *testing.T) {
+	b := NewBook()
+	id := b.Apply(batch(t0, "g", true, fire("api", "a1", t0, 1))).Incidents[0].ID
+	actKinds(t, b, id, Act{Key: "p1", Kind: ActPagerDuty, At: t0, By: "x", PagerDuty: "incident.triggered", PagerDutyID: "PMAIN", PagerDutyURL: "https://pd/PMAIN"})
+	ch, err := b.Act(id, Act{Key: "p2", Kind: ActPagerDuty, At: t0, By: "Senior", PagerDuty: "incident.acknowledged", PagerDutyID: "PESC", PagerDutyURL: "https://pd/PESC", Escalation: true})
+	if err != nil || !slices.Equal(eventKinds(ch), []EventKind{PagerDutyChanged}) || !strings.Contains(ch.Events[0].Act.Text, "escalation page") {
+		t.Fatalf("escalation acknowledged: %v %v", eventKinds(ch), err)
+	}
+	inc := b.Get(id)
+	if !inc.AcknowledgedAt.IsZero() || inc.PagerDutyID != "PMAIN" || inc.PagerDutyURL != "https://pd/PMAIN" {
+		t.Errorf("the escalation page changed the page: acknowledged %v, PagerDuty %s %s", inc.AcknowledgedAt, inc.PagerDutyID, inc.PagerDutyURL)
+	}
+}

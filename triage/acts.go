@@ -22,14 +22,16 @@ func (e *badAction) Unwrap() error { return e.err }
 func (p *Pipeline) applyAction(pe *pending) error {
 	a := pe.action
 	id := a.Incident
-	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By), ResponseURL: a.ResponseURL}
+	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By), ByName: a.By.Name, ResponseURL: a.ResponseURL}
 	switch a.Kind {
 	case actions.Acknowledge:
 		act.Kind = incident.ActAcknowledge
 	case actions.PagerDuty:
 		act.Kind, act.PagerDuty = incident.ActPagerDuty, a.PagerDuty.Type
 		act.PagerDutyID, act.PagerDutyURL = a.PagerDuty.IncidentID, a.PagerDuty.HTMLURL
-		id = strings.TrimSuffix(id, "/escalation") // the escalation page's key names its incident
+		// The escalation page's key names its incident: its events are
+		// noted, but its acknowledge is not the page's.
+		id, act.Escalation = strings.CutSuffix(id, "/escalation")
 	case actions.Silence:
 		act.Kind, act.SilenceFor = incident.ActSilence, a.SilenceFor
 	case actions.Unsilence:

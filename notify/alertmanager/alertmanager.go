@@ -157,9 +157,16 @@ func (n *Notifier) silence(ctx context.Context, ev *incident.Event) (*actions.Ou
 	if err != nil {
 		return out, fmt.Errorf("cannot silence incident %s: %w", id, err)
 	}
+	// Alertmanager's UI shows the comment as text: the user's name reads
+	// better than a mention, which is kept to find them in Slack.
 	by := ev.Act.By
-	if by == "" {
+	switch {
+	case by == "" && ev.Act.ByName == "":
 		by = "someone"
+	case by == "":
+		by = ev.Act.ByName
+	case ev.Act.ByName != "":
+		by = ev.Act.ByName + " (" + by + ")"
 	}
 	marker := silence.Marker(id)
 	now := n.cfg.Now()

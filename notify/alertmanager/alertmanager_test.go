@@ -64,7 +64,7 @@ func silenceEvent(at time.Time) *incident.Event {
 			alert(map[string]string{"alertname": "HighErrorRate", "service": "api", "severity": "critical", "instance": "a"}),
 			alert(map[string]string{"alertname": "HighErrorRate", "service": "api", "severity": "critical", "instance": "b"}),
 		},
-		Act: &incident.EventAct{Key: "slack:T1:U024BE7LH:silence_1h:1700000000.000100", By: "<@U024BE7LH>",
+		Act: &incident.EventAct{Key: "slack:T1:U024BE7LH:silence_1h:1700000000.000100", By: "<@U024BE7LH>", ByName: "ana",
 			ResponseURL: "https://hooks.slack.com/actions/T1/1/abc", SilenceFor: time.Hour},
 	}
 }
@@ -177,7 +177,7 @@ func TestOnAlertmanager(t *testing.T) {
 	for _, m := range s.Matchers {
 		ms = append(ms, m.String())
 	}
-	wantComment := "Silenced from Slack by <@U024BE7LH> for incident " + incidentID + ": " + ev.Incident.Title + " " + silence.Marker(incidentID)
+	wantComment := "Silenced from Slack by ana (<@U024BE7LH>) for incident " + incidentID + ": " + ev.Incident.Title + " " + silence.Marker(incidentID)
 	if s.ID != o.SilenceID || s.State() != silence.StateActive || s.CreatedBy != "amtriage" || s.Comment != wantComment ||
 		strings.Join(ms, ",") != `alertname="HighErrorRate",service="api",severity="critical"` {
 		t.Errorf("Alertmanager has %+v (matchers %v), comment want %q", s, ms, wantComment)

@@ -114,8 +114,12 @@ func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 	url := h.url + "/slack/interactions"
 	click := fakeslack.InteractionPayload{UserID: "U0ANA", UserName: "ana", MessageTS: "1700000000.000100",
 		ActionID: string(slackin.ActAck), Value: value, ActionTS: "1700000100.000200", ResponseURL: sl.NewResponseURL()}
+	// Refused clicks come from Eve: had one been taken, she would have
+	// acknowledged first.
+	eve := click
+	eve.UserID, eve.UserName, eve.ActionTS = "U0EVE", "eve", "1700000050.000100"
 	for _, tamper := range []fakeslack.Tamper{fakeslack.WrongSecret, fakeslack.StaleTimestamp, fakeslack.MissingSignature, fakeslack.TamperedBody} {
-		if sent, err := sl.SendInteractionTampered(ctx, url, click, tamper); err != nil || sent.Status != http.StatusUnauthorized {
+		if sent, err := sl.SendInteractionTampered(ctx, url, eve, tamper); err != nil || sent.Status != http.StatusUnauthorized {
 			t.Errorf("tampered (%v): %d %v, want 401", tamper, sent.Status, err)
 		}
 	}
@@ -146,8 +150,25 @@ func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 	if acks != 1 { // incidents deliver independently: only the count is certain
 		t.Fatalf("events %v; want one acknowledged among them", h.rec.kinds())
 	}
-	if v, _ := h.d.pipeline.IncidentDetail(id); v.AcknowledgedBy != "<@U0ANA>" {
+	v, _ := h.d.pipeline.IncidentDetail(id)
+	if v.AcknowledgedBy != "<@U0ANA>" {
 		t.Errorf("acknowledged by %q, want <@U0ANA>", v.AcknowledgedBy)
+	}
+	for _, e := range v.Timeline {
+		if strings.Contains(e.Text, "U0EVE") || strings.Contains(e.Text, "U9EVE") {
+			t.Errorf("a refused click reached the incident: %+v", e)
+		}
+	}
+	unverified := 0.0
+	for _, m := range h.scrape()["amtriage_action_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "outcome" && l.GetValue() != "accepted" && l.GetValue() != "refused" {
+				unverified += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if unverified != 5 { // four tampered, one replayed
+		t.Errorf("%v unverified requests counted, want 5", unverified)
 	}
 	waitFor(t, "the silence click answered to its user", func() bool {
 		for _, r := range sl.HookReplies() {

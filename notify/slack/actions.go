@@ -295,3 +295,25 @@ func (r *statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+// redrawDeclaration gives the Sev 1 declaration the buttons the incident
+// has now, after what changes them (an acknowledge, a silence, a rollback,
+// the end), so that the channel's copy offers no done or refused action.
+func (n *Notifier) redrawDeclaration(ctx context.Context, ev *incident.Event, st *State, now time.Time) (bool, error) {
+	switch ev.Kind {
+	case incident.Acknowledged, incident.PagerDutyChanged, incident.Silenced, incident.Unsilenced,
+		incident.RolledBack, incident.ResolvedEvent, incident.Closed:
+	default:
+		return false, nil
+	}
+	if st.DeclaredText == "" || st.DeclaredTS == "" || st.DeclaredTS == "-" || st.IncidentChannel == "" {
+		return false, nil
+	}
+	blocks := append([]slackapi.Block{section(st.DeclaredText)}, buttonBlocks(ev, st, now)...)
+	_, _, _, err := n.api.UpdateMessageContext(ctx, st.IncidentChannel, st.DeclaredTS,
+		slackapi.MsgOptionText(st.DeclaredText, false), slackapi.MsgOptionBlocks(blocks...))
+	if err != nil && !gone(slackCode(err)) {
+		return n.fail("chat.update", err)
+	}
+	return false, nil
+}

@@ -209,6 +209,31 @@ func TestDeclarationCarriesButtons(t *testing.T) {
 	if got, _ := buttonsOn(t, *declared); !reflect.DeepEqual(got, openButtons) {
 		t.Errorf("declaration buttons %v, want %v", got, openButtons)
 	}
+	// Acknowledged, then resolved: the declaration's buttons follow, its
+	// text stays as it was posted.
+	declaration := func() fakeslack.Message {
+		for _, m := range e.fake.Messages(id) {
+			if strings.HasPrefix(m.Text, "🔴 INCIDENT DECLARED") {
+				return m
+			}
+		}
+		t.Fatal("declaration gone")
+		return fakeslack.Message{}
+	}
+	ack := event(incident.Acknowledged, 1, 0, alert("ServiceDown", 1))
+	ack.Incident.AcknowledgedAt, ack.Incident.AcknowledgedBy = ack.At, "<@U1>"
+	e.notify(t, ack)
+	if m := declaration(); m.Text != declared.Text {
+		t.Errorf("declaration text changed:\n%s\nwas\n%s", m.Text, declared.Text)
+	} else if got, _ := buttonsOn(t, m); !reflect.DeepEqual(got, ackedButtons) {
+		t.Errorf("declaration buttons after the acknowledge %v, want %v", got, ackedButtons)
+	}
+	res := event(incident.ResolvedEvent, 1, 0, alert("ServiceDown", 1))
+	res.Incident.Status, res.Incident.State = incident.Resolved, incident.StateMonitoring
+	e.notify(t, res)
+	if got, _ := buttonsOn(t, declaration()); got != nil {
+		t.Errorf("declaration buttons after the resolve %v, want none", got)
+	}
 }
 
 // After a move the old message is not updated any more: it keeps no buttons.

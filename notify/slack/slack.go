@@ -134,6 +134,9 @@ type State struct {
 	InvitedBatches      int    `json:"invitedBatches,omitempty"`
 	InviteError         string `json:"inviteError,omitempty"`
 	DeclaredTS          string `json:"declaredTs,omitempty"`
+	// DeclaredText is the declaration as posted: its buttons are redrawn
+	// under it when responders act.
+	DeclaredText string `json:"declaredText,omitempty"`
 	AnnouncedTS         string `json:"announcedTs,omitempty"`
 	// Events whose thread reply was posted, so a redelivery does not repeat
 	// it: the last maxNoted. Events of one incident are delivered in order
@@ -256,6 +259,9 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 			return n.postIncident(ctx, ev, &st, want, now, false)
 		}
 		return n.fail("chat.update", err)
+	}
+	if retry, err := n.redrawDeclaration(ctx, ev, &st, now); err != nil {
+		return retry, err
 	}
 	if ev.Kind == incident.Opened || contains(st.Noted, key) {
 		return false, nil // a redelivery: the update above is all there is to do
@@ -452,6 +458,7 @@ func (n *Notifier) declare(ctx context.Context, ev *incident.Event, st *State, n
 			return n.fail("chat.postMessage", err)
 		}
 		st.DeclaredTS = cmp.Or(ts, "-") // "-": the channel was gone; nothing to repeat
+		st.DeclaredText = text
 		if err := n.save(inc.ID, st); err != nil {
 			return true, err
 		}

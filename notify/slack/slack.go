@@ -137,7 +137,7 @@ type State struct {
 	// DeclaredText is the declaration as posted: its buttons are redrawn
 	// under it when responders act.
 	DeclaredText string `json:"declaredText,omitempty"`
-	AnnouncedTS         string `json:"announcedTs,omitempty"`
+	AnnouncedTS  string `json:"announcedTs,omitempty"`
 	// Events whose thread reply was posted, so a redelivery does not repeat
 	// it: the last maxNoted. Events of one incident are delivered in order
 	// and each is acknowledged before the next, so only the latest can come

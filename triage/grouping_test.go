@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"sort"
 	"testing"
 	"time"
@@ -50,15 +51,15 @@ func (h *harness) drain() {
 }
 
 // openByTitle lists the open incidents as "title: firing count", sorted.
-func openByTitle(p *Pipeline) map[string]IncidentView {
-	out := map[string]IncidentView{}
+func openByTitle(p *Pipeline) map[string]view.Incident {
+	out := map[string]view.Incident{}
 	for _, v := range p.OpenIncidents() {
 		out[v.Title] = v
 	}
 	return out
 }
 
-func titles(m map[string]IncidentView) []string {
+func titles(m map[string]view.Incident) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)

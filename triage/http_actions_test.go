@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/amtriage/amtriage/view"
 	"net/http"
 	"strings"
 	"testing"
@@ -259,7 +260,7 @@ func TestSlackButtonsRefusedOrResolved(t *testing.T) {
 		t.Fatalf("events %v, want opened, resolved", k)
 	}
 	r := h.do("GET", "/api/incidents/"+id, nil, "")
-	var v IncidentDetail
+	var v view.Detail
 	if err := json.Unmarshal(r.body, &v); err != nil {
 		t.Fatalf("GET incident: %d %s", r.code, r.body)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"io"
 	"log/slog"
 	"net"
@@ -936,7 +937,7 @@ func TestAPIIncidents(t *testing.T) {
 		}
 	}
 	var typed struct {
-		Incidents []IncidentView `json:"incidents"`
+		Incidents []view.Incident `json:"incidents"`
 	}
 	if err := json.Unmarshal(res.body, &typed); err != nil {
 		t.Fatal(err)

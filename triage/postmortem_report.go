@@ -3,6 +3,7 @@ package triage
 import (
 	"cmp"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"net/url"
 	"slices"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // maxReportAlerts bounds the alerts a post-mortem's timeline lists; a
 // storm's others are counted.
-const maxReportAlerts = MaxViewAlerts
+const maxReportAlerts = view.MaxAlerts
 
 // Postmortem is the post-mortem of an incident (open or kept after it
 // resolved) from what is known of it now.

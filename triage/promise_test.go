@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"io"
 	"io/fs"
 	"net"
@@ -341,9 +342,9 @@ func TestAPIIncidentsAreBounded(t *testing.T) {
 	h.mustPost(stormPayload(t, 120), "")
 	h.settle()
 	var page struct {
-		Incidents []IncidentView `json:"incidents"`
-		Total     int            `json:"total"`
-		Truncated bool           `json:"truncated"`
+		Incidents []view.Incident `json:"incidents"`
+		Total     int             `json:"total"`
+		Truncated bool            `json:"truncated"`
 	}
 	res := h.do(http.MethodGet, "/api/incidents?limit=2", nil, "")
 	if err := json.Unmarshal(res.body, &page); err != nil || res.code != http.StatusOK {
@@ -357,14 +358,14 @@ func TestAPIIncidentsAreBounded(t *testing.T) {
 	if err := json.Unmarshal(res.body, &page); err != nil {
 		t.Fatal(err)
 	}
-	var storm *IncidentView
+	var storm *view.Incident
 	for i := range page.Incidents {
 		if page.Incidents[i].Service == "api" {
 			storm = &page.Incidents[i]
 		}
 	}
-	if storm == nil || len(storm.Alerts) != MaxViewAlerts || storm.AlertsTotal != 120 || storm.AlertsFiring != 120 {
-		t.Fatalf("storm incident %+v, want %d of 120 alerts shown", storm, MaxViewAlerts)
+	if storm == nil || len(storm.Alerts) != view.MaxAlerts || storm.AlertsTotal != 120 || storm.AlertsFiring != 120 {
+		t.Fatalf("storm incident %+v, want %d of 120 alerts shown", storm, view.MaxAlerts)
 	}
 	for _, bad := range []string{"0", "-1", "x", "1001", "1e3"} {
 		res := h.do(http.MethodGet, "/api/incidents?limit="+bad, nil, "")
@@ -893,9 +894,9 @@ func TestAPIIncidentsAreBoundedInBytes(t *testing.T) {
 	}
 	res := h.do("GET", "/api/incidents", nil, "")
 	var page struct {
-		Incidents []IncidentView `json:"incidents"`
-		Total     int            `json:"total"`
-		Truncated bool           `json:"truncated"`
+		Incidents []view.Incident `json:"incidents"`
+		Total     int             `json:"total"`
+		Truncated bool            `json:"truncated"`
 	}
 	if err := json.Unmarshal(res.body, &page); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"net/http"
 	"strings"
 	"sync"
@@ -401,7 +402,7 @@ func TestStayingBrokenIsNotCarriedBelowTheFloor(t *testing.T) {
 	h.settle()
 	p := h.d.Pipeline()
 	start := time.Now()
-	var inc IncidentView
+	var inc view.Incident
 	for i, ratio := range []float64{0.011, 0.009, 0.009, 0.009} {
 		prom.set(ratio, nil)
 		clockAt(p, start, time.Duration(i+1)*31*time.Minute)

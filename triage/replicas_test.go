@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/amtriage/amtriage/view"
 	"log/slog"
 	"net"
 	"net/http"
@@ -80,7 +81,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	waitFor(t, "the standby leads", standby.d.pipeline.Leading)
 	res := standby.do(http.MethodGet, "/api/incidents", nil, "")
 	var list struct {
-		Incidents []IncidentView `json:"incidents"`
+		Incidents []view.Incident `json:"incidents"`
 	}
 	if err := json.Unmarshal(res.body, &list); err != nil || len(list.Incidents) != 5 {
 		t.Fatalf("the new leader's incidents: %d (%v), want the 5 its predecessor opened: %s", len(list.Incidents), err, res.body)

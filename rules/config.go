@@ -38,6 +38,7 @@ type Config struct {
 	// Alertmanager is where Slack's Silence buttons make silences.
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
 	Actions      ActionsConfig      `yaml:"actions"`
+	StatusPage   StatusPageConfig   `yaml:"status_page"`
 	Services     []Service          `yaml:"services"`
 }
 
@@ -58,6 +59,16 @@ type BasicAuthClient struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"` // env AMTRIAGE_ALERTMANAGER_PASSWORD
 	Password     Secret `yaml:"-"`
+}
+
+// StatusPageConfig is the public status page, GET /status: off by
+// default; without auth when on. It shows the services whose profile says
+// public: true, in the runbook's public wording, never labels, reasons,
+// diagnosis or internal URLs.
+type StatusPageConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Title heads the page. Default "Service status".
+	Title string `yaml:"title"`
 }
 
 // ActionsConfig is what the Slack buttons may do beyond paging.
@@ -333,6 +344,9 @@ type Service struct {
 	LatencyBaseline Duration         `yaml:"latency_baseline"`
 	DataLoss        *bool            `yaml:"data_loss"`
 	Impact          string           `yaml:"impact"` // "none" marks preventive-only services
+	// Public puts the service's incidents on the public status page
+	// (status_page.enabled), in the runbook's public wording only.
+	Public bool `yaml:"public"`
 	Thresholds      ThresholdsConfig `yaml:"thresholds"`
 	Routing         RoutingConfig    `yaml:"routing"`
 

@@ -94,10 +94,28 @@ type Alert struct {
 
 // Of is inc as shown. Call it under the lock that guards inc.
 func Of(inc *incident.Incident) Incident {
+	v := SummaryOf(inc)
+	sorted := inc.SortedAlerts()
+	v.AlertsTotal = len(sorted) + inc.Left
+	v.Alerts = make([]Alert, 0, min(len(sorted), MaxAlerts))
+	for _, a := range sorted[:min(len(sorted), MaxAlerts)] {
+		v.Alerts = append(v.Alerts, Alert{
+			Fingerprint: a.Fingerprint, Alertname: a.Name, Status: a.Status,
+			StartsAt: a.StartsAt, EndsAt: a.EndsAt,
+			Severity: a.Decision.Severity, Rule: a.Decision.Rule, Reasons: a.Decision.Reasons,
+			Labels: a.Labels, GeneratorURL: a.GeneratorURL, ResolvedBy: a.ResolvedBy,
+		})
+	}
+	return v
+}
+
+// SummaryOf is inc without its alerts (Alerts nil; AlertsTotal counts
+// them), for lists of many incidents. Call it under the lock that guards inc.
+func SummaryOf(inc *incident.Incident) Incident {
 	v := Incident{
 		ID: inc.ID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
 		Severity: inc.Severity, PeakSeverity: inc.PeakSeverity, Rule: inc.Rule, Reasons: inc.Reasons,
-		Started: inc.StartedAt, AlertsFiring: inc.Firing, Alerts: []Alert{},
+		Started: inc.StartedAt, AlertsFiring: inc.Firing, AlertsTotal: len(inc.Alerts) + inc.Left,
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,
 		State: inc.State, Recurrences: inc.Recurrences, Resolved: inc.ResolvedAt, Closed: inc.ClosedAt,
 		Verification: inc.Verification, Closure: inc.Closure,
@@ -106,16 +124,6 @@ func Of(inc *incident.Incident) Incident {
 	}
 	if si := inc.Silence; si != nil {
 		v.Silence = &Silence{ID: si.ID, URL: si.URL, Until: si.Until, By: si.By, Pending: si.Pending(), Unsilencing: si.Unsilencing}
-	}
-	sorted := inc.SortedAlerts()
-	v.AlertsTotal = len(sorted) + inc.Left
-	for _, a := range sorted[:min(len(sorted), MaxAlerts)] {
-		v.Alerts = append(v.Alerts, Alert{
-			Fingerprint: a.Fingerprint, Alertname: a.Name, Status: a.Status,
-			StartsAt: a.StartsAt, EndsAt: a.EndsAt,
-			Severity: a.Decision.Severity, Rule: a.Decision.Rule, Reasons: a.Decision.Reasons,
-			Labels: a.Labels, GeneratorURL: a.GeneratorURL, ResolvedBy: a.ResolvedBy,
-		})
 	}
 	return v
 }

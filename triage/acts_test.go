@@ -55,3 +55,38 @@ func TestActionsGoThroughTheInbox(t *testing.T) {
 	}
 	waitFor(t, "the undecodable action dead-lettered", func() bool { return h.d.store.DeadLetterCounts()[store.InboxQueue] == 1 })
 }
+
+// The board lists what is not closed, and what closed since it asks.
+func TestBoardListsClosedSince(t *testing.T) {
+	h := servingHarness(t, testConfig(t))
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	h.mustPost(alertPayload("web", "firing", time.Now()), "")
+	waitFor(t, "the pages", func() bool { return len(h.rec.Events()) == 2 })
+	web := ""
+	for _, ev := range h.rec.Events() {
+		if ev.Incident.Service == "web" {
+			web = ev.Incident.ID
+		}
+	}
+	resolve := &actions.Action{Key: "k1", Kind: actions.Resolve, At: time.Now(), By: actions.Actor{Source: "slack", ID: "U1"}, Incident: web}
+	if err := h.d.committer.AppendAction(context.Background(), resolve); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web closed", func() bool { v, _ := h.d.pipeline.IncidentDetail(web); return v.State == incident.StateClosed })
+	services := func(since time.Time) []string {
+		var out []string
+		for _, v := range h.d.pipeline.Board(since) {
+			if v.Alerts != nil {
+				t.Errorf("the board carries %d alerts of %s", len(v.Alerts), v.ID)
+			}
+			out = append(out, v.Service)
+		}
+		return out
+	}
+	if got := services(time.Now().Add(-time.Hour)); strings.Join(got, ",") != "api,web" && strings.Join(got, ",") != "web,api" {
+		t.Errorf("closed since an hour ago: %v, want both", got)
+	}
+	if got := services(time.Now().Add(time.Hour)); strings.Join(got, ",") != "api" {
+		t.Errorf("closed since later: %v, want api alone", got)
+	}
+}

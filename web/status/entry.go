@@ -130,7 +130,11 @@ func Public(inc view.Incident, now time.Time) Entry {
 	if end.After(e.Started) && !e.Started.IsZero() {
 		e.Duration = end.Sub(e.Started)
 	}
-	e.LastUpdated = latest(now, inc.Started, inc.Resolved, inc.Closed, inc.AcknowledgedAt, inc.LastEvaluated)
+	var rolledBack time.Time // a rollback is news too; only its time is used
+	if inc.RolledBack != nil {
+		rolledBack = inc.RolledBack.At
+	}
+	e.LastUpdated = latest(now, inc.Started, inc.Resolved, inc.Closed, inc.AcknowledgedAt, inc.LastEvaluated, rolledBack)
 	if interval := updateInterval(level, phase); interval > 0 && !e.LastUpdated.IsZero() {
 		// The page is regenerated on every request, so the promise is the
 		// next tick of the runbook's cadence after now, counted from the

@@ -57,7 +57,8 @@ type Entry struct {
 	Phase Phase
 	// Message is the sentence after the phase ("Investigating: …").
 	Message string
-	// Impact is in words, from the severity only.
+	// Impact is in words, from the severity only: in the present while
+	// open, in the past once the impact is over.
 	Impact  string
 	Started time.Time
 	// Ended is when the impact ended (alerts resolved, else closed); zero
@@ -84,6 +85,12 @@ var (
 		1: "The service is unavailable or most requests are failing",
 		2: "Some requests are failing or slow",
 		3: "A small share of requests may be slow or failing",
+	}
+	// Once the impact is over (Monitoring, Resolved), told in the past.
+	pastImpacts = [...]string{
+		1: "The service was unavailable or most requests were failing",
+		2: "Some requests were failing or slow",
+		3: "A small share of requests were slow or failing",
 	}
 	messages = map[Phase]string{
 		Investigating: "We are investigating reports of errors and slow responses.",
@@ -114,6 +121,7 @@ func Public(inc view.Incident, now time.Time) Entry {
 	}
 	end := now
 	if phase != Investigating && phase != Identified {
+		e.Impact = pastImpacts[level]
 		// The users' impact ended when the alerts resolved; a closed
 		// incident without that time (closed by hand) ended on closing.
 		// Reopening clears Resolved, so an open incident runs to now.

@@ -116,14 +116,14 @@ func TestPublic(t *testing.T) {
 				Resolved: at(20), LastEvaluated: at(21)},
 			now: at(25),
 			want: Entry{Service: "api", Level: 1, Title: "INCIDENT: api major outage", Phase: Monitoring,
-				Message: messages[Monitoring], Impact: impacts[1], Started: t0, Duration: 20 * time.Minute, LastUpdated: at(21)},
+				Message: messages[Monitoring], Impact: pastImpacts[1], Started: t0, Duration: 20 * time.Minute, LastUpdated: at(21)},
 		},
 		{
 			name: "monitoring: monitoring",
 			inc:  view.Incident{Service: "api", Severity: 3, State: incident.StateMonitoring, Started: t0, Resolved: at(90)},
 			now:  at(100),
 			want: Entry{Service: "api", Level: 3, Title: "INCIDENT: api degraded performance", Phase: Monitoring,
-				Message: messages[Monitoring], Impact: impacts[3], Started: t0, Duration: 90 * time.Minute, LastUpdated: at(90)},
+				Message: messages[Monitoring], Impact: pastImpacts[3], Started: t0, Duration: 90 * time.Minute, LastUpdated: at(90)},
 		},
 		{
 			name: "closed: resolved, ended when the alerts resolved, peak's words",
@@ -131,7 +131,7 @@ func TestPublic(t *testing.T) {
 				Resolved: at(65), Closed: at(125), Diagnosis: cause},
 			now: at(24 * 60 * 3),
 			want: Entry{Service: "api", Level: 2, Title: "INCIDENT: api partially degraded", Phase: Resolved,
-				Message: messages[Resolved], Impact: impacts[2], Started: t0, Ended: at(65), Duration: 65 * time.Minute,
+				Message: messages[Resolved], Impact: pastImpacts[2], Started: t0, Ended: at(65), Duration: 65 * time.Minute,
 				LastUpdated: at(125)},
 		},
 		{
@@ -139,7 +139,7 @@ func TestPublic(t *testing.T) {
 			inc:  view.Incident{Service: "api", Severity: 1, State: incident.StateClosed, Started: t0, Closed: at(42)},
 			now:  at(50),
 			want: Entry{Service: "api", Level: 1, Title: "INCIDENT: api major outage", Phase: Resolved,
-				Message: messages[Resolved], Impact: impacts[1], Started: t0, Ended: at(42), Duration: 42 * time.Minute,
+				Message: messages[Resolved], Impact: pastImpacts[1], Started: t0, Ended: at(42), Duration: 42 * time.Minute,
 				LastUpdated: at(42)},
 		},
 		{
@@ -190,7 +190,7 @@ func TestPublic(t *testing.T) {
 // an empty title.
 func TestWordsPerLevel(t *testing.T) {
 	for l := severity.Level(1); l <= 3; l++ {
-		if titleWords[l] == "" || impacts[l] == "" {
+		if titleWords[l] == "" || impacts[l] == "" || pastImpacts[l] == "" {
 			t.Errorf("level %d has no words", l)
 		}
 	}

@@ -52,7 +52,15 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"clock":   clock,
 	"date":    func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
 	"words":   Words,
-	"class":   func(p Phase) string { return strings.ToLower(string(p)) },
+	// until is an end time after its start: the date only when another day.
+	"until": func(end, start time.Time) string {
+		end, start = end.UTC(), start.UTC()
+		if end.Format(time.DateOnly) == start.Format(time.DateOnly) {
+			return end.Format("15:04 UTC")
+		}
+		return end.Format("2 Jan 2006 15:04 UTC")
+	},
+	"class": func(p Phase) string { return strings.ToLower(string(p)) },
 }).ParseFS(templates, "templates/status.html"))
 
 // Options configures the page.
@@ -155,13 +163,16 @@ type serviceState struct {
 }
 
 type pageData struct {
-	Title          string
-	Now            time.Time
-	Current        []Entry
-	History        []Entry
-	HistoryDropped int
-	HistoryDays    int
-	Services       []serviceState
+	Title string
+	// Overall is the banner, from the current incidents; OverallClass
+	// colours it (the words say the same).
+	Overall, OverallClass string
+	Now                   time.Time
+	Current               []Entry
+	History               []Entry
+	HistoryDropped        int
+	HistoryDays           int
+	Services              []serviceState
 }
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +224,7 @@ func (h *handler) build(now time.Time) pageData {
 		data.History = data.History[:MaxHistory]
 	}
 	data.Services = h.services(data.Current)
+	data.Overall, data.OverallClass = overall(data.Current)
 	return data
 }
 
@@ -252,6 +264,25 @@ func (h *handler) services(current []Entry) []serviceState {
 	return out
 }
 
+// overall is the banner: a major outage if any open incident is Sev 1,
+// recovering if all are being monitored.
+func overall(current []Entry) (words, class string) {
+	words, class = "All systems operational", "operational"
+	for _, e := range current { // most severe first
+		switch {
+		case e.Phase == Monitoring:
+			if class == "operational" {
+				words, class = "Some systems are recovering", "monitoring"
+			}
+		case e.Level == 1:
+			return "Major outage in progress", "sev-1"
+		default:
+			words, class = "Some systems are affected", "affected"
+		}
+	}
+	return words, class
+}
+
 func capital(s string) string {
 	if s == "" {
 		return s
@@ -263,7 +294,7 @@ func capital(s string) string {
 // is not today's.
 func clock(t, now time.Time) string {
 	t, now = t.UTC(), now.UTC()
-	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+	if t.Format(time.DateOnly) == now.Format(time.DateOnly) {
 		return t.Format("15:04 UTC")
 	}
 	return t.Format("2 Jan 15:04 UTC")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/view"
 )
 
@@ -202,6 +203,10 @@ func TestPageShowsNoSecret(t *testing.T) {
 	}
 	if got := articles(body, "past"); !slices.Equal(got, []string{"checkout"}) {
 		t.Fatalf("history %q, want checkout", got)
+	}
+	// Times and words only: the public record of the closed one.
+	if want := `<time datetime="2025-05-14T14:27:00Z">14 May 2025 14:27 UTC</time> – <time datetime="2025-05-14T14:32:00Z">14:32 UTC</time> · 5 minutes`; !strings.Contains(body, want) {
+		t.Errorf("history lacks %s", want)
 	}
 	var headers strings.Builder
 	if err := res.Header.Write(&headers); err != nil {
@@ -422,5 +427,31 @@ func TestAssets(t *testing.T) {
 		if _, body := get(t, h, http.MethodGet, path); !strings.Contains(body, want) {
 			t.Errorf("%s lacks %q", path, want)
 		}
+	}
+}
+
+func TestOverall(t *testing.T) {
+	open := func(l int) view.Incident {
+		return view.Incident{Service: "api", Severity: severity.Level(l), State: incident.StateOpen, Started: now}
+	}
+	monitoring := view.Incident{Service: "api", Severity: 1, State: incident.StateMonitoring, Started: now, Resolved: now}
+	tests := []struct {
+		name string
+		incs []view.Incident
+		want string
+	}{
+		{"none", nil, `<p class="overall operational" role="status">All systems operational</p>`},
+		{"sev 1 open", []view.Incident{open(3), open(1)}, `<p class="overall sev-1" role="status">Major outage in progress</p>`},
+		{"sev 2 and a monitored sev 1", []view.Incident{monitoring, open(2)}, `<p class="overall affected" role="status">Some systems are affected</p>`},
+		{"only monitored", []view.Incident{monitoring}, `<p class="overall monitoring" role="status">Some systems are recovering</p>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &source{incs: tt.incs}
+			h := New(Options{Incidents: src.board, Public: publicSet("api"), Now: func() time.Time { return now }})
+			if _, body := get(t, h, http.MethodGet, PagePath); !strings.Contains(body, tt.want) {
+				t.Errorf("page lacks %s", tt.want)
+			}
+		})
 	}
 }

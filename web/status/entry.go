@@ -65,7 +65,9 @@ type Entry struct {
 	// while open.
 	Ended time.Time
 	// Duration runs from Started to Ended, or to now while open.
-	Duration    time.Duration
+	Duration time.Duration
+	// LastUpdated is the latest of Started, Resolved, Closed, the
+	// acknowledgement, the last evaluation and a rollback, never after now.
 	LastUpdated time.Time
 	// NextUpdate is zero when none is promised: Sev 3, Monitoring, Resolved.
 	NextUpdate time.Time

@@ -94,15 +94,25 @@ type Response struct {
 	Header http.Header
 }
 
-// Browser is one headless Chromium with one tab, owned by one test.
+// Browser is one headless Chromium with one tab, owned by one test; With
+// lends it to a subtest.
 type Browser struct {
-	t   testing.TB
+	t testing.TB // where failures go
+	*tab
+}
+
+// tab is what the Browsers of a test and its subtests share.
+type tab struct {
 	ctx context.Context // the tab's chromedp context
 
 	mu       sync.Mutex
 	problems []Problem
 	lastDoc  *network.Response // the last document response, for a load the browser then refused to show
 }
+
+// With returns the same browser reporting to t (a subtest): a test's
+// failure must be raised from its own goroutine.
+func (b *Browser) With(t testing.TB) *Browser { return &Browser{t: t, tab: b.tab} }
 
 // Start runs headless Chromium with a fresh profile and one tab, and stops
 // it in t.Cleanup. Without a browser the test is skipped locally and fails
@@ -134,7 +144,7 @@ func Start(t testing.TB) *Browser {
 		opts = append(opts, chromedp.NoSandbox)
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &Browser{t: t}
+	b := &Browser{t: t, tab: &tab{}}
 	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(b.collect),
 		chromedp.WithErrorf(func(format string, args ...any) { t.Logf("chromedp: "+format, args...) }))
 	b.ctx = ctx
@@ -190,7 +200,7 @@ func (b *Browser) installCSPListener(ctx context.Context) error {
 
 // collect runs on chromedp's reader goroutine for every event of the tab:
 // it must return fast and never call back into the browser.
-func (b *Browser) collect(ev any) {
+func (b *tab) collect(ev any) {
 	var p Problem
 	switch ev := ev.(type) {
 	case *network.EventResponseReceived:

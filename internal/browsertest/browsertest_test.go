@@ -88,7 +88,7 @@ func TestBrowser(t *testing.T) {
 	b := Start(t)
 
 	t.Run("a clean page: no problems, headers, clicks, text", func(t *testing.T) {
-		b.t = t
+		b := b.With(t)
 		resp := b.Navigate(srv.URL + "/")
 		if resp.Status != http.StatusOK || resp.Header.Get("Content-Security-Policy") != csp {
 			t.Fatalf("response %d %v, want 200 with the CSP", resp.Status, resp.Header)
@@ -126,7 +126,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("a bad page: every kind of problem is caught", func(t *testing.T) {
-		b.t = t
+		b := b.With(t)
 		b.Navigate(srv.URL + "/bad")
 		got := b.Problems()
 		kinds := map[string]int{}
@@ -154,7 +154,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("a blank page's screenshot is blank", func(t *testing.T) {
-		b.t = t
+		b := b.With(t)
 		b.Navigate(srv.URL + "/blank")
 		shot, err := run(b, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -167,7 +167,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("basic auth: 401 without, the page with the header", func(t *testing.T) {
-		b.t = t
+		b := b.With(t)
 		if resp := b.Navigate(srv.URL + "/private"); resp.Status != http.StatusUnauthorized {
 			t.Errorf("without credentials: %d, want 401", resp.Status)
 		}

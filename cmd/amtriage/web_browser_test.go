@@ -119,8 +119,9 @@ func checkPage(t *testing.T, b *browsertest.Browser, what string, resp browserte
 	if !strings.Contains(noscript, `http-equiv="refresh"`) || !strings.Contains(noscript, `content="30"`) {
 		t.Errorf("%s: noscript %q, want a 30 s meta refresh for browsers without JavaScript", what, noscript)
 	}
-	if n := b.Count(`link[rel="stylesheet"][href="/static/amtriage.css"]`); n != 1 {
-		t.Errorf("%s: %d links to /static/amtriage.css, want 1", what, n)
+	// The public status page has its own stylesheet under /status/.
+	if n := b.Count(`link[rel="stylesheet"][href="/static/amtriage.css"], link[rel="stylesheet"][href="/status/status.css"]`); n != 1 {
+		t.Errorf("%s: %d links to amtriage's stylesheet, want 1", what, n)
 	}
 }
 

@@ -152,7 +152,7 @@ func (u *UI) ServeBoard(w http.ResponseWriter, r *http.Request) {
 		if n := len(bad.Values); n > maxAllowedShown { // a storm's services: the page stays small
 			bad.Values = append(bad.Values[:maxAllowedShown:maxAllowedShown], fmt.Sprintf("… and %d more services", n-maxAllowedShown))
 		}
-		u.errorPage(w, http.StatusBadRequest, "Bad filter", msg, []allowedValues{*bad})
+		u.errorPage(w, r, http.StatusBadRequest, "Bad filter", msg, []allowedValues{*bad})
 		return
 	}
 	rows := make([]view.Incident, 0, len(all))
@@ -182,7 +182,7 @@ func (u *UI) ServeBoard(w http.ResponseWriter, r *http.Request) {
 		d.Next = pageURL(q, f.page+1)
 	}
 	d.Filters = filterLinks(q, services)
-	u.render(w, http.StatusOK, "board", d)
+	u.render(w, r, http.StatusOK, "board", d)
 }
 
 func rowOf(v *view.Incident, now time.Time) boardRow {

@@ -131,7 +131,7 @@ func (u *UI) ServeIncident(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	d, ok := u.src.IncidentDetail(id)
 	if !ok {
-		u.errorPage(w, http.StatusNotFound, "No such incident",
+		u.errorPage(w, r, http.StatusNotFound, "No such incident",
 			fmt.Sprintf("There is no incident %q: unknown, or pruned after incidents.retention.", clip(maxCell, id)), nil)
 		return
 	}
@@ -184,7 +184,7 @@ func (u *UI) ServeIncident(w http.ResponseWriter, r *http.Request) {
 			data.Evidence = v
 		}
 	}
-	u.render(w, http.StatusOK, "incident", data)
+	u.render(w, r, http.StatusOK, "incident", data)
 }
 
 // grafanaRange is the dashboard over the incident, with five minutes

@@ -127,7 +127,7 @@ func (u *UI) Static() http.Handler {
 		securityHeaders(w.Header())
 		a, ok := u.static[r.URL.Path]
 		if !ok {
-			u.errorPage(w, http.StatusNotFound, "Not found", "There is no asset "+r.URL.Path+".", nil)
+			u.errorPage(w, r, http.StatusNotFound, "Not found", "There is no asset "+r.URL.Path+".", nil)
 			return
 		}
 		w.Header().Set("Content-Type", a.ctype)
@@ -147,7 +147,7 @@ func securityHeaders(h http.Header) {
 
 // render executes a page into a buffer first, so that a failing template
 // answers 500 instead of half a page, and HEAD gets the right length.
-func (u *UI) render(w http.ResponseWriter, code int, page string, data any) {
+func (u *UI) render(w http.ResponseWriter, r *http.Request, code int, page string, data any) {
 	var b bytes.Buffer
 	if err := u.pages[page].Execute(&b, data); err != nil {
 		u.log.Error("rendering a page", "page", page, "err", err)
@@ -162,7 +162,9 @@ func (u *UI) render(w http.ResponseWriter, code int, page string, data any) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(b.Len()))
 	w.WriteHeader(code)
-	_, _ = w.Write(b.Bytes())
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b.Bytes())
+	}
 }
 
 // errorData is the error page: a heading, a sentence and, for bad
@@ -179,8 +181,8 @@ type allowedValues struct {
 	Values []string
 }
 
-func (u *UI) errorPage(w http.ResponseWriter, code int, title, msg string, allowed []allowedValues) {
-	u.render(w, code, "error", errorData{Title: title, Message: msg, Allowed: allowed})
+func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, code int, title, msg string, allowed []allowedValues) {
+	u.render(w, r, code, "error", errorData{Title: title, Message: msg, Allowed: allowed})
 }
 
 var funcs = template.FuncMap{

@@ -579,7 +579,7 @@ func liveMarkup(body string) []string {
 			bad = append(bad, "script "+m[0])
 		}
 		for _, k := range []string{"href", "src", "action", "formaction"} {
-			if v, ok := parsed[k]; ok {
+			if v, ok := parsed[k]; ok && !(tag == "link" && parsed["rel"] == "icon" && v == "data:,") { // ours: no favicon request
 				l := strings.ToLower(strings.TrimSpace(v))
 				if !(strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "/")) || strings.HasPrefix(l, "//") {
 					bad = append(bad, k+"="+v+" in "+m[0])

@@ -406,6 +406,7 @@ func detailedSource() *fakeSource {
 	v.Reasons = []string{evil("error ratio above 5% "), evil("second ")}
 	v.AcknowledgedBy = evil("bob")
 	v.PagerDutyURL = "https://acme.pagerduty.com/incidents/PD1"
+	v.Closure = evil("✅ INCIDENT RESOLVED\nRoot Cause: ")
 	v.Silence = &view.Silence{ID: "s-1", URL: xssURL, By: "amtriage"}
 	v.Diagnosis = &diagnosis.Diagnosis{
 		Category: diagnosis.ConfigOrDeployment, Summary: evil("CrashLoopBackOff after rollout "),
@@ -481,6 +482,7 @@ func TestIncidentPage(t *testing.T) {
 	for _, w := range []string{
 		`<h1 id="title"><span class="sev sev1">Sev 1</span> INCIDENT: checkout - &lt;script&gt;`,
 		`<span class="state" id="state">open</span>`,
+		"<pre><code>✅ INCIDENT RESOLVED\nRoot Cause: &lt;script&gt;",
 		// every reason of the decision
 		`<li>error ratio above 5% &lt;script&gt;`, `<li>second &lt;script&gt;`,
 		// the rollback command, copyable

@@ -225,6 +225,9 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
 	d.api.setActions(cfg)
+	if d.api.Web, err = newWebPages(cfg, d.pipeline, st, o); err != nil {
+		return nil, err
+	}
 	d.pipeline.answer = d.api.replyLater
 	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",

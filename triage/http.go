@@ -58,6 +58,8 @@ type API struct {
 	// BodyGrace (default 10s) has passed, or silent for BodyGrace, with 408.
 	MinBodyRate int64
 	BodyGrace   time.Duration
+	// Web is the HTML pages (triage/web.go); nil: none are served.
+	Web *webPages
 
 	draining atomic.Bool
 	// reloaded replaces Auth and Receivers once a reload has applied.
@@ -173,6 +175,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/incidents/{id}/postmortem", a.authed(http.HandlerFunc(a.postmortemAnswer)))
 	mux.Handle("GET /api/deadletters", a.authed(http.HandlerFunc(a.deadLetters)))
 	a.evidenceRoutes(mux)
+	a.webRoutes(mux)
 	mux.Handle("POST /api/deadletters/{id}/replay", a.authed(http.HandlerFunc(a.replayDeadLetter)))
 	mux.Handle("POST /-/reload", a.authed(http.HandlerFunc(a.reload)))
 	mux.Handle("GET /metrics", a.authed(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry})))

@@ -1,0 +1,130 @@
+package triage
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/amtriage/amtriage/incident"
+	"github.com/amtriage/amtriage/rules"
+	"github.com/amtriage/amtriage/store"
+	"github.com/amtriage/amtriage/triage/postmortem"
+	"github.com/amtriage/amtriage/view"
+	"github.com/amtriage/amtriage/web"
+)
+
+// Board lists every incident not closed and those closed at or after
+// closedSince, without their alerts (a board of a thousand storms stays
+// small), most severe first, then oldest.
+func (p *Pipeline) Board(closedSince time.Time) []view.Incident {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	all := p.book.Incidents("all")
+	out := make([]view.Incident, 0, len(all))
+	for _, inc := range all {
+		if inc.State == incident.StateClosed && cmp.Or(inc.ClosedAt, inc.ResolvedAt).Before(closedSince) {
+			continue
+		}
+		out = append(out, view.SummaryOf(inc))
+	}
+	return out
+}
+
+// webSource is web.Source over the pipeline (incidents, post-mortems) and
+// the store (evidence).
+type webSource struct {
+	p  *Pipeline
+	st store.Store
+}
+
+var _ web.Source = webSource{}
+
+func (s webSource) Board(closedSince time.Time) []view.Incident { return s.p.Board(closedSince) }
+
+func (s webSource) IncidentDetail(id string) (view.Detail, bool) { return s.p.IncidentDetail(id) }
+
+func (s webSource) Postmortem(id string, now time.Time) (postmortem.Report, bool) {
+	return s.p.Postmortem(id, now, s.st != nil && s.st.HasEvidence(id))
+}
+
+func (s webSource) Evidence(id string) ([]byte, bool, error) {
+	if s.st == nil {
+		return nil, false, nil
+	}
+	b, ok, err := s.st.Evidence(id)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the evidence of %s: %w", id, err)
+	}
+	return b, ok, nil
+}
+
+// webPages are the pages the API mounts: the board and incident pages
+// (behind its auth) and, when status_page.enabled, the public status page.
+type webPages struct {
+	ui     *web.UI
+	status http.Handler // nil: GET /status is not served
+}
+
+// newWebPages builds the pages of cfg over the pipeline and the store.
+func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, o Options) (*webPages, error) {
+	ui, err := web.New(web.Options{Source: webSource{p: p, st: st}, Now: o.Now, Log: o.Log, GrafanaURL: grafanaDashboard(cfg.Grafana)})
+	if err != nil {
+		return nil, fmt.Errorf("web pages: %w", err)
+	}
+	return &webPages{ui: ui, status: statusPage(cfg, p)}, nil
+}
+
+// statusPage is the public status page, GET /status, when
+// status_page.enabled; nil otherwise.
+//
+// MOUNT POINT for package web/status (built separately): replace the
+// nil below with
+//
+//	status.New(status.Options{Source: ..., Title: cfg.StatusPage.Title, Services: <names of services with Public>, Now: ...})
+//
+// once it exists. It is served without auth (the page shows only the
+// public wording).
+func statusPage(cfg *rules.Config, p *Pipeline) http.Handler {
+	if !cfg.StatusPage.Enabled {
+		return nil
+	}
+	_ = p
+	return nil
+}
+
+// grafanaDashboard is the dashboard the incident pages link, when Grafana
+// is configured with one: the annotations' dashboard, else the panels'.
+func grafanaDashboard(g rules.GrafanaConfig) string {
+	uid := cmp.Or(g.DashboardUID, g.Render.DashboardUID)
+	if uid == "" || !(strings.HasPrefix(g.URL, "http://") || strings.HasPrefix(g.URL, "https://")) {
+		return ""
+	}
+	return strings.TrimRight(g.URL, "/") + "/d/" + url.PathEscape(uid)
+}
+
+// webRoutes mounts the pages: the board and incident pages behind the
+// API's auth (basic auth works in a browser), their assets without it
+// (they carry no data), the status page without it when enabled.
+func (a *API) webRoutes(mux *http.ServeMux) {
+	if a.Web == nil {
+		return
+	}
+	mux.Handle("GET /{$}", a.authed(http.HandlerFunc(a.Web.ui.ServeBoard)))
+	mux.Handle("GET /incidents/{id}", a.authed(http.HandlerFunc(a.Web.ui.ServeIncident)))
+	mux.Handle("GET /static/", a.Web.ui.Static())
+	if a.Web.status != nil {
+		mux.Handle("GET /status", a.Web.status)
+	}
+	// Other methods on the pages' paths: 405 naming GET, as the API's
+	// catch-all does for its own paths (after auth, like it).
+	notGet := a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		a.fail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+": GET")
+	}))
+	mux.Handle("/{$}", notGet)
+	mux.Handle("/incidents/{id}", notGet)
+	mux.Handle("/static/", notGet)
+}

@@ -46,22 +46,6 @@ func (p *Pipeline) IncidentsPage(state string, limit int) ([]view.Incident, int)
 	return out, total
 }
 
-// Board snapshots, for the web board, every incident not closed and those
-// closed at or after closedSince, without their alerts, most severe first,
-// then oldest.
-func (p *Pipeline) Board(closedSince time.Time) []view.Incident {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	all := p.book.Incidents("all")
-	out := make([]view.Incident, 0, len(all))
-	for _, inc := range all {
-		if inc.State != incident.StateClosed || !inc.ClosedAt.Before(closedSince) {
-			out = append(out, view.SummaryOf(inc))
-		}
-	}
-	return out
-}
-
 // IncidentDetail returns one incident kept (not yet pruned) with its timeline.
 func (p *Pipeline) IncidentDetail(id string) (view.Detail, bool) {
 	p.mu.RLock()

@@ -14,6 +14,7 @@ import (
 	"github.com/amtriage/amtriage/triage/postmortem"
 	"github.com/amtriage/amtriage/view"
 	"github.com/amtriage/amtriage/web"
+	"github.com/amtriage/amtriage/web/status"
 )
 
 // Board lists every incident not closed and those closed at or after
@@ -74,25 +75,28 @@ func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, o Options) (*we
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}
-	return &webPages{ui: ui, status: statusPage(cfg, p)}, nil
+	return &webPages{ui: ui, status: statusPage(cfg, p, o.Now)}, nil
 }
 
 // statusPage is the public status page, GET /status, when
-// status_page.enabled; nil otherwise.
-//
-// MOUNT POINT for package web/status (built separately): replace the
-// nil below with
-//
-//	status.New(status.Options{Source: ..., Title: cfg.StatusPage.Title, Services: <names of services with Public>, Now: ...})
-//
-// once it exists. It is served without auth (the page shows only the
-// public wording).
-func statusPage(cfg *rules.Config, p *Pipeline) http.Handler {
+// status_page.enabled; nil otherwise. It is served without auth: it shows
+// only the public wording of the services whose profile says public: true.
+func statusPage(cfg *rules.Config, p *Pipeline, now func() time.Time) http.Handler {
 	if !cfg.StatusPage.Enabled {
 		return nil
 	}
-	_ = p
-	return nil
+	public := map[string]bool{}
+	var names []string
+	for _, svc := range cfg.Services {
+		if svc.Public {
+			public[svc.Name] = true
+			names = append(names, svc.Name)
+		}
+	}
+	return status.New(status.Options{
+		Incidents: p.Board, Public: func(service string) bool { return public[service] }, Services: names,
+		Title: cfg.StatusPage.Title, Now: now,
+	})
 }
 
 // grafanaDashboard is the dashboard the incident pages link, when Grafana
@@ -115,8 +119,9 @@ func (a *API) webRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", a.authed(http.HandlerFunc(a.Web.ui.ServeBoard)))
 	mux.Handle("GET /incidents/{id}", a.authed(http.HandlerFunc(a.Web.ui.ServeIncident)))
 	mux.Handle("GET /static/", a.Web.ui.Static())
-	if a.Web.status != nil {
+	if a.Web.status != nil { // its assets are under /status/
 		mux.Handle("GET /status", a.Web.status)
+		mux.Handle("GET /status/", a.Web.status)
 	}
 	// Other methods on the pages' paths: 405 naming GET, as the API's
 	// catch-all does for its own paths (after auth, like it).

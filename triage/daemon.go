@@ -31,6 +31,7 @@ import (
 type Daemon struct {
 	cfg             *rules.Config
 	log             *slog.Logger
+	now             func() time.Time // Options.Now, for what a reload rebuilds
 	store           store.Store
 	replicas        *replicas    // nil: the embedded store, one process
 	closeStore      func() error // closes the store (and the replicas' pools)
@@ -225,9 +226,12 @@ func newDaemon(cfg *rules.Config, o Options, reg *prometheus.Registry, st store.
 	d.api.setPagerDutySecret(string(cfg.PagerDuty.WebhookSecret))
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
 	d.api.setActions(cfg)
-	if d.api.Web, err = newWebPages(cfg, d.pipeline, st, o); err != nil {
+	d.now = o.Now
+	web, err := newWebPages(cfg, d.pipeline, st, o.Now, o.Log)
+	if err != nil {
 		return nil, err
 	}
+	d.api.web.Store(web)
 	d.pipeline.answer = d.api.replyLater
 	st.OnDeadLetter(func(dl *store.DeadLetter) {
 		o.Log.Warn("dead letter stored: GET /api/deadletters lists it, POST /api/deadletters/{id}/replay replays it",

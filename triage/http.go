@@ -58,8 +58,9 @@ type API struct {
 	// BodyGrace (default 10s) has passed, or silent for BodyGrace, with 408.
 	MinBodyRate int64
 	BodyGrace   time.Duration
-	// Web is the HTML pages (triage/web.go); nil: none are served.
-	Web *webPages
+	// web is the HTML pages (triage/web.go), replaced on reload; nil:
+	// none are served.
+	web atomic.Pointer[webPages]
 
 	draining atomic.Bool
 	// reloaded replaces Auth and Receivers once a reload has applied.

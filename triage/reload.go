@@ -166,6 +166,10 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if enrich == nil {
 		enrich = &Enrichment{}
 	}
+	web, err := newWebPages(cfg, d.pipeline, d.store, d.now, d.log)
+	if err != nil {
+		return err
+	}
 	names := make([]string, len(notifiers))
 	for i, n := range notifiers {
 		names[i] = n.Name()
@@ -192,6 +196,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.api.setSlackSecret(string(cfg.Slack.SigningSecret))
 	d.api.setReceivers(names)
 	d.api.setActions(cfg)
+	d.api.web.Store(web)
 	d.running.Store(cfg)
 	d.wakeReceivers()
 	return nil

@@ -202,3 +202,28 @@ func TestReloadRefused(t *testing.T) {
 		})
 	}
 }
+
+// A reload turns the status page on (and its services public) without a
+// restart; it is served without auth, the board still behind it.
+func TestReloadTurnsTheStatusPageOn(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Auth.BearerToken = "s3cret"
+	r := newReloadable(t, cfg)
+	if res := r.do(http.MethodGet, "/status", nil, ""); res.code != http.StatusUnauthorized {
+		t.Errorf("GET /status while off, no credentials: %d, want 401 (an API path)", res.code)
+	}
+	if res := r.do(http.MethodGet, "/status", nil, r.authHeader()); res.code != http.StatusNotFound {
+		t.Errorf("GET /status while off: %d, want 404", res.code)
+	}
+	r.set(reloadedConfig(t, cfg, "status_page: {enabled: true}\nservices:\n  - name: api\n    match: ['service=\"api\"']\n    public: true\n"), nil, r.rec)
+	if res := r.do(http.MethodPost, "/-/reload", nil, r.authHeader()); res.code != http.StatusOK {
+		t.Fatalf("POST /-/reload = %d %s", res.code, res.body)
+	}
+	res := r.do(http.MethodGet, "/status", nil, "")
+	if res.code != http.StatusOK || !strings.Contains(string(res.body), `data-service="api"`) {
+		t.Errorf("GET /status after the reload: %d, want 200 listing api:\n%.400s", res.code, res.body)
+	}
+	if res := r.do(http.MethodGet, "/", nil, ""); res.code != http.StatusUnauthorized {
+		t.Errorf("GET / without credentials: %d, want 401", res.code)
+	}
+}

@@ -3,6 +3,7 @@ package triage
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,12 +71,12 @@ type webPages struct {
 }
 
 // newWebPages builds the pages of cfg over the pipeline and the store.
-func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, o Options) (*webPages, error) {
-	ui, err := web.New(web.Options{Source: webSource{p: p, st: st}, Now: o.Now, Log: o.Log, GrafanaURL: grafanaDashboard(cfg.Grafana)})
+func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, now func() time.Time, log *slog.Logger) (*webPages, error) {
+	ui, err := web.New(web.Options{Source: webSource{p: p, st: st}, Now: now, Log: log, GrafanaURL: grafanaDashboard(cfg.Grafana)})
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}
-	return &webPages{ui: ui, status: statusPage(cfg, p, o.Now)}, nil
+	return &webPages{ui: ui, status: statusPage(cfg, p, now)}, nil
 }
 
 // statusPage is the public status page, GET /status, when
@@ -113,16 +114,34 @@ func grafanaDashboard(g rules.GrafanaConfig) string {
 // API's auth (basic auth works in a browser), their assets without it
 // (they carry no data), the status page without it when enabled.
 func (a *API) webRoutes(mux *http.ServeMux) {
-	if a.Web == nil {
-		return
+	// Through the pages in force: a reload replaces them (status_page,
+	// services[].public, grafana).
+	page := func(serve func(p *webPages, w http.ResponseWriter, r *http.Request)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := a.web.Load()
+			if p == nil {
+				a.fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+				return
+			}
+			serve(p, w, r)
+		})
 	}
-	mux.Handle("GET /{$}", a.authed(http.HandlerFunc(a.Web.ui.ServeBoard)))
-	mux.Handle("GET /incidents/{id}", a.authed(http.HandlerFunc(a.Web.ui.ServeIncident)))
-	mux.Handle("GET /static/", a.Web.ui.Static())
-	if a.Web.status != nil { // its assets are under /status/
-		mux.Handle("GET /status", a.Web.status)
-		mux.Handle("GET /status/", a.Web.status)
-	}
+	mux.Handle("GET /{$}", a.authed(page(func(p *webPages, w http.ResponseWriter, r *http.Request) { p.ui.ServeBoard(w, r) })))
+	mux.Handle("GET /incidents/{id}", a.authed(page(func(p *webPages, w http.ResponseWriter, r *http.Request) { p.ui.ServeIncident(w, r) })))
+	mux.Handle("GET /static/", page(func(p *webPages, w http.ResponseWriter, r *http.Request) { p.ui.Static().ServeHTTP(w, r) }))
+	// The status page is served without auth when enabled; its assets are
+	// under /status/. Off, the path is the API's: 404 behind auth.
+	status := page(func(p *webPages, w http.ResponseWriter, r *http.Request) {
+		if p.status == nil {
+			a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				a.fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path+" (the status page is off: status_page.enabled)")
+			})).ServeHTTP(w, r)
+			return
+		}
+		p.status.ServeHTTP(w, r)
+	})
+	mux.Handle("GET /status", status)
+	mux.Handle("GET /status/", status)
 	// Other methods on the pages' paths: 405 naming GET, as the API's
 	// catch-all does for its own paths (after auth, like it).
 	notGet := a.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -76,6 +76,10 @@ func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, now func() time
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}
+	if cfg.StatusPage.Enabled && time.Duration(cfg.Incidents.Retention) < status.DefaultHistory {
+		log.Warn("status_page: its history covers incidents.retention, not 30 days; set incidents.retention: 720h for all 30",
+			"retention", time.Duration(cfg.Incidents.Retention).String())
+	}
 	return &webPages{ui: ui, status: statusPage(cfg, p, now)}, nil
 }
 
@@ -97,8 +101,16 @@ func statusPage(cfg *rules.Config, p *Pipeline, now func() time.Time) http.Handl
 	return status.New(status.Options{
 		Incidents: p.Board, Public: func(service string) bool { return public[service] }, Services: names,
 		Title: cfg.StatusPage.Title, Now: now,
+		// The incidents kept are the history there is: 30 days needs
+		// incidents.retention of 720h (the README says so; serve warns).
+		History:  min(status.DefaultHistory, time.Duration(cfg.Incidents.Retention)),
+		Cadence:  status.Cadence{Sev1: time.Duration(cfg.Incidents.Sev1Updates), Sev2: time.Duration(cfg.Incidents.Sev2Updates)},
+		CacheFor: statusCacheFor,
 	})
 }
+
+// statusCacheFor is how long the open status page is served as rendered.
+const statusCacheFor = 5 * time.Second
 
 // grafanaDashboard is the dashboard the incident pages link, when Grafana
 // is configured with one: the annotations' dashboard, else the panels'.

@@ -12,6 +12,7 @@
 package status
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -38,10 +39,18 @@ const (
 // Update intervals while open, from the runbook: "Update status page every
 // 2 minutes" for Sev 1 and updates every 5 minutes for Sev 2. Sev 3's
 // communication is a "Post-incident update", so it has no next update.
+// They are the defaults of incidents.sev1_updates and sev2_updates, which
+// pace the updates amtriage sends: Cadence carries those.
 const (
 	Sev1Interval = 2 * time.Minute
 	Sev2Interval = 5 * time.Minute
 )
+
+// Cadence is how often updates go out while an incident is open, per
+// severity; a zero field is the runbook's interval.
+type Cadence struct {
+	Sev1, Sev2 time.Duration
+}
 
 // Entry is one incident as the public may see it. It holds only words chosen
 // here from the severity and the state, the service name and times.
@@ -96,16 +105,24 @@ var (
 	}
 	messages = map[Phase]string{
 		Investigating: "We are investigating reports of errors and slow responses.",
-		Identified:    "The cause has been identified and a fix is being applied.",
+		Identified:    "The cause has been identified and we are working on a fix.",
 		Monitoring:    "The service has recovered; we are monitoring it closely.",
 		Resolved:      "This incident has been resolved.",
 	}
 )
 
-// Public is inc as the public may see it, at now: the zero Entry (Hidden)
-// for a Sev 4 incident. It does not check that the service is public; the
-// handler does that before calling it.
-func Public(inc view.Incident, now time.Time) Entry {
+// verifyingMessage: the alerts have stopped, recovery is not checked yet,
+// and it may not be (verifying can last): the recovery is not claimed.
+const verifyingMessage = "The errors have stopped; we are checking that the service has recovered."
+
+// Public is inc as the public may see it, at now, with the runbook's
+// update cadence: the zero Entry (Hidden) for a Sev 4 incident. It does not
+// check that the service is public; the handler does that first.
+func Public(inc view.Incident, now time.Time) Entry { return Cadence{}.Public(inc, now) }
+
+// Public is inc as the public may see it, at now, next updates promised at
+// c's cadence.
+func (c Cadence) Public(inc view.Incident, now time.Time) Entry {
 	now = now.UTC()
 	phase := phaseOf(inc)
 	level := publicLevel(inc, phase)
@@ -137,6 +154,9 @@ func Public(inc view.Incident, now time.Time) Entry {
 			e.Ended = end
 		}
 	}
+	if inc.State == incident.StateVerifying {
+		e.Message = verifyingMessage
+	}
 	if end.After(e.Started) && !e.Started.IsZero() {
 		e.Duration = end.Sub(e.Started)
 	}
@@ -145,7 +165,7 @@ func Public(inc view.Incident, now time.Time) Entry {
 		rolledBack = inc.RolledBack.At
 	}
 	e.LastUpdated = latest(now, inc.Started, inc.Resolved, inc.Closed, inc.AcknowledgedAt, inc.LastEvaluated, rolledBack)
-	if interval := updateInterval(level, phase); interval > 0 && !e.LastUpdated.IsZero() {
+	if interval := c.interval(level, phase); interval > 0 && !e.LastUpdated.IsZero() {
 		// The page is regenerated on every request, so the promise is the
 		// next tick of the runbook's cadence after now, counted from the
 		// last update: never a time already past.
@@ -170,14 +190,17 @@ func phaseOf(inc view.Incident) Phase {
 	return Investigating
 }
 
-// namesCause: a verdict of "look at what changed" or a skipped diagnosis
-// identified nothing; the other categories name where the fault is.
+// namesCause: only a bad deployment or configuration and exhausted
+// resources name a cause a fix can follow. "Application" (running, ready,
+// yet failing), "infrastructure" (a dependency to escalate to), "what
+// changed" and a skipped diagnosis say where to look, not what is wrong:
+// the public is not told the cause is found on their strength.
 func namesCause(d *diagnosis.Diagnosis) bool {
 	if d == nil {
 		return false
 	}
 	switch d.Category {
-	case diagnosis.ConfigOrDeployment, diagnosis.Resources, diagnosis.Application, diagnosis.Infrastructure:
+	case diagnosis.ConfigOrDeployment, diagnosis.Resources:
 		return true
 	}
 	return false
@@ -203,16 +226,16 @@ func publicLevel(inc view.Incident, phase Phase) severity.Level {
 	return 0
 }
 
-// updateInterval is the runbook's cadence while the incident is open.
-func updateInterval(level severity.Level, phase Phase) time.Duration {
+// interval is the cadence of updates while the incident is open.
+func (c Cadence) interval(level severity.Level, phase Phase) time.Duration {
 	if phase != Investigating && phase != Identified {
 		return 0
 	}
 	switch level {
 	case 1:
-		return Sev1Interval
+		return cmp.Or(c.Sev1, Sev1Interval)
 	case 2:
-		return Sev2Interval
+		return cmp.Or(c.Sev2, Sev2Interval)
 	}
 	return 0
 }

@@ -95,6 +95,22 @@ func TestPublic(t *testing.T) {
 				LastUpdated: t0, NextUpdate: at(2)},
 		},
 		{
+			name: "open, the application fails with nothing found in Kubernetes: still investigating",
+			inc: view.Incident{Service: "api", Severity: 2, State: incident.StateOpen, Started: t0,
+				Diagnosis: &diagnosis.Diagnosis{Category: diagnosis.Application}},
+			now: at(1),
+			want: Entry{Service: "api", Level: 2, Title: "INCIDENT: api partially degraded", Phase: Investigating,
+				Message: messages[Investigating], Impact: impacts[2], Started: t0, Duration: time.Minute, LastUpdated: t0, NextUpdate: at(5)},
+		},
+		{
+			name: "open, a dependency is down (infrastructure): still investigating",
+			inc: view.Incident{Service: "api", Severity: 2, State: incident.StateOpen, Started: t0,
+				Diagnosis: &diagnosis.Diagnosis{Category: diagnosis.Infrastructure}},
+			now: at(1),
+			want: Entry{Service: "api", Level: 2, Title: "INCIDENT: api partially degraded", Phase: Investigating,
+				Message: messages[Investigating], Impact: impacts[2], Started: t0, Duration: time.Minute, LastUpdated: t0, NextUpdate: at(5)},
+		},
+		{
 			name: "open, diagnosis says look at what changed: still investigating",
 			inc: view.Incident{Service: "api", Severity: 3, State: incident.StateOpen, Started: t0,
 				Diagnosis: &diagnosis.Diagnosis{Category: diagnosis.WhatChanged}},
@@ -116,7 +132,7 @@ func TestPublic(t *testing.T) {
 				Resolved: at(20), LastEvaluated: at(21)},
 			now: at(25),
 			want: Entry{Service: "api", Level: 1, Title: "INCIDENT: api major outage", Phase: Monitoring,
-				Message: messages[Monitoring], Impact: pastImpacts[1], Started: t0, Duration: 20 * time.Minute, LastUpdated: at(21)},
+				Message: verifyingMessage, Impact: pastImpacts[1], Started: t0, Duration: 20 * time.Minute, LastUpdated: at(21)},
 		},
 		{
 			name: "monitoring: monitoring",
@@ -221,5 +237,18 @@ func TestWords(t *testing.T) {
 		if got := Words(tt.d); got != tt.want {
 			t.Errorf("Words(%v) = %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+// The page promises the next update at the cadence amtriage sends them
+// (incidents.sev1_updates, sev2_updates), not only the runbook's.
+func TestPublicCadence(t *testing.T) {
+	at := func(m float64) time.Time { return t0.Add(time.Duration(m * float64(time.Minute))) }
+	inc := view.Incident{Service: "api", Severity: 1, State: incident.StateOpen, Started: t0}
+	if got := (Cadence{Sev1: 10 * time.Minute}).Public(inc, at(1)).NextUpdate; !got.Equal(at(10)) {
+		t.Errorf("next update at a 10m cadence: %v, want %v", got, at(10))
+	}
+	if got := Public(inc, at(1)).NextUpdate; !got.Equal(at(2)) {
+		t.Errorf("next update at the runbook's: %v, want %v", got, at(2))
 	}
 }

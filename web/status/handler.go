@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/amtriage/amtriage/view"
@@ -85,6 +86,13 @@ type Options struct {
 	History time.Duration
 	// Log reports rendering failures; slog.Default() when nil.
 	Log *slog.Logger
+	// Cadence is how often updates go out while open
+	// (incidents.sev1_updates, sev2_updates): the page's next update.
+	Cadence Cadence
+	// CacheFor, when positive, serves the page rendered once for that
+	// long: it is open to anyone, and each rendering copies the incidents
+	// under the pipeline's lock.
+	CacheFor time.Duration
 }
 
 // New is the status page's handler: GET and HEAD of PagePath, StylePath and
@@ -112,7 +120,13 @@ func New(o Options) http.Handler {
 	return &handler{o: o}
 }
 
-type handler struct{ o Options }
+type handler struct {
+	o Options
+
+	mu       sync.Mutex
+	cached   []byte
+	cachedAt time.Time
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
@@ -176,12 +190,8 @@ type pageData struct {
 }
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
-	now := h.o.Now().UTC()
-	data := h.build(now)
-	// Rendered into a buffer first so a template failure is a clean 500,
-	// not half a page with a 200.
-	var buf bytes.Buffer
-	if err := page.Execute(&buf, data); err != nil {
+	body, err := h.rendered(h.o.Now().UTC())
+	if err != nil {
 		h.o.Log.Error("status page: rendering", "err", err)
 		http.Error(w, "status page unavailable", http.StatusInternalServerError)
 		return
@@ -189,7 +199,24 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	// Proxies and browsers may share it for as long as the page takes to
 	// refresh itself: it is the same for everyone.
 	w.Header().Set("Cache-Control", "public, max-age=30")
-	write(w, r, "text/html; charset=utf-8", buf.Bytes())
+	write(w, r, "text/html; charset=utf-8", body)
+}
+
+// rendered is the page at now, from the cache when it is recent enough.
+// Rendered into a buffer first so a template failure is a clean 500, not
+// half a page with a 200.
+func (h *handler) rendered(now time.Time) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock() // one rendering at a time: a crowd waits for it
+	if h.o.CacheFor > 0 && h.cached != nil && now.Sub(h.cachedAt) >= 0 && now.Sub(h.cachedAt) < h.o.CacheFor {
+		return h.cached, nil
+	}
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, h.build(now)); err != nil {
+		return nil, err
+	}
+	h.cached, h.cachedAt = buf.Bytes(), now
+	return h.cached, nil
 }
 
 // build maps the public services' incidents to entries: the current ones
@@ -201,7 +228,7 @@ func (h *handler) build(now time.Time) pageData {
 		if inc.Service == "" || !h.o.Public(inc.Service) {
 			continue
 		}
-		e := Public(inc, now)
+		e := h.o.Cadence.Public(inc, now)
 		switch {
 		case e.Hidden():
 		case e.Phase != Resolved:

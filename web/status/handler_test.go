@@ -455,3 +455,34 @@ func TestOverall(t *testing.T) {
 		})
 	}
 }
+
+// With CacheFor the page is rendered once for that long: a crowd on an
+// open page copies the incidents once, not once each.
+func TestPageCached(t *testing.T) {
+	now := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
+	calls := 0
+	h := New(Options{
+		Incidents: func(time.Time) []view.Incident { calls++; return nil },
+		Public:    func(string) bool { return true },
+		Now:       func() time.Time { return now },
+		CacheFor:  5 * time.Second,
+	})
+	get := func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PagePath, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET: %d", rec.Code)
+		}
+	}
+	for range 10 {
+		get()
+	}
+	if calls != 1 {
+		t.Errorf("%d renderings for 10 requests within 5 s, want 1", calls)
+	}
+	now = now.Add(6 * time.Second)
+	get()
+	if calls != 2 {
+		t.Errorf("%d renderings once the cache is 6 s old, want 2", calls)
+	}
+}

@@ -72,7 +72,11 @@ type webPages struct {
 
 // newWebPages builds the pages of cfg over the pipeline and the store.
 func newWebPages(cfg *rules.Config, p *Pipeline, st store.Store, now func() time.Time, log *slog.Logger) (*webPages, error) {
-	ui, err := web.New(web.Options{Source: webSource{p: p, st: st}, Now: now, Log: log, GrafanaURL: grafanaDashboard(cfg.Grafana)})
+	services := make([]string, 0, len(cfg.Services))
+	for _, s := range cfg.Services {
+		services = append(services, s.Name)
+	}
+	ui, err := web.New(web.Options{Source: webSource{p: p, st: st}, Now: now, Log: log, GrafanaURL: grafanaDashboard(cfg.Grafana), Services: services})
 	if err != nil {
 		return nil, fmt.Errorf("web pages: %w", err)
 	}

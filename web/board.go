@@ -146,7 +146,15 @@ func (u *UI) ServeBoard(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(services)
 	services = slices.Compact(services)
-	q := r.URL.Query()
+	// Configured services may be filtered on when none is on the board: a
+	// shared URL keeps working.
+	for _, s := range u.services {
+		if _, found := slices.BinarySearch(services, s); !found {
+			services = append(services, s)
+		}
+	}
+	slices.Sort(services)
+	q := known(r.URL.Query())
 	f, bad, msg := parseFilters(q, services)
 	if bad != nil {
 		if n := len(bad.Values); n > maxAllowedShown { // a storm's services: the page stays small
@@ -169,7 +177,10 @@ func (u *UI) ServeBoard(w http.ResponseWriter, r *http.Request) {
 	d := boardData{Title: "Incidents", Refresh: 15, Total: len(rows), Open: open, Page: f.page, Now: now,
 		Filtered: f.state != nil || f.severity != nil || f.service != nil}
 	d.Pages = max(1, (len(rows)+PageSize-1)/PageSize)
-	from := min((f.page-1)*PageSize, len(rows))
+	from := len(rows) // a page past the last (however large: no overflow) is empty
+	if f.page <= d.Pages {
+		from = (f.page - 1) * PageSize
+	}
 	to := min(from+PageSize, len(rows))
 	d.Rows = make([]boardRow, 0, to-from)
 	for i := range rows[from:to] {
@@ -211,6 +222,23 @@ func rowOf(v *view.Incident, now time.Time) boardRow {
 		}
 	}
 	return row
+}
+
+// known is the board's query without what it does not read, each value
+// once: the links it builds repeat the query, so an unknown or repeated
+// parameter must not multiply the page.
+func known(q url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"state", "severity", "service", "page"} {
+		seen := map[string]bool{}
+		for _, v := range q[k] {
+			if !seen[v] {
+				seen[v] = true
+				out.Add(k, v)
+			}
+		}
+	}
+	return out
 }
 
 // pageURL is the board's URL with its filters and page n.

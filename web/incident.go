@@ -78,11 +78,44 @@ type alertView struct {
 type kv struct{ K, V string }
 
 func sortedKV(m map[string]string) []kv {
-	out := make([]kv, 0, len(m))
+	out := make([]kv, 0, min(len(m), maxLabels))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, kv{k, m[k]})
+		if len(out) == maxLabels {
+			out = append(out, kv{"…", fmt.Sprintf("%d more labels", len(m)-maxLabels)})
+			break
+		}
+		out = append(out, kv{clip(maxText, k), clip(maxText, m[k])})
 	}
 	return out
+}
+
+// The incident page's bounds on what alerts say: the page stays small
+// whatever a webhook carried (the webhook's own limit is 32 MiB).
+const (
+	maxText   = 2000 // characters of a label, a reason, a timeline entry
+	maxLabels = 64   // labels shown per alert
+)
+
+// bound clips d's alert-controlled text to the page's bounds, on copies.
+func bound(d *view.Detail) {
+	clipAll := func(ss []string) []string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = clip(maxText, s)
+		}
+		return out
+	}
+	d.Title, d.Service = clip(maxText, d.Title), clip(maxText, d.Service)
+	d.Reasons = clipAll(d.Reasons)
+	d.Alerts = slices.Clone(d.Alerts)
+	for i := range d.Alerts {
+		d.Alerts[i].Reasons = clipAll(d.Alerts[i].Reasons)
+		d.Alerts[i].Alertname = clip(maxText, d.Alerts[i].Alertname)
+	}
+	d.Timeline = slices.Clone(d.Timeline)
+	for i := range d.Timeline {
+		d.Timeline[i].Text = clip(maxText, d.Timeline[i].Text)
+	}
 }
 
 // evidenceView is the evidence record as shown: each query summarised.
@@ -135,6 +168,7 @@ func (u *UI) ServeIncident(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("There is no incident %q: unknown, or pruned after incidents.retention.", clip(maxCell, id)), nil)
 		return
 	}
+	bound(&d)
 	now := u.now()
 	data := incidentData{Title: cmpOr(d.Title, d.Service), Refresh: 30, Detail: d, Now: now}
 	end := now

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -40,16 +41,20 @@ type Options struct {
 	// GrafanaURL, when set, is a dashboard's absolute URL: each incident
 	// links it over the incident's time range.
 	GrafanaURL string
+	// Services are the configured profiles' names: the board's service
+	// filter takes them even when none of theirs is on the board.
+	Services []string
 }
 
 // UI serves the board, the incident pages and their assets.
 type UI struct {
-	src     Source
-	now     func() time.Time
-	log     *slog.Logger
-	grafana string
-	pages   map[string]*template.Template
-	static  map[string]asset
+	src      Source
+	services []string
+	now      func() time.Time
+	log      *slog.Logger
+	grafana  string
+	pages    map[string]*template.Template
+	static   map[string]asset
 }
 
 type asset struct {
@@ -64,7 +69,7 @@ func New(o Options) (*UI, error) {
 	if o.Source == nil {
 		return nil, fmt.Errorf("web: no source")
 	}
-	u := &UI{src: o.Source, now: o.Now, log: o.Log, grafana: o.GrafanaURL, pages: map[string]*template.Template{}, static: map[string]asset{}}
+	u := &UI{src: o.Source, now: o.Now, log: o.Log, grafana: o.GrafanaURL, services: slices.Clone(o.Services), pages: map[string]*template.Template{}, static: map[string]asset{}}
 	if u.now == nil {
 		u.now = time.Now
 	}

@@ -639,3 +639,54 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+// What a shared or crafted board URL carries is bounded: a page number of
+// any size is an empty page (never a panic), parameters the board does not
+// read and repeated values are not echoed into its links, and a
+// configured service with nothing on the board may be filtered on.
+func TestBoardQueryBounds(t *testing.T) {
+	src := &fakeSource{incs: []view.Incident{inc("a", 1, incident.StateOpen, "api", time.Minute)}}
+	u, err := New(Options{Source: src, Now: func() time.Time { return now }, Services: []string{"api", "checkout"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := u.Handler()
+	for _, p := range []string{"9223372036854775807", "92233720368547759", "46116860184273880"} {
+		if a := get(t, h, http.MethodGet, "/?page="+p); a.code != http.StatusOK || len(rowIDs(a.body)) != 0 {
+			t.Errorf("page %s: %d with %d rows, want an empty page", p, a.code, len(rowIDs(a.body)))
+		}
+	}
+	plain := get(t, h, http.MethodGet, "/?service=api")
+	junk := "&x=" + strings.Repeat("y", 100<<10) + strings.Repeat("&service=api", 2000)
+	if a := get(t, h, http.MethodGet, "/?service=api"+junk); a.code != http.StatusOK || len(a.body) > len(plain.body)+1024 {
+		t.Errorf("a 100 KB unknown parameter and 2000 repeats: %d, %d bytes against %d without", a.code, len(a.body), len(plain.body))
+	}
+	if a := get(t, h, http.MethodGet, "/?service=checkout"); a.code != http.StatusOK || len(rowIDs(a.body)) != 0 {
+		t.Errorf("a configured service with no incident: %d, %d rows; want an empty board", a.code, len(rowIDs(a.body)))
+	}
+	if a := get(t, h, http.MethodGet, "/?service=nope"); a.code != http.StatusBadRequest || !strings.Contains(a.body, "checkout") {
+		t.Errorf("an unknown service: %d, want 400 naming the configured ones", a.code)
+	}
+}
+
+// An incident page stays bounded whatever its alerts carry.
+func TestIncidentPageBounded(t *testing.T) {
+	huge := strings.Repeat("v", 200<<10)
+	d := view.Detail{Incident: inc("big", 1, incident.StateOpen, "api", time.Minute)}
+	d.Reasons = []string{huge}
+	for i := range view.MaxAlerts {
+		labels := map[string]string{"alertname": "A", "blob": huge}
+		for j := range 200 {
+			labels[fmt.Sprintf("l%03d", j)] = "x"
+		}
+		d.Alerts = append(d.Alerts, view.Alert{Fingerprint: fmt.Sprint(i), Alertname: "A", Labels: labels, Reasons: []string{huge}})
+	}
+	for range 200 {
+		d.Timeline = append(d.Timeline, incident.Entry{At: now, Kind: "update", Text: huge})
+	}
+	src := &fakeSource{details: map[string]view.Detail{"big": d}}
+	a := get(t, newUI(t, src).Handler(), http.MethodGet, "/incidents/big")
+	if a.code != http.StatusOK || len(a.body) > 2<<20 {
+		t.Errorf("incident page: %d, %d bytes for 50 alerts of 200 KB labels; want under 2 MiB", a.code, len(a.body))
+	}
+}

@@ -29,7 +29,10 @@
     if (sel && !sel.isCollapsed && main.contains(sel.anchorNode)) {
       return true;
     }
-    return main.contains(document.activeElement) && document.activeElement !== document.body;
+    // A focused link or button (after a click) does not hold the refresh
+    // back for good; only a form control being typed in does.
+    var el = document.activeElement;
+    return !!el && main.contains(el) && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName);
   }
 
   function refresh(main) {

@@ -339,16 +339,16 @@ type Service struct {
 	// DependsOn names other profiles (a database, a queue) whose health
 	// probes are checked for the diagnosis: a dependency down means
 	// infrastructure, not this service.
-	DependsOn       []string         `yaml:"depends_on"`
-	Queries         ServiceQueries   `yaml:"queries"`
-	LatencyBaseline Duration         `yaml:"latency_baseline"`
-	DataLoss        *bool            `yaml:"data_loss"`
-	Impact          string           `yaml:"impact"` // "none" marks preventive-only services
+	DependsOn       []string       `yaml:"depends_on"`
+	Queries         ServiceQueries `yaml:"queries"`
+	LatencyBaseline Duration       `yaml:"latency_baseline"`
+	DataLoss        *bool          `yaml:"data_loss"`
+	Impact          string         `yaml:"impact"` // "none" marks preventive-only services
 	// Public puts the service's incidents on the public status page
 	// (status_page.enabled), in the runbook's public wording only.
-	Public bool `yaml:"public"`
-	Thresholds      ThresholdsConfig `yaml:"thresholds"`
-	Routing         RoutingConfig    `yaml:"routing"`
+	Public     bool             `yaml:"public"`
+	Thresholds ThresholdsConfig `yaml:"thresholds"`
+	Routing    RoutingConfig    `yaml:"routing"`
 
 	Matchers labels.Matchers `yaml:"-"` // parsed Match
 }

@@ -313,3 +313,19 @@ func TestEscalationPageEventsAreNotThePages(t *testing.T) {
 		t.Errorf("the escalation page changed the page: acknowledged %v, PagerDuty %s %s", inc.AcknowledgedAt, inc.PagerDutyID, inc.PagerDutyURL)
 	}
 }
+
+// An incident keeps the profile its alerts matched, until one that did not
+// joins it.
+func TestIncidentProfile(t *testing.T) {
+	b := NewBook()
+	o := fire("checkout", "p1", t0, 2)
+	o.Profile = "checkout"
+	id := b.Apply(batch(t0, "g", true, o)).Incidents[0].ID
+	if p := b.Get(id).Profile; p != "checkout" {
+		t.Fatalf("profile %q, want checkout", p)
+	}
+	b.Apply(batch(at(time.Minute), "g", true, o, fire("checkout", "s1", t0, 2))) // staging's job="checkout"
+	if p := b.Get(id).Profile; p != "" {
+		t.Errorf("profile %q after an alert outside it joined, want none", p)
+	}
+}

@@ -25,7 +25,10 @@ type Observation struct {
 	Alert   Alert // Key, Status, labels… as received; Decision set by triage
 	Service string
 	// Unit, when set, groups the alert instead of Service (see Incident.Unit).
-	Unit     string
+	Unit string
+	// Profile is the service profile the alert's labels matched ("" for
+	// none): Service may be a label's value that only looks like one.
+	Profile  string
 	Decision severity.Decision
 }
 
@@ -451,11 +454,15 @@ func (s *step) observe(batch Batch, o *Observation) {
 		for b.byID[inc.ID] != nil { // the same occurrence can reopen after an inferred resolve
 			inc.ID = newID(inc.ID, key)
 		}
+		inc.Profile = o.Profile
 		b.open[o.groupedBy()] = inc
 		b.byID[inc.ID] = inc
 		inc.note(o.Alert.StartsAt, "detected", "%s firing", o.Alert.Name)
 	} else if inc.Alerts == nil { // verifying or monitoring: it reopens
 		inc.Alerts = map[string]*Alert{}
+	}
+	if o.Profile != inc.Profile {
+		inc.Profile = "" // an alert outside its profile joined: it is no longer all the profile's
 	}
 	a := o.Alert
 	a.Decision, a.LastSeen, a.seen = o.Decision, batch.At, b.notification

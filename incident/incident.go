@@ -60,7 +60,11 @@ type Incident struct {
 	// the Alertmanager group (externalURL + groupKey) of alerts that name no
 	// service, or the Alertmanager a missing heartbeat is about. Empty: the
 	// service. It keeps the incident's identity across restarts.
-	Unit         string         `json:"unit,omitempty"`
+	Unit string `json:"unit,omitempty"`
+	// Profile is the service profile every alert the incident had matched;
+	// "" when one did not (its Service then comes from a label). The
+	// public status page shows only incidents of a public profile.
+	Profile      string         `json:"profile,omitempty"`
 	Title        string         `json:"title"`
 	Status       string         `json:"status"`
 	Severity     severity.Level `json:"severity"`

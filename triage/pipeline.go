@@ -1095,9 +1095,14 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *web
 		if service == "" { // a resolution of an alert that names no service
 			service, unit = GroupUnit(msg, a)
 		}
+		profile := ""
+		if svc := p.triager.Config.MatchService(a.Labels); svc != nil {
+			profile = svc.Name
+		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,
 			Unit:     unit,
+			Profile:  profile,
 			Decision: decision,
 			Alert: incident.Alert{
 				Key:          pr.key,

@@ -13,8 +13,10 @@ import (
 
 // Incident is an open incident as GET /api/incidents shows it.
 type Incident struct {
-	ID           string         `json:"id"`
-	Service      string         `json:"service"`
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	// Profile is the service profile all its alerts matched ("": not all).
+	Profile      string         `json:"profile,omitempty"`
 	Title        string         `json:"title"`
 	Status       string         `json:"status"`
 	Severity     severity.Level `json:"severity"`
@@ -113,7 +115,7 @@ func Of(inc *incident.Incident) Incident {
 // them), for lists of many incidents. Call it under the lock that guards inc.
 func SummaryOf(inc *incident.Incident) Incident {
 	v := Incident{
-		ID: inc.ID, Service: inc.Service, Title: inc.Title, Status: inc.Status,
+		ID: inc.ID, Service: inc.Service, Profile: inc.Profile, Title: inc.Title, Status: inc.Status,
 		Severity: inc.Severity, PeakSeverity: inc.PeakSeverity, Rule: inc.Rule, Reasons: inc.Reasons,
 		Started: inc.StartedAt, AlertsFiring: inc.Firing, AlertsTotal: len(inc.Alerts) + inc.Left,
 		LastEvaluated: inc.LastEvaluated, Diagnosis: inc.Diagnosis,

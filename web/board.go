@@ -75,7 +75,7 @@ func parseFilters(q url.Values, services []string) (f filters, bad *allowedValue
 		set := map[string]bool{}
 		for _, v := range vals {
 			if !slices.Contains(allowed, v) {
-				msg = fmt.Sprintf("%s: %q is not one of the allowed values.", param, v)
+				msg = fmt.Sprintf("%s: %q is not one of the allowed values.", param, clip(maxCell, v))
 				bad = &allowedValues{Param: param, Values: allowed}
 				return nil, false
 			}
@@ -96,7 +96,7 @@ func parseFilters(q url.Values, services []string) (f filters, bad *allowedValue
 	if p := q.Get("page"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
-			return f, &allowedValues{Param: "page", Values: []string{"a whole number from 1"}}, fmt.Sprintf("page: %q is not a page number.", p)
+			return f, &allowedValues{Param: "page", Values: []string{"a whole number from 1"}}, fmt.Sprintf("page: %q is not a page number.", clip(maxCell, p))
 		}
 		f.page = n
 	}

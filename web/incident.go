@@ -79,21 +79,28 @@ type kv struct{ K, V string }
 
 func sortedKV(m map[string]string) []kv {
 	out := make([]kv, 0, min(len(m), maxLabels))
+	budget := maxLabelText
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if len(out) == maxLabels {
-			out = append(out, kv{"…", fmt.Sprintf("%d more labels", len(m)-maxLabels)})
+		if len(out) == maxLabels || budget <= 0 {
+			out = append(out, kv{"…", fmt.Sprintf("%d more labels (the API has them all)", len(m)-len(out))})
 			break
 		}
-		out = append(out, kv{clip(maxText, k), clip(maxText, m[k])})
+		k2, v := clip(maxLabel, k), clip(min(maxLabel, max(budget, 1)), m[k])
+		budget -= len(k2) + len(v)
+		out = append(out, kv{k2, v})
 	}
 	return out
 }
 
 // The incident page's bounds on what alerts say: the page stays small
-// whatever a webhook carried (the webhook's own limit is 32 MiB).
+// whatever a webhook carried (the webhook's own limit is 32 MiB; the API
+// has it all).
 const (
-	maxText   = 2000 // characters of a label, a reason, a timeline entry
-	maxLabels = 64   // labels shown per alert
+	maxText      = 1000 // characters of a reason, a timeline entry, a title
+	maxLabel     = 256  // characters of a label name or value
+	maxLabels    = 32   // labels shown per alert
+	maxLabelText = 2048 // bytes of labels shown per alert
+	maxReasons   = 16   // reasons shown per alert
 )
 
 // bound clips d's alert-controlled text to the page's bounds, on copies.
@@ -109,7 +116,7 @@ func bound(d *view.Detail) {
 	d.Reasons = clipAll(d.Reasons)
 	d.Alerts = slices.Clone(d.Alerts)
 	for i := range d.Alerts {
-		d.Alerts[i].Reasons = clipAll(d.Alerts[i].Reasons)
+		d.Alerts[i].Reasons = clipAll(d.Alerts[i].Reasons[:min(len(d.Alerts[i].Reasons), maxReasons)])
 		d.Alerts[i].Alertname = clip(maxText, d.Alerts[i].Alertname)
 	}
 	d.Timeline = slices.Clone(d.Timeline)

@@ -35,32 +35,51 @@
     return !!el && main.contains(el) && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName);
   }
 
+  // Errors back off (doubling up to 5 minutes); a 401 stops the refresh
+  // and asks to sign in again: a wall screen must not poll a lost session.
+  var period = 0, delay = 0, maxDelay = 300000;
+
+  function schedule(main) {
+    setTimeout(function () { refresh(main); }, delay);
+  }
+
   function refresh(main) {
     if (document.hidden || busy(main)) {
+      schedule(main);
       return;
     }
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" }, cache: "no-store" })
       .then(function (res) {
+        if (res.status === 401) {
+          main.setAttribute("data-stale", "signin");
+          return null;
+        }
         if (!res.ok) {
           throw new Error("HTTP " + res.status);
         }
         return res.text();
       })
       .then(function (html) {
+        if (html === null) {
+          return; // signed out: no more polling until the reader reloads
+        }
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("main");
-        if (!fresh) {
-          return;
+        if (fresh) {
+          main.replaceChildren.apply(main, Array.prototype.map.call(fresh.childNodes, function (n) {
+            return document.importNode(n, true);
+          }));
+          main.removeAttribute("data-stale");
+          bindCopy(main);
         }
-        main.replaceChildren.apply(main, Array.prototype.map.call(fresh.childNodes, function (n) {
-          return document.importNode(n, true);
-        }));
-        main.removeAttribute("data-stale");
-        bindCopy(main);
+        delay = period;
+        schedule(main);
       })
       .catch(function () {
         // Keep what is shown; mark it so a reader knows it may be old.
         main.setAttribute("data-stale", "true");
+        delay = Math.min(delay * 2, maxDelay);
+        schedule(main);
       });
   }
 
@@ -72,7 +91,8 @@
     bindCopy(main);
     var every = parseInt(main.getAttribute("data-refresh"), 10);
     if (every > 0) {
-      setInterval(function () { refresh(main); }, every * 1000);
+      period = delay = every * 1000;
+      schedule(main);
     }
   }
 

@@ -70,7 +70,8 @@ type Options struct {
 	// after since (the pipeline's Board).
 	Incidents func(since time.Time) []view.Incident
 	// Public says whether a service's profile has public: true. Nil shows
-	// nothing: the page fails closed.
+	// nothing: the page fails closed. Only incidents whose alerts all
+	// matched that profile (view.Incident.Profile) are shown.
 	Public func(service string) bool
 	// Services are the public services to list with their state, in
 	// order, even when they have no incident (the configuration's services
@@ -225,7 +226,10 @@ func (h *handler) build(now time.Time) pageData {
 	since := now.Add(-h.o.History)
 	data := pageData{Title: h.o.Title, Now: now, HistoryDays: int(h.o.History.Round(24*time.Hour) / (24 * time.Hour))}
 	for _, inc := range h.o.Incidents(since) {
-		if inc.Service == "" || !h.o.Public(inc.Service) {
+		// The profile, not the name: a label's value can name an
+		// incident after a public profile its alerts do not match
+		// (staging's job="checkout"). Every alert must have matched it.
+		if inc.Service == "" || inc.Profile != inc.Service || !h.o.Public(inc.Profile) {
 			continue
 		}
 		e := h.o.Cadence.Public(inc, now)

@@ -27,7 +27,21 @@ type source struct {
 	since time.Time
 }
 
-func (s *source) board(since time.Time) []view.Incident { s.since = since; return s.incs }
+// board is the pipeline's Board: every incident here matched its service's
+// profile unless it says otherwise (Profile "-" stands for none).
+func (s *source) board(since time.Time) []view.Incident {
+	s.since = since
+	out := slices.Clone(s.incs)
+	for i := range out {
+		switch out[i].Profile {
+		case "":
+			out[i].Profile = out[i].Service
+		case "-":
+			out[i].Profile = ""
+		}
+	}
+	return out
+}
 
 func publicSet(names ...string) func(string) bool {
 	return func(s string) bool { return slices.Contains(names, s) }
@@ -423,7 +437,7 @@ func TestCurrentOrderAndServiceStates(t *testing.T) {
 
 func TestAssets(t *testing.T) {
 	h := New(Options{})
-	for path, want := range map[string]string{StylePath: "prefers-color-scheme: dark", ScriptPath: "location.reload"} {
+	for path, want := range map[string]string{StylePath: "prefers-color-scheme: dark", ScriptPath: `getElementById("status")`} {
 		if _, body := get(t, h, http.MethodGet, path); !strings.Contains(body, want) {
 			t.Errorf("%s lacks %q", path, want)
 		}
@@ -484,5 +498,17 @@ func TestPageCached(t *testing.T) {
 	get()
 	if calls != 2 {
 		t.Errorf("%d renderings once the cache is 6 s old, want 2", calls)
+	}
+}
+
+// An incident named after a public profile whose alerts did not all match
+// it (a label's value, job="checkout" in staging) is not shown.
+func TestPageShowsOnlyTheProfilesIncidents(t *testing.T) {
+	now := time.Date(2025, 5, 14, 14, 40, 0, 0, time.UTC)
+	src := &source{incs: []view.Incident{{Service: "checkout", Profile: "-", Severity: 1, State: incident.StateOpen, Started: now.Add(-time.Minute)}}}
+	h := New(Options{Incidents: src.board, Public: publicSet("checkout"), Now: func() time.Time { return now }})
+	_, body := get(t, h, http.MethodGet, PagePath)
+	if strings.Contains(body, "INCIDENT: checkout") || strings.Contains(body, `class="incident"`) {
+		t.Errorf("an incident outside the public profile is on the page:\n%s", body)
 	}
 }

@@ -1,15 +1,35 @@
-// Reloads the status page every 30 seconds while it is visible: the
-// <noscript> meta refresh does the same when scripts are off. A hidden tab
-// reloads as soon as it is shown again, so nobody reads a stale page.
+// Refreshes the status page in place every 30 seconds while it is visible
+// (the <noscript> meta refresh does it when scripts are off): it fetches the
+// page and swaps <main>, so a failed fetch (amtriage restarting behind a
+// proxy) keeps what is shown, marked stale, and tries again later, backing
+// off, instead of replacing the page with an error that never reloads.
 (function () {
   "use strict";
-  var period = 30000;
-  var due = Date.now() + period;
+  var period = 30000, max = 300000, delay = period;
+  function schedule() { setTimeout(tick, delay); }
   function tick() {
-    if (Date.now() < due) return;
-    if (document.hidden) return;
-    window.location.reload();
+    var main = document.getElementById("status");
+    if (!main) return;
+    if (document.hidden) { schedule(); return; }
+    fetch(window.location.href, { cache: "no-store", headers: { "Accept": "text/html" } })
+      .then(function (res) {
+        if (!res.ok) throw new Error("HTTP " + res.status);
+        return res.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("status");
+        if (!fresh) throw new Error("no status in the answer");
+        main.replaceChildren.apply(main, Array.prototype.map.call(fresh.childNodes, function (n) {
+          return document.importNode(n, true);
+        }));
+        main.removeAttribute("data-stale");
+        delay = period;
+      })
+      .catch(function () {
+        main.setAttribute("data-stale", "true");
+        delay = Math.min(delay * 2, max);
+      })
+      .then(schedule);
   }
-  setInterval(tick, 5000);
-  document.addEventListener("visibilitychange", tick);
+  schedule();
 })();

@@ -286,5 +286,17 @@ func TestWebPagesInBrowser(t *testing.T) {
 		}
 		b.Screenshot("incident")
 		b.NoProblems("incident page")
+
+		// On a phone the pages fit the screen's width: no sideways
+		// scrolling (the board's table stacks its rows).
+		b.Viewport(375, 800)
+		for _, page := range []string{"/", "/incidents/" + apiID, "/status"} {
+			b.Navigate(d.url(page))
+			if w := b.Int(`document.documentElement.scrollWidth`); w > 375 {
+				t.Errorf("%s on a 375 px phone is %d px wide", page, w)
+			}
+		}
+		b.Screenshot("board-phone")
+		b.NoProblems("pages on a phone")
 	})
 }

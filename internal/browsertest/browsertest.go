@@ -380,6 +380,19 @@ func (b *Browser) Attrs(sel string) []map[string]string {
 		`Array.from(document.querySelectorAll(`+string(q)+`), (e) => Object.fromEntries(Array.from(e.attributes, (a) => [a.name, a.value])))`))
 }
 
+// Viewport sets the window's size in CSS pixels (a phone: 375×800), as a
+// mobile device with touch; Navigate again for the page to lay out anew.
+func (b *Browser) Viewport(width, height int64) {
+	b.t.Helper()
+	step(b, "viewport", chromedp.EmulateViewport(width, height, chromedp.EmulateMobile))
+}
+
+// Int evaluates a JavaScript expression of an integer (a layout width).
+func (b *Browser) Int(expr string) int {
+	b.t.Helper()
+	return step(b, "evaluate "+expr, chromedp.Evaluate[int](expr))
+}
+
 // SetHeaders sends these headers with every later request of the tab (an
 // Authorization header, say); nil or empty stops sending them.
 func (b *Browser) SetHeaders(h map[string]string) {

@@ -103,23 +103,10 @@ func BenchmarkSlackAckToPagerDuty(b *testing.B) {
 	ack := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if code, err := post(ctx, d.url("/webhook"), "", stormBody(fmt.Sprintf("svc-%06d", i), 1, "62%")); err != nil || code != 200 {
-			b.Fatalf("post: %d %v", code, err)
-		}
-		var id string
-		for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
-			if alerts := pd.Alerts(); len(alerts) == i+1 {
-				id = alerts[i].DedupKey
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("incident %d not paged within 30s", i)
-			}
-		}
-		page = append(page, time.Since(start))
+		id, took := pageOne(ctx, b, d, pd, i)
+		page = append(page, took)
 
-		start = time.Now()
+		start := time.Now()
 		sent, _, err := clickAck(ctx, sl, url, id, i)
 		if err != nil || sent.Status != 200 {
 			b.Fatalf("click Acknowledge on %s: %d %v %s", id, sent.Status, err, sent.Response)
@@ -180,25 +167,12 @@ func BenchmarkSlackSilenceToAlertmanager(b *testing.B) {
 	ids := make([]string, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if code, err := post(ctx, d.url("/webhook"), "", stormBody(fmt.Sprintf("svc-%06d", i), 1, "62%")); err != nil || code != 200 {
-			b.Fatalf("post: %d %v", code, err)
-		}
-		var id string
-		for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
-			if alerts := pd.Alerts(); len(alerts) == i+1 {
-				id = alerts[i].DedupKey
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("incident %d not paged within 30s", i)
-			}
-		}
-		page = append(page, time.Since(start))
+		id, took := pageOne(ctx, b, d, pd, i)
+		page = append(page, took)
 		ids = append(ids, id)
 
 		marker := silence.Marker(id)
-		start = time.Now()
+		start := time.Now()
 		sent, _, err := clickButton(ctx, sl, url, slackin.ActSilence1h, "Silence 1h", id, i)
 		if err != nil || sent.Status != 200 {
 			b.Fatalf("click Silence 1h on %s: %d %v %s", id, sent.Status, err, sent.Response)
@@ -450,4 +424,22 @@ func incidentIDs(b *testing.B, d *daemon) (ids []string, acked int) {
 		}
 	}
 	return ids, acked
+}
+
+// pageOne posts the i-th Sev 1 incident (service svc-i) and waits for
+// PagerDuty's trigger: the page, the baseline of the clicks' times.
+func pageOne(ctx context.Context, b *testing.B, d *daemon, pd *fakepd.Server, i int) (dedupKey string, took time.Duration) {
+	b.Helper()
+	start := time.Now()
+	if code, err := post(ctx, d.url("/webhook"), "", stormBody(fmt.Sprintf("svc-%06d", i), 1, "62%")); err != nil || code != 200 {
+		b.Fatalf("post: %d %v", code, err)
+	}
+	for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
+		if alerts := pd.Alerts(); len(alerts) == i+1 {
+			return alerts[i].DedupKey, time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("incident %d not paged within 30s", i)
+		}
+	}
 }

@@ -74,13 +74,7 @@ func blockActions(responseURL string, actions []map[string]any) map[string]any {
 // action taken, with at most one answer.
 func TestAttackSlackManyActionsInOnePayload(t *testing.T) {
 	const secret = "slack-signing-secret-attack"
-	sl := fakeslack.New("xoxb-test")
-	defer sl.Close()
-	sl.SetSigningSecret([]byte(secret))
-	cfg := testConfig(t)
-	cfg.Slack.SigningSecret = rules.Secret(secret)
-	h := servingHarness(t, cfg)
-	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	h, sl, _ := slackHarness(t, secret)
 	var posts atomic.Int64
 	h.d.api.ReplyClient = &http.Client{Timeout: 10 * time.Second, Transport: countingTransport{&posts}}
 

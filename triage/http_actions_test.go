@@ -97,13 +97,7 @@ func TestPagerDutyWebhooksGoOnTheTimeline(t *testing.T) {
 // secret the endpoint is off.
 func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 	const secret = "slack-signing-secret-1"
-	sl := fakeslack.New("xoxb-test")
-	defer sl.Close()
-	sl.SetSigningSecret([]byte(secret))
-	cfg := testConfig(t)
-	cfg.Slack.SigningSecret = rules.Secret(secret)
-	h := servingHarness(t, cfg)
-	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	h, sl, _ := slackHarness(t, secret)
 	h.mustPost(alertPayload("api", "firing", time.Now()), "")
 	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
 	id := h.rec.Events()[0].Incident.ID
@@ -191,13 +185,7 @@ func TestSlackAcknowledgeGoesThroughTheInbox(t *testing.T) {
 // receivers hear it resolved, the API says who.
 func TestSlackButtonsRefusedOrResolved(t *testing.T) {
 	const secret = "slack-signing-secret-2"
-	sl := fakeslack.New("xoxb-test")
-	defer sl.Close()
-	sl.SetSigningSecret([]byte(secret))
-	cfg := testConfig(t)
-	cfg.Slack.SigningSecret = rules.Secret(secret)
-	h := servingHarness(t, cfg)
-	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	h, sl, cfg := slackHarness(t, secret)
 	h.mustPost(alertPayload("api", "firing", time.Now()), "")
 	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
 	id := h.rec.Events()[0].Incident.ID
@@ -284,4 +272,18 @@ func TestSlackButtonsRefusedOrResolved(t *testing.T) {
 	if refused != 4 {
 		t.Errorf("%v refusals counted, want 4", refused)
 	}
+}
+
+// slackHarness is a serving daemon with a Slack app: the fake Slack signs
+// clicks with secret, and the daemon's answers to users reach the fake.
+func slackHarness(t *testing.T, secret string) (*harness, *fakeslack.Server, *rules.Config) {
+	t.Helper()
+	sl := fakeslack.New("xoxb-test")
+	t.Cleanup(sl.Close)
+	sl.SetSigningSecret([]byte(secret))
+	cfg := testConfig(t)
+	cfg.Slack.SigningSecret = rules.Secret(secret)
+	h := servingHarness(t, cfg)
+	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
+	return h, sl, cfg
 }

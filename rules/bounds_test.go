@@ -59,6 +59,8 @@ func TestBounds(t *testing.T) {
 		{"external_url: https://amtriage.example.com/\n", ""},
 		{"alertmanager:\n  url: http://am:9093/\n  basic_auth: {username: u, password_file: /p}\n", ""},
 		{"alertmanager:\n  url: am:9093\n", "alertmanager.url: must be an absolute http(s) URL"},
+		{"slack:\n  allowed_teams: [T0123ABC]\n", ""},
+		{"slack:\n  allowed_teams: [acme]\n", "slack.allowed_teams[0]: must be a Slack workspace ID"},
 		{"alertmanager:\n  url: http://am\n  basic_auth: {username: u}\n", "alertmanager.basic_auth: username and password_file must be set together"},
 		{"alertmanager:\n  bearer_token_file: /t\n", "alertmanager.url: is required when alertmanager auth is set"},
 		{"actions:\n  rollback: {enabled: true, allowed_users: [U123]}\nkubernetes: {enabled: true}\n", ""},

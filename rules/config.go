@@ -293,6 +293,10 @@ type SlackConfig struct {
 	// AMTRIAGE_SLACK_SIGNING_SECRET. Without it that endpoint is off.
 	SigningSecretFile string `yaml:"signing_secret_file"`
 	SigningSecret     Secret `yaml:"-"`
+	// AllowedTeams, when set, are the Slack workspace IDs (T…) whose users
+	// may click: in a Slack Connect channel another organisation's users
+	// see the buttons too. Empty: any user the signed request names.
+	AllowedTeams []string `yaml:"allowed_teams"`
 }
 
 // BusinessHoursConfig is a weekly window; defaults Mon–Fri 09:00–18:00 UTC.

@@ -372,6 +372,11 @@ func (v *validator) actions(c *Config) {
 	if am.Timeout < 0 {
 		v.failf("alertmanager.timeout", "must not be negative, got %s", am.Timeout)
 	}
+	for i, team := range c.Slack.AllowedTeams {
+		if len(team) < 2 || team[0] != 'T' || strings.ToUpper(team) != team {
+			v.failf(fmt.Sprintf("slack.allowed_teams[%d]", i), "must be a Slack workspace ID (T…), got %q", team)
+		}
+	}
 	rb := c.Actions.Rollback
 	for i, u := range rb.AllowedUsers {
 		if !slackUserID(u) {

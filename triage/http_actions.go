@@ -201,6 +201,10 @@ func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.
 		By:       actions.Actor{Source: "slack", ID: in.UserID, Name: in.UserName},
 		Incident: act.Value.Incident, ResponseURL: in.ResponseURL}
 	set := a.actionSettings()
+	if len(set.teams) > 0 && !slices.Contains(set.teams, in.UserTeamID) {
+		a.Log.Warn("Slack click refused: the user's workspace is not in slack.allowed_teams", "team", in.UserTeamID, "user", in.UserID)
+		return nil, "amtriage takes clicks from its own Slack workspace only (slack.allowed_teams)."
+	}
 	switch act.ID {
 	case slackin.ActAck:
 		stored.Kind = actions.Acknowledge
@@ -247,6 +251,7 @@ type actionSettings struct {
 	rollback rules.RollbackConfig
 	// silencer and rollbacker: the receivers that carry them out run.
 	silencer, rollbacker bool
+	teams                []string // slack.allowed_teams
 }
 
 func (a *API) actionSettings() actionSettings {
@@ -263,7 +268,8 @@ func (a *API) setActions(cfg *rules.Config) {
 	names := a.Receivers
 	a.replayMu.Unlock()
 	a.actionsSet.Store(&actionSettings{silences: cfg.Alertmanager.URL != "", rollback: cfg.Actions.Rollback,
-		silencer: slices.Contains(names, "alertmanager"), rollbacker: slices.Contains(names, "kubernetes")})
+		silencer: slices.Contains(names, "alertmanager"), rollbacker: slices.Contains(names, "kubernetes"),
+		teams: slices.Clone(cfg.Slack.AllowedTeams)})
 }
 
 // replyLater answers a Slack user alone, off the request (Slack wants its

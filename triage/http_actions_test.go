@@ -287,3 +287,41 @@ func slackHarness(t *testing.T, secret string) (*harness, *fakeslack.Server, *ru
 	h.d.api.replyOpts = []slackin.ReplyOption{slackin.AllowOrigin(sl.URL)}
 	return h, sl, cfg
 }
+
+// With slack.allowed_teams, a click by a user of another workspace (a
+// Slack Connect channel shows the buttons to its members too) is refused
+// and does nothing; the workspace's own users are taken.
+func TestSlackClicksFromOtherWorkspacesRefused(t *testing.T) {
+	h, sl, cfg := slackHarness(t, "slack-signing-secret-3")
+	run := *cfg
+	run.Slack.AllowedTeams = []string{fakeslack.TeamID}
+	h.d.api.setActions(&run)
+	h.mustPost(alertPayload("api", "firing", time.Now()), "")
+	waitFor(t, "the page", func() bool { return len(h.rec.Events()) == 1 })
+	id := h.rec.Events()[0].Incident.ID
+	value, _ := slackin.EncodeValue(slackin.ActAck, slackin.Value{Incident: id})
+	url := h.url + "/slack/interactions"
+	ctx := context.Background()
+	outsider := fakeslack.InteractionPayload{UserID: "U0OUT", UserTeamID: "T0OTHERORG", MessageTS: "1700000000.000100",
+		ActionID: string(slackin.ActAck), Value: value, ActionTS: "1700000300.000001", ResponseURL: sl.NewResponseURL()}
+	if s, err := sl.SendInteraction(ctx, url, outsider); err != nil || s.Status != http.StatusOK {
+		t.Fatalf("the outsider's click: %d %v", s.Status, err)
+	}
+	waitFor(t, "the outsider answered", func() bool {
+		for _, r := range sl.HookReplies() {
+			if strings.Contains(r.Text, "its own Slack workspace only") {
+				return true
+			}
+		}
+		return false
+	})
+	insider := outsider
+	insider.UserID, insider.UserTeamID, insider.ActionTS, insider.ResponseURL = "U0ANA", "", "1700000300.000002", sl.NewResponseURL()
+	if s, err := sl.SendInteraction(ctx, url, insider); err != nil || s.Status != http.StatusOK {
+		t.Fatalf("the insider's click: %d %v", s.Status, err)
+	}
+	waitFor(t, "the acknowledge", func() bool { return len(h.rec.Events()) == 2 })
+	if v, _ := h.d.pipeline.IncidentDetail(id); v.AcknowledgedBy != "<@U0ANA>" {
+		t.Errorf("acknowledged by %q, want <@U0ANA> (the outsider's click did nothing)", v.AcknowledgedBy)
+	}
+}

@@ -1,6 +1,7 @@
 package slackin
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +26,11 @@ var (
 // Interaction is a decoded block_actions payload: who clicked which of
 // amtriage's buttons on which message.
 type Interaction struct {
-	Type        string
-	TeamID      string
+	Type   string
+	TeamID string
+	// UserTeamID is the clicking user's own workspace: in a Slack Connect
+	// channel, another organisation's (TeamID stays the app's).
+	UserTeamID  string
 	TeamDomain  string
 	UserID      string // "U…": what allowed_users lists and <@U…> mentions
 	UserName    string // the user's handle (username, else the legacy name)
@@ -175,6 +179,7 @@ func DecodePayload(payload []byte) (Interaction, error) {
 	if in.TeamID == "" {
 		in.TeamID = w.User.TeamID
 	}
+	in.UserTeamID = cmp.Or(w.User.TeamID, in.TeamID)
 	if in.ChannelID == "" {
 		in.ChannelID = w.Container.ChannelID
 	}
@@ -192,7 +197,7 @@ func DecodePayload(payload []byte) (Interaction, error) {
 			return Interaction{}, fmt.Errorf("%w: no %s", ErrNotPayload, f.name)
 		}
 	}
-	for _, v := range []string{in.TeamID, in.TeamDomain, in.UserID, in.UserName, in.ChannelID,
+	for _, v := range []string{in.TeamID, in.UserTeamID, in.TeamDomain, in.UserID, in.UserName, in.ChannelID,
 		in.ChannelName, in.MessageTS, in.ThreadTS, in.TriggerID} {
 		if len(v) > maxField {
 			return Interaction{}, fmt.Errorf("%w: a field of %d bytes", ErrNotPayload, len(v))

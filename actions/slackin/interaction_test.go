@@ -29,7 +29,7 @@ func TestDecodeInteractionFixtures(t *testing.T) {
 		wantErr error
 	}{
 		{file: "block_actions_ack.json", want: Interaction{
-			Type: TypeBlockActions, TeamID: "T0123TEAM", TeamDomain: "example",
+			Type: TypeBlockActions, TeamID: "T0123TEAM", UserTeamID: "T0123TEAM", TeamDomain: "example",
 			UserID: "U0123ABCD", UserName: "jane.doe", ChannelID: "C0123ALRT", ChannelName: "alerts",
 			MessageTS:   "1700000000.000100",
 			ResponseURL: "https://hooks.slack.com/actions/T0123TEAM/6163219785/oVMQvzvx3rU3QyfbWDqLyFjS",
@@ -39,7 +39,7 @@ func TestDecodeInteractionFixtures(t *testing.T) {
 				ActionTS: "1700000012.345678"}},
 		}},
 		{file: "block_actions_rollback_thread.json", want: Interaction{
-			Type: TypeBlockActions, TeamID: "T0123TEAM", TeamDomain: "example",
+			Type: TypeBlockActions, TeamID: "T0123TEAM", UserTeamID: "T0123TEAM", TeamDomain: "example",
 			UserID: "W0456EEEE", UserName: "sam", ChannelID: "C0999SEV1", ChannelName: "inc-checkout",
 			MessageTS: "1700000100.000200", ThreadTS: "1700000000.000100",
 			ResponseURL: "https://hooks.slack.com/actions/T0123TEAM/6163219786/abc",

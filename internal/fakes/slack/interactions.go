@@ -44,7 +44,10 @@ const (
 // sends for it. Empty fields get Slack-shaped defaults: the fake's team, a
 // fresh action_ts and trigger_id, and a new response_url on the fake.
 type InteractionPayload struct {
-	UserID, UserName       string // default "U0FAKE001", "responder"
+	UserID, UserName string // default "U0FAKE001", "responder"
+	// UserTeamID is the user's own workspace (default TeamID): another
+	// organisation's in a Slack Connect channel.
+	UserTeamID             string
 	ChannelID, ChannelName string // default CALERTS, "alerts"
 	MessageTS, ThreadTS    string
 	BlockID                string
@@ -168,6 +171,7 @@ func (s *Server) payloadJSON(p InteractionPayload) ([]byte, error) {
 	}
 	def(&p.UserID, "U0FAKE001")
 	def(&p.UserName, "responder")
+	def(&p.UserTeamID, TeamID)
 	def(&p.ChannelID, "CALERTS")
 	def(&p.ChannelName, "alerts")
 	def(&p.ButtonText, p.ActionID)
@@ -195,7 +199,7 @@ func (s *Server) payloadJSON(p InteractionPayload) ([]byte, error) {
 	}
 	return json.Marshal(map[string]any{
 		"type":                  "block_actions",
-		"user":                  map[string]any{"id": p.UserID, "username": p.UserName, "name": p.UserName, "team_id": TeamID},
+		"user":                  map[string]any{"id": p.UserID, "username": p.UserName, "name": p.UserName, "team_id": p.UserTeamID},
 		"api_app_id":            "A0FAKEAPP1",
 		"token":                 "legacyVerificationToken0", // deprecated in favour of signing; sent anyway
 		"container":             container,

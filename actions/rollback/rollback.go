@@ -158,6 +158,18 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 // is not already at toRevision's template. Refusals match ErrRefused; API
 // errors are wrapped (apierrors.IsForbidden etc. see through them).
 func Undo(ctx context.Context, client kubernetes.Interface, namespace, deployment string, toRevision, expectCurrent int64) (Result, error) {
+	return UndoBy(ctx, client, namespace, deployment, toRevision, expectCurrent, "")
+}
+
+// ChangeCauseAnnotation records why a Deployment's template changed; the
+// controller copies it to the ReplicaSet, and `kubectl rollout history`
+// shows it.
+const ChangeCauseAnnotation = "kubernetes.io/change-cause"
+
+// UndoBy is Undo that records cause (who rolled back, and why) as the
+// Deployment's change-cause, so the cluster's own history says it too.
+// An empty cause keeps the restored revision's, as kubectl does.
+func UndoBy(ctx context.Context, client kubernetes.Interface, namespace, deployment string, toRevision, expectCurrent int64, cause string) (Result, error) {
 	if namespace == "" || deployment == "" {
 		return Result{}, fmt.Errorf("rollback: namespace and deployment are required (got %q/%q)", namespace, deployment)
 	}
@@ -194,7 +206,7 @@ func Undo(ctx context.Context, client kubernetes.Interface, namespace, deploymen
 		return Result{}, &MovedOnError{Namespace: namespace, Deployment: deployment, Expected: expectCurrent, Current: current, Pending: true}
 	}
 
-	patch, err := undoPatch(d, target)
+	patch, err := undoPatch(d, target, cause)
 	if err != nil {
 		return Result{}, fmt.Errorf("rollback: deployment %s/%s: build patch: %w", namespace, deployment, err)
 	}
@@ -361,7 +373,11 @@ func equalIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
 // undoPatch is kubectl's JSON patch (template replaced, annotations merged)
 // plus the resourceVersion d was read at: the API server then rejects the
 // patch with a Conflict if the Deployment changed since.
-func undoPatch(d *appsv1.Deployment, rs *appsv1.ReplicaSet) ([]byte, error) {
+func undoPatch(d *appsv1.Deployment, rs *appsv1.ReplicaSet, cause string) ([]byte, error) {
+	annotations := undoAnnotations(d.Annotations, rs.Annotations)
+	if cause != "" {
+		annotations[ChangeCauseAnnotation] = cause
+	}
 	tmpl := rs.Spec.Template.DeepCopy()
 	delete(tmpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
 	type op struct {
@@ -374,7 +390,7 @@ func undoPatch(d *appsv1.Deployment, rs *appsv1.ReplicaSet) ([]byte, error) {
 		{"replace", "/spec/template", tmpl},
 		// add, not kubectl's replace: it also works when the Deployment has
 		// no annotations at all.
-		{"add", "/metadata/annotations", undoAnnotations(d.Annotations, rs.Annotations)},
+		{"add", "/metadata/annotations", annotations},
 	})
 }
 

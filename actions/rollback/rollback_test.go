@@ -411,3 +411,18 @@ func rsAt(t *testing.T, c kubernetes.Interface, ns, rev string) *appsv1.ReplicaS
 	t.Fatalf("no ReplicaSet at revision %s in %s", rev, ns)
 	return nil
 }
+
+// UndoBy records who rolled back as the Deployment's change-cause, which
+// `kubectl rollout history` shows; Undo keeps the restored revision's.
+func TestUndoByRecordsTheCause(t *testing.T) {
+	env := kubetest.Start(t)
+	ns := env.NewNamespace(t, "shop")
+	rollbacktest.Deploy(t, env.Client, ns, "web", v1, v2)
+	const cause = "amtriage: rolled back to revision 1 from Slack by ana"
+	if _, err := rollback.UndoBy(context.Background(), env.Client, ns, "web", 1, 2, cause); err != nil {
+		t.Fatal(err)
+	}
+	if got := getDeployment(t, env.Client, ns, "web").Annotations[rollback.ChangeCauseAnnotation]; got != cause {
+		t.Errorf("change-cause %q, want %q", got, cause)
+	}
+}

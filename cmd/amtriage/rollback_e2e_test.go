@@ -145,6 +145,10 @@ services:
 	if img := dep.Spec.Template.Spec.Containers[0].Image; img != rbV1 {
 		t.Errorf("api runs %s after the rollback, want %s", img, rbV1)
 	}
+	// The cluster's own history names who did it too (kubectl rollout history).
+	if cause := dep.Annotations["kubernetes.io/change-cause"]; !strings.Contains(cause, "amtriage") || !strings.Contains(cause, "U0ANA") && !strings.Contains(cause, "ana") {
+		t.Errorf("change-cause %q, want amtriage's naming the Slack user", cause)
+	}
 	if again, err := e.slack.Resend(ctx, d.url("/slack/interactions"), sent); err != nil || again.Status != http.StatusOK {
 		t.Fatalf("Slack's retry of the click: %d %v", again.Status, err)
 	}

@@ -13,6 +13,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -159,7 +160,8 @@ func (n *Notifier) Notify(ctx context.Context, ev *incident.Event) (bool, error)
 func (n *Notifier) rollBack(ctx context.Context, act *incident.EventAct, attempted bool) (*actions.Outcome, bool, error) {
 	r := act.Rollback
 	out := &actions.Outcome{For: actions.Rollback, RequestKey: act.Key}
-	res, err := rollback.Undo(ctx, n.cfg.Client, r.Namespace, r.Deployment, r.To, r.From)
+	cause := clip.Bytes(fmt.Sprintf("amtriage: rolled back to revision %d from Slack by %s", r.To, cmp.Or(act.ByName, act.By)), 1024)
+	res, err := rollback.UndoBy(ctx, n.cfg.Client, r.Namespace, r.Deployment, r.To, r.From, cause)
 	if errors.Is(err, rollback.ErrRefused) && attempted {
 		// Ours, applied, its answer lost: done, not moved on.
 		done, ok, rerr := rollback.Restored(ctx, n.cfg.Client, r.Namespace, r.Deployment, r.To, r.From)

@@ -407,6 +407,10 @@ func (b *Browser) SetHeaders(h map[string]string) {
 	}))
 }
 
+// EnvArtifacts, when set, names a directory where screenshots are also
+// kept after the test (its temp dir is removed with it).
+const EnvArtifacts = "AMTRIAGE_TEST_ARTIFACTS"
+
 // Screenshot captures the whole page as name.png under the test's temp dir,
 // fails the test if the image is blank (see CheckNonBlank), and returns its
 // path: the artifact a failing run leaves to look at.
@@ -419,6 +423,13 @@ func (b *Browser) Screenshot(name string) string {
 	}
 	if err := CheckNonBlank(png); err != nil {
 		b.t.Errorf("screenshot %s: %v", path, err)
+	}
+	if dir := os.Getenv(EnvArtifacts); dir != "" {
+		// The temp dir goes with the test: a copy outlives it.
+		keep := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name())+"-"+name+".png")
+		if err := os.MkdirAll(dir, 0o755); err != nil || os.WriteFile(keep, png, 0o644) != nil {
+			b.t.Errorf("keeping screenshot %s in %s (%s): failed", name, dir, EnvArtifacts)
+		}
 	}
 	b.t.Logf("screenshot %s (%d bytes)", path, len(png))
 	return path

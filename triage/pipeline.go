@@ -1065,7 +1065,9 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *web
 	fresh := map[string]freshAlert{} // per unit: the most severe newly decided firing alert
 	for i := range msg.Alerts {
 		a, pr := &msg.Alerts[i], priors[i]
-		service, unit, decision := "", "", severity.Decision{}
+		// profile matters only where an alert opens or joins an incident:
+		// a firing alert decided afresh (a reused one is already a member).
+		service, unit, profile, decision := "", "", "", severity.Decision{}
 		switch {
 		case pr.reuse:
 			service, unit, decision = pr.service, pr.unit, pr.known.Decision
@@ -1082,6 +1084,9 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *web
 			}
 			r := p.triager.Classify(ctx, ev, a, prev)
 			service, decision = r.Service, r.Decision
+			if r.Profile != nil {
+				profile = r.Profile.Name
+			}
 			if service == "" {
 				service, unit = GroupUnit(msg, a)
 			}
@@ -1094,10 +1099,6 @@ func (p *Pipeline) classify(ctx context.Context, ev *signal.Evaluation, msg *web
 		}
 		if service == "" { // a resolution of an alert that names no service
 			service, unit = GroupUnit(msg, a)
-		}
-		profile := ""
-		if svc := p.triager.Config.MatchService(a.Labels); svc != nil {
-			profile = svc.Name
 		}
 		b.Observations[i] = incident.Observation{
 			Service:  service,

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/amtriage/amtriage/diagnosis"
 )
 
 // Kind is what the responder did.
@@ -49,16 +51,6 @@ type Actor struct {
 	Name   string `json:"name,omitempty"`
 }
 
-// RollbackTarget is the Deployment to roll back: From is the revision the
-// diagnosis saw (the rollback is refused if it moved on), To the one to
-// restore.
-type RollbackTarget struct {
-	Namespace  string `json:"namespace"`
-	Deployment string `json:"deployment"`
-	From       int64  `json:"from"`
-	To         int64  `json:"to"`
-}
-
 // PagerDutyEvent is what PagerDuty said happened to its incident.
 type PagerDutyEvent struct {
 	Type       string   `json:"type"` // incident.acknowledged, ...
@@ -77,12 +69,14 @@ type Action struct {
 	By   Actor     `json:"by"`
 	// Incident is our incident id; for a PagerDuty event, the dedup key
 	// its incident was opened with (empty: match by PagerDutyEvent.IncidentID).
-	Incident    string          `json:"incident,omitempty"`
-	SilenceFor  time.Duration   `json:"silenceFor,omitempty"`
-	Rollback    *RollbackTarget `json:"rollback,omitempty"`
-	PagerDuty   *PagerDutyEvent `json:"pagerduty,omitempty"`
-	Outcome     *Outcome        `json:"outcome,omitempty"`
-	ResponseURL string          `json:"responseUrl,omitempty"` // where to answer the Slack user
+	Incident   string        `json:"incident,omitempty"`
+	SilenceFor time.Duration `json:"silenceFor,omitempty"`
+	// Rollback is the undo the button offered (the diagnosis's, as the
+	// message showed it).
+	Rollback    *diagnosis.Rollback `json:"rollback,omitempty"`
+	PagerDuty   *PagerDutyEvent     `json:"pagerduty,omitempty"`
+	Outcome     *Outcome            `json:"outcome,omitempty"`
+	ResponseURL string              `json:"responseUrl,omitempty"` // where to answer the Slack user
 }
 
 // Outcome is what an action receiver did with the action keyed RequestKey.

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"github.com/amtriage/amtriage/diagnosis"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ func TestActionRoundTrip(t *testing.T) {
 	for _, a := range []*Action{
 		{Key: "slack:T1:U1:ack:1.2", Kind: Acknowledge, At: at, By: Actor{Source: "slack", ID: "U1", Name: "ana"}, Incident: "api-1", ResponseURL: "https://hooks.slack.com/actions/x"},
 		{Key: "k", Kind: Silence, At: at, By: Actor{Source: "slack", ID: "U1"}, Incident: "api-1", SilenceFor: time.Hour},
-		{Key: "k", Kind: Rollback, At: at, By: Actor{Source: "slack", ID: "U1"}, Incident: "api-1", Rollback: &RollbackTarget{Namespace: "shop", Deployment: "api", From: 2, To: 1}},
+		{Key: "k", Kind: Rollback, At: at, By: Actor{Source: "slack", ID: "U1"}, Incident: "api-1", Rollback: &diagnosis.Rollback{Namespace: "shop", Deployment: "api", From: 2, To: 1}},
 		{Key: "PD1", Kind: PagerDuty, At: at, By: Actor{Source: "pagerduty", Name: "Ana"}, PagerDuty: &PagerDutyEvent{Type: "incident.acknowledged", IncidentID: "Q1", Assignees: []string{"Ana"}}},
 	} {
 		b, err := a.Encode()
@@ -45,7 +46,7 @@ func TestActionRefused(t *testing.T) {
 		{"silence of nothing", "silenceFor", func(a *Action) { a.Kind = Silence }},
 		{"silence too long", "silenceFor", func(a *Action) { a.Kind, a.SilenceFor = Silence, 8*24*time.Hour }},
 		{"rollback to itself", "two different revisions", func(a *Action) {
-			a.Kind, a.Rollback = Rollback, &RollbackTarget{Namespace: "shop", Deployment: "api", From: 1, To: 1}
+			a.Kind, a.Rollback = Rollback, &diagnosis.Rollback{Namespace: "shop", Deployment: "api", From: 1, To: 1}
 		}},
 		{"pagerduty without incident", "dedup key or PagerDuty id", func(a *Action) {
 			a.Kind, a.Incident, a.PagerDuty = PagerDuty, "", &PagerDutyEvent{Type: "incident.resolved"}

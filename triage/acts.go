@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/amtriage/amtriage/actions"
-	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/incident"
 	"github.com/amtriage/amtriage/store"
 )
@@ -39,8 +38,8 @@ func (p *Pipeline) applyAction(pe *pending) error {
 	case actions.Resolve:
 		act.Kind = incident.ActResolve
 	case actions.Rollback:
-		r := a.Rollback
-		act.Kind, act.Rollback = incident.ActRollback, &diagnosis.Rollback{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
+		r := *a.Rollback
+		act.Kind, act.Rollback = incident.ActRollback, &r
 	case actions.Result:
 		o := a.Outcome
 		act.Kind, act.Result = incident.ActResult, &incident.ActOutcome{

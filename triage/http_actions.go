@@ -14,6 +14,7 @@ import (
 	"github.com/amtriage/amtriage/actions"
 	"github.com/amtriage/amtriage/actions/pdin"
 	"github.com/amtriage/amtriage/actions/slackin"
+	"github.com/amtriage/amtriage/diagnosis"
 	"github.com/amtriage/amtriage/internal/clip"
 	"github.com/amtriage/amtriage/rules"
 )
@@ -235,7 +236,7 @@ func (a *API) slackAction(in *slackin.Interaction, act slackin.Action, now time.
 			return nil, "This button names no rollback."
 		}
 		stored.Kind = actions.Rollback
-		stored.Rollback = &actions.RollbackTarget{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
+		stored.Rollback = &diagnosis.Rollback{Namespace: r.Namespace, Deployment: r.Deployment, From: r.From, To: r.To}
 	default:
 		return nil, "amtriage does not know this button."
 	}

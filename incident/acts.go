@@ -127,16 +127,13 @@ const maxVaryingValues = 5
 // the others vary.
 func labelSpread(inc *Incident) (map[string]string, map[string][]string) {
 	var common map[string]string
-	seen := map[string]bool{} // every label name some alert has
+	values := map[string]map[string]bool{} // of every label name some alert has: its values seen
+	var firing []*Alert
 	for _, a := range inc.sortedAlerts() {
 		if a.Status != Firing {
 			continue
 		}
-		for k, v := range a.Labels {
-			if v != "" {
-				seen[k] = true
-			}
-		}
+		firing = append(firing, a)
 		if common == nil {
 			common = map[string]string{}
 			for k, v := range a.Labels {
@@ -144,26 +141,30 @@ func labelSpread(inc *Incident) (map[string]string, map[string][]string) {
 					common[k] = v
 				}
 			}
-			continue
 		}
 		for k, v := range common {
 			if a.Labels[k] != v {
 				delete(common, k)
 			}
 		}
+		for k, v := range a.Labels {
+			if v != "" && values[k] == nil {
+				values[k] = map[string]bool{}
+			}
+		}
 	}
 	varying := map[string][]string{}
-	for k := range seen {
+	for k, seen := range values {
 		if _, ok := common[k]; ok {
 			continue
 		}
-		vals := map[string]bool{}
-		for _, a := range inc.sortedAlerts() {
-			if a.Status == Firing && len(vals) < maxVaryingValues {
-				vals[cmp.Or(a.Labels[k], "<none>")] = true
+		for _, a := range firing {
+			if len(seen) == maxVaryingValues {
+				break
 			}
+			seen[cmp.Or(a.Labels[k], "<none>")] = true
 		}
-		varying[k] = slices.Sorted(maps.Keys(vals))
+		varying[k] = slices.Sorted(maps.Keys(seen))
 	}
 	return common, varying
 }
@@ -179,19 +180,12 @@ type Silence struct {
 	Until      time.Time `json:"until,omitzero"`
 	// Unsilencing: an Unsilence was requested and not done yet.
 	Unsilencing bool `json:"unsilencing,omitempty"`
-	// RequestedAt is when the last request (silence or unsilence) was
-	// made: one without an outcome for PendingFor (Alertmanager down for
-	// long, its event dead-lettered) no longer blocks a new click.
-	RequestedAt time.Time `json:"requestedAt,omitzero"`
 }
 
 // PendingFor is how long a request without an outcome holds back another:
 // longer than the action receivers keep retrying (15 minutes) before they
 // report a failure, so two requests never run at once.
 const PendingFor = 20 * time.Minute
-
-// waiting reports whether a request made is still awaited at t.
-func (s *Silence) waiting(t time.Time) bool { return t.Sub(s.RequestedAt) < PendingFor }
 
 // Pending reports whether the silence was requested and not made yet.
 func (s *Silence) Pending() bool { return s.ID == "" }
@@ -329,12 +323,12 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 		switch s := inc.Silence; {
 		case closed:
 			return refuse("incident %s is closed", inc.ID)
-		case s != nil && s.Pending() && s.waiting(a.At):
+		case s != nil && s.Pending() && inc.awaiting(ActSilence, a.At) != nil:
 			return refuse("a silence requested by %s is being made", s.By)
 		case s != nil && a.At.Before(s.Until):
 			return refuse("already silenced by %s until %s UTC (silence %s): unsilence first", s.By, s.Until.UTC().Format("15:04"), s.ID)
 		}
-		inc.Silence = &Silence{RequestKey: a.Key, By: a.By, RequestedAt: a.At.UTC()}
+		inc.Silence = &Silence{RequestKey: a.Key, By: a.By}
 		inc.request(Request{Key: a.Key, Kind: ActSilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "silence", "silence for %s requested by %s", a.SilenceFor, a.By)
 		common, varying := labelSpread(inc)
@@ -343,14 +337,14 @@ func (b *Book) Act(id string, a Act) (*Changes, error) {
 	case ActUnsilence:
 		s := inc.Silence
 		switch {
-		case s == nil || (!s.Pending() && !a.At.Before(s.Until)) || (s.Pending() && !s.waiting(a.At)):
+		case s == nil || (!s.Pending() && !a.At.Before(s.Until)) || (s.Pending() && inc.awaiting(ActSilence, a.At) == nil):
 			return refuse("incident %s has no active amtriage silence", inc.ID)
 		case s.Pending():
 			return refuse("the silence requested by %s is not made yet: unsilence once it is", s.By)
-		case s.Unsilencing && s.waiting(a.At):
+		case s.Unsilencing && inc.awaiting(ActUnsilence, a.At) != nil:
 			return refuse("silence %s is being expired", s.ID)
 		}
-		s.Unsilencing, s.RequestedAt = true, a.At.UTC()
+		s.Unsilencing = true
 		inc.request(Request{Key: a.Key, Kind: ActUnsilence, By: a.By, At: a.At.UTC()})
 		inc.note(a.At, "unsilence", "unsilence of %s requested by %s", s.ID, a.By)
 		ch.Events = append(ch.Events, b.actEvent(UnsilenceRequested, a.At, inc, &EventAct{Key: a.Key, By: a.By, ResponseURL: a.ResponseURL, SilenceID: s.ID}))

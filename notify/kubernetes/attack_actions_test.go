@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/amtriage/amtriage/actions"
+	"github.com/amtriage/amtriage/notify/notifytest"
 )
 
 // ATTACK: a rollback request whose key is near actions.MaxKeyBytes (the
@@ -20,7 +21,7 @@ import (
 // one should too.
 func TestAttackRollbackResultKeyOverTheLimit(t *testing.T) {
 	r := &reports{}
-	n := newReceiver(t, fake.NewClientset(), &memState{}, r)
+	n := newReceiver(t, fake.NewClientset(), &notifytest.MemState{}, r)
 	ev := request("shop", 2, 1)
 	ev.Act.Key = "slack:T1:U1:rollback:" + strings.Repeat("9", actions.MaxKeyBytes-len("slack:T1:U1:rollback:"))
 	if len(ev.Act.Key) != actions.MaxKeyBytes {

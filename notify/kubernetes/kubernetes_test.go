@@ -2,7 +2,6 @@ package kubernetes_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"github.com/amtriage/amtriage/internal/kubetest"
 	"github.com/amtriage/amtriage/notify"
 	kubenotify "github.com/amtriage/amtriage/notify/kubernetes"
+	"github.com/amtriage/amtriage/notify/notifytest"
 )
 
 const (
@@ -36,36 +36,6 @@ const (
 	v2 = "registry.example/shop/web:1.5.0"
 	v3 = "registry.example/shop/web:1.6.0"
 )
-
-// memState is a ReceiverState in memory, JSON-encoded as the stores keep it.
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) LoadReceiverState(receiver, id string, v any) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	raw, ok := s.m[receiver+"/"+id]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(raw, v)
-}
-
-func (s *memState) SaveReceiverState(receiver, id string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string][]byte{}
-	}
-	s.m[receiver+"/"+id] = raw
-	return nil
-}
 
 // reports records what the receiver reported; fail makes the next n fail.
 type reports struct {
@@ -178,7 +148,7 @@ func TestRollbackOutcomes(t *testing.T) {
 			}
 			r := &reports{}
 			ev := request(ns, c.from, c.to)
-			retry, err := newReceiver(t, client, &memState{}, r).Notify(context.Background(), ev)
+			retry, err := newReceiver(t, client, &notifytest.MemState{}, r).Notify(context.Background(), ev)
 			if err != nil || retry {
 				t.Fatalf("Notify: retry=%v err=%v, want the outcome reported", retry, err)
 			}
@@ -303,7 +273,7 @@ func TestRollbackRetries(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ns := env.NewNamespace(t, "shop")
 			rollbacktest.Deploy(t, env.Client, ns, "web", v1, v2)
-			state, r, ev := &memState{}, &reports{}, request(ns, 2, 1)
+			state, r, ev := &notifytest.MemState{}, &reports{}, request(ns, 2, 1)
 			patches := 0
 			for i, d := range c.deliveries {
 				client := &patching{Interface: env.Client, patch: func(apply func() error) error {
@@ -355,7 +325,7 @@ func TestRollbackRetries(t *testing.T) {
 // TestTakesRollbackRequestsOnly: the outbox queues it nothing else, and
 // any other event delivered is skipped.
 func TestTakesRollbackRequestsOnly(t *testing.T) {
-	n := newReceiver(t, kubernetes.New(nil), &memState{}, &reports{})
+	n := newReceiver(t, kubernetes.New(nil), &notifytest.MemState{}, &reports{})
 	for _, k := range []incident.EventKind{incident.Opened, incident.ResolvedEvent, incident.SilenceRequested,
 		incident.UnsilenceRequested, incident.ActionRefused, incident.RolledBack, incident.Acknowledged} {
 		if notify.Takes(n, k) {
@@ -480,7 +450,7 @@ func TestRollbackGivesUp(t *testing.T) {
 				return true, nil, apierrors.NewServiceUnavailable("apiserver restarting")
 			})
 			r := &reports{}
-			state := &memState{}
+			state := &notifytest.MemState{}
 			n := newReceiver(t, client, state, r)
 			ev := request("shop", 2, 1)
 			if tc.attempted {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,35 +15,10 @@ import (
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 	"github.com/amtriage/amtriage/notify"
 	"github.com/amtriage/amtriage/severity"
+	"github.com/amtriage/amtriage/notify/notifytest"
 )
 
 const token = "xoxb-test-0123456789-secret"
-
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) LoadReceiverState(receiver, id string, v any) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[receiver+"/"+id]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-func (s *memState) SaveReceiverState(receiver, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[receiver+"/"+id] = b
-	return nil
-}
 
 var (
 	started = time.Date(2026, 1, 12, 14, 32, 0, 0, time.UTC)
@@ -54,14 +28,14 @@ var (
 type env struct {
 	fake  *fakeslack.Server
 	n     *Notifier
-	state *memState
+	state *notifytest.MemState
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
 	fake := fakeslack.New(token)
 	t.Cleanup(fake.Close)
-	st := &memState{m: map[string][]byte{}}
+	st := &notifytest.MemState{}
 	cfg := Config{
 		APIURL: fake.URL, Token: token, Channel: "#alerts", IncidentsChannel: "#incidents",
 		OncallUsers: []string{"U0123456", "U0654321"},
@@ -195,10 +169,10 @@ func TestNameAndConfig(t *testing.T) {
 	if e.n.Name() != "slack" {
 		t.Fatal(e.n.Name())
 	}
-	if _, err := New(Config{APIURL: "http://x/api", Token: token, Channel: "#a"}, &memState{}); err == nil {
+	if _, err := New(Config{APIURL: "http://x/api", Token: token, Channel: "#a"}, &notifytest.MemState{}); err == nil {
 		t.Fatal("APIURL without trailing slash accepted")
 	}
-	if _, err := New(Config{Token: "", Channel: "#a"}, &memState{}); err == nil {
+	if _, err := New(Config{Token: "", Channel: "#a"}, &notifytest.MemState{}); err == nil {
 		t.Fatal("empty token accepted")
 	}
 }
@@ -518,7 +492,7 @@ func TestInvalidAuthIsPermanentAndHidesToken(t *testing.T) {
 	fake := fakeslack.New(token)
 	defer fake.Close()
 	bad := "xoxb-wrong-TOKEN-must-not-leak"
-	n, err := New(Config{APIURL: fake.URL, Token: bad, Channel: "#alerts"}, &memState{m: map[string][]byte{}})
+	n, err := New(Config{APIURL: fake.URL, Token: bad, Channel: "#alerts"}, &notifytest.MemState{})
 	if err != nil {
 		t.Fatal(err)
 	}

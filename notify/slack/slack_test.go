@@ -14,8 +14,8 @@ import (
 	"github.com/amtriage/amtriage/incident"
 	fakeslack "github.com/amtriage/amtriage/internal/fakes/slack"
 	"github.com/amtriage/amtriage/notify"
-	"github.com/amtriage/amtriage/severity"
 	"github.com/amtriage/amtriage/notify/notifytest"
+	"github.com/amtriage/amtriage/severity"
 )
 
 const token = "xoxb-test-0123456789-secret"

@@ -343,16 +343,14 @@ func TestSecurityHeadersAndHEAD(t *testing.T) {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			a := get(t, h, method, target)
 			for k, want := range map[string]string{
-				"Content-Security-Policy": CSP,
+				// The contract's policy, written out: no inline script or style.
+				"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 				"X-Content-Type-Options":  "nosniff",
 				"Referrer-Policy":         "same-origin",
 			} {
 				if got := a.header.Get(k); got != want {
 					t.Errorf("%s %s: %s = %q, want %q", method, target, k, got, want)
 				}
-			}
-			if !strings.Contains(CSP, "frame-ancestors 'none'") || strings.Contains(CSP, "unsafe-inline") {
-				t.Errorf("CSP = %q", CSP)
 			}
 			if method == http.MethodHead && a.body != "" {
 				t.Errorf("HEAD %s has a body", target)

@@ -129,7 +129,7 @@ func (u *UI) Handler() http.Handler {
 // cached briefly and revalidated by ETag rather than for ever.
 func (u *UI) Static() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w.Header())
+		SecurityHeaders(w.Header())
 		a, ok := u.static[r.URL.Path]
 		if !ok {
 			u.errorPage(w, r, http.StatusNotFound, "Not found", "There is no asset "+r.URL.Path+".", nil)
@@ -142,8 +142,9 @@ func (u *UI) Static() http.Handler {
 	})
 }
 
-// securityHeaders go on every answer of the pages, errors included.
-func securityHeaders(h http.Header) {
+// SecurityHeaders go on every answer of the pages, errors included, the
+// status page's too.
+func SecurityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
@@ -156,12 +157,12 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, code int, page strin
 	var b bytes.Buffer
 	if err := u.pages[page].Execute(&b, data); err != nil {
 		u.log.Error("rendering a page", "page", page, "err", err)
-		securityHeaders(w.Header())
+		SecurityHeaders(w.Header())
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
-	securityHeaders(h)
+	SecurityHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	// Incidents carry labels and log lines: never kept by a shared cache.
 	h.Set("Cache-Control", "no-store")

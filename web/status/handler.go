@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/amtriage/amtriage/view"
+	"github.com/amtriage/amtriage/web"
 )
 
 // Paths the handler answers. The page's own stylesheet and reload script are
@@ -34,10 +35,6 @@ const DefaultTitle = "Service status"
 // MaxHistory bounds the history shown, so the page stays small through a
 // bad month; the rest are counted.
 const MaxHistory = 200
-
-// The security headers of every response. The CSP allows no inline script
-// or style: the page uses only its own stylesheet and script.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 //go:embed templates/status.html
 var templates embed.FS
@@ -131,9 +128,7 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", csp)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "same-origin")
+	web.SecurityHeaders(hdr) // the board's: the page uses only its own stylesheet and script
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -2,20 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -56,7 +44,8 @@ func TestRollBackFromSlackEndToEnd(t *testing.T) {
 		crashLoopingRollout(t, kube.Client, shop, svc)
 	}
 	e := newReceiversEnv(t, "")
-	hookURL := slackHooksFront(t, e.slack)
+	hooks := newSlackHooks(t, e.slack)
+	hooks.setEnv(t)
 	writeFile(t, filepath.Join(e.dir, "slack-signing"), fakeslack.DefaultSigningSecret+"\n")
 	cfg := writeFile(t, filepath.Join(e.dir, "rollback.yml"), readFile(t, e.cfg)+`
   signing_secret_file: slack-signing
@@ -109,7 +98,7 @@ services:
 		if err != nil {
 			t.Fatal(err)
 		}
-		hook := hookURL(e.slack.NewResponseURL())
+		hook := hooks.responseURL()
 		sent, err := e.slack.SendInteraction(ctx, d.url("/slack/interactions"), fakeslack.InteractionPayload{
 			UserID: user, UserName: strings.ToLower(user), MessageTS: "1700000000.000100", ActionID: string(slackin.ActRollback), Value: value,
 			ActionTS: fmt.Sprintf("1700000%03d.000100", n), ResponseURL: hook})
@@ -178,7 +167,8 @@ services:
 
 	// Rollback disabled: answered at once, nothing patched.
 	off := newReceiversEnv(t, "")
-	offHook := slackHooksFront(t, off.slack)
+	offHooks := newSlackHooks(t, off.slack)
+	offHooks.setEnv(t)
 	writeFile(t, filepath.Join(off.dir, "slack-signing"), fakeslack.DefaultSigningSecret+"\n")
 	offCfg := writeFile(t, filepath.Join(off.dir, "off.yml"), readFile(t, off.cfg)+"  signing_secret_file: slack-signing\n")
 	od := startDaemon(t, offCfg, freeAddr(t))
@@ -187,7 +177,7 @@ services:
 	}
 	value, _ := slackin.EncodeValue(slackin.ActRollback, slackin.Value{Incident: ids["web"],
 		Rollback: &slackin.Rollback{Namespace: shop, Deployment: "api", From: 2, To: 1}})
-	hook = offHook(off.slack.NewResponseURL())
+	hook = offHooks.responseURL()
 	if s, err := off.slack.SendInteraction(ctx, od.url("/slack/interactions"), fakeslack.InteractionPayload{UserID: "U0ANA",
 		MessageTS: "1700000000.000100", ActionID: string(slackin.ActRollback), Value: value, ResponseURL: hook}); err != nil || s.Status != http.StatusOK {
 		t.Fatalf("click on the disabled daemon: %d %v", s.Status, err)
@@ -334,66 +324,4 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// slackHooksFront lets the binary answer response_urls on the Slack fake
-// as it answers Slack's own: it only posts to https://hooks.slack.com, so
-// an HTTPS proxy (HTTPS_PROXY, which the binary inherits) takes those
-// connections to a TLS server for hooks.slack.com, trusted through
-// SSL_CERT_FILE, that forwards to the fake. Nothing else is proxied:
-// loopback addresses never are. It returns what turns one of the fake's
-// response URLs into Slack's.
-func slackHooksFront(t *testing.T, s *fakeslack.Server) func(string) string {
-	t.Helper()
-	const host = "hooks.slack.com"
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := writeFile(t, filepath.Join(t.TempDir(), "hooks-ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	fake, err := url.Parse(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(fake))
-	front.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect || r.Host != host+":443" {
-			http.Error(w, "only CONNECT "+host+":443", http.StatusForbidden)
-			return
-		}
-		up, err := net.Dial("tcp", front.Listener.Addr().String())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			up.Close()
-			return
-		}
-		_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
-		go func() { _, _ = io.Copy(up, conn); up.Close() }()
-		go func() { _, _ = io.Copy(conn, up); conn.Close() }()
-	}))
-	t.Cleanup(proxy.Close)
-	t.Setenv("HTTPS_PROXY", proxy.URL)
-	t.Setenv("SSL_CERT_FILE", certFile)
-	return func(fakeURL string) string {
-		u, err := url.Parse(fakeURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "https://" + host + u.Path
-	}
 }

@@ -265,18 +265,7 @@ func TestWatchWakesForAnAppendMissedWhileItsConnectionWasLost(t *testing.T) {
 	if n := pgtest.TerminateBackends(context.Background(), t, pgtest.Shared(t).DSN(), app); n == 0 {
 		t.Fatal("no watcher backend to end")
 	}
-	es := []*store.InboxEntry{{ReceivedAt: time.Now(), Body: []byte("{}")}}
-	if err := other.AppendInbox(es); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-woke:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Watch did not wake for the append it missed while reconnecting")
-	}
-	if got := watcher.InboxSeq(); got != es[0].Seq {
-		t.Errorf("the watcher's InboxSeq = %d, want %d", got, es[0].Seq)
-	}
+	appendWakes(t, other, watcher, woke, "Watch did not wake for the append it missed while reconnecting")
 }
 
 // A replica that cannot LISTEN (a pooler without it) still hears of the
@@ -298,6 +287,18 @@ func TestWatchPollsWhenItCannotListen(t *testing.T) {
 		watcher.Watch(ctx, 100*time.Millisecond, func() { woke <- struct{}{} })
 	}()
 	defer func() { cancel(); <-done }()
+	appendWakes(t, other, watcher, woke, "Watch, unable to listen, never woke for another replica's append")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "listening for appends") {
+		t.Errorf("reported %v; want the failure once", reported)
+	}
+}
+
+// appendWakes appends one entry through other and checks that watcher's
+// Watch woke for it (else fails with missed) and sees its sequence.
+func appendWakes(t *testing.T, other, watcher *Store, woke <-chan struct{}, missed string) {
+	t.Helper()
 	es := []*store.InboxEntry{{ReceivedAt: time.Now(), Body: []byte("{}")}}
 	if err := other.AppendInbox(es); err != nil {
 		t.Fatal(err)
@@ -305,14 +306,9 @@ func TestWatchPollsWhenItCannotListen(t *testing.T) {
 	select {
 	case <-woke:
 	case <-time.After(30 * time.Second):
-		t.Fatal("Watch, unable to listen, never woke for another replica's append")
+		t.Fatal(missed)
 	}
 	if got := watcher.InboxSeq(); got != es[0].Seq {
 		t.Errorf("the watcher's InboxSeq = %d, want %d", got, es[0].Seq)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "listening for appends") {
-		t.Errorf("reported %v; want the failure once", reported)
 	}
 }

@@ -21,48 +21,33 @@ func (e *badAction) Unwrap() error { return e.err }
 func (p *Pipeline) applyAction(pe *pending) error {
 	a := pe.action
 	id := a.Incident
-	act := incident.Act{Key: a.Key, At: a.At, By: actorName(a.By), ByName: a.By.Name, ResponseURL: a.ResponseURL}
+	// An action's kind is its act's (the book refuses one it does not know).
+	act := incident.Act{Key: a.Key, Kind: incident.ActKind(a.Kind), At: a.At, By: actorName(a.By), ByName: a.By.Name,
+		ResponseURL: a.ResponseURL, SilenceFor: a.SilenceFor, Rollback: a.Rollback}
 	switch a.Kind {
-	case actions.Acknowledge:
-		act.Kind = incident.ActAcknowledge
 	case actions.PagerDuty:
-		act.Kind, act.PagerDuty = incident.ActPagerDuty, a.PagerDuty.Type
+		act.PagerDuty = a.PagerDuty.Type
 		act.PagerDutyID, act.PagerDutyURL = a.PagerDuty.IncidentID, a.PagerDuty.HTMLURL
 		// The escalation page's key names its incident: its events are
 		// noted, but its acknowledge is not the page's.
 		id, act.Escalation = strings.CutSuffix(id, "/escalation")
-	case actions.Silence:
-		act.Kind, act.SilenceFor = incident.ActSilence, a.SilenceFor
-	case actions.Unsilence:
-		act.Kind = incident.ActUnsilence
-	case actions.Resolve:
-		act.Kind = incident.ActResolve
-	case actions.Rollback:
-		r := *a.Rollback
-		act.Kind, act.Rollback = incident.ActRollback, &r
 	case actions.Result:
 		o := a.Outcome
-		act.Kind, act.Result = incident.ActResult, &incident.ActOutcome{
+		act.Result = &incident.ActOutcome{
 			For: incident.ActKind(o.For), RequestKey: o.RequestKey, Error: o.Error,
 			SilenceID: o.SilenceID, SilenceURL: o.SilenceURL, Until: o.Until, Text: o.Text}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ch := &incident.Changes{}
-	if act.Kind == "" {
-		p.log.Warn("action not supported yet: ignored", "kind", a.Kind, "incident", a.Incident, "key", a.Key)
-	} else {
-		var err error
-		ch, err = p.book.Act(id, act)
-		switch {
-		case errors.Is(err, incident.ErrNoIncident):
-			p.log.Warn("action on an incident not held here (never opened, or pruned): ignored", "kind", a.Kind, "incident", id, "key", a.Key)
-			if p.answer != nil && a.ResponseURL != "" && a.Kind != actions.Result {
-				p.answer(a.ResponseURL, "amtriage no longer holds incident "+id+" (closed longer than incidents.retention ago, or never opened here): nothing was done.")
-			}
-		case err != nil:
-			return &badAction{err}
+	ch, err := p.book.Act(id, act)
+	switch {
+	case errors.Is(err, incident.ErrNoIncident):
+		p.log.Warn("action on an incident not held here (never opened, or pruned): ignored", "kind", a.Kind, "incident", id, "key", a.Key)
+		if p.answer != nil && a.ResponseURL != "" && a.Kind != actions.Result {
+			p.answer(a.ResponseURL, "amtriage no longer holds incident "+id+" (closed longer than incidents.retention ago, or never opened here): nothing was done.")
 		}
+	case err != nil:
+		return &badAction{err}
 	}
 	// Committed with the entry's sequence, like a notification: applied once.
 	return p.commit(&store.Commit{LastSeq: pe.entry.Seq, Receivers: p.receivers, Changes: []*incident.Changes{ch}})

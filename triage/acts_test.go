@@ -90,3 +90,16 @@ func TestBoardListsClosedSince(t *testing.T) {
 		t.Errorf("closed since later: %v, want api alone", got)
 	}
 }
+
+// An action's kind is its act's: the pipeline passes it on as it is.
+func TestActionKindsAreActKinds(t *testing.T) {
+	for k, want := range map[actions.Kind]incident.ActKind{
+		actions.Acknowledge: incident.ActAcknowledge, actions.PagerDuty: incident.ActPagerDuty,
+		actions.Silence: incident.ActSilence, actions.Unsilence: incident.ActUnsilence,
+		actions.Resolve: incident.ActResolve, actions.Rollback: incident.ActRollback, actions.Result: incident.ActResult,
+	} {
+		if incident.ActKind(k) != want {
+			t.Errorf("action kind %q is act kind %q", k, want)
+		}
+	}
+}

@@ -176,7 +176,9 @@ func TestAttack13CopyFreezesIncidentPage(t *testing.T) {
 	deadline := time.Now().Add(4 * time.Second) // 30 s refresh → 600 ms: ~6 periods
 	got := ""
 	for time.Now().Before(deadline) {
-		if got = b.Text("#state"); got == incident.StateMonitoring {
+		// Read in one evaluation: the refresh may swap the node between a
+		// lookup and a read (Text's "No node with given id").
+		if got = strings.TrimSpace(b.eval(`(document.getElementById("state") || {}).textContent || ""`)); got == incident.StateMonitoring {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
